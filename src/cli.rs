@@ -1,0 +1,196 @@
+//! The command-line interface: clap types only. Doc comments are the help text, and the source of
+//! the completions in `completions/` and the man pages in `man/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 failure, 2 usage or invalid input, 3 not found, 4 already exists or \
+conflicting state, 5 busy or locked, 6 corrupt file, 7 unsupported, 8 partial failure, \
+9 permission denied.
+
+Settings come from flags, then the environment (MONK_DATA_DIR, DATABASE_URL, MONK_CONFIG), then \
+the config file (--config, ./monk.toml, or the user's config directory), then the defaults \
+(./.data, sqlite:monk). `monkctl config` shows the effective ones.";
+
+/// Administer the tenants of a Monk API SQLite deployment: the infra registry and every tenant's
+/// database file, with the API running or not.
+#[derive(Debug, Parser)]
+#[command(name = "monkctl", version, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Output format: table for people, json and csv for scripts
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data directory and the infra database (idempotent)
+    Init,
+
+    /// Show the effective settings and where each came from
+    Config,
+
+    /// Create, list, inspect and retire tenants
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+
+    /// Write shell completions and man pages generated from this definition
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create tenants: a database file the API serves, then the registry row
+    Create(CreateArgs),
+    /// List tenants (trashed and deleted ones only on request)
+    List(ListArgs),
+    /// Show a tenant's row, file, tables and fixtures
+    Show(NameArg),
+    /// Move a tenant to the trash: the API refuses it at once (reversible with untrash)
+    Trash(NameArg),
+    /// Take a tenant out of the trash
+    Untrash(NameArg),
+    /// Suspend a tenant: the API refuses logins and requests at once
+    Suspend(NameArg),
+    /// Make a suspended or pending tenant active
+    Activate(NameArg),
+    /// Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed
+    Delete(DeleteArgs),
+    /// Remove the trashed files of tenants deleted longer ago than a retention
+    Purge(PurgeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Names of the tenants to create: a-z first, then a-z, 0-9, _; 2 to 53 characters
+    #[arg(value_name = "NAME", required_unless_present = "from_file")]
+    pub names: Vec<String>,
+
+    /// Owner user of the new tenants (the API's root user when not given)
+    #[arg(long, value_name = "USER", default_value = "root")]
+    pub owner: String,
+
+    /// Description stored in the registry
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+
+    /// Read tenants from a file: one `NAME [OWNER [DESCRIPTION]]` a line, # comments
+    #[arg(long, value_name = "FILE", conflicts_with = "names")]
+    pub from_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    Name,
+    Created,
+    Status,
+    Size,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Status {
+    Pending,
+    Active,
+    Suspended,
+    Dissolving,
+    Deleted,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only tenants with this status (repeatable)
+    #[arg(long, value_enum, value_name = "STATUS")]
+    pub status: Vec<Status>,
+
+    /// Include trashed tenants
+    #[arg(long)]
+    pub trashed: bool,
+
+    /// Include deleted tenants
+    #[arg(long)]
+    pub deleted: bool,
+
+    /// Include trashed and deleted tenants
+    #[arg(long, short = 'a')]
+    pub all: bool,
+
+    /// Sort key
+    #[arg(long, value_enum, default_value_t = SortBy::Name)]
+    pub sort: SortBy,
+
+    /// Reverse the order
+    #[arg(long, short = 'r')]
+    pub reverse: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NameArg {
+    /// Tenant name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Tenant name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// Retention: purge tenants deleted longer ago than this (s, m, h, d, w)
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    pub older_than: String,
+
+    /// Show what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateDocsArgs {
+    /// Directory that receives completions/ and man/
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+}

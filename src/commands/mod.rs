@@ -1,0 +1,282 @@
+//! Adapters from parsed arguments to core calls, and the edge where errors become exit codes.
+//!
+//! No SQL and no file-system work here: each command builds a core request, calls core, and hands
+//! the result to `output`. Prompts and progress bars live here because they need a terminal.
+
+pub mod docs;
+pub mod tenant;
+
+use std::ffi::OsString;
+use std::io::{self, IsTerminal};
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::cli::{Cli, Command, Format, GlobalArgs};
+use crate::core::config::{Setting, Source};
+use crate::core::{self, exit, Error, Overrides, Settings, Workspace};
+use crate::output::{self, Render, Table};
+
+/// Runs monkctl with `args` and returns the process exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { exit::USAGE } else { exit::SUCCESS };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => report_error(&e),
+    }
+}
+
+/// Prints an error on stderr and returns its exit code. A closed stdout is not an error.
+pub fn report_error(e: &anyhow::Error) -> i32 {
+    if let Some(io) = e.downcast_ref::<io::Error>() {
+        if io.kind() == io::ErrorKind::BrokenPipe {
+            return exit::SUCCESS;
+        }
+    }
+    match e.downcast_ref::<Error>() {
+        Some(core_err) => {
+            eprintln!("error: {core_err}");
+            core_err.exit_code()
+        }
+        None => {
+            eprintln!("error: {e:#}");
+            exit::FAILURE
+        }
+    }
+}
+
+/// What a command returns: the exit code (non-zero for partial failures already rendered).
+pub type Outcome = anyhow::Result<i32>;
+
+pub fn run(cli: Cli) -> Outcome {
+    let g = &cli.global;
+    match cli.command {
+        Command::GenerateDocs(a) => docs::generate(&a.out),
+        Command::Config => {
+            let settings = settings(g)?;
+            let ws = Workspace::new(settings);
+            show(g.format, &ConfigView::from(&ws))
+        }
+        Command::Init => {
+            let ws = workspace(g)?;
+            show(g.format, &core::init(&ws)?)
+        }
+        Command::Tenant(c) => tenant::run(g, c),
+    }
+}
+
+pub fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
+    Ok(Settings::resolve(&Overrides {
+        data_dir: g.data_dir.clone(),
+        database_url: g.database_url.clone(),
+        config: g.config.clone(),
+        ..Overrides::default()
+    })?)
+}
+
+pub fn workspace(g: &GlobalArgs) -> anyhow::Result<Workspace> {
+    Ok(Workspace::new(settings(g)?))
+}
+
+/// Prints `value` and returns success.
+pub fn show<T: Render>(format: Format, value: &T) -> Outcome {
+    output::print(format, value)?;
+    Ok(exit::SUCCESS)
+}
+
+/// Asks before a destructive action. On a terminal, a yes/no prompt; without one, `--yes` is
+/// required and its absence is a usage error that changes nothing.
+pub fn confirm(action: &str, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
+        return Err(Error::NeedsConfirmation {
+            action: action.to_string(),
+        }
+        .into());
+    }
+    let ok = dialoguer::Confirm::new()
+        .with_prompt(format!("{action}?"))
+        .default(false)
+        .interact()
+        .map_err(|e| anyhow::anyhow!("could not read the answer: {e}"))?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Cancelled.into())
+    }
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise.
+pub struct Bar(Option<ProgressBar>);
+
+impl Bar {
+    pub fn new() -> Bar {
+        Bar(io::stderr().is_terminal().then(ProgressBar::hidden))
+    }
+}
+
+impl Default for Bar {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl core::progress::Progress for Bar {
+    fn start(&self, total: u64, label: &str) {
+        if let Some(b) = &self.0 {
+            if total < 2 {
+                return;
+            }
+            b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            b.set_length(total);
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} ({eta} left) {wide_msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            b.set_prefix(label.to_string());
+        }
+    }
+    fn advance(&self, n: u64, item: &str) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+            b.set_message(item.to_string());
+        }
+    }
+    fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ConfigEntry {
+    value: Option<String>,
+    source: Source,
+}
+
+/// `monkctl config`: each effective setting with its source.
+#[derive(Serialize)]
+struct ConfigView {
+    config_file: Option<String>,
+    data_dir: ConfigEntry,
+    database_url: ConfigEntry,
+    fixtures_dir: ConfigEntry,
+    migrations_dir: ConfigEntry,
+    layout: core::LayoutKind,
+    infra_path: String,
+    infra_exists: bool,
+}
+
+fn entry<T>(s: &Setting<T>, show: impl Fn(&T) -> Option<String>) -> ConfigEntry {
+    ConfigEntry {
+        value: show(&s.value),
+        source: s.source.clone(),
+    }
+}
+
+impl From<&Workspace> for ConfigView {
+    fn from(ws: &Workspace) -> Self {
+        let s = &ws.settings;
+        let path = |p: &std::path::PathBuf| Some(p.display().to_string());
+        ConfigView {
+            config_file: s.config_file.as_ref().map(|p| p.display().to_string()),
+            data_dir: entry(&s.data_dir, path),
+            database_url: entry(&s.database_url, |v| Some(v.clone())),
+            fixtures_dir: entry(&s.fixtures_dir, path),
+            migrations_dir: entry(&s.migrations_dir, |v| {
+                v.as_ref().map(|p| p.display().to_string())
+            }),
+            layout: ws.layout.kind,
+            infra_path: ws.layout.infra_path.display().to_string(),
+            infra_exists: ws.layout.infra_path.exists(),
+        }
+    }
+}
+
+impl Render for ConfigView {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec!["setting", "value", "source"]);
+        let mut add = |k: &str, e: &ConfigEntry| {
+            t.rows.push(vec![
+                k.into(),
+                e.value.clone().unwrap_or_else(|| "(none)".into()),
+                e.source.to_string(),
+            ])
+        };
+        add("data_dir", &self.data_dir);
+        add("database_url", &self.database_url);
+        add("fixtures_dir", &self.fixtures_dir);
+        add("migrations_dir", &self.migrations_dir);
+        t.rows.push(vec![
+            "config_file".into(),
+            self.config_file.clone().unwrap_or_else(|| "(none)".into()),
+            String::new(),
+        ]);
+        t.rows.push(vec![
+            "layout".into(),
+            format!("{:?}", self.layout).to_lowercase(),
+            "detected".into(),
+        ]);
+        t.rows.push(vec![
+            "infra_path".into(),
+            self.infra_path.clone(),
+            if self.infra_exists { "exists" } else { "missing" }.into(),
+        ]);
+        t
+    }
+}
+
+impl Render for core::InitReport {
+    fn table(&self) -> Table {
+        Table::fields(vec![
+            ("data_dir", self.data_dir.display().to_string()),
+            ("layout", format!("{:?}", self.layout).to_lowercase()),
+            ("infra_path", self.infra_path.display().to_string()),
+            ("created", self.created.to_string()),
+            ("infra_version", self.infra_version.to_string()),
+        ])
+    }
+}
+
+/// Renders a batch and turns it into the run's exit code.
+pub fn show_batch<T>(format: Format, batch: &core::Batch<T>) -> Outcome
+where
+    core::Batch<T>: Render,
+{
+    output::print(format, batch)?;
+    for o in batch.results.iter().filter(|o| !o.ok) {
+        eprintln!(
+            "error: {}: {}",
+            o.tenant,
+            o.error.as_deref().unwrap_or("failed")
+        );
+    }
+    if batch.failed > 0 && batch.results.len() > 1 {
+        let failed: Vec<&str> = batch
+            .results
+            .iter()
+            .filter(|o| !o.ok)
+            .map(|o| o.tenant.as_str())
+            .collect();
+        eprintln!(
+            "{} of {} failed: {}",
+            batch.failed,
+            batch.results.len(),
+            failed.join(" ")
+        );
+    }
+    Ok(batch.exit_code())
+}

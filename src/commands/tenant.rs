@@ -1,0 +1,287 @@
+//! `monkctl tenant ...`: adapters over `core::tenant`.
+
+use crate::cli::{CreateArgs, GlobalArgs, ListArgs, SortBy, Status, TenantCommand};
+use crate::core::ids;
+use crate::core::tenant::{
+    self, CreateSpec, Created, Deleted, ListFilter, PurgeReport, SortKey, StateChange,
+    StateResult, TenantDetail, TenantSummary,
+};
+use crate::core::{Batch, Error};
+use crate::output::{opt, size, List, Render, Table};
+
+use super::{confirm, show, show_batch, workspace, Bar, Outcome};
+
+pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
+    let ws = workspace(g)?;
+    match cmd {
+        TenantCommand::Create(a) => {
+            let specs = create_specs(&a)?;
+            let batch = tenant::create_many(&ws, &specs, &tenant::system_builder, &Bar::new())?;
+            show_batch(g.format, &batch)
+        }
+        TenantCommand::List(a) => show(g.format, &List(tenant::list(&ws, &list_filter(&a))?)),
+        TenantCommand::Show(a) => show(g.format, &tenant::show(&ws, &a.name)?),
+        TenantCommand::Trash(a) => state(g, &ws, &a.name, StateChange::Trash),
+        TenantCommand::Untrash(a) => state(g, &ws, &a.name, StateChange::Untrash),
+        TenantCommand::Suspend(a) => state(g, &ws, &a.name, StateChange::Suspend),
+        TenantCommand::Activate(a) => state(g, &ws, &a.name, StateChange::Activate),
+        TenantCommand::Delete(a) => {
+            crate::core::names::tenant(&a.name)?;
+            // Fail on an unknown tenant before asking.
+            ws.registry()?.get(&a.name)?;
+            confirm(
+                &format!(
+                    "Delete tenant '{}' (the API refuses it at once; its file moves to the trash)",
+                    a.name
+                ),
+                a.yes,
+            )?;
+            show(g.format, &tenant::delete(&ws, &a.name)?)
+        }
+        TenantCommand::Purge(a) => {
+            let older = ids::parse_duration(&a.older_than).map_err(Error::Usage)?;
+            if !a.dry_run {
+                let (due, _) = tenant::purge_candidates(&ws, older)?;
+                if !due.is_empty() {
+                    let names: Vec<&str> = due.iter().map(|p| p.name.as_str()).collect();
+                    confirm(
+                        &format!(
+                            "Permanently remove the files of {} deleted tenant(s): {}",
+                            due.len(),
+                            names.join(", ")
+                        ),
+                        a.yes,
+                    )?;
+                }
+            }
+            show(g.format, &tenant::purge(&ws, older, a.dry_run)?)
+        }
+    }
+}
+
+fn create_specs(a: &CreateArgs) -> anyhow::Result<Vec<CreateSpec>> {
+    if let Some(file) = &a.from_file {
+        return Ok(tenant::parse_create_file(file)?);
+    }
+    Ok(a.names
+        .iter()
+        .map(|n| CreateSpec {
+            name: n.clone(),
+            owner: a.owner.clone(),
+            description: a.description.clone(),
+        })
+        .collect())
+}
+
+fn list_filter(a: &ListArgs) -> ListFilter {
+    ListFilter {
+        statuses: a
+            .status
+            .iter()
+            .map(|s| {
+                match s {
+                    Status::Pending => "pending",
+                    Status::Active => "active",
+                    Status::Suspended => "suspended",
+                    Status::Dissolving => "dissolving",
+                    Status::Deleted => "deleted",
+                }
+                .to_string()
+            })
+            .collect(),
+        include_trashed: a.trashed || a.all,
+        include_deleted: a.deleted || a.all,
+        sort: match a.sort {
+            SortBy::Name => SortKey::Name,
+            SortBy::Created => SortKey::Created,
+            SortBy::Status => SortKey::Status,
+            SortBy::Size => SortKey::Size,
+        },
+        reverse: a.reverse,
+    }
+}
+
+fn state(
+    g: &GlobalArgs,
+    ws: &crate::core::Workspace,
+    name: &str,
+    change: StateChange,
+) -> Outcome {
+    show(g.format, &tenant::change_state(ws, name, change)?)
+}
+
+/// The state a person reads: the status column, with `trashed` shown over it.
+fn shown_status(status: &str, trashed: bool) -> String {
+    if trashed {
+        format!("{status} (trashed)")
+    } else {
+        status.to_string()
+    }
+}
+
+impl Render for List<TenantSummary> {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec![
+            "id", "name", "status", "owner_id", "created_at", "size", "fixtures",
+        ]);
+        for s in &self.0 {
+            t.rows.push(vec![
+                s.id.clone(),
+                s.name.clone(),
+                shown_status(&s.status, s.trashed_at.is_some()),
+                s.owner_id.clone(),
+                s.created_at.clone(),
+                size(s.size_bytes),
+                s.fixtures.join(" "),
+            ]);
+        }
+        t
+    }
+
+    fn footer(&self) -> Vec<String> {
+        vec![format!("{} tenant(s)", self.0.len())]
+    }
+}
+
+impl Render for TenantDetail {
+    fn table(&self) -> Table {
+        let t = &self.tenant;
+        let mut rows = vec![
+            ("id", t.id.clone()),
+            ("name", t.name.clone()),
+            ("status", shown_status(&t.status, t.trashed_at.is_some())),
+            ("is_active", t.is_active.to_string()),
+            ("owner_id", t.owner_id.clone()),
+            ("owner_name", opt(&self.owner_name)),
+            ("description", opt(&t.description)),
+            ("database", t.database.clone()),
+            ("schema", t.schema.clone()),
+            ("template_version", t.template_version.to_string()),
+            ("source_template", opt(&t.source_template)),
+            ("created_at", t.created_at.clone()),
+            ("updated_at", t.updated_at.clone()),
+            ("trashed_at", opt(&t.trashed_at)),
+            ("deleted_at", opt(&t.deleted_at)),
+            ("path", self.path.display().to_string()),
+            ("size", size(self.size_bytes)),
+            ("wal_size", size(self.wal_bytes)),
+        ];
+        if let Some(e) = &self.file_error {
+            rows.push(("file_error", e.clone()));
+        }
+        rows.push((
+            "tables",
+            self.tables
+                .iter()
+                .map(|c| format!("{} ({})", c.table, c.rows))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+        rows.push((
+            "fixtures",
+            self.fixtures
+                .iter()
+                .map(|f| format!("{} ({})", f.fixture_name, f.deployed_at))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+        Table::fields(rows)
+    }
+}
+
+impl Render for Batch<Created> {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec!["tenant", "result", "id", "path"]);
+        for o in &self.results {
+            match &o.result {
+                Some(c) => t.rows.push(vec![
+                    o.tenant.clone(),
+                    "created".into(),
+                    c.tenant.id.clone(),
+                    c.path.display().to_string(),
+                ]),
+                None => t.rows.push(vec![
+                    o.tenant.clone(),
+                    "failed".into(),
+                    String::new(),
+                    opt(&o.error),
+                ]),
+            }
+        }
+        t
+    }
+
+    fn footer(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .results
+            .iter()
+            .filter_map(|o| o.result.as_ref())
+            .flat_map(|c| &c.moved_aside)
+            .map(|p| {
+                format!(
+                    "note: a leftover of an interrupted create was moved to {}",
+                    p.display()
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "{} created, {} failed",
+            self.succeeded, self.failed
+        ));
+        lines
+    }
+}
+
+impl Render for StateResult {
+    fn table(&self) -> Table {
+        let t = &self.tenant;
+        Table::fields(vec![
+            ("name", t.name.clone()),
+            ("status", shown_status(&t.status, t.trashed_at.is_some())),
+            ("trashed_at", opt(&t.trashed_at)),
+            ("changed", self.changed.to_string()),
+        ])
+    }
+}
+
+impl Render for Deleted {
+    fn table(&self) -> Table {
+        let mut rows = vec![
+            ("name", self.tenant.name.clone()),
+            ("status", self.tenant.status.clone()),
+            ("deleted_at", opt(&self.tenant.deleted_at)),
+        ];
+        for m in &self.moved {
+            rows.push(("moved_to", m.to.display().to_string()));
+        }
+        Table::fields(rows)
+    }
+}
+
+impl Render for PurgeReport {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec!["tenant", "deleted_at", "size", "files"]);
+        for p in &self.purged {
+            t.rows.push(vec![
+                p.name.clone(),
+                opt(&p.deleted_at),
+                size(Some(p.bytes)),
+                p.files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]);
+        }
+        t
+    }
+
+    fn footer(&self) -> Vec<String> {
+        vec![format!(
+            "{} {} tenant(s); {} deleted tenant(s) still within the retention",
+            if self.dry_run { "would purge" } else { "purged" },
+            self.purged.len(),
+            self.kept
+        )]
+    }
+}

@@ -1,0 +1,284 @@
+//! Effective settings and where each came from: flag > environment > config file > default.
+//!
+//! Owns reading the TOML config file and the environment. It does not touch the data directory.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Error, Result};
+
+/// Where a setting's value came from, for `monkctl config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum Source {
+    Flag,
+    Env(String),
+    ConfigFile(PathBuf),
+    Default,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag => write!(f, "flag"),
+            Source::Env(v) => write!(f, "env {v}"),
+            Source::ConfigFile(p) => write!(f, "config {}", p.display()),
+            Source::Default => write!(f, "default"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Setting<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+/// Values given on the command line; `None` when the flag was not given.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub config: Option<PathBuf>,
+    pub fixtures_dir: Option<PathBuf>,
+    pub migrations_dir: Option<PathBuf>,
+}
+
+/// The keys a config file may hold. Unknown keys are an error, so a typo is not ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    fixtures_dir: Option<PathBuf>,
+    migrations_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Setting<PathBuf>,
+    pub database_url: Setting<String>,
+    /// The name in `sqlite:NAME`.
+    pub database_name: String,
+    pub fixtures_dir: Setting<PathBuf>,
+    pub migrations_dir: Setting<Option<PathBuf>>,
+}
+
+pub const ENV_DATA_DIR: &str = "MONK_DATA_DIR";
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+pub const ENV_CONFIG: &str = "MONK_CONFIG";
+pub const ENV_FIXTURES_DIR: &str = "MONK_FIXTURES_DIR";
+pub const ENV_MIGRATIONS_DIR: &str = "MONK_MIGRATIONS_DIR";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:monk";
+
+impl Settings {
+    /// Resolves the settings from the flags, the process environment and the config file.
+    pub fn resolve(o: &Overrides) -> Result<Settings> {
+        Self::resolve_with(o, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn resolve_with(o: &Overrides, env: impl Fn(&str) -> Option<String>) -> Result<Settings> {
+        let config_file = find_config_file(o.config.clone(), &env)?;
+        let file = match &config_file {
+            Some(p) => read_config(p)?,
+            None => FileConfig::default(),
+        };
+        let base = config_file
+            .as_ref()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_default();
+        let from_file =
+            |p: Option<PathBuf>| p.map(|p| if p.is_absolute() { p } else { base.join(p) });
+
+        let data_dir = pick(
+            o.data_dir.clone(),
+            ENV_DATA_DIR,
+            &env,
+            from_file(file.data_dir),
+            &config_file,
+            PathBuf::from(".data"),
+            PathBuf::from,
+        );
+        let database_url = pick(
+            o.database_url.clone(),
+            ENV_DATABASE_URL,
+            &env,
+            file.database_url,
+            &config_file,
+            DEFAULT_DATABASE_URL.to_string(),
+            |s| s,
+        );
+        let fixtures_dir = pick(
+            o.fixtures_dir.clone(),
+            ENV_FIXTURES_DIR,
+            &env,
+            from_file(file.fixtures_dir),
+            &config_file,
+            PathBuf::from("fixtures"),
+            PathBuf::from,
+        );
+        let migrations_dir = pick(
+            o.migrations_dir.clone().map(Some),
+            ENV_MIGRATIONS_DIR,
+            &env,
+            from_file(file.migrations_dir).map(Some),
+            &config_file,
+            None,
+            |s| Some(PathBuf::from(s)),
+        );
+        let database_name = parse_database_url(&database_url.value)?;
+        Ok(Settings {
+            config_file,
+            data_dir,
+            database_url,
+            database_name,
+            fixtures_dir,
+            migrations_dir,
+        })
+    }
+}
+
+fn pick<T>(
+    flag: Option<T>,
+    env_key: &str,
+    env: &impl Fn(&str) -> Option<String>,
+    file: Option<T>,
+    config_file: &Option<PathBuf>,
+    default: T,
+    from_env: impl Fn(String) -> T,
+) -> Setting<T> {
+    if let Some(value) = flag {
+        return Setting {
+            value,
+            source: Source::Flag,
+        };
+    }
+    if let Some(v) = env(env_key) {
+        return Setting {
+            value: from_env(v),
+            source: Source::Env(env_key.to_string()),
+        };
+    }
+    if let (Some(value), Some(p)) = (file, config_file) {
+        return Setting {
+            value,
+            source: Source::ConfigFile(p.clone()),
+        };
+    }
+    Setting {
+        value: default,
+        source: Source::Default,
+    }
+}
+
+fn find_config_file(
+    explicit: Option<PathBuf>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<PathBuf>> {
+    if let Some(p) = explicit.or_else(|| env(ENV_CONFIG).map(PathBuf::from)) {
+        if !p.is_file() {
+            return Err(Error::FileNotFound {
+                what: "config file",
+                path: p,
+                hint: "check the path given with --config or MONK_CONFIG".into(),
+            });
+        }
+        return Ok(Some(p));
+    }
+    let local = PathBuf::from("monk.toml");
+    if local.is_file() {
+        return Ok(Some(local));
+    }
+    if let Some(dirs) = directories::ProjectDirs::from("", "", "monkctl") {
+        let user = dirs.config_dir().join("monk.toml");
+        if user.is_file() {
+            return Ok(Some(user));
+        }
+    }
+    Ok(None)
+}
+
+fn read_config(path: &Path) -> Result<FileConfig> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| Error::BadInput {
+        path: path.to_path_buf(),
+        line: 0,
+        message: format!("the config file is not UTF-8 ({e})"),
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            .unwrap_or(0);
+        Error::BadInput {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "{}; valid keys are data_dir, database_url, fixtures_dir, migrations_dir",
+                e.message()
+            ),
+        }
+    })
+}
+
+/// Parses `DATABASE_URL` as the API reads it and returns the infra database name.
+pub fn parse_database_url(url: &str) -> Result<String> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("postgresql:") || lower.starts_with("postgres:") {
+        return Err(Error::Unsupported(format!(
+            "DATABASE_URL '{}' names a PostgreSQL infra database, which monkctl does not support yet; use sqlite:NAME",
+            redact(url)
+        )));
+    }
+    let Some(name) = url.strip_prefix("sqlite:") else {
+        return Err(Error::Usage(format!(
+            "DATABASE_URL '{}' is not understood: use sqlite:NAME (default sqlite:monk)",
+            redact(url)
+        )));
+    };
+    let name = name.trim_start_matches("//");
+    super::names::path_component("database name in DATABASE_URL", name)?;
+    Ok(name.to_string())
+}
+
+/// Hides a password in a URL before it is printed.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_flag_env_default() {
+        let env = |k: &str| (k == ENV_DATA_DIR).then(|| "/from/env".to_string());
+        let s = Settings::resolve_with(&Overrides::default(), env).unwrap();
+        assert_eq!(s.data_dir.value, PathBuf::from("/from/env"));
+        assert_eq!(s.data_dir.source, Source::Env(ENV_DATA_DIR.into()));
+        let o = Overrides {
+            data_dir: Some("/flag".into()),
+            ..Default::default()
+        };
+        let s = Settings::resolve_with(&o, env).unwrap();
+        assert_eq!(s.data_dir.source, Source::Flag);
+        assert_eq!(s.database_name, "monk");
+    }
+
+    #[test]
+    fn database_urls() {
+        assert_eq!(parse_database_url("sqlite:prod").unwrap(), "prod");
+        let e = parse_database_url("postgresql://u:secret@h/db").unwrap_err();
+        assert_eq!(e.exit_code(), super::super::error::exit::UNSUPPORTED);
+        assert!(!e.to_string().contains("secret"));
+        assert!(parse_database_url("sqlite:../etc").is_err());
+        assert!(parse_database_url("mysql://x").is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! The one way monkctl opens a SQLite database, with the pragmas the Monk API uses.
+//!
+//! WAL, foreign keys on, a 5 s busy timeout, synchronous NORMAL. Writes to shared databases take
+//! `BEGIN IMMEDIATE` (set as the connection's default transaction behaviour) so monkctl queues
+//! behind a running API instead of failing half-way through a transaction.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use super::error::{Context, Error, Result};
+use super::fsutil;
+
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The file must exist; opened for reading and writing.
+    ReadWrite,
+    /// The file must exist; never written. Used by commands that only report.
+    ReadOnly,
+    /// Created (owner-only) when missing.
+    Create,
+}
+
+/// Opens `path` with the standard pragmas. A missing file is `FileNotFound` unless `Mode::Create`;
+/// a file that is not SQLite is `Corrupt`, naming the file.
+pub fn open(path: &Path, mode: Mode) -> Result<Connection> {
+    let flags = match mode {
+        Mode::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Mode::ReadWrite | Mode::Create => OpenFlags::SQLITE_OPEN_READ_WRITE,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    match mode {
+        Mode::Create => {
+            if !path.exists() {
+                fsutil::create_private_file(path)?;
+            }
+        }
+        _ => {
+            if !path.exists() {
+                return Err(Error::FileNotFound {
+                    what: "database file",
+                    path: path.to_path_buf(),
+                    hint: String::new(),
+                });
+            }
+        }
+    }
+    let mut conn = Connection::open_with_flags(path, flags).at(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT).at(path)?;
+    conn.set_transaction_behavior(TransactionBehavior::Immediate);
+    if mode != Mode::ReadOnly {
+        let jm: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .at(path)?;
+        if !jm.eq_ignore_ascii_case("wal") {
+            return Err(Error::Other(format!(
+                "{}: could not switch to WAL (journal_mode is {jm}); is another process holding it in a rollback transaction?",
+                path.display()
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous=NORMAL;").at(path)?;
+    } else {
+        // Reading the schema is the cheapest way to learn that a file is not a database.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .at(path)?;
+    }
+    conn.execute_batch("PRAGMA foreign_keys=ON;").at(path)?;
+    Ok(conn)
+}
+
+/// Opens an existing database to read it without changing it: no pragma that writes, and
+/// read-write flags when the file allows it, so that closing the last connection removes the
+/// `-wal` and `-shm` that reading a WAL database needs (a read-only connection leaves them).
+pub fn open_for_inspection(path: &Path) -> Result<Connection> {
+    if !path.exists() {
+        return Err(Error::FileNotFound {
+            what: "database file",
+            path: path.to_path_buf(),
+            hint: String::new(),
+        });
+    }
+    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .or_else(|_| Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_ONLY))
+        .at(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT).at(path)?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .at(path)?;
+    Ok(conn)
+}
+
+/// Quotes an SQL identifier (for table names read back from `sqlite_master`).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Names of the user tables of a database, in creation order (no `sqlite_%` tables).
+pub fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
+    )?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// Whether `table` has a column named `column`.
+pub fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut st = conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?;
+    st.exists([table, column])
+}

@@ -1,0 +1,231 @@
+//! Typed errors of the core and the one mapping from an error to a process exit code.
+//!
+//! Every error names what went wrong, the tenant or file concerned, and what to do next. The exit
+//! codes are a public interface: they are listed in the README and the man page, and must not be
+//! renumbered.
+
+use std::path::{Path, PathBuf};
+
+/// Exit codes of monkctl. Listed in the README; stable across releases.
+pub mod exit {
+    pub const SUCCESS: i32 = 0;
+    /// Anything not covered below: an I/O or SQLite failure, an internal error.
+    pub const FAILURE: i32 = 1;
+    /// Bad arguments or input: an invalid name, a malformed file, a missing `--yes`.
+    pub const USAGE: i32 = 2;
+    /// A tenant, file or infra database that does not exist.
+    pub const NOT_FOUND: i32 = 3;
+    /// The name or file exists already, or the tenant's state forbids the operation.
+    pub const CONFLICT: i32 = 4;
+    /// A database or the data directory is locked by another process.
+    pub const BUSY: i32 = 5;
+    /// A file is not a valid database or archive, or fails its integrity or checksum check.
+    pub const CORRUPT: i32 = 6;
+    /// Something monkctl does not support: a `postgresql://` URL, a newer format or version.
+    pub const UNSUPPORTED: i32 = 7;
+    /// A run over several tenants where some succeeded and some failed.
+    pub const PARTIAL: i32 = 8;
+    /// The operating system refused access: a read-only data directory, a permission problem.
+    pub const PERMISSION: i32 = 9;
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what} '{value}' is not valid: {reason}")]
+    InvalidName {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("{path}:{line}: {message}")]
+    BadInput {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+
+    #[error("tenant '{0}' does not exist (see `monkctl tenant list --all`)")]
+    TenantNotFound(String),
+
+    #[error("{what} not found: {}{}", path.display(), hint_suffix(hint))]
+    FileNotFound {
+        what: &'static str,
+        path: PathBuf,
+        hint: String,
+    },
+
+    #[error("no infra database in {}: looked for {} and {}; run `monkctl init` to create one, or pass --data-dir / DATABASE_URL for an existing one", data_dir.display(), design.display(), api.display())]
+    NoInfra {
+        data_dir: PathBuf,
+        design: PathBuf,
+        api: PathBuf,
+    },
+
+    #[error("tenant '{0}' already exists (names are never reused, deleted tenants included); choose another name")]
+    TenantExists(String),
+
+    #[error("{0}")]
+    Conflict(String),
+
+    #[error("{what} is busy: {detail}")]
+    Busy { what: String, detail: String },
+
+    #[error("{} is not a valid SQLite database ({detail}); restore it from a backup or move it aside", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+
+    #[error("{0}")]
+    Unsupported(String),
+
+    #[error("permission denied on {}: {detail}; check the owner and mode of the data directory", path.display())]
+    Permission { path: PathBuf, detail: String },
+
+    #[error("{action} needs confirmation: pass --yes to run it without a terminal")]
+    NeedsConfirmation { action: String },
+
+    #[error("cancelled")]
+    Cancelled,
+
+    #[error("{} failed of {}", failed, total)]
+    Partial { failed: usize, total: usize },
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("{0}")]
+    Other(String),
+}
+
+fn hint_suffix(hint: &str) -> String {
+    if hint.is_empty() {
+        String::new()
+    } else {
+        format!("; {hint}")
+    }
+}
+
+impl Error {
+    /// The process exit code for this error. The only place codes are chosen.
+    pub fn exit_code(&self) -> i32 {
+        use rusqlite::ErrorCode as C;
+        match self {
+            Error::InvalidName { .. }
+            | Error::Usage(_)
+            | Error::BadInput { .. }
+            | Error::NeedsConfirmation { .. } => exit::USAGE,
+            Error::TenantNotFound(_) | Error::FileNotFound { .. } | Error::NoInfra { .. } => {
+                exit::NOT_FOUND
+            }
+            Error::TenantExists(_) | Error::Conflict(_) => exit::CONFLICT,
+            Error::Busy { .. } => exit::BUSY,
+            Error::Corrupt { .. } => exit::CORRUPT,
+            Error::Unsupported(_) => exit::UNSUPPORTED,
+            Error::Partial { .. } => exit::PARTIAL,
+            Error::Permission { .. } => exit::PERMISSION,
+            Error::Cancelled | Error::Other(_) => exit::FAILURE,
+            Error::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => exit::NOT_FOUND,
+                std::io::ErrorKind::AlreadyExists => exit::CONFLICT,
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                    exit::PERMISSION
+                }
+                _ => exit::FAILURE,
+            },
+            Error::Sqlite { source, .. } => match source.sqlite_error_code() {
+                Some(C::DatabaseBusy | C::DatabaseLocked) => exit::BUSY,
+                Some(C::DatabaseCorrupt | C::NotADatabase) => exit::CORRUPT,
+                Some(C::ReadOnly | C::PermissionDenied | C::CannotOpen) => exit::PERMISSION,
+                Some(C::ConstraintViolation) => exit::CONFLICT,
+                _ => exit::FAILURE,
+            },
+        }
+    }
+
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        let path = path.as_ref().to_path_buf();
+        match source.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                Error::Permission {
+                    path,
+                    detail: source.to_string(),
+                }
+            }
+            _ => Error::Io { path, source },
+        }
+    }
+
+    /// Wraps a SQLite error for `path`, turning the codes a user can act on into their own kinds.
+    pub fn sqlite(path: impl AsRef<Path>, source: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        let path = path.as_ref().to_path_buf();
+        match source.sqlite_error_code() {
+            Some(C::NotADatabase | C::DatabaseCorrupt) => Error::Corrupt {
+                path,
+                detail: source.to_string(),
+            },
+            Some(C::DatabaseBusy | C::DatabaseLocked) => Error::Busy {
+                what: path.display().to_string(),
+                detail: format!("{source}; another process holds a lock on it, retry when it is done"),
+            },
+            Some(C::ReadOnly | C::PermissionDenied) => Error::Permission {
+                path,
+                detail: source.to_string(),
+            },
+            _ => Error::Sqlite { path, source },
+        }
+    }
+}
+
+/// Attaches a path to I/O and SQLite results.
+pub trait Context<T> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, std::io::Error> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}
+
+impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T> {
+        self.map_err(|e| Error::sqlite(path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_codes_map_to_documented_exit_codes() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert_eq!(Error::sqlite("/x", busy).exit_code(), exit::BUSY);
+        let notadb = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOTADB),
+            None,
+        );
+        assert_eq!(Error::sqlite("/x", notadb).exit_code(), exit::CORRUPT);
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(Error::io("/x", denied).exit_code(), exit::PERMISSION);
+    }
+}

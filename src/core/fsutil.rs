@@ -1,0 +1,125 @@
+//! File-system rules: owner-only files and directories, atomic placement, moving aside.
+//!
+//! Nothing here deletes user data: leftovers are moved to a directory, never removed, except
+//! monkctl's own temporary files.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::error::{Context, Result};
+use super::ids;
+
+/// Marker in the names of monkctl's temporary files: `.<final name>.monktmp-<pid>-<random>`.
+pub const TEMP_MARKER: &str = ".monktmp-";
+
+/// Creates `dir` and its missing parents, each new one with mode 0700.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .at(dir)
+}
+
+/// Creates a new empty file with mode 0600; fails if it exists.
+pub fn create_private_file(path: &Path) -> Result<File> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .at(path)
+}
+
+/// A fresh temporary path beside `final_path`, in the same directory (so a rename is atomic).
+pub fn temp_beside(final_path: &Path) -> PathBuf {
+    let name = final_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rand = &ids::uuid_v4()[..8];
+    final_path.with_file_name(format!(".{name}{TEMP_MARKER}{}-{rand}", std::process::id()))
+}
+
+/// Whether a file name is one of monkctl's temporary files, and the pid that made it.
+pub fn temp_owner_pid(file_name: &str) -> Option<u32> {
+    let (_, rest) = file_name.split_once(TEMP_MARKER)?;
+    rest.split(['-', '.']).next()?.parse().ok()
+}
+
+/// Flushes a file's content to disk.
+pub fn sync_file(path: &Path) -> Result<()> {
+    File::open(path).and_then(|f| f.sync_all()).at(path)
+}
+
+/// Flushes a directory entry change (a rename or a link) to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|f| f.sync_all()).at(dir)
+}
+
+/// Places `tmp` at `final_path` only if nothing is there (atomic, never overwrites), then
+/// removes the temporary name. The directory entry is synced.
+pub fn place_new(tmp: &Path, final_path: &Path) -> Result<()> {
+    match fs::hard_link(tmp, final_path) {
+        Ok(()) => {
+            let _ = fs::remove_file(tmp);
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e).at(final_path),
+        // File systems without hard links: the caller holds the registry lock and checked that
+        // the final name is free, so a rename is as safe.
+        Err(_) => {
+            if final_path.exists() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists)).at(final_path);
+            }
+            fs::rename(tmp, final_path).at(final_path)?;
+        }
+    }
+    if let Some(dir) = final_path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Moves `path` into `dir` under a name that does not exist there yet; returns the new path.
+pub fn move_into(path: &Path, dir: &Path) -> Result<PathBuf> {
+    create_private_dir(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".into());
+    let mut target = dir.join(&name);
+    if target.exists() {
+        let stamp = ids::file_stamp(SystemTime::now());
+        target = dir.join(format!("{name}.{stamp}.{}", &ids::uuid_v4()[..8]));
+    }
+    fs::rename(path, &target).at(path)?;
+    sync_dir(dir)?;
+    Ok(target)
+}
+
+/// The size of a file, or `None` when it does not exist.
+pub fn size_of(path: &Path) -> Option<u64> {
+    fs::metadata(path).ok().map(|m| m.len())
+}
+
+/// `path` with a suffix appended to its file name (`x.db` → `x.db-wal`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Whether a file or directory is readable or writable by anyone but its owner.
+pub fn wider_than_owner(path: &Path) -> Option<u32> {
+    let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}

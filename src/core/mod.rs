@@ -1,0 +1,153 @@
+//! The monkctl library: every subcommand reaches the data directory through here.
+//!
+//! No clap, no printing, no prompts: functions take plain values and return `Serialize` results
+//! or typed errors. Rules that must hold everywhere (name validation, pragmas, atomic placement,
+//! locks) live in exactly one module each.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod fsutil;
+pub mod ids;
+pub mod layout;
+pub mod lock;
+pub mod names;
+pub mod progress;
+pub mod registry;
+pub mod system;
+pub mod tenant;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub use config::{Overrides, Settings};
+pub use error::{exit, Error, Result};
+pub use layout::{Layout, LayoutKind};
+pub use registry::Registry;
+
+/// The resolved settings and the layout of the data directory they point at.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub settings: Settings,
+    pub layout: Layout,
+}
+
+impl Workspace {
+    pub fn new(settings: Settings) -> Workspace {
+        let layout = Layout::detect(&settings.data_dir.value, &settings.database_name);
+        Workspace { settings, layout }
+    }
+
+    /// The infra database for reading; never creates anything.
+    pub fn registry(&self) -> Result<Registry> {
+        Registry::open_existing(&self.layout)
+    }
+
+    /// The infra database for writing; creates the data directory and the database when missing.
+    pub fn registry_for_write(&self) -> Result<Registry> {
+        Registry::open_for_write(&self.layout)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InitReport {
+    pub data_dir: PathBuf,
+    pub layout: LayoutKind,
+    pub infra_path: PathBuf,
+    /// False when the infra database existed already.
+    pub created: bool,
+    pub infra_version: i64,
+}
+
+/// Creates the data directory and the infra database (idempotent).
+pub fn init(ws: &Workspace) -> Result<InitReport> {
+    let existed = ws.layout.infra_path.exists();
+    let reg = ws.registry_for_write()?;
+    drop(reg);
+    Ok(InitReport {
+        data_dir: ws.layout.data_dir.clone(),
+        layout: ws.layout.kind,
+        infra_path: ws.layout.infra_path.clone(),
+        created: !existed,
+        infra_version: Registry::latest_version(),
+    })
+}
+
+/// The result of one item of a run over several tenants.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome<T> {
+    pub tenant: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The exit code this item alone would have had.
+    pub exit_code: i32,
+}
+
+/// The results of a run over several tenants: it never stops at the first failure.
+#[derive(Debug, Clone, Serialize)]
+pub struct Batch<T> {
+    pub results: Vec<Outcome<T>>,
+    pub succeeded: usize,
+    pub failed: usize,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Batch {
+            results: Vec::new(),
+            succeeded: 0,
+            failed: 0,
+        }
+    }
+}
+
+impl<T> Batch<T> {
+    pub fn push(&mut self, tenant: &str, r: Result<T>) {
+        let outcome = match r {
+            Ok(v) => {
+                self.succeeded += 1;
+                Outcome {
+                    tenant: tenant.to_string(),
+                    ok: true,
+                    result: Some(v),
+                    error: None,
+                    exit_code: exit::SUCCESS,
+                }
+            }
+            Err(e) => {
+                self.failed += 1;
+                Outcome {
+                    tenant: tenant.to_string(),
+                    ok: false,
+                    result: None,
+                    error: Some(e.to_string()),
+                    exit_code: e.exit_code(),
+                }
+            }
+        };
+        self.results.push(outcome);
+    }
+
+    /// 0 when all succeeded; the items' own code when every item failed with the same one;
+    /// otherwise `PARTIAL`.
+    pub fn exit_code(&self) -> i32 {
+        if self.failed == 0 {
+            return exit::SUCCESS;
+        }
+        let codes: Vec<i32> = self
+            .results
+            .iter()
+            .filter(|o| !o.ok)
+            .map(|o| o.exit_code)
+            .collect();
+        if self.succeeded == 0 && codes.iter().all(|c| *c == codes[0]) {
+            codes[0]
+        } else {
+            exit::PARTIAL
+        }
+    }
+}

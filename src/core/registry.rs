@@ -1,0 +1,422 @@
+//! The infra database: the `tenants` and `tenant_fixtures` tables and their migrations.
+//!
+//! Owns every SQL statement against the infra database. Writes go through `BEGIN IMMEDIATE`
+//! transactions; tables the API owns besides these (`processes`, `auth0_identity_mappings`) are
+//! never touched.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::Serialize;
+
+use super::db::{self, Mode};
+use super::error::{Context, Error, Result};
+use super::fsutil;
+use super::layout::Layout;
+
+mod embedded {
+    refinery::embed_migrations!("migrations/infra");
+}
+
+/// A row of `tenants`, as stored.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TenantRow {
+    pub id: String,
+    pub name: String,
+    pub db_type: String,
+    pub database: String,
+    pub schema: String,
+    pub status: String,
+    pub template_version: i64,
+    pub description: Option<String>,
+    pub source_template: Option<String>,
+    pub owner_id: String,
+    pub is_active: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub trashed_at: Option<String>,
+    pub deleted_at: Option<String>,
+}
+
+impl TenantRow {
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some() || self.status == "deleted"
+    }
+
+    pub fn is_trashed(&self) -> bool {
+        self.trashed_at.is_some()
+    }
+}
+
+/// A row of `tenant_fixtures`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FixtureRow {
+    pub fixture_name: String,
+    pub deployed_at: String,
+}
+
+const TENANT_COLUMNS: &str = "id, name, db_type, database, schema, status, template_version, \
+     description, source_template, owner_id, is_active, created_at, updated_at, trashed_at, deleted_at";
+
+fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<TenantRow> {
+    Ok(TenantRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        db_type: r.get(2)?,
+        database: r.get(3)?,
+        schema: r.get(4)?,
+        status: r.get(5)?,
+        template_version: r.get(6)?,
+        description: r.get(7)?,
+        source_template: r.get(8)?,
+        owner_id: r.get(9)?,
+        is_active: r.get::<_, i64>(10)? != 0,
+        created_at: r.get(11)?,
+        updated_at: r.get(12)?,
+        trashed_at: r.get(13)?,
+        deleted_at: r.get(14)?,
+    })
+}
+
+/// An open infra database.
+pub struct Registry {
+    pub conn: Connection,
+    pub path: PathBuf,
+}
+
+impl Registry {
+    /// Opens an existing infra database without creating or migrating anything. For commands
+    /// that only read.
+    pub fn open_existing(layout: &Layout) -> Result<Registry> {
+        if !layout.infra_path.exists() {
+            return Err(Error::NoInfra {
+                data_dir: layout.data_dir.clone(),
+                design: Layout::design_infra(&layout.data_dir, &layout.database_name),
+                api: Layout::api_infra(&layout.data_dir, &layout.database_name),
+            });
+        }
+        let conn = db::open(&layout.infra_path, Mode::ReadWrite)?;
+        let reg = Registry {
+            conn,
+            path: layout.infra_path.clone(),
+        };
+        reg.check_is_registry()?;
+        Ok(reg)
+    }
+
+    /// Opens the infra database for writing, creating the data directory and the database when
+    /// missing, and bringing its schema up to date. Safe to call from many processes at once.
+    pub fn open_for_write(layout: &Layout) -> Result<Registry> {
+        let path = &layout.infra_path;
+        if let Some(dir) = path.parent() {
+            fsutil::create_private_dir(dir)?;
+        }
+        let conn = db::open(path, Mode::Create)?;
+        let mut reg = Registry {
+            conn,
+            path: path.clone(),
+        };
+        if reg.pending_migrations()? {
+            reg.migrate(layout)?;
+        }
+        Ok(reg)
+    }
+
+    fn check_is_registry(&self) -> Result<()> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='tenants'",
+                [],
+                |r| r.get(0),
+            )
+            .at(&self.path)?;
+        if n == 0 {
+            return Err(Error::Corrupt {
+                path: self.path.clone(),
+                detail: "it has no tenants table, so it is not a Monk infra database".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn applied_version(&self) -> Result<i64> {
+        let has_history: bool = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='refinery_schema_history'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .at(&self.path)?
+            > 0;
+        if !has_history {
+            return Ok(0);
+        }
+        self.conn
+            .query_row(
+                "SELECT coalesce(max(version), 0) FROM refinery_schema_history",
+                [],
+                |r| r.get(0),
+            )
+            .at(&self.path)
+    }
+
+    /// The newest infra migration version built into this binary.
+    pub fn latest_version() -> i64 {
+        embedded::migrations::runner()
+            .get_migrations()
+            .iter()
+            .map(|m| i64::from(m.version()))
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn pending_migrations(&self) -> Result<bool> {
+        Ok(self.applied_version()? < Self::latest_version())
+    }
+
+    /// Adopts an API-created database (adds `status` when an older API left it out) and runs the
+    /// embedded migrations in grouped mode, under a lock so that concurrent processes do not race.
+    fn migrate(&mut self, layout: &Layout) -> Result<()> {
+        let lock_path = layout
+            .locks_dir()
+            .join(format!("infra-{}.migrate.lock", layout.database_name));
+        fsutil::create_private_dir(&layout.locks_dir())?;
+        let lock = File::options()
+            .mode(0o600)
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .at(&lock_path)?;
+        lock.lock().at(&lock_path)?;
+        // Another process may have migrated while this one waited.
+        if !self.pending_migrations()? {
+            return Ok(());
+        }
+        self.add_status_column_if_missing()?;
+        embedded::migrations::runner()
+            .set_grouped(true)
+            .set_abort_divergent(true)
+            .set_abort_missing(false)
+            .run(&mut self.conn)
+            .map_err(|e| {
+                Error::Other(format!(
+                    "{}: infra migration failed: {e}; the database was left as it was",
+                    self.path.display()
+                ))
+            })?;
+        Ok(())
+    }
+
+    /// Monk API 6 adds `status` at start when missing and fills it from `is_active`; so does this.
+    fn add_status_column_if_missing(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().at(&path)?;
+        let has_tenants: bool = tx
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='tenants'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .at(&path)?
+            > 0;
+        if has_tenants && !db::has_column(&tx, "tenants", "status").at(&path)? {
+            tx.execute_batch(
+                "ALTER TABLE tenants ADD COLUMN status TEXT DEFAULT 'active' NOT NULL \
+                   CHECK (status IN ('pending', 'active', 'suspended', 'dissolving', 'deleted'));
+                 UPDATE tenants SET status = CASE
+                   WHEN deleted_at IS NOT NULL THEN 'deleted'
+                   WHEN is_active = 1 THEN 'active'
+                   ELSE 'suspended' END;",
+            )
+            .at(&path)?;
+        }
+        tx.commit().at(&path)
+    }
+
+    /// The tenant named `name`, deleted ones included.
+    pub fn find(&self, name: &str) -> Result<Option<TenantRow>> {
+        find_in(&self.conn, name).at(&self.path)
+    }
+
+    /// The tenant named `name`, or `TenantNotFound`.
+    pub fn get(&self, name: &str) -> Result<TenantRow> {
+        self.find(name)?
+            .ok_or_else(|| Error::TenantNotFound(name.to_string()))
+    }
+
+    /// Every tenant row, ordered by name.
+    pub fn all(&self) -> Result<Vec<TenantRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"))
+            .at(&self.path)?;
+        let rows = st.query_map([], tenant_from_row).at(&self.path)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().at(&self.path)
+    }
+
+    /// Deployed fixtures of every tenant, by tenant id, in deployment order.
+    pub fn all_fixtures(&self) -> Result<HashMap<String, Vec<FixtureRow>>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT tenant_id, fixture_name, deployed_at FROM tenant_fixtures \
+                 ORDER BY tenant_id, deployed_at, fixture_name",
+            )
+            .at(&self.path)?;
+        let mut map: HashMap<String, Vec<FixtureRow>> = HashMap::new();
+        let mut rows = st.query([]).at(&self.path)?;
+        while let Some(r) = rows.next().at(&self.path)? {
+            map.entry(r.get(0).at(&self.path)?)
+                .or_default()
+                .push(FixtureRow {
+                    fixture_name: r.get(1).at(&self.path)?,
+                    deployed_at: r.get(2).at(&self.path)?,
+                });
+        }
+        Ok(map)
+    }
+
+    /// Deployed fixtures of one tenant.
+    pub fn fixtures_of(&self, tenant_id: &str) -> Result<Vec<FixtureRow>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT fixture_name, deployed_at FROM tenant_fixtures WHERE tenant_id = ?1 \
+                 ORDER BY deployed_at, fixture_name",
+            )
+            .at(&self.path)?;
+        let rows = st
+            .query_map([tenant_id], |r| {
+                Ok(FixtureRow {
+                    fixture_name: r.get(0)?,
+                    deployed_at: r.get(1)?,
+                })
+            })
+            .at(&self.path)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().at(&self.path)
+    }
+
+    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction; commits only if it returns `Ok`.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().at(&path)?;
+        let out = f(&Writer {
+            tx: &tx,
+            path: &path,
+        })?;
+        tx.commit().at(&path)?;
+        Ok(out)
+    }
+}
+
+fn find_in(conn: &Connection, name: &str) -> rusqlite::Result<Option<TenantRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT {TENANT_COLUMNS} FROM tenants WHERE name = ?1"
+    ))?
+    .query_row([name], tenant_from_row)
+    .optional()
+}
+
+/// Writes inside an open registry transaction.
+pub struct Writer<'a> {
+    tx: &'a rusqlite::Transaction<'a>,
+    path: &'a PathBuf,
+}
+
+impl Writer<'_> {
+    pub fn find(&self, name: &str) -> Result<Option<TenantRow>> {
+        find_in(self.tx, name).at(self.path)
+    }
+
+    pub fn get(&self, name: &str) -> Result<TenantRow> {
+        self.find(name)?
+            .ok_or_else(|| Error::TenantNotFound(name.to_string()))
+    }
+
+    /// Whether any row already claims `<database>/<schema>`.
+    pub fn location_claimed(&self, database: &str, schema: &str) -> Result<bool> {
+        self.tx
+            .prepare_cached("SELECT 1 FROM tenants WHERE database = ?1 AND schema = ?2")
+            .and_then(|mut s| s.exists([database, schema]))
+            .at(self.path)
+    }
+
+    pub fn insert(&self, t: &TenantRow) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO tenants (id, name, db_type, database, schema, status, template_version, \
+                 description, source_template, owner_id, is_active, created_at, trashed_at, deleted_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    t.id,
+                    t.name,
+                    t.db_type,
+                    t.database,
+                    t.schema,
+                    t.status,
+                    t.template_version,
+                    t.description,
+                    t.source_template,
+                    t.owner_id,
+                    t.is_active as i64,
+                    t.created_at,
+                    t.trashed_at,
+                    t.deleted_at,
+                ])
+            })
+            .map(|_| ())
+            .map_err(|e| match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                    Error::TenantExists(t.name.clone())
+                }
+                _ => Error::sqlite(self.path, e),
+            })
+    }
+
+    /// Sets the lifecycle columns of a tenant (`status`, `is_active`, `trashed_at`,
+    /// `deleted_at`) and `updated_at`.
+    pub fn update_state(&self, t: &TenantRow) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE tenants SET status = ?2, is_active = ?3, trashed_at = ?4, deleted_at = ?5, \
+                 updated_at = ?6 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    t.id,
+                    t.status,
+                    t.is_active as i64,
+                    t.trashed_at,
+                    t.deleted_at,
+                    t.updated_at
+                ])
+            })
+            .map(|_| ())
+            .at(self.path)
+    }
+
+    /// Records a deployed fixture (kept when already recorded).
+    pub fn record_fixture(&self, tenant_id: &str, fixture: &str, deployed_at: &str) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO tenant_fixtures (tenant_id, fixture_name, deployed_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (tenant_id, fixture_name) DO UPDATE SET deployed_at = excluded.deployed_at",
+            )
+            .and_then(|mut s| s.execute(params![tenant_id, fixture, deployed_at]))
+            .map(|_| ())
+            .at(self.path)
+    }
+
+    /// The underlying transaction, for core modules that extend the registry.
+    pub fn tx(&self) -> &rusqlite::Transaction<'_> {
+        self.tx
+    }
+}

@@ -1,0 +1,633 @@
+//! The tenant lifecycle: create, list, show, trash/untrash, suspend/activate, delete, purge.
+//!
+//! Promises: a tenant appears whole or not at all (its file is built privately, synced, then
+//! linked into place while the registry's write lock is held, and its row is committed in that
+//! same transaction); a tenant's file is never destroyed by `delete` (it is moved to the trash);
+//! only `purge` removes files, and only deleted tenants' trash past a retention.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::db;
+use super::error::{Context, Error, Result};
+use super::fsutil;
+use super::ids;
+use super::layout::Layout;
+use super::names;
+use super::progress::Progress;
+use super::registry::{FixtureRow, Registry, TenantRow};
+use super::system;
+use super::{Batch, Workspace};
+
+/// What to create: one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateSpec {
+    pub name: String,
+    pub owner: String,
+    pub description: Option<String>,
+}
+
+/// What a builder made in a private temporary file, for the registry row.
+#[derive(Debug, Clone, Default)]
+pub struct Built {
+    pub owner_id: String,
+    pub source_template: Option<String>,
+    pub template_version: Option<i64>,
+    /// Fixtures the new database holds, recorded in `tenant_fixtures` with the row.
+    pub fixtures: Vec<String>,
+}
+
+/// Builds a complete tenant database at a new private path.
+pub type Builder<'a> = dyn Fn(&Path, &CreateSpec) -> Result<Built> + Sync + 'a;
+
+/// The builder of a plain tenant: the `system` fixture executed into a new file.
+pub fn system_builder(path: &Path, spec: &CreateSpec) -> Result<Built> {
+    Ok(Built {
+        owner_id: system::build(path, &spec.owner)?,
+        ..Built::default()
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    #[serde(flatten)]
+    pub tenant: TenantRow,
+    pub path: PathBuf,
+    /// Files of an interrupted earlier attempt that stood at this tenant's path, moved aside.
+    pub moved_aside: Vec<PathBuf>,
+}
+
+/// Parses a `--from-file` list: one tenant a line, `NAME [OWNER [DESCRIPTION...]]`, blank lines
+/// and `#` comments ignored. Every line is checked before anything is created.
+pub fn parse_create_file(path: &Path) -> Result<Vec<CreateSpec>> {
+    let bytes = fs::read(path).at(path)?;
+    let text = String::from_utf8(bytes).map_err(|e| Error::BadInput {
+        path: path.to_path_buf(),
+        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count(),
+        message: "the file is not valid UTF-8".into(),
+    })?;
+    let mut specs: Vec<CreateSpec> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |message: String| Error::BadInput {
+            path: path.to_path_buf(),
+            line: i + 1,
+            message,
+        };
+        let mut parts = line.splitn(3, char::is_whitespace);
+        let name = parts.next().unwrap_or_default().to_string();
+        let owner = parts
+            .next()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("root")
+            .to_string();
+        let description = parts
+            .next()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from);
+        names::tenant(&name).map_err(|e| bad(e.to_string()))?;
+        names::user(&owner).map_err(|e| bad(e.to_string()))?;
+        if specs.iter().any(|s| s.name == name) {
+            return Err(bad(format!("tenant '{name}' is listed twice")));
+        }
+        specs.push(CreateSpec {
+            name,
+            owner,
+            description,
+        });
+    }
+    if specs.is_empty() {
+        return Err(Error::BadInput {
+            path: path.to_path_buf(),
+            line: 0,
+            message: "the file lists no tenant; write one `NAME [OWNER [DESCRIPTION]]` a line"
+                .into(),
+        });
+    }
+    Ok(specs)
+}
+
+/// Validates every spec (names, owners, duplicates) before anything is written.
+pub fn validate_specs(specs: &[CreateSpec]) -> Result<()> {
+    if specs.is_empty() {
+        return Err(Error::Usage(
+            "no tenant to create: give NAME... or --from-file FILE".into(),
+        ));
+    }
+    for (i, s) in specs.iter().enumerate() {
+        names::tenant(&s.name)?;
+        names::user(&s.owner)?;
+        if specs[..i].iter().any(|o| o.name == s.name) {
+            return Err(Error::Usage(format!("tenant '{}' is given twice", s.name)));
+        }
+    }
+    Ok(())
+}
+
+/// Creates tenants one after another; each either fully exists afterwards or not at all. A
+/// failure of one does not stop the others.
+pub fn create_many(
+    ws: &Workspace,
+    specs: &[CreateSpec],
+    builder: &Builder<'_>,
+    progress: &dyn Progress,
+) -> Result<Batch<Created>> {
+    validate_specs(specs)?;
+    let mut reg = ws.registry_for_write()?;
+    progress.start(specs.len() as u64, "creating tenants");
+    let mut batch = Batch::default();
+    for spec in specs {
+        let r = create_one(&mut reg, &ws.layout, spec, builder);
+        progress.advance(1, &spec.name);
+        batch.push(&spec.name, r);
+    }
+    progress.finish();
+    Ok(batch)
+}
+
+/// Removes a temporary file when dropped, unless disarmed.
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(&p);
+            for s in ["-wal", "-shm", "-journal"] {
+                let _ = fs::remove_file(fsutil::with_suffix(&p, s));
+            }
+        }
+    }
+}
+
+/// Creates one tenant: build privately, then link into place and insert the row in one registry
+/// transaction. A file left at the final path by an interrupted earlier attempt (no row claims
+/// it) is moved to `<data>/orphans/` so that it never blocks a retry.
+pub fn create_one(
+    reg: &mut Registry,
+    layout: &Layout,
+    spec: &CreateSpec,
+    builder: &Builder<'_>,
+) -> Result<Created> {
+    names::tenant(&spec.name)?;
+    names::user(&spec.owner)?;
+    if reg.find(&spec.name)?.is_some() {
+        return Err(Error::TenantExists(spec.name.clone()));
+    }
+    let database = layout.new_tenant_database().to_string();
+    let schema = Layout::schema_for(&spec.name);
+    let final_path = layout.tenant_path(&database, &schema)?;
+    if let Some(dir) = final_path.parent() {
+        fsutil::create_private_dir(dir)?;
+    }
+    let tmp = fsutil::temp_beside(&final_path);
+    let guard = TempGuard(Some(tmp.clone()));
+    let built = builder(&tmp, spec)?;
+
+    let row = TenantRow {
+        id: ids::uuid_v4(),
+        name: spec.name.clone(),
+        db_type: "sqlite".into(),
+        database: database.clone(),
+        schema: schema.clone(),
+        status: "active".into(),
+        template_version: built.template_version.unwrap_or(1),
+        description: spec.description.clone(),
+        source_template: built.source_template.clone(),
+        owner_id: built.owner_id.clone(),
+        is_active: true,
+        created_at: ids::now_iso(),
+        updated_at: String::new(),
+        trashed_at: None,
+        deleted_at: None,
+    };
+    let mut placed = false;
+    let mut moved_aside = Vec::new();
+    let result = reg.write(|w| {
+        if w.find(&spec.name)?.is_some() {
+            return Err(Error::TenantExists(spec.name.clone()));
+        }
+        if w.location_claimed(&database, &schema)? {
+            return Err(Error::Conflict(format!(
+                "another tenant's row already claims {}; fix the registry (monkctl doctor) before creating '{}'",
+                final_path.display(),
+                spec.name
+            )));
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let p = fsutil::with_suffix(&final_path, suffix);
+            if p.exists() {
+                moved_aside.push(fsutil::move_into(&p, &layout.orphans_dir())?);
+            }
+        }
+        fsutil::place_new(&tmp, &final_path)?;
+        placed = true;
+        w.insert(&row)?;
+        for f in &built.fixtures {
+            w.record_fixture(&row.id, f, &row.created_at)?;
+        }
+        Ok(())
+    });
+    drop(guard);
+    if let Err(e) = result {
+        if placed {
+            let _ = fs::remove_file(&final_path);
+        }
+        return Err(e);
+    }
+    let tenant = reg.get(&spec.name)?;
+    Ok(Created {
+        tenant,
+        path: final_path,
+        moved_aside,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortKey {
+    #[default]
+    Name,
+    Created,
+    Status,
+    Size,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only these statuses (any when empty).
+    pub statuses: Vec<String>,
+    pub include_trashed: bool,
+    pub include_deleted: bool,
+    pub sort: SortKey,
+    pub reverse: bool,
+}
+
+/// One line of `tenant list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantSummary {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub owner_id: String,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub trashed_at: Option<String>,
+    pub deleted_at: Option<String>,
+    pub path: Option<PathBuf>,
+    /// Size of the database file (not its WAL); `null` when the file is missing.
+    pub size_bytes: Option<u64>,
+    pub fixtures: Vec<String>,
+}
+
+/// Lists tenants. Trashed and deleted ones only on request.
+pub fn list(ws: &Workspace, filter: &ListFilter) -> Result<Vec<TenantSummary>> {
+    let reg = ws.registry()?;
+    let rows = reg.all()?;
+    let mut fixtures = reg.all_fixtures()?;
+    let wanted = |t: &TenantRow| {
+        let status_ok = filter.statuses.is_empty() || filter.statuses.contains(&t.status);
+        let named_deleted = filter.statuses.iter().any(|s| s == "deleted");
+        let deleted_ok = !t.is_deleted() || filter.include_deleted || named_deleted;
+        let trashed_ok = !t.is_trashed() || filter.include_trashed;
+        status_ok && deleted_ok && trashed_ok
+    };
+    let mut out: Vec<TenantSummary> = rows
+        .into_iter()
+        .filter(wanted)
+        .map(|t| {
+            let path = file_of(&ws.layout, &t).ok();
+            let size_bytes = path.as_deref().and_then(fsutil::size_of);
+            TenantSummary {
+                fixtures: fixtures
+                    .remove(&t.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|f| f.fixture_name)
+                    .collect(),
+                id: t.id,
+                name: t.name,
+                status: t.status,
+                owner_id: t.owner_id,
+                description: t.description,
+                created_at: t.created_at,
+                trashed_at: t.trashed_at,
+                deleted_at: t.deleted_at,
+                path,
+                size_bytes,
+            }
+        })
+        .collect();
+    match filter.sort {
+        SortKey::Name => {}
+        SortKey::Created => out.sort_by_key(|t| ids::parse_timestamp(&t.created_at)),
+        SortKey::Status => out.sort_by(|a, b| a.status.cmp(&b.status)),
+        SortKey::Size => out.sort_by_key(|t| t.size_bytes),
+    }
+    if filter.reverse {
+        out.reverse();
+    }
+    Ok(out)
+}
+
+/// Where a tenant's database file is now: its live path, or its trash path once deleted.
+pub fn file_of(layout: &Layout, t: &TenantRow) -> Result<PathBuf> {
+    let live = layout.tenant_path(&t.database, &t.schema)?;
+    if t.is_deleted() && !live.exists() {
+        return layout.trash_path(&t.schema, &t.id);
+    }
+    Ok(live)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableCount {
+    pub table: String,
+    pub rows: i64,
+}
+
+/// `tenant show`: the row, the file, and what the file holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct TenantDetail {
+    #[serde(flatten)]
+    pub tenant: TenantRow,
+    pub path: PathBuf,
+    pub file_exists: bool,
+    pub size_bytes: Option<u64>,
+    pub wal_bytes: Option<u64>,
+    /// The owner's name in the tenant's `users` table, when the file can be read.
+    pub owner_name: Option<String>,
+    pub tables: Vec<TableCount>,
+    pub fixtures: Vec<FixtureRow>,
+    /// Why the file's content could not be read, if it could not.
+    pub file_error: Option<String>,
+}
+
+pub fn show(ws: &Workspace, name: &str) -> Result<TenantDetail> {
+    names::tenant(name)?;
+    let reg = ws.registry()?;
+    let tenant = reg.get(name)?;
+    let fixtures = reg.fixtures_of(&tenant.id)?;
+    let path = file_of(&ws.layout, &tenant)?;
+    let file_exists = path.exists();
+    let (mut owner_name, mut tables, mut file_error) = (None, Vec::new(), None);
+    if file_exists {
+        match read_content(&path, &tenant.owner_id) {
+            Ok((o, t)) => {
+                owner_name = o;
+                tables = t;
+            }
+            Err(e) => file_error = Some(e.to_string()),
+        }
+    } else {
+        file_error = Some(format!(
+            "the file is missing: {} (run `monkctl doctor`)",
+            path.display()
+        ));
+    }
+    Ok(TenantDetail {
+        size_bytes: fsutil::size_of(&path),
+        wal_bytes: fsutil::size_of(&fsutil::with_suffix(&path, "-wal")),
+        tenant,
+        path,
+        file_exists,
+        owner_name,
+        tables,
+        fixtures,
+        file_error,
+    })
+}
+
+/// Reads a tenant file without writing to it: the owner's name and row counts per table.
+fn read_content(path: &Path, owner_id: &str) -> Result<(Option<String>, Vec<TableCount>)> {
+    let conn = db::open_for_inspection(path)?;
+    let mut tables = Vec::new();
+    for t in db::user_tables(&conn).at(path)? {
+        let rows = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {}", db::quote_ident(&t)),
+                [],
+                |r| r.get(0),
+            )
+            .at(path)?;
+        tables.push(TableCount { table: t, rows });
+    }
+    let owner = conn
+        .query_row("SELECT name FROM users WHERE id = ?1", [owner_id], |r| {
+            r.get(0)
+        })
+        .ok();
+    Ok((owner, tables))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChange {
+    Trash,
+    Untrash,
+    Suspend,
+    Activate,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StateResult {
+    #[serde(flatten)]
+    pub tenant: TenantRow,
+    /// False when the tenant was already in the requested state.
+    pub changed: bool,
+}
+
+/// Trash, untrash, suspend or activate a tenant. Idempotent: asking for the state a tenant is in
+/// changes nothing. A deleted tenant cannot change state.
+pub fn change_state(ws: &Workspace, name: &str, change: StateChange) -> Result<StateResult> {
+    names::tenant(name)?;
+    let mut reg = ws.registry_for_write()?;
+    reg.write(|w| {
+        let mut t = w.get(name)?;
+        if t.is_deleted() {
+            return Err(Error::Conflict(format!(
+                "tenant '{name}' is deleted; a deleted tenant cannot be changed (restore it from its archive or trash instead)"
+            )));
+        }
+        let before = t.clone();
+        let now = ids::now_iso();
+        match change {
+            StateChange::Trash if t.trashed_at.is_none() => t.trashed_at = Some(now.clone()),
+            StateChange::Untrash => t.trashed_at = None,
+            StateChange::Suspend => t.status = "suspended".into(),
+            StateChange::Activate => {
+                t.status = "active".into();
+                t.is_active = true;
+            }
+            StateChange::Trash => {}
+        }
+        let changed = t != before;
+        if changed {
+            t.updated_at = now;
+            w.update_state(&t)?;
+        }
+        Ok(StateResult { tenant: t, changed })
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MovedFile {
+    pub from: PathBuf,
+    pub to: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Deleted {
+    #[serde(flatten)]
+    pub tenant: TenantRow,
+    /// Where the database file (and its WAL) went.
+    pub moved: Vec<MovedFile>,
+}
+
+/// Deletes a tenant as the API does (`deleted_at`, `status='deleted'`, `is_active=0`, committed
+/// first so a running API refuses it at once), then moves its file and WAL to `<data>/trash/`.
+/// Run again on a deleted tenant whose file is still in place, it finishes the move.
+pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
+    names::tenant(name)?;
+    let mut reg = ws.registry_for_write()?;
+    let layout = &ws.layout;
+    let tenant = reg.write(|w| {
+        let mut t = w.get(name)?;
+        let live = layout.tenant_path(&t.database, &t.schema)?;
+        if t.is_deleted() {
+            if !live.exists() {
+                return Err(Error::Conflict(format!(
+                    "tenant '{name}' is already deleted and its file is in {}",
+                    layout.trash_dir().display()
+                )));
+            }
+            return Ok(t);
+        }
+        let now = ids::now_iso();
+        t.status = "deleted".into();
+        t.is_active = false;
+        t.deleted_at = Some(now.clone());
+        t.updated_at = now;
+        w.update_state(&t)?;
+        Ok(t)
+    })?;
+    let live = layout.tenant_path(&tenant.database, &tenant.schema)?;
+    let trash = layout.trash_path(&tenant.schema, &tenant.id)?;
+    let moved = move_to_trash(&live, &trash)?;
+    Ok(Deleted { tenant, moved })
+}
+
+/// Checkpoints the WAL into the file when nothing holds it, then moves the file and its `-wal`
+/// beside each other into the trash; a `-shm` (an index SQLite rebuilds) is removed.
+fn move_to_trash(live: &Path, trash: &Path) -> Result<Vec<MovedFile>> {
+    let mut moved = Vec::new();
+    if !live.exists() {
+        return Ok(moved);
+    }
+    if let Ok(conn) = db::open(live, db::Mode::ReadWrite) {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = conn.close();
+    }
+    if let Some(dir) = trash.parent() {
+        fsutil::create_private_dir(dir)?;
+    }
+    if trash.exists() {
+        return Err(Error::Conflict(format!(
+            "{} exists already; move it away before deleting again",
+            trash.display()
+        )));
+    }
+    fs::rename(live, trash).at(live)?;
+    moved.push(MovedFile {
+        from: live.to_path_buf(),
+        to: trash.to_path_buf(),
+    });
+    let wal = fsutil::with_suffix(live, "-wal");
+    if wal.exists() {
+        let to = fsutil::with_suffix(trash, "-wal");
+        fs::rename(&wal, &to).at(&wal)?;
+        moved.push(MovedFile { from: wal, to });
+    }
+    let _ = fs::remove_file(fsutil::with_suffix(live, "-shm"));
+    for dir in [live.parent(), trash.parent()].into_iter().flatten() {
+        fsutil::sync_dir(dir)?;
+    }
+    Ok(moved)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Purged {
+    pub name: String,
+    pub id: String,
+    pub deleted_at: Option<String>,
+    pub files: Vec<PathBuf>,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PurgeReport {
+    pub older_than_seconds: u64,
+    pub dry_run: bool,
+    pub purged: Vec<Purged>,
+    /// Deleted tenants still inside the retention.
+    pub kept: usize,
+}
+
+/// Deleted tenants whose `deleted_at` is older than `older_than`, with their trash files.
+pub fn purge_candidates(ws: &Workspace, older_than: Duration) -> Result<(Vec<Purged>, usize)> {
+    let reg = ws.registry()?;
+    let cutoff = ids::unix_now() - older_than.as_secs() as i64;
+    let (mut due, mut kept) = (Vec::new(), 0);
+    for t in reg.all()?.into_iter().filter(TenantRow::is_deleted) {
+        let when = t.deleted_at.as_deref().and_then(ids::parse_timestamp);
+        // A deleted row without a readable time is kept: purging is the one irreversible step.
+        if when.is_none_or(|w| w > cutoff) {
+            kept += 1;
+            continue;
+        }
+        let trash = ws.layout.trash_path(&t.schema, &t.id)?;
+        let files: Vec<PathBuf> = ["", "-wal", "-shm"]
+            .iter()
+            .map(|s| fsutil::with_suffix(&trash, s))
+            .filter(|p| p.exists())
+            .collect();
+        if files.is_empty() {
+            continue;
+        }
+        due.push(Purged {
+            bytes: files.iter().filter_map(|p| fsutil::size_of(p)).sum(),
+            name: t.name,
+            id: t.id,
+            deleted_at: t.deleted_at,
+            files,
+        });
+    }
+    Ok((due, kept))
+}
+
+/// Removes the trash files of deleted tenants past the retention. The registry rows stay, as
+/// the API keeps deleted names reserved.
+pub fn purge(ws: &Workspace, older_than: Duration, dry_run: bool) -> Result<PurgeReport> {
+    let (due, kept) = purge_candidates(ws, older_than)?;
+    if !dry_run {
+        for p in &due {
+            for f in &p.files {
+                fs::remove_file(f).at(f)?;
+            }
+        }
+        fsutil::sync_dir(&ws.layout.trash_dir()).ok();
+    }
+    Ok(PurgeReport {
+        older_than_seconds: older_than.as_secs(),
+        dry_run,
+        purged: due,
+        kept,
+    })
+}

@@ -1,0 +1,9 @@
+//! monkctl: tenant administration for Monk API SQLite deployments.
+//!
+//! `core` is the library every subcommand goes through; `cli`, `commands` and `output` are the
+//! command-line front end.
+
+pub mod cli;
+pub mod commands;
+pub mod core;
+pub mod output;

@@ -1,0 +1,115 @@
+//! Shared helpers for the integration tests: a temporary data directory and the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+
+/// A temporary working directory with a data directory inside it (`<tmp>/data`).
+pub struct Env {
+    pub dir: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `monkctl --data-dir <data> ARGS`, run in the temporary directory with a clean environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("monkctl").expect("binary");
+        c.current_dir(self.root())
+            .env_remove("MONK_DATA_DIR")
+            .env_remove("DATABASE_URL")
+            .env_remove("MONK_CONFIG")
+            .env_remove("MONK_FIXTURES_DIR")
+            .env_remove("MONK_MIGRATIONS_DIR")
+            .env("HOME", self.root())
+            .env("XDG_CONFIG_HOME", self.root().join("xdg"))
+            .arg("--data-dir")
+            .arg(self.data());
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("run monkctl")
+    }
+
+    /// Runs and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "monkctl {args:?} failed with {:?}\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs and asserts the exit code; returns stderr.
+    pub fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "monkctl {args:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stderr).expect("utf-8 stderr")
+    }
+
+    /// Runs with `--format json` and parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--format", "json"];
+        a.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&a)).expect("json output")
+    }
+
+    pub fn infra(&self) -> PathBuf {
+        self.data().join("infra/monk.db")
+    }
+
+    pub fn tenant_file(&self, name: &str) -> PathBuf {
+        self.data().join(format!("db_main/ns_tenant_{name}.db"))
+    }
+
+    /// Opens a database file directly for assertions.
+    pub fn open(&self, path: &Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(path).expect("open sqlite")
+    }
+}
+
+/// Every file below `dir` with its size and modification time, for "nothing changed" checks.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    fn walk(d: &Path, out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push((p, m.len(), m.modified().expect("mtime")));
+            }
+        }
+    }
+    walk(dir, &mut out);
+    out.sort();
+    out
+}

@@ -1,0 +1,28 @@
+//! The monkctl benchmark: each figure is monkctl's time beside a baseline measured in the same
+//! run, and their ratio. Run with `cargo bench --bench monk -- [SUITE...]` (all suites when none
+//! is named). Targets are printed beside the ratios; nothing here fails on a slow machine.
+
+mod util;
+
+mod tenants;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let suites: &[(&str, fn())] = &[("tenants", tenants::run)];
+    let mut ran = 0;
+    for (name, run) in suites {
+        if args.is_empty() || args.iter().any(|a| a == name) {
+            println!("\n## {name}");
+            run();
+            ran += 1;
+        }
+    }
+    if ran == 0 {
+        let names: Vec<&str> = suites.iter().map(|s| s.0).collect();
+        eprintln!("unknown suite; choose from: {}", names.join(", "));
+        std::process::exit(2);
+    }
+}

@@ -106,9 +106,8 @@ fn write_json<T: Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {
 }
 
 fn write_csv(out: &mut impl Write, t: &Table) -> io::Result<()> {
-    let line = |cells: &mut dyn Iterator<Item = &str>| {
-        cells.map(csv_field).collect::<Vec<_>>().join(",")
-    };
+    let line =
+        |cells: &mut dyn Iterator<Item = &str>| cells.map(csv_field).collect::<Vec<_>>().join(",");
     writeln!(out, "{}", line(&mut t.headers.iter().copied()))?;
     for r in &t.rows {
         writeln!(out, "{}", line(&mut r.iter().map(String::as_str)))?;

@@ -24,7 +24,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { exit::USAGE } else { exit::SUCCESS };
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
         }
     };
     match run(cli) {
@@ -233,7 +237,12 @@ impl Render for ConfigView {
         t.rows.push(vec![
             "infra_path".into(),
             self.infra_path.clone(),
-            if self.infra_exists { "exists" } else { "missing" }.into(),
+            if self.infra_exists {
+                "exists"
+            } else {
+                "missing"
+            }
+            .into(),
         ]);
         t
     }

@@ -3,8 +3,8 @@
 use crate::cli::{CreateArgs, GlobalArgs, ListArgs, SortBy, Status, TenantCommand};
 use crate::core::ids;
 use crate::core::tenant::{
-    self, CreateSpec, Created, Deleted, ListFilter, PurgeReport, SortKey, StateChange,
-    StateResult, TenantDetail, TenantSummary,
+    self, CreateSpec, Created, Deleted, ListFilter, PurgeReport, SortKey, StateChange, StateResult,
+    TenantDetail, TenantSummary,
 };
 use crate::core::{Batch, Error};
 use crate::output::{opt, size, List, Render, Table};
@@ -101,12 +101,7 @@ fn list_filter(a: &ListArgs) -> ListFilter {
     }
 }
 
-fn state(
-    g: &GlobalArgs,
-    ws: &crate::core::Workspace,
-    name: &str,
-    change: StateChange,
-) -> Outcome {
+fn state(g: &GlobalArgs, ws: &crate::core::Workspace, name: &str, change: StateChange) -> Outcome {
     show(g.format, &tenant::change_state(ws, name, change)?)
 }
 
@@ -122,7 +117,13 @@ fn shown_status(status: &str, trashed: bool) -> String {
 impl Render for List<TenantSummary> {
     fn table(&self) -> Table {
         let mut t = Table::new(vec![
-            "id", "name", "status", "owner_id", "created_at", "size", "fixtures",
+            "id",
+            "name",
+            "status",
+            "owner_id",
+            "created_at",
+            "size",
+            "fixtures",
         ]);
         for s in &self.0 {
             t.rows.push(vec![
@@ -279,7 +280,11 @@ impl Render for PurgeReport {
     fn footer(&self) -> Vec<String> {
         vec![format!(
             "{} {} tenant(s); {} deleted tenant(s) still within the retention",
-            if self.dry_run { "would purge" } else { "purged" },
+            if self.dry_run {
+                "would purge"
+            } else {
+                "purged"
+            },
             self.purged.len(),
             self.kept
         )]

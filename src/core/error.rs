@@ -181,7 +181,9 @@ impl Error {
             },
             Some(C::DatabaseBusy | C::DatabaseLocked) => Error::Busy {
                 what: path.display().to_string(),
-                detail: format!("{source}; another process holds a lock on it, retry when it is done"),
+                detail: format!(
+                    "{source}; another process holds a lock on it, retry when it is done"
+                ),
             },
             Some(C::ReadOnly | C::PermissionDenied) => Error::Permission {
                 path,

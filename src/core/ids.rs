@@ -113,7 +113,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => 3600,
         "d" | "" => 86_400,
         "w" => 7 * 86_400,
-        _ => return Err(format!("'{s}' has an unknown unit '{unit}': use s, m, h, d or w")),
+        _ => {
+            return Err(format!(
+                "'{s}' has an unknown unit '{unit}': use s, m, h, d or w"
+            ))
+        }
     };
     Ok(Duration::from_secs(n * mult))
 }

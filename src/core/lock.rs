@@ -115,7 +115,11 @@ pub enum LockState {
 }
 
 pub fn inspect(path: &Path) -> Result<LockState> {
-    let mut file = OpenOptions::new().read(true).write(true).open(path).at(path)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .at(path)?;
     let holder = read_holder(&mut file);
     match file.try_lock() {
         Ok(()) => {

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod names;
 pub mod progress;
 pub mod registry;
+pub mod schema;
 pub mod system;
 pub mod tenant;
 

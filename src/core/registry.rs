@@ -254,7 +254,9 @@ impl Registry {
     pub fn all(&self) -> Result<Vec<TenantRow>> {
         let mut st = self
             .conn
-            .prepare_cached(&format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"))
+            .prepare_cached(&format!(
+                "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"
+            ))
             .at(&self.path)?;
         let rows = st.query_map([], tenant_from_row).at(&self.path)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().at(&self.path)

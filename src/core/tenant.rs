@@ -38,6 +38,8 @@ pub struct Built {
     pub template_version: Option<i64>,
     /// Fixtures the new database holds, recorded in `tenant_fixtures` with the row.
     pub fixtures: Vec<String>,
+    /// The registry id to use (a restore keeps the archived id); a fresh one when `None`.
+    pub id: Option<String>,
 }
 
 /// Builds a complete tenant database at a new private path.
@@ -195,7 +197,7 @@ pub fn create_one(
     let built = builder(&tmp, spec)?;
 
     let row = TenantRow {
-        id: ids::uuid_v4(),
+        id: built.id.clone().unwrap_or_else(ids::uuid_v4),
         name: spec.name.clone(),
         db_type: "sqlite".into(),
         database: database.clone(),

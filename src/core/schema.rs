@@ -1,0 +1,75 @@
+//! Tenant schema versions: the embedded tenant migrations (`migrations/tenant/`) and how a tenant
+//! database tells its version.
+//!
+//! Version 1 is the Monk API 6.2 baseline. A database without migration history that has the
+//! system tables is at the baseline (that is how the API and `tenant create` leave it).
+
+use rusqlite::Connection;
+
+pub(crate) mod embedded {
+    refinery::embed_migrations!("migrations/tenant");
+}
+
+/// The refinery history table, in the infra database and in migrated tenant databases.
+pub const HISTORY_TABLE: &str = "refinery_schema_history";
+
+/// The embedded tenant migrations, in version order.
+pub fn tenant_migrations() -> Vec<refinery::Migration> {
+    let mut m = embedded::migrations::runner().get_migrations().clone();
+    m.sort_by_key(|m| m.version());
+    m
+}
+
+/// The newest tenant schema version this binary knows.
+pub fn latest_tenant_version() -> i64 {
+    tenant_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(1)
+}
+
+/// The schema version of an open tenant database: the highest version in its migration
+/// history, else 1 when it holds the system tables (the baseline), else 0 (not a tenant).
+pub fn tenant_version(conn: &Connection) -> rusqlite::Result<i64> {
+    let has = |name: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if has(HISTORY_TABLE)? {
+        let v: Option<i64> = conn.query_row(
+            &format!("SELECT max(version) FROM {HISTORY_TABLE}"),
+            [],
+            |r| r.get(0),
+        )?;
+        if let Some(v) = v {
+            return Ok(v);
+        }
+    }
+    Ok(if has("models")? && has("users")? {
+        1
+    } else {
+        0
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_system_tenant_is_at_the_baseline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.db");
+        super::super::system::build(&p, "root").unwrap();
+        let conn = Connection::open(&p).unwrap();
+        assert_eq!(tenant_version(&conn).unwrap(), 1);
+        assert!(latest_tenant_version() >= 1);
+        let empty = Connection::open_in_memory().unwrap();
+        assert_eq!(tenant_version(&empty).unwrap(), 0);
+    }
+}

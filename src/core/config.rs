@@ -212,7 +212,7 @@ fn read_config(path: &Path) -> Result<FileConfig> {
     toml::from_str(&text).map_err(|e| {
         let line = e
             .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            .map(|s| 1 + text[..s.start.min(text.len())].matches('\n').count())
             .unwrap_or(0);
         Error::BadInput {
             path: path.to_path_buf(),

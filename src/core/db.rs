@@ -48,13 +48,13 @@ pub fn open(path: &Path, mode: Mode) -> Result<Connection> {
             }
         }
     }
-    let mut conn = Connection::open_with_flags(path, flags).at(path)?;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| cannot_open(path, e))?;
     conn.busy_timeout(BUSY_TIMEOUT).at(path)?;
     conn.set_transaction_behavior(TransactionBehavior::Immediate);
     if mode != Mode::ReadOnly {
         let jm: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .at(path)?;
+            .map_err(|e| cannot_open(path, e))?;
         if !jm.eq_ignore_ascii_case("wal") {
             return Err(Error::Other(format!(
                 "{}: could not switch to WAL (journal_mode is {jm}); is another process holding it in a rollback transaction?",
@@ -69,6 +69,21 @@ pub fn open(path: &Path, mode: Mode) -> Result<Connection> {
     }
     conn.execute_batch("PRAGMA foreign_keys=ON;").at(path)?;
     Ok(conn)
+}
+
+/// SQLite says "unable to open database file" both for a read-only directory and for missing
+/// permissions; say which file and what to check.
+fn cannot_open(path: &Path, e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::CannotOpen | C::ReadOnly | C::PermissionDenied) => Error::Permission {
+            path: path.to_path_buf(),
+            detail: format!(
+                "{e}: the file or its directory is read-only or not writable by this user"
+            ),
+        },
+        _ => Error::sqlite(path, e),
+    }
 }
 
 /// Opens an existing database to read it without changing it: no pragma that writes, and

@@ -99,6 +99,21 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     )
 }
 
+/// Like `parse_timestamp`, in milliseconds (the API's form carries them; the SQL form has none).
+pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
+    let secs = parse_timestamp(s)?;
+    let s = s.trim();
+    let ms = s
+        .get(19..)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .map(|f| {
+            let digits: String = f.chars().take_while(char::is_ascii_digit).take(3).collect();
+            format!("{digits:0<3}").parse::<i64>().unwrap_or(0)
+        })
+        .unwrap_or(0);
+    Some(secs * 1000 + ms)
+}
+
 /// Parses a retention like `30d`, `12h`, `90m`, `45s`, `2w`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -150,6 +165,11 @@ mod tests {
         assert_eq!(parse_timestamp(&iso), Some(1_795_404_353));
         assert_eq!(parse_timestamp("2026-11-23 03:25:53"), Some(1_795_404_353));
         assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp_ms(&iso), Some(1_795_404_353_112));
+        assert_eq!(
+            parse_timestamp_ms("2026-11-23 03:25:53"),
+            Some(1_795_404_353_000)
+        );
         assert_eq!(file_stamp(t), "20261123T032553Z");
     }
 

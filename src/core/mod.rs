@@ -27,6 +27,20 @@ pub use error::{exit, Error, Result};
 pub use layout::{Layout, LayoutKind};
 pub use registry::Registry;
 
+/// Environment variable naming a point where the process stops (pausing until killed), so that
+/// crash-safety tests can kill it with SIGKILL at an exact step: `MONKCTL_PAUSE_AT=tenant.placed`.
+pub const PAUSE_ENV: &str = "MONKCTL_PAUSE_AT";
+
+/// Pauses here (printing `paused at NAME` on stderr) when `MONKCTL_PAUSE_AT` names this point.
+pub fn pause_point(name: &str) {
+    static WANTED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let wanted = WANTED.get_or_init(|| std::env::var(PAUSE_ENV).ok());
+    if wanted.as_deref() == Some(name) {
+        eprintln!("paused at {name}");
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
+}
+
 /// The resolved settings and the layout of the data directory they point at.
 #[derive(Debug, Clone)]
 pub struct Workspace {
@@ -43,6 +57,15 @@ impl Workspace {
     /// The infra database for reading; never creates anything.
     pub fn registry(&self) -> Result<Registry> {
         Registry::open_existing(&self.layout)
+    }
+
+    /// The infra database for changing existing tenants: `NoInfra` when there is none (a command
+    /// about a tenant must not create an empty registry), brought up to date otherwise.
+    pub fn registry_existing_for_write(&self) -> Result<Registry> {
+        if !self.layout.infra_path.exists() {
+            Registry::open_existing(&self.layout)?;
+        }
+        Registry::open_for_write(&self.layout)
     }
 
     /// The infra database for writing; creates the data directory and the database when missing.

@@ -61,6 +61,13 @@ pub struct FixtureRow {
 const TENANT_COLUMNS: &str = "id, name, db_type, database, schema, status, template_version, \
      description, source_template, owner_id, is_active, created_at, updated_at, trashed_at, deleted_at";
 
+/// The same columns for a registry written by an API older than 6 (no `status` column), read
+/// without changing it: the status is derived as the API derives it when it adds the column.
+const LEGACY_TENANT_COLUMNS: &str = "id, name, db_type, database, schema, \
+     CASE WHEN deleted_at IS NOT NULL THEN 'deleted' WHEN is_active = 1 THEN 'active' ELSE 'suspended' END, \
+     template_version, description, source_template, owner_id, is_active, created_at, updated_at, \
+     trashed_at, deleted_at";
+
 fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<TenantRow> {
     Ok(TenantRow {
         id: r.get(0)?,
@@ -85,6 +92,8 @@ fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<TenantRow> {
 pub struct Registry {
     pub conn: Connection,
     pub path: PathBuf,
+    /// The select list for tenant rows (derives `status` on a pre-6 registry opened to read).
+    columns: &'static str,
 }
 
 impl Registry {
@@ -99,11 +108,15 @@ impl Registry {
             });
         }
         let conn = db::open(&layout.infra_path, Mode::ReadWrite)?;
-        let reg = Registry {
+        let mut reg = Registry {
             conn,
             path: layout.infra_path.clone(),
+            columns: TENANT_COLUMNS,
         };
         reg.check_is_registry()?;
+        if !db::has_column(&reg.conn, "tenants", "status").at(&reg.path)? {
+            reg.columns = LEGACY_TENANT_COLUMNS;
+        }
         Ok(reg)
     }
 
@@ -118,6 +131,7 @@ impl Registry {
         let mut reg = Registry {
             conn,
             path: path.clone(),
+            columns: TENANT_COLUMNS,
         };
         if reg.pending_migrations()? {
             reg.migrate(layout)?;
@@ -241,7 +255,7 @@ impl Registry {
 
     /// The tenant named `name`, deleted ones included.
     pub fn find(&self, name: &str) -> Result<Option<TenantRow>> {
-        find_in(&self.conn, name).at(&self.path)
+        find_in(&self.conn, self.columns, name).at(&self.path)
     }
 
     /// The tenant named `name`, or `TenantNotFound`.
@@ -255,7 +269,8 @@ impl Registry {
         let mut st = self
             .conn
             .prepare_cached(&format!(
-                "SELECT {TENANT_COLUMNS} FROM tenants ORDER BY name"
+                "SELECT {} FROM tenants ORDER BY name",
+                self.columns
             ))
             .at(&self.path)?;
         let rows = st.query_map([], tenant_from_row).at(&self.path)?;
@@ -317,12 +332,10 @@ impl Registry {
     }
 }
 
-fn find_in(conn: &Connection, name: &str) -> rusqlite::Result<Option<TenantRow>> {
-    conn.prepare_cached(&format!(
-        "SELECT {TENANT_COLUMNS} FROM tenants WHERE name = ?1"
-    ))?
-    .query_row([name], tenant_from_row)
-    .optional()
+fn find_in(conn: &Connection, columns: &str, name: &str) -> rusqlite::Result<Option<TenantRow>> {
+    conn.prepare_cached(&format!("SELECT {columns} FROM tenants WHERE name = ?1"))?
+        .query_row([name], tenant_from_row)
+        .optional()
 }
 
 /// Writes inside an open registry transaction.
@@ -333,7 +346,7 @@ pub struct Writer<'a> {
 
 impl Writer<'_> {
     pub fn find(&self, name: &str) -> Result<Option<TenantRow>> {
-        find_in(self.tx, name).at(self.path)
+        find_in(self.tx, TENANT_COLUMNS, name).at(self.path)
     }
 
     pub fn get(&self, name: &str) -> Result<TenantRow> {

@@ -195,6 +195,7 @@ pub fn create_one(
     let tmp = fsutil::temp_beside(&final_path);
     let guard = TempGuard(Some(tmp.clone()));
     let built = builder(&tmp, spec)?;
+    super::pause_point("tenant.built");
 
     let row = TenantRow {
         id: built.id.clone().unwrap_or_else(ids::uuid_v4),
@@ -234,10 +235,12 @@ pub fn create_one(
         }
         fsutil::place_new(&tmp, &final_path)?;
         placed = true;
+        super::pause_point("tenant.placed");
         w.insert(&row)?;
         for f in &built.fixtures {
             w.record_fixture(&row.id, f, &row.created_at)?;
         }
+        super::pause_point("tenant.inserted");
         Ok(())
     });
     drop(guard);
@@ -331,7 +334,7 @@ pub fn list(ws: &Workspace, filter: &ListFilter) -> Result<Vec<TenantSummary>> {
         .collect();
     match filter.sort {
         SortKey::Name => {}
-        SortKey::Created => out.sort_by_key(|t| ids::parse_timestamp(&t.created_at)),
+        SortKey::Created => out.sort_by_key(|t| ids::parse_timestamp_ms(&t.created_at)),
         SortKey::Status => out.sort_by(|a, b| a.status.cmp(&b.status)),
         SortKey::Size => out.sort_by_key(|t| t.size_bytes),
     }
@@ -450,7 +453,7 @@ pub struct StateResult {
 /// changes nothing. A deleted tenant cannot change state.
 pub fn change_state(ws: &Workspace, name: &str, change: StateChange) -> Result<StateResult> {
     names::tenant(name)?;
-    let mut reg = ws.registry_for_write()?;
+    let mut reg = ws.registry_existing_for_write()?;
     reg.write(|w| {
         let mut t = w.get(name)?;
         if t.is_deleted() {
@@ -498,7 +501,7 @@ pub struct Deleted {
 /// Run again on a deleted tenant whose file is still in place, it finishes the move.
 pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
     names::tenant(name)?;
-    let mut reg = ws.registry_for_write()?;
+    let mut reg = ws.registry_existing_for_write()?;
     let layout = &ws.layout;
     let tenant = reg.write(|w| {
         let mut t = w.get(name)?;

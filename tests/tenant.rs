@@ -1,0 +1,687 @@
+//! `tenant` commands on real data directories: lifecycle, listing, bad input, layouts.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::{snapshot, Env};
+use serde_json::Value;
+
+fn names(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn read_only_commands_create_nothing_and_say_where_they_looked() {
+    let env = Env::new();
+    for args in [
+        &["tenant", "list"][..],
+        &["tenant", "show", "acme"],
+        &["tenant", "trash", "acme"],
+    ] {
+        let err = env.fails(args, 3);
+        assert!(
+            err.contains("infra/monk.db") && err.contains("monk/public.db"),
+            "{err}"
+        );
+        assert!(err.contains("monkctl init"), "{err}");
+    }
+    assert!(
+        !env.data().exists(),
+        "a read-only command created the data directory"
+    );
+}
+
+#[test]
+fn first_write_creates_everything_owner_only() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    for d in [
+        env.data(),
+        env.data().join("infra"),
+        env.data().join("db_main"),
+    ] {
+        let mode = fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
+    for f in [env.infra(), env.tenant_file("acme")] {
+        let mode = fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
+    // The tenant file stands alone: no WAL or shared-memory file is left beside it.
+    let left: Vec<_> = fs::read_dir(env.data().join("db_main"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(left, vec!["ns_tenant_acme.db".to_string()]);
+    let conn = env.open(&env.tenant_file("acme"));
+    let jm: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(jm, "wal");
+}
+
+#[test]
+fn init_is_idempotent_and_reports() {
+    let env = Env::new();
+    let v = env.json(&["init"]);
+    assert_eq!(v["created"], true);
+    assert_eq!(v["layout"], "design");
+    let v = env.json(&["init"]);
+    assert_eq!(v["created"], false);
+    assert!(env.infra().exists());
+}
+
+#[test]
+fn create_writes_row_and_owner_as_the_api_does() {
+    let env = Env::new();
+    env.ok(&[
+        "tenant",
+        "create",
+        "acme",
+        "--owner",
+        "admin",
+        "--description",
+        "Acme Inc",
+    ]);
+    env.ok(&["tenant", "create", "globex"]);
+    let conn = env.open(&env.infra());
+    let (db, schema, status, active, owner, desc, created): (
+        String,
+        String,
+        String,
+        i64,
+        String,
+        String,
+        String,
+    ) = conn
+        .query_row(
+            "SELECT database, schema, status, is_active, owner_id, description, created_at FROM tenants WHERE name='acme'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (db.as_str(), schema.as_str()),
+        ("db_main", "ns_tenant_acme")
+    );
+    assert_eq!((status.as_str(), active), ("active", 1));
+    assert_eq!(desc, "Acme Inc");
+    assert!(created.ends_with('Z') && created.contains('T'), "{created}");
+    let t = env.open(&env.tenant_file("acme"));
+    let (name, auth, access): (String, String, String) = t
+        .query_row(
+            "SELECT name, auth, access FROM users WHERE id = ?1",
+            [&owner],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (name.as_str(), auth.as_str(), access.as_str()),
+        ("admin", "admin", "root")
+    );
+    let users: i64 = t
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 2);
+
+    let g_owner: String = conn
+        .query_row(
+            "SELECT owner_id FROM tenants WHERE name='globex'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(g_owner, "00000000-0000-0000-0000-000000000000");
+    let g = env.open(&env.tenant_file("globex"));
+    let users: i64 = g
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 1);
+}
+
+#[test]
+fn bad_names_are_refused_before_anything_is_written() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    let before = snapshot(&env.data());
+    let long = "a".repeat(54);
+    for bad in [
+        "../evil",
+        "a/b",
+        "it's",
+        "say\"hi\"",
+        "café",
+        "Acme",
+        "1abc",
+        "a",
+        "",
+        &long,
+        "a b",
+        "-x",
+    ] {
+        let out = env.run(&["tenant", "create", "--", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("tenant name"), "{bad:?}: {err}");
+    }
+    let bad_owner = env.run(&[
+        "tenant",
+        "create",
+        "fine",
+        "--owner",
+        "Robert'); DROP TABLE",
+    ]);
+    assert_eq!(bad_owner.status.code(), Some(2));
+    // A bad name among good ones: nothing at all is created.
+    env.fails(&["tenant", "create", "good_one", "../bad"], 2);
+    assert_eq!(snapshot(&env.data()), before);
+    let v = env.json(&["tenant", "list"]);
+    assert_eq!(names(&v), vec!["acme"]);
+}
+
+#[test]
+fn existing_names_are_refused_deleted_ones_included() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme", "gone"]);
+    env.ok(&["tenant", "delete", "gone", "--yes"]);
+    let before = snapshot(&env.data());
+    let err = env.fails(&["tenant", "create", "acme"], 4);
+    assert!(err.contains("already exists"), "{err}");
+    env.fails(&["tenant", "create", "gone"], 4);
+    assert_eq!(snapshot(&env.data()), before);
+    // A batch with one taken name creates the rest and says which failed (exit 8).
+    let out = env.run(&["--format", "json", "tenant", "create", "newone", "acme"]);
+    assert_eq!(out.status.code(), Some(8));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["succeeded"], 1);
+    assert_eq!(v["failed"], 1);
+    assert_eq!(v["results"][1]["exit_code"], 4);
+}
+
+#[test]
+fn create_from_file_checks_every_line_first() {
+    let env = Env::new();
+    let list = env.root().join("tenants.txt");
+    fs::write(
+        &list,
+        "# provisioning list\nalpha admin First customer\n\nbeta\ngamma ops\n",
+    )
+    .unwrap();
+    let v = env.json(&["tenant", "create", "--from-file", list.to_str().unwrap()]);
+    assert_eq!(v["succeeded"], 3);
+    let shown = env.json(&["tenant", "show", "alpha"]);
+    assert_eq!(shown["owner_name"], "admin");
+    assert_eq!(shown["description"], "First customer");
+
+    let bad = env.root().join("bad.txt");
+    fs::write(&bad, "delta\nepsilon\nBad-Name x\n").unwrap();
+    let before = snapshot(&env.data());
+    let err = env.fails(
+        &["tenant", "create", "--from-file", bad.to_str().unwrap()],
+        2,
+    );
+    assert!(err.contains("bad.txt:3"), "{err}");
+    assert_eq!(
+        snapshot(&env.data()),
+        before,
+        "no tenant of a bad file is created"
+    );
+    let dup = env.root().join("dup.txt");
+    fs::write(&dup, "zeta\nzeta\n").unwrap();
+    let err = env.fails(
+        &["tenant", "create", "--from-file", dup.to_str().unwrap()],
+        2,
+    );
+    assert!(err.contains("dup.txt:2") && err.contains("twice"), "{err}");
+    let bin = env.root().join("bin.txt");
+    fs::write(&bin, b"eta\n\xff\xfe\n").unwrap();
+    let err = env.fails(
+        &["tenant", "create", "--from-file", bin.to_str().unwrap()],
+        2,
+    );
+    assert!(err.contains("UTF-8"), "{err}");
+}
+
+#[test]
+fn list_filters_sorts_and_formats() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "charlie", "alpha", "bravo", "delta"]);
+    env.ok(&["tenant", "trash", "bravo"]);
+    env.ok(&["tenant", "suspend", "charlie"]);
+    env.ok(&["tenant", "delete", "delta", "--yes"]);
+
+    assert_eq!(
+        names(&env.json(&["tenant", "list"])),
+        vec!["alpha", "charlie"]
+    );
+    assert_eq!(
+        names(&env.json(&["tenant", "list", "--trashed"])),
+        vec!["alpha", "bravo", "charlie"]
+    );
+    assert_eq!(
+        names(&env.json(&["tenant", "list", "--all"])),
+        vec!["alpha", "bravo", "charlie", "delta"]
+    );
+    assert_eq!(
+        names(&env.json(&["tenant", "list", "--status", "suspended"])),
+        vec!["charlie"]
+    );
+    assert_eq!(
+        names(&env.json(&["tenant", "list", "--status", "deleted"])),
+        vec!["delta"]
+    );
+    assert_eq!(
+        names(&env.json(&["tenant", "list", "--all", "--sort", "created", "--reverse"])),
+        vec!["delta", "bravo", "alpha", "charlie"]
+    );
+
+    let v = env.json(&["tenant", "list"]);
+    let a = &v[0];
+    for key in [
+        "id",
+        "name",
+        "status",
+        "owner_id",
+        "description",
+        "created_at",
+        "trashed_at",
+        "deleted_at",
+        "path",
+        "size_bytes",
+        "fixtures",
+    ] {
+        assert!(a.get(key).is_some(), "json field {key} missing: {a}");
+    }
+    assert!(a["size_bytes"].as_u64().unwrap() > 100_000);
+
+    let csv = env.ok(&["--format", "csv", "tenant", "list", "--all"]);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "id,name,status,owner_id,created_at,size,fixtures"
+    );
+    assert_eq!(lines.count(), 4);
+    let table = env.ok(&["tenant", "list", "--trashed"]);
+    assert!(
+        table.contains("bravo") && table.contains("(trashed)"),
+        "{table}"
+    );
+    assert!(table.contains("3 tenant(s)"));
+}
+
+#[test]
+fn show_reports_file_tables_and_counts() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme", "--owner", "admin"]);
+    let v = env.json(&["tenant", "show", "acme"]);
+    assert_eq!(v["name"], "acme");
+    assert_eq!(v["file_exists"], true);
+    assert_eq!(v["owner_name"], "admin");
+    assert!(v["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("db_main/ns_tenant_acme.db"));
+    let tables = v["tables"].as_array().unwrap();
+    let count = |t: &str| {
+        tables
+            .iter()
+            .find(|x| x["table"] == t)
+            .map(|x| x["rows"].as_i64().unwrap())
+    };
+    assert_eq!(count("models"), Some(7));
+    assert_eq!(count("fields"), Some(68));
+    assert_eq!(count("users"), Some(2));
+    assert_eq!(count("fs"), Some(1));
+    // Reading leaves no -wal or -shm behind.
+    assert!(!env.data().join("db_main/ns_tenant_acme.db-shm").exists());
+    env.fails(&["tenant", "show", "nobody"], 3);
+    env.fails(&["tenant", "show", "../etc"], 2);
+}
+
+#[test]
+fn trash_suspend_and_back_are_visible_to_the_api_columns() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    let v = env.json(&["tenant", "trash", "acme"]);
+    assert_eq!(v["changed"], true);
+    assert!(v["trashed_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(env.json(&["tenant", "trash", "acme"])["changed"], false);
+    env.ok(&["tenant", "untrash", "acme"]);
+    let conn = env.open(&env.infra());
+    let trashed: Option<String> = conn
+        .query_row(
+            "SELECT trashed_at FROM tenants WHERE name='acme'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(trashed, None);
+    env.ok(&["tenant", "suspend", "acme"]);
+    let status: String = conn
+        .query_row("SELECT status FROM tenants WHERE name='acme'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "suspended");
+    env.ok(&["tenant", "activate", "acme"]);
+    let status: String = conn
+        .query_row("SELECT status FROM tenants WHERE name='acme'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "active");
+    for cmd in ["trash", "untrash", "suspend", "activate"] {
+        env.fails(&["tenant", cmd, "nobody"], 3);
+    }
+}
+
+#[test]
+fn delete_moves_the_file_to_trash_and_needs_yes_without_terminal() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    // Write something so that the WAL holds data at delete time.
+    {
+        let c = env.open(&env.tenant_file("acme"));
+        c.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; \
+             INSERT INTO users (id, name, auth, access) VALUES ('u1', 'late', 'late', 'read');",
+        )
+        .unwrap();
+        std::mem::forget(c); // keep the WAL as a crashed API would leave it
+    }
+    let before = snapshot(&env.data());
+    let err = env.fails(&["tenant", "delete", "acme"], 2);
+    assert!(err.contains("--yes"), "{err}");
+    assert_eq!(snapshot(&env.data()), before);
+
+    let v = env.json(&["tenant", "delete", "acme", "--yes"]);
+    assert_eq!(v["status"], "deleted");
+    assert_eq!(v["is_active"], false);
+    assert!(v["deleted_at"].is_string());
+    assert!(!env.tenant_file("acme").exists());
+    let id = v["id"].as_str().unwrap();
+    let trashed = env.data().join(format!("trash/ns_tenant_acme.{id}.db"));
+    assert!(trashed.exists());
+    // The late write survived the move: nothing was lost.
+    let c = env.open(&trashed);
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM users WHERE auth='late'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(n, 1);
+    // Deleting again is a conflict, and an unknown tenant is not found.
+    env.fails(&["tenant", "delete", "acme", "--yes"], 4);
+    env.fails(&["tenant", "delete", "nobody", "--yes"], 3);
+    // A deleted tenant cannot be trashed or activated.
+    env.fails(&["tenant", "activate", "acme"], 4);
+    let shown = env.json(&["tenant", "show", "acme"]);
+    assert_eq!(shown["path"].as_str().unwrap(), trashed.to_str().unwrap());
+}
+
+#[test]
+fn purge_removes_only_deleted_tenants_past_the_retention() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "old", "recent", "alive"]);
+    let old = env.json(&["tenant", "delete", "old", "--yes"]);
+    let recent = env.json(&["tenant", "delete", "recent", "--yes"]);
+    // Age the first deletion by 40 days, in the SQL-default form the API may also write.
+    env.open(&env.infra())
+        .execute(
+            "UPDATE tenants SET deleted_at = datetime('now', '-40 days') WHERE name='old'",
+            [],
+        )
+        .unwrap();
+    let old_file = env.data().join(format!(
+        "trash/ns_tenant_old.{}.db",
+        old["id"].as_str().unwrap()
+    ));
+    let recent_file = env.data().join(format!(
+        "trash/ns_tenant_recent.{}.db",
+        recent["id"].as_str().unwrap()
+    ));
+
+    let dry = env.json(&["tenant", "purge", "--dry-run"]);
+    assert_eq!(dry["purged"].as_array().unwrap().len(), 1);
+    assert!(old_file.exists());
+    env.fails(&["tenant", "purge"], 2);
+    assert!(old_file.exists());
+
+    let v = env.json(&["tenant", "purge", "--older-than", "30d", "--yes"]);
+    assert_eq!(v["purged"][0]["name"], "old");
+    assert_eq!(v["kept"], 1);
+    assert!(!old_file.exists());
+    assert!(recent_file.exists());
+    assert!(env.tenant_file("alive").exists());
+    // The row stays, so the name stays reserved.
+    env.fails(&["tenant", "create", "old"], 4);
+    env.fails(&["tenant", "purge", "--older-than", "soon", "--yes"], 2);
+}
+
+#[test]
+fn corrupt_infra_database_is_named_and_left_alone() {
+    let env = Env::new();
+    fs::create_dir_all(env.data().join("infra")).unwrap();
+    fs::write(
+        env.infra(),
+        b"this is not a database, just text; ".repeat(200),
+    )
+    .unwrap();
+    let before = snapshot(&env.data());
+    for args in [&["tenant", "list"][..], &["tenant", "create", "acme"]] {
+        let err = env.fails(args, 6);
+        assert!(
+            err.contains("infra/monk.db") && err.contains("not a valid SQLite"),
+            "{err}"
+        );
+    }
+    assert_eq!(snapshot(&env.data()), before);
+}
+
+#[test]
+fn postgres_urls_and_bad_urls_are_refused() {
+    let env = Env::new();
+    let err = env.fails(
+        &[
+            "--database-url",
+            "postgresql://u:pw@db/monk",
+            "tenant",
+            "list",
+        ],
+        7,
+    );
+    assert!(err.contains("PostgreSQL") && !err.contains("pw@"), "{err}");
+    let out = env
+        .cmd()
+        .env("DATABASE_URL", "postgres://x/y")
+        .args(["tenant", "create", "acme"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7));
+    env.fails(&["--database-url", "mysql://x", "tenant", "list"], 2);
+    env.fails(&["--database-url", "sqlite:../up", "tenant", "list"], 2);
+    assert!(!env.data().exists());
+}
+
+/// Makes `dir` read-only for this process: chmod when not root, a read-only bind mount as root.
+struct ReadOnly {
+    dir: std::path::PathBuf,
+    mounted: bool,
+}
+
+impl ReadOnly {
+    fn new(dir: &std::path::Path) -> Option<ReadOnly> {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false);
+        let sh = |cmd: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", cmd])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+        };
+        let d = dir.display();
+        let mounted = if root {
+            if !sh(&format!(
+                "mount --bind '{d}' '{d}' && mount -o remount,bind,ro '{d}' '{d}'"
+            )) {
+                return None;
+            }
+            true
+        } else {
+            sh(&format!("chmod -R a-w '{d}'"));
+            false
+        };
+        Some(ReadOnly {
+            dir: dir.to_path_buf(),
+            mounted,
+        })
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let d = self.dir.display();
+        let cmd = if self.mounted {
+            format!("umount '{d}'")
+        } else {
+            format!("chmod -R u+w '{d}'")
+        };
+        let _ = std::process::Command::new("sh").args(["-c", &cmd]).status();
+    }
+}
+
+#[test]
+fn read_only_data_directory_fails_cleanly() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    let before = snapshot(&env.data());
+    let Some(_ro) = ReadOnly::new(&env.data()) else {
+        eprintln!("note: cannot make a read-only directory here (no mount permission); skipped");
+        return;
+    };
+    let err = env.fails(&["tenant", "create", "globex"], 9);
+    assert!(
+        err.contains("permission") || err.contains("read-only"),
+        "{err}"
+    );
+    env.fails(&["tenant", "trash", "acme"], 9);
+    drop(_ro);
+    assert_eq!(snapshot(&env.data()), before);
+    let v = env.json(&["tenant", "list"]);
+    assert_eq!(names(&v), vec!["acme"]);
+}
+
+#[test]
+fn config_precedence_flag_env_file_default() {
+    let env = Env::new();
+    fs::write(
+        env.root().join("monk.toml"),
+        "data_dir = \"from-file\"\ndatabase_url = \"sqlite:filedb\"\n",
+    )
+    .unwrap();
+    let mut c = assert_cmd::Command::cargo_bin("monkctl").unwrap();
+    let out = c
+        .current_dir(env.root())
+        .env_remove("MONK_DATA_DIR")
+        .env_remove("DATABASE_URL")
+        .env("HOME", env.root())
+        .args(["--format", "json", "config"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["data_dir"]["value"]
+        .as_str()
+        .unwrap()
+        .ends_with("from-file"));
+    assert_eq!(v["data_dir"]["source"]["kind"], "config_file");
+    assert_eq!(v["database_url"]["value"], "sqlite:filedb");
+
+    let out = assert_cmd::Command::cargo_bin("monkctl")
+        .unwrap()
+        .current_dir(env.root())
+        .env("MONK_DATA_DIR", "from-env")
+        .env_remove("DATABASE_URL")
+        .args(["--format", "json", "config"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data_dir"]["value"], "from-env");
+    assert_eq!(v["data_dir"]["source"]["kind"], "env");
+    assert_eq!(v["database_url"]["source"]["kind"], "config_file");
+
+    let out = assert_cmd::Command::cargo_bin("monkctl")
+        .unwrap()
+        .current_dir(env.root())
+        .env("MONK_DATA_DIR", "from-env")
+        .args(["--format", "json", "--data-dir", "from-flag", "config"])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data_dir"]["value"], "from-flag");
+    assert_eq!(v["data_dir"]["source"]["kind"], "flag");
+
+    // Creating with the file's settings puts the infra database where the file says.
+    let out = assert_cmd::Command::cargo_bin("monkctl")
+        .unwrap()
+        .current_dir(env.root())
+        .env_remove("MONK_DATA_DIR")
+        .env_remove("DATABASE_URL")
+        .args(["tenant", "create", "acme"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(env.root().join("from-file/infra/filedb.db").exists());
+
+    // A broken config file names itself and its line.
+    fs::write(
+        env.root().join("monk.toml"),
+        "data_dir = \"x\"\ndata_dri = 3\n",
+    )
+    .unwrap();
+    let out = assert_cmd::Command::cargo_bin("monkctl")
+        .unwrap()
+        .current_dir(env.root())
+        .env_remove("MONK_DATA_DIR")
+        .args(["config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("monk.toml:2"), "{err}");
+    env.fails(&["--config", "/nonexistent/monk.toml", "config"], 3);
+}
+
+#[test]
+fn broken_pipe_is_not_an_error() {
+    let env = Env::new();
+    let names: Vec<String> = (0..60).map(|i| format!("t{i:03}")).collect();
+    let mut args = vec!["tenant", "create"];
+    args.extend(names.iter().map(String::as_str));
+    env.ok(&args);
+    let bin = assert_cmd::cargo::cargo_bin("monkctl");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' --data-dir '{}' --format json tenant list | head -c 10 >/dev/null; echo ${{PIPESTATUS:-}}",
+            bin.display(),
+            env.data().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("error"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

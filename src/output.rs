@@ -41,6 +41,22 @@ pub trait Render: Serialize {
     fn footer(&self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Writes the JSON form. Objects are pretty-printed; `List` streams one element a line.
+    fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self).map_err(io::Error::other)?;
+        out.write_all(b"\n")
+    }
+}
+
+/// Writes a JSON array with one element a line, serializing each element straight to `out`.
+pub fn write_json_lines<T: Serialize>(out: &mut dyn Write, items: &[T]) -> io::Result<()> {
+    out.write_all(b"[")?;
+    for (i, item) in items.iter().enumerate() {
+        out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
+        serde_json::to_writer(&mut *out, item).map_err(io::Error::other)?;
+    }
+    out.write_all(if items.is_empty() { b"]\n" } else { b"\n]\n" })
 }
 
 /// A list rendered as a JSON array with one element a line, so that large lists stream and diff well.
@@ -63,9 +79,9 @@ pub fn print<T: Render>(format: Format, value: &T) -> io::Result<()> {
     out.flush()
 }
 
-pub fn write<T: Render>(out: &mut impl Write, format: Format, value: &T) -> io::Result<()> {
+pub fn write<T: Render>(out: &mut dyn Write, format: Format, value: &T) -> io::Result<()> {
     match format {
-        Format::Json => write_json(out, value),
+        Format::Json => value.write_json(out),
         Format::Csv => write_csv(out, &value.table()),
         Format::Table => {
             let t = value.table();
@@ -87,25 +103,7 @@ pub fn write<T: Render>(out: &mut impl Write, format: Format, value: &T) -> io::
     }
 }
 
-fn write_json<T: Serialize>(out: &mut impl Write, value: &T) -> io::Result<()> {
-    let v = serde_json::to_value(value).map_err(io::Error::other)?;
-    match v {
-        serde_json::Value::Array(items) => {
-            out.write_all(b"[")?;
-            for (i, item) in items.iter().enumerate() {
-                out.write_all(if i == 0 { b"\n" } else { b",\n" })?;
-                serde_json::to_writer(&mut *out, item).map_err(io::Error::other)?;
-            }
-            out.write_all(if items.is_empty() { b"]\n" } else { b"\n]\n" })
-        }
-        other => {
-            serde_json::to_writer_pretty(&mut *out, &other).map_err(io::Error::other)?;
-            out.write_all(b"\n")
-        }
-    }
-}
-
-fn write_csv(out: &mut impl Write, t: &Table) -> io::Result<()> {
+fn write_csv(out: &mut dyn Write, t: &Table) -> io::Result<()> {
     let line =
         |cells: &mut dyn Iterator<Item = &str>| cells.map(csv_field).collect::<Vec<_>>().join(",");
     writeln!(out, "{}", line(&mut t.headers.iter().copied()))?;

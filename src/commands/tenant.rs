@@ -142,6 +142,10 @@ impl Render for List<TenantSummary> {
     fn footer(&self) -> Vec<String> {
         vec![format!("{} tenant(s)", self.0.len())]
     }
+
+    fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        crate::output::write_json_lines(out, &self.0)
+    }
 }
 
 impl Render for TenantDetail {

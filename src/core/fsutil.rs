@@ -111,6 +111,41 @@ pub fn size_of(path: &Path) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.len())
 }
 
+/// Sizes of the files in directories of the data directory, each directory read once: listing a
+/// large registry costs one scan per directory instead of one lookup per tenant.
+#[derive(Default)]
+pub struct DirSizes {
+    dirs: std::collections::HashMap<String, std::collections::HashMap<String, u64>>,
+}
+
+impl DirSizes {
+    /// The size of `<base>/<dir>/<file>`, or `None` when it does not exist.
+    pub fn get(&mut self, base: &Path, dir: &str, file: &str) -> Option<u64> {
+        if !self.dirs.contains_key(dir) {
+            self.dirs
+                .insert(dir.to_string(), scan_sizes(&base.join(dir)));
+        }
+        self.dirs.get(dir)?.get(file).copied()
+    }
+
+    /// Adds a directory scanned beforehand (for example on another thread).
+    pub fn insert(&mut self, dir: &str, files: std::collections::HashMap<String, u64>) {
+        self.dirs.insert(dir.to_string(), files);
+    }
+}
+
+/// File name → size of every file in `dir` (empty when it cannot be read): one directory read,
+/// then one `stat` relative to the open directory per file.
+pub fn scan_sizes(dir: &Path) -> std::collections::HashMap<String, u64> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Default::default();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.metadata().ok()?.len())))
+        .collect()
+}
+
 /// `path` with a suffix appended to its file name (`x.db` → `x.db-wal`).
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();

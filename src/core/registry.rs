@@ -107,7 +107,7 @@ impl Registry {
                 api: Layout::api_infra(&layout.data_dir, &layout.database_name),
             });
         }
-        let conn = db::open(&layout.infra_path, Mode::ReadWrite)?;
+        let conn = open_infra(&layout.infra_path, Mode::ReadWrite)?;
         let mut reg = Registry {
             conn,
             path: layout.infra_path.clone(),
@@ -127,7 +127,7 @@ impl Registry {
         if let Some(dir) = path.parent() {
             fsutil::create_private_dir(dir)?;
         }
-        let conn = db::open(path, Mode::Create)?;
+        let conn = open_infra(path, Mode::Create)?;
         let mut reg = Registry {
             conn,
             path: path.clone(),
@@ -149,6 +149,18 @@ impl Registry {
             )
             .at(&self.path)?;
         if n == 0 {
+            let objects: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                .at(&self.path)?;
+            if objects == 0 {
+                // What an init killed before its first transaction leaves: an empty file.
+                return Err(Error::FileNotFound {
+                    what: "registry in the infra database (the file is empty)",
+                    path: self.path.clone(),
+                    hint: "run `monkctl init` to create it".into(),
+                });
+            }
             return Err(Error::Corrupt {
                 path: self.path.clone(),
                 detail: "it has no tenants table, so it is not a Monk infra database".into(),
@@ -330,6 +342,19 @@ impl Registry {
         tx.commit().at(&path)?;
         Ok(out)
     }
+}
+
+/// Opens the infra database. Closing the last connection would checkpoint the WAL (two fsyncs,
+/// and a reader would rewrite the file); commits already checkpoint once the WAL passes 1,000
+/// pages and the API checkpoints too, so a short-lived monkctl process leaves the WAL to them.
+fn open_infra(path: &std::path::Path, mode: Mode) -> Result<Connection> {
+    let conn = db::open(path, mode)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .at(path)?;
+    Ok(conn)
 }
 
 fn find_in(conn: &Connection, columns: &str, name: &str) -> rusqlite::Result<Option<TenantRow>> {

@@ -297,8 +297,18 @@ pub struct TenantSummary {
 /// Lists tenants. Trashed and deleted ones only on request.
 pub fn list(ws: &Workspace, filter: &ListFilter) -> Result<Vec<TenantSummary>> {
     let reg = ws.registry()?;
-    let rows = reg.all()?;
-    let mut fixtures = reg.all_fixtures()?;
+    // Most tenants live in one directory: measure its files while the registry is read.
+    let main_dir = ws.layout.new_tenant_database().to_string();
+    let scan_path = ws.layout.data_dir.join(&main_dir);
+    let (rows, fixtures, scanned) = std::thread::scope(|s| {
+        let scan = s.spawn(|| fsutil::scan_sizes(&scan_path));
+        let rows = reg.all();
+        let fixtures = reg.all_fixtures();
+        (rows, fixtures, scan.join().unwrap_or_default())
+    });
+    let (rows, mut fixtures) = (rows?, fixtures?);
+    let mut sizes = fsutil::DirSizes::default();
+    sizes.insert(&main_dir, scanned);
     let wanted = |t: &TenantRow| {
         let status_ok = filter.statuses.is_empty() || filter.statuses.contains(&t.status);
         let named_deleted = filter.statuses.iter().any(|s| s == "deleted");
@@ -310,8 +320,7 @@ pub fn list(ws: &Workspace, filter: &ListFilter) -> Result<Vec<TenantSummary>> {
         .into_iter()
         .filter(wanted)
         .map(|t| {
-            let path = file_of(&ws.layout, &t).ok();
-            let size_bytes = path.as_deref().and_then(fsutil::size_of);
+            let (path, size_bytes) = located_size(&ws.layout, &t, &mut sizes);
             TenantSummary {
                 fixtures: fixtures
                     .remove(&t.id)
@@ -342,6 +351,33 @@ pub fn list(ws: &Workspace, filter: &ListFilter) -> Result<Vec<TenantSummary>> {
         out.reverse();
     }
     Ok(out)
+}
+
+/// A tenant's current file and its size, from one directory scan per directory (see `file_of`).
+fn located_size(
+    layout: &Layout,
+    t: &TenantRow,
+    sizes: &mut fsutil::DirSizes,
+) -> (Option<PathBuf>, Option<u64>) {
+    if names::path_component("tenants.database", &t.database).is_err()
+        || names::path_component("tenants.schema", &t.schema).is_err()
+    {
+        return (None, None);
+    }
+    let live_name = format!("{}.db", t.schema);
+    let live = sizes.get(&layout.data_dir, &t.database, &live_name);
+    if live.is_some() || !t.is_deleted() {
+        let path = layout.data_dir.join(&t.database).join(live_name);
+        return (Some(path), live);
+    }
+    match layout.trash_path(&t.schema, &t.id) {
+        Ok(p) => {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            let size = name.and_then(|n| sizes.get(&layout.data_dir, "trash", &n));
+            (Some(p), size)
+        }
+        Err(_) => (None, None),
+    }
 }
 
 /// Where a tenant's database file is now: its live path, or its trash path once deleted.
@@ -523,6 +559,7 @@ pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
         w.update_state(&t)?;
         Ok(t)
     })?;
+    super::pause_point("tenant.deleted");
     let live = layout.tenant_path(&tenant.database, &tenant.schema)?;
     let trash = layout.trash_path(&tenant.schema, &tenant.id)?;
     let moved = move_to_trash(&live, &trash)?;

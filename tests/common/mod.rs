@@ -95,6 +95,8 @@ impl Env {
 }
 
 /// Every file below `dir` with its size and modification time, for "nothing changed" checks.
+/// `-shm` files are left out: they are SQLite's shared-memory index, written by every reader
+/// (the API's included), and hold no data.
 pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
     let mut out = Vec::new();
     fn walk(d: &Path, out: &mut Vec<(PathBuf, u64, std::time::SystemTime)>) {
@@ -104,7 +106,7 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
             let m = e.metadata().expect("metadata");
             if m.is_dir() {
                 walk(&p, out);
-            } else {
+            } else if !p.to_string_lossy().ends_with("-shm") {
                 out.push((p, m.len(), m.modified().expect("mtime")));
             }
         }

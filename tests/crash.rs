@@ -1,0 +1,270 @@
+//! Crash safety and concurrency of `tenant create`: processes killed with SIGKILL at each step
+//! and at random moments, and several processes creating at once.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::Env;
+
+fn spawn(env: &Env, args: &[&str], pause_at: Option<&str>) -> Child {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("monkctl"));
+    c.current_dir(env.root())
+        .env_remove("DATABASE_URL")
+        .env_remove("MONK_DATA_DIR")
+        .arg("--data-dir")
+        .arg(env.data())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(p) = pause_at {
+        c.env("MONKCTL_PAUSE_AT", p);
+    }
+    c.spawn().expect("spawn monkctl")
+}
+
+/// Every registered tenant is whole: its file exists where the row says, passes an integrity
+/// check and holds the system tables and the owner.
+fn assert_registry_whole(env: &Env) -> Vec<String> {
+    let infra = env.open(&env.infra());
+    let rows: Vec<(String, String, String, String)> = infra
+        .prepare("SELECT name, database, schema, owner_id FROM tenants WHERE deleted_at IS NULL")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (name, db, schema, owner) in &rows {
+        let p = env.data().join(db).join(format!("{schema}.db"));
+        assert!(p.exists(), "tenant {name} has a row but no file");
+        let c = env.open(&p);
+        let ok: String = c
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok", "tenant {name}");
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM fields", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 68, "tenant {name} is incomplete");
+        let owner_rows: i64 = c
+            .query_row("SELECT count(*) FROM users WHERE id = ?1", [owner], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(owner_rows, 1, "tenant {name} lacks its owner");
+    }
+    rows.into_iter().map(|r| r.0).collect()
+}
+
+fn temp_leftovers(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().contains(".monktmp-"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn killed_at_each_step_of_create_leaves_nothing_that_blocks_a_retry() {
+    for point in ["tenant.built", "tenant.placed", "tenant.inserted"] {
+        let env = Env::new();
+        env.ok(&["tenant", "create", "bystander", "--owner", "keeper"]);
+        let bystander = std::fs::read(env.tenant_file("bystander")).unwrap();
+
+        let mut child = spawn(
+            &env,
+            &["tenant", "create", "victim", "--owner", "admin"],
+            Some(point),
+        );
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert!(
+            line.contains(&format!("paused at {point}")),
+            "{point}: {line}"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+
+        // The killed create left no registered tenant and never a half one.
+        let names = assert_registry_whole(&env);
+        assert_eq!(names, vec!["bystander"], "{point}");
+        assert_eq!(
+            std::fs::read(env.tenant_file("bystander")).unwrap(),
+            bystander
+        );
+
+        // A retry succeeds; a file the killed run had already placed is moved aside, not reused.
+        let v = env.json(&["tenant", "create", "victim", "--owner", "admin"]);
+        assert_eq!(v["succeeded"], 1, "{point}: {v}");
+        let moved = v["results"][0]["result"]["moved_aside"]
+            .as_array()
+            .unwrap()
+            .len();
+        if point == "tenant.built" {
+            assert_eq!(moved, 0, "{point}");
+        } else {
+            assert_eq!(moved, 1, "{point}");
+        }
+        let mut names = assert_registry_whole(&env);
+        names.sort();
+        assert_eq!(names, vec!["bystander", "victim"], "{point}");
+    }
+}
+
+#[test]
+fn random_kills_during_a_batch_never_half_create() {
+    let env = Env::new();
+    let all: Vec<String> = (0..40).map(|i| format!("batch_{i:02}")).collect();
+    let mut delay = 3u64;
+    for round in 0..6 {
+        let mut args = vec!["tenant", "create"];
+        let existing: Vec<String> = assert_registry_whole_if_any(&env);
+        let todo: Vec<&String> = all.iter().filter(|n| !existing.contains(n)).collect();
+        if todo.is_empty() {
+            break;
+        }
+        args.extend(todo.iter().map(|s| s.as_str()));
+        let mut child = spawn(&env, &args, None);
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        child.wait().unwrap();
+        delay = delay * 2 + round;
+        assert_registry_whole_if_any(&env);
+    }
+    // Whatever the kills left, creating the remaining names succeeds and completes the set.
+    let existing = assert_registry_whole_if_any(&env);
+    let rest: Vec<&str> = all
+        .iter()
+        .filter(|n| !existing.contains(n))
+        .map(String::as_str)
+        .collect();
+    if !rest.is_empty() {
+        let mut args = vec!["tenant", "create"];
+        args.extend(rest);
+        env.ok(&args);
+    }
+    let mut names = assert_registry_whole(&env);
+    names.sort();
+    assert_eq!(names, all);
+}
+
+fn assert_registry_whole_if_any(env: &Env) -> Vec<String> {
+    let has_registry = env.infra().exists()
+        && env
+            .open(&env.infra())
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name='tenants'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            == 1;
+    if has_registry {
+        assert_registry_whole(env)
+    } else {
+        Vec::new()
+    }
+}
+
+#[test]
+fn concurrent_creators_lose_nothing_and_never_double_create() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    // Six processes, each with 12 names; neighbours share 4 names, so 24 names are contested.
+    let plans: Vec<Vec<String>> = (0..6)
+        .map(|p| {
+            (p * 8..p * 8 + 12)
+                .map(|i| format!("conc_{i:03}"))
+                .collect()
+        })
+        .collect();
+    let children: Vec<Child> = plans
+        .iter()
+        .map(|names| {
+            let mut args = vec!["--format", "json", "tenant", "create"];
+            args.extend(names.iter().map(String::as_str));
+            let mut c = Command::new(assert_cmd::cargo::cargo_bin("monkctl"));
+            c.current_dir(env.root())
+                .env_remove("DATABASE_URL")
+                .env_remove("MONK_DATA_DIR")
+                .arg("--data-dir")
+                .arg(env.data())
+                .args(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let mut created_by: HashMap<String, usize> = HashMap::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let code = out.status.code().unwrap();
+        assert!(
+            code == 0 || code == 8,
+            "exit {code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for r in v["results"].as_array().unwrap() {
+            if r["ok"] == true {
+                *created_by
+                    .entry(r["tenant"].as_str().unwrap().to_string())
+                    .or_default() += 1;
+            } else {
+                assert_eq!(r["exit_code"], 4, "only 'already exists' may fail: {r}");
+            }
+        }
+    }
+    let mut expected: Vec<String> = plans.concat();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(created_by.len(), expected.len(), "every name was created");
+    assert!(
+        created_by.values().all(|n| *n == 1),
+        "a name was created twice: {created_by:?}"
+    );
+    let mut names = assert_registry_whole(&env);
+    names.sort();
+    assert_eq!(names, expected);
+    assert_eq!(temp_leftovers(&env.data().join("db_main")), 0);
+    assert!(
+        !env.data().join("orphans").exists(),
+        "nothing was moved aside"
+    );
+}
+
+#[test]
+fn killed_between_delete_commit_and_move_is_finished_by_a_second_delete() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    let mut child = spawn(
+        &env,
+        &["tenant", "delete", "acme", "--yes"],
+        Some("tenant.deleted"),
+    );
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("paused at tenant.deleted"), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The API already refuses the tenant (deleted in the registry); its file is still in place.
+    let status: String = env
+        .open(&env.infra())
+        .query_row("SELECT status FROM tenants WHERE name='acme'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "deleted");
+    assert!(env.tenant_file("acme").exists());
+    let v = env.json(&["tenant", "delete", "acme", "--yes"]);
+    assert!(!env.tenant_file("acme").exists());
+    assert_eq!(v["moved"].as_array().unwrap().len(), 1);
+}

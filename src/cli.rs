@@ -28,6 +28,7 @@ pub struct Cli {
 
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]
     #[arg(long, global = true, value_name = "DIR")]

@@ -191,8 +191,12 @@ pub struct Image {
 /// `system` template is built first when missing or built from another `system` fixture.
 pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
     names::plain("template name", name)?;
-    let _lock = lock(&ws.layout, name)?;
     let (db_path, meta_path) = paths(&ws.layout, name);
+    if name != SYSTEM && !db_path.exists() && !meta_path.exists() {
+        // Not found before taking the lock, so that a typo leaves no lock file behind.
+        return Err(not_found(db_path, name));
+    }
+    let _lock = lock(&ws.layout, name)?;
     let mut meta = read_meta(&meta_path)?;
     if name == SYSTEM
         && meta

@@ -13,7 +13,7 @@ use std::ffi::CString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rusqlite::types::Value;
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
@@ -575,99 +575,118 @@ pub fn parse(f: &Fixture) -> Result<Loaded> {
 /// record is the header of column names. An unquoted empty field is `Null`; `""` is empty text.
 pub fn parse_csv(path: &Path, text: &str) -> Result<(Vec<String>, Vec<DataRow>)> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Delimiters are ASCII, so slicing at their byte offsets keeps valid UTF-8.
+    let b = text.as_bytes();
+    let n = b.len();
     let mut records: Vec<(usize, Vec<Cell>)> = Vec::new();
-    let mut chars = text.char_indices().peekable();
+    let mut i = 0;
     let mut line = 1;
-    let mut rec_line = 1;
-    let mut fields: Vec<Cell> = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut in_quotes = false;
-    let mut quote_line = 0;
-    let mut at_field_start = true;
-    let mut any = false;
-    let finish_field = |fields: &mut Vec<Cell>, field: &mut String, quoted: &mut bool| {
-        let v = std::mem::take(field);
-        fields.push(if v.is_empty() && !*quoted {
-            Cell::Null
-        } else {
-            Cell::Text(v)
-        });
-        *quoted = false;
-    };
-    while let Some((_, c)) = chars.next() {
-        if in_quotes {
-            match c {
-                '"' => {
-                    if matches!(chars.peek(), Some((_, '"'))) {
-                        chars.next();
-                        field.push('"');
-                    } else {
-                        in_quotes = false;
+    while i < n {
+        let rec_line = line;
+        let mut fields: Vec<Cell> = Vec::new();
+        loop {
+            if i < n && b[i] == b'"' {
+                let qline = line;
+                i += 1;
+                let mut val = String::new();
+                let mut seg = i;
+                loop {
+                    if i >= n {
+                        return Err(bad(
+                            path,
+                            qline,
+                            "a quoted field is never closed; add the closing \"",
+                        ));
+                    }
+                    match b[i] {
+                        b'"' => {
+                            val.push_str(&text[seg..i]);
+                            if i + 1 < n && b[i + 1] == b'"' {
+                                val.push('"');
+                                i += 2;
+                                seg = i;
+                            } else {
+                                i += 1;
+                                break;
+                            }
+                        }
+                        b'\n' => {
+                            line += 1;
+                            i += 1;
+                        }
+                        _ => i += 1,
                     }
                 }
-                '\n' => {
-                    line += 1;
-                    field.push(c);
+                fields.push(Cell::Text(val));
+                if i + 1 < n && b[i] == b'\r' && b[i + 1] == b'\n' {
+                    i += 1;
                 }
-                _ => field.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if at_field_start => {
-                in_quotes = true;
-                quoted = true;
-                quote_line = line;
-                at_field_start = false;
-                any = true;
-            }
-            '"' => {
-                return Err(bad(
-                    path,
-                    line,
-                    "a quote inside an unquoted field; quote the whole field and double inner quotes (\"\")",
-                ))
-            }
-            ',' => {
-                finish_field(&mut fields, &mut field, &mut quoted);
-                at_field_start = true;
-                any = true;
-            }
-            '\r' if matches!(chars.peek(), Some((_, '\n'))) => {}
-            '\n' => {
-                if any || !field.is_empty() || !fields.is_empty() {
-                    finish_field(&mut fields, &mut field, &mut quoted);
-                    records.push((rec_line, std::mem::take(&mut fields)));
+                if i >= n {
+                    break;
                 }
-                line += 1;
-                rec_line = line;
-                at_field_start = true;
-                any = false;
-            }
-            _ => {
-                if quoted {
+                match b[i] {
+                    b',' => {
+                        i += 1;
+                        if i >= n {
+                            fields.push(Cell::Null);
+                            break;
+                        }
+                    }
+                    b'\n' => {
+                        i += 1;
+                        line += 1;
+                        break;
+                    }
+                    _ => {
+                        let c = text[i..].chars().next().unwrap_or(' ');
+                        return Err(bad(
+                            path,
+                            line,
+                            format!(
+                                "text after a closing quote ('{}'); put a comma after the quoted field",
+                                c.escape_debug()
+                            ),
+                        ));
+                    }
+                }
+            } else {
+                let start = i;
+                while i < n && b[i] != b',' && b[i] != b'\n' && b[i] != b'"' {
+                    i += 1;
+                }
+                if i < n && b[i] == b'"' {
                     return Err(bad(
                         path,
                         line,
-                        format!("text after a closing quote ('{}'); put a comma after the quoted field", c.escape_debug()),
+                        "a quote inside an unquoted field; quote the whole field and double inner quotes (\"\")",
                     ));
                 }
-                field.push(c);
-                at_field_start = false;
-                any = true;
+                let mut end = i;
+                if end > start && b[end - 1] == b'\r' {
+                    end -= 1;
+                }
+                fields.push(if end == start {
+                    Cell::Null
+                } else {
+                    Cell::Text(text[start..end].to_string())
+                });
+                if i >= n {
+                    break;
+                }
+                i += 1;
+                if b[i - 1] == b'\n' {
+                    line += 1;
+                    break;
+                }
+                if i >= n {
+                    fields.push(Cell::Null);
+                    break;
+                }
             }
         }
-    }
-    if in_quotes {
-        return Err(bad(
-            path,
-            quote_line,
-            "a quoted field is never closed; add the closing \"",
-        ));
-    }
-    if any || !field.is_empty() || !fields.is_empty() {
-        finish_field(&mut fields, &mut field, &mut quoted);
+        if fields.len() == 1 && fields[0] == Cell::Null {
+            continue; // a blank line
+        }
         records.push((rec_line, fields));
     }
     let mut it = records.into_iter();
@@ -804,51 +823,55 @@ impl Affinity {
 /// Converts a cell for a column: integers and reals must parse (`true`/`false` are 1/0 in an
 /// integer column, as the API stores booleans); text stays text; JSON arrays and objects become
 /// their JSON text. The error says what was expected.
-pub fn convert(cell: &Cell, aff: Affinity) -> std::result::Result<Value, String> {
-    let text_value = |s: &str| -> std::result::Result<Value, String> {
+pub fn convert(cell: &Cell, aff: Affinity) -> std::result::Result<ToSqlOutput<'_>, String> {
+    use ToSqlOutput::{Borrowed, Owned};
+    fn text_value(s: &str, aff: Affinity) -> std::result::Result<ToSqlOutput<'_>, String> {
         match aff {
             Affinity::Integer => {
                 let t = s.trim();
-                t.parse::<i64>().map(Value::Integer).or_else(|_| match t {
-                    "true" | "TRUE" | "True" => Ok(Value::Integer(1)),
-                    "false" | "FALSE" | "False" => Ok(Value::Integer(0)),
-                    _ => Err(format!("'{}' is not an integer", s.escape_debug())),
-                })
+                t.parse::<i64>()
+                    .map(|i| Owned(Value::Integer(i)))
+                    .or_else(|_| match t {
+                        "true" | "TRUE" | "True" => Ok(Owned(Value::Integer(1))),
+                        "false" | "FALSE" | "False" => Ok(Owned(Value::Integer(0))),
+                        _ => Err(format!("'{}' is not an integer", s.escape_debug())),
+                    })
             }
             Affinity::Real => s
                 .trim()
                 .parse::<f64>()
-                .map(Value::Real)
+                .map(|f| Owned(Value::Real(f)))
                 .map_err(|_| format!("'{}' is not a number", s.escape_debug())),
             Affinity::Numeric => {
                 let t = s.trim();
                 Ok(t.parse::<i64>()
-                    .map(Value::Integer)
-                    .or_else(|_| t.parse::<f64>().map(Value::Real))
-                    .unwrap_or_else(|_| Value::Text(s.to_string())))
+                    .map(|i| Owned(Value::Integer(i)))
+                    .or_else(|_| t.parse::<f64>().map(|f| Owned(Value::Real(f))))
+                    .unwrap_or(Borrowed(ValueRef::Text(s.as_bytes()))))
             }
-            Affinity::Text | Affinity::Blob => Ok(Value::Text(s.to_string())),
+            Affinity::Text | Affinity::Blob => Ok(Borrowed(ValueRef::Text(s.as_bytes()))),
         }
-    };
+    }
     match cell {
-        Cell::Null => Ok(Value::Null),
-        Cell::Text(s) => text_value(s),
+        Cell::Null => Ok(Owned(Value::Null)),
+        Cell::Text(s) => text_value(s, aff),
         Cell::Json(v) => match v {
-            serde_json::Value::Null => Ok(Value::Null),
-            serde_json::Value::Bool(b) => Ok(Value::Integer(i64::from(*b))),
+            serde_json::Value::Null => Ok(Owned(Value::Null)),
+            serde_json::Value::Bool(b) => Ok(Owned(Value::Integer(i64::from(*b)))),
             serde_json::Value::Number(n) => match aff {
-                Affinity::Text | Affinity::Blob => Ok(Value::Text(n.to_string())),
+                Affinity::Text | Affinity::Blob => Ok(Owned(Value::Text(n.to_string()))),
                 Affinity::Integer => n
                     .as_i64()
-                    .map(Value::Integer)
+                    .map(|i| Owned(Value::Integer(i)))
                     .ok_or_else(|| format!("{n} is not an integer")),
-                _ => Ok(n
-                    .as_i64()
-                    .map(Value::Integer)
-                    .unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0)))),
+                _ => Ok(Owned(
+                    n.as_i64()
+                        .map(Value::Integer)
+                        .unwrap_or_else(|| Value::Real(n.as_f64().unwrap_or(0.0))),
+                )),
             },
-            serde_json::Value::String(s) => text_value(s),
-            other => Ok(Value::Text(other.to_string())),
+            serde_json::Value::String(s) => text_value(s, aff),
+            other => Ok(Owned(Value::Text(other.to_string()))),
         },
     }
 }
@@ -946,11 +969,11 @@ fn apply_rows(
     } else {
         Some(conn.prepare(&insert_sql(header)).at(file)?)
     };
-    let mut values: Vec<Value> = Vec::new();
+    let mut values: Vec<ToSqlOutput<'_>> = Vec::new();
     'rows: for row in rows {
         values.clear();
-        let (names, affs): (&[String], Vec<Affinity>) = match &row.columns {
-            None => (header, header_aff.clone()),
+        let (names, affs): (&[String], std::borrow::Cow<'_, [Affinity]>) = match &row.columns {
+            None => (header, std::borrow::Cow::Borrowed(&header_aff[..])),
             Some(names) => {
                 let mut a = Vec::with_capacity(names.len());
                 for n in names {
@@ -966,10 +989,10 @@ fn apply_rows(
                         }
                     }
                 }
-                (names.as_slice(), a)
+                (names.as_slice(), std::borrow::Cow::Owned(a))
             }
         };
-        for (i, (cell, aff)) in row.cells.iter().zip(&affs).enumerate() {
+        for (i, (cell, aff)) in row.cells.iter().zip(affs.iter()).enumerate() {
             match convert(cell, *aff) {
                 Ok(v) => values.push(v),
                 Err(m) => {
@@ -1458,18 +1481,23 @@ mod tests {
         assert_eq!(Affinity::of("DOUBLE"), Affinity::Real);
         assert_eq!(Affinity::of("DECIMAL"), Affinity::Numeric);
         let t = |s: &str| Cell::Text(s.into());
-        assert_eq!(convert(&t("42"), Affinity::Integer), Ok(Value::Integer(42)));
+        let owned = |v: Value| Ok(ToSqlOutput::Owned(v));
+        assert_eq!(
+            convert(&t("42"), Affinity::Integer),
+            owned(Value::Integer(42))
+        );
         assert_eq!(
             convert(&t("true"), Affinity::Integer),
-            Ok(Value::Integer(1))
+            owned(Value::Integer(1))
         );
         assert!(convert(&t("4x"), Affinity::Integer).is_err());
         assert!(convert(&t("abc"), Affinity::Real).is_err());
+        let cell = t("007");
         assert_eq!(
-            convert(&t("007"), Affinity::Text),
-            Ok(Value::Text("007".into()))
+            convert(&cell, Affinity::Text),
+            Ok(ToSqlOutput::Borrowed(ValueRef::Text(b"007")))
         );
-        assert_eq!(convert(&Cell::Null, Affinity::Text), Ok(Value::Null));
+        assert_eq!(convert(&Cell::Null, Affinity::Text), owned(Value::Null));
     }
 
     #[test]

@@ -381,3 +381,89 @@ fn a_directory_may_not_shadow_the_system_fixture() {
     assert!(err.contains("shadow the built-in system fixture"), "{err}");
     assert!(Path::new(&env.root().join("fixtures/system/fixture.toml")).exists());
 }
+
+#[test]
+fn an_api_created_data_directory_is_adopted_and_gets_fixture_versions() {
+    let env = Env::new();
+    people_fixtures(&env);
+    let api = env.data().join("monk");
+    fs::create_dir_all(&api).unwrap();
+    for e in fs::read_dir("/work/shared/reference/monk-api-6.2").unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), api.join(e.file_name())).unwrap();
+    }
+    // Reading works before the infra database has the version column.
+    assert_eq!(
+        env.json(&["fixture", "status", "--tenant", "acme"]),
+        serde_json::json!([])
+    );
+    let out = env.json(&["fixture", "deploy", "people", "--tenant", "acme"]);
+    assert_eq!(out["succeeded"], 1);
+    let st = env.json(&["fixture", "status", "--tenant", "acme"]);
+    assert_eq!(st[1]["fixture"], "people");
+    assert_eq!(st[1]["version"], "2");
+    let conn = env.open(&api.join("ns_tenant_acme.db"));
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM people", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 4);
+    // The API's own columns are untouched; the new one is added beside them.
+    let infra = env.open(&api.join("public.db"));
+    let cols: Vec<String> = infra
+        .prepare("SELECT name FROM pragma_table_info('tenant_fixtures')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        cols,
+        ["tenant_id", "fixture_name", "deployed_at", "version"]
+    );
+}
+
+#[test]
+fn a_fixture_cannot_attach_files_or_end_its_transaction() {
+    let env = Env::new();
+    people_fixtures(&env);
+    env.ok(&["tenant", "create", "acme"]);
+    let outside = env.root().join("outside.db");
+    let attach = format!(
+        "INSERT INTO people (name) VALUES ('x');\nATTACH DATABASE '{}' AS o;\n",
+        outside.display()
+    );
+    fixture(
+        &env,
+        "attach",
+        "name = \"attach\"\nversion = \"1\"\ndepends_on = [\"base\"]\nfiles = [\"a.sql\"]\n",
+        &[("a.sql", attach.as_bytes())],
+    );
+    fixture(
+        &env,
+        "commit",
+        "name = \"commit\"\nversion = \"1\"\ndepends_on = [\"base\"]\nfiles = [\"a.sql\"]\n",
+        &[(
+            "a.sql",
+            b"INSERT INTO people (name) VALUES ('x');\nCOMMIT;\nPRAGMA journal_mode = DELETE;\n",
+        )],
+    );
+    for name in ["attach", "commit"] {
+        let err = env.fails(&["fixture", "deploy", name, "--tenant", "acme"], 1);
+        assert!(
+            err.contains("a.sql:2:") && err.contains("not authorized"),
+            "{err}"
+        );
+        let out = env.run(&["--format", "json", "fixture", "check", name]);
+        assert_eq!(out.status.code(), Some(2));
+    }
+    assert!(!outside.exists());
+    // Nothing of either fixture stayed: not even the table of their dependency.
+    assert_eq!(
+        count(
+            &env,
+            "acme",
+            "SELECT count(*) FROM sqlite_master WHERE name = 'people'"
+        ),
+        0
+    );
+}

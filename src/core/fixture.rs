@@ -13,6 +13,7 @@ use std::ffi::CString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -1035,13 +1036,64 @@ pub struct FixtureVersion {
     pub version: String,
 }
 
+/// Settings a fixture may not change with a PRAGMA: they belong to the file and to monkctl.
+const DENIED_PRAGMAS: [&str; 9] = [
+    "journal_mode",
+    "synchronous",
+    "locking_mode",
+    "writable_schema",
+    "schema_version",
+    "temp_store_directory",
+    "data_store_directory",
+    "query_only",
+    "foreign_keys",
+];
+
+/// Applies fixtures inside the transaction the caller opened, with an authorizer that refuses
+/// what a fixture must not do: ATTACH/DETACH (files outside the data directory), BEGIN, COMMIT
+/// and ROLLBACK (the one-transaction promise), and PRAGMAs that change the file's settings. A
+/// refused statement fails with "not authorized", named by file and line like any other.
+pub fn apply_guarded(
+    conn: &mut Connection,
+    path: &Path,
+    plan: &[&Loaded],
+    on_error: &mut dyn FnMut(Error) -> Result<()>,
+) -> Result<()> {
+    conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } | AuthAction::Transaction { .. } => {
+            Authorization::Deny
+        }
+        AuthAction::Pragma { pragma_name, .. }
+            if DENIED_PRAGMAS.contains(&pragma_name.to_ascii_lowercase().as_str()) =>
+        {
+            Authorization::Deny
+        }
+        _ => Authorization::Allow,
+    }))
+    .at(path)?;
+    let mut r = Ok(());
+    for l in plan {
+        r = apply(conn, l, on_error);
+        if r.is_err() {
+            break;
+        }
+    }
+    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
+        .at(path)?;
+    r
+}
+
 /// Applies fixtures to an open connection in one transaction; all or nothing.
 pub fn apply_all(conn: &mut Connection, path: &Path, plan: &[&Loaded]) -> Result<()> {
-    let tx = conn.transaction().at(path)?;
-    for l in plan {
-        apply(&tx, l, &mut |e| Err(e))?;
+    conn.execute_batch("BEGIN IMMEDIATE").at(path)?;
+    match apply_guarded(conn, path, plan, &mut |e| Err(e)) {
+        Ok(()) => conn.execute_batch("COMMIT").at(path),
+        Err(e) => {
+            // SQLite may have rolled back already (some errors do); nothing to report then.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
     }
-    tx.commit().at(path)
 }
 
 /// A tenant builder that executes `system` and then `fixtures` into the new file (one
@@ -1049,13 +1101,13 @@ pub fn apply_all(conn: &mut Connection, path: &Path, plan: &[&Loaded]) -> Result
 pub fn builder(fixtures: &[Loaded]) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + '_ {
     move |path: &Path, spec: &CreateSpec| {
         let mut conn = system::open_build(path)?;
-        let tx = conn.transaction().at(path)?;
-        tx.execute_batch(system::SYSTEM_SQL).at(path)?;
-        let owner_id = system::add_owner(&tx, &spec.owner).at(path)?;
-        for l in fixtures {
-            apply(&tx, l, &mut |e| Err(e))?;
-        }
-        tx.commit().at(path)?;
+        // A private file being built: an error discards it, so no rollback is needed.
+        conn.execute_batch("BEGIN").at(path)?;
+        conn.execute_batch(system::SYSTEM_SQL).at(path)?;
+        let owner_id = system::add_owner(&conn, &spec.owner).at(path)?;
+        let plan: Vec<&Loaded> = fixtures.iter().collect();
+        apply_guarded(&mut conn, path, &plan, &mut |e| Err(e))?;
+        conn.execute_batch("COMMIT").at(path)?;
         system::finish_build(conn, path)?;
         Ok(Built {
             owner_id,
@@ -1265,9 +1317,9 @@ pub fn check(dir: &Path, name: Option<&str>) -> Result<CheckReport> {
     let scratch = Scratch::new()?;
     let path = scratch.0.join("scratch.db");
     system::build(&path, "root")?;
-    let conn = Connection::open(&path).at(&path)?;
+    let mut conn = Connection::open(&path).at(&path)?;
     system::register_functions(&conn).at(&path)?;
-    conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=OFF;")
+    conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=OFF; BEGIN;")
         .at(&path)?;
     for f in &order {
         checked.push(f.name.clone());
@@ -1282,7 +1334,7 @@ pub fn check(dir: &Path, name: Option<&str>) -> Result<CheckReport> {
             }
         };
         let mut n = 0;
-        apply(&conn, &loaded, &mut |e| {
+        apply_guarded(&mut conn, &path, &[&loaded], &mut |e| {
             n += 1;
             if n <= 50 {
                 problems.push(Problem {

@@ -137,12 +137,12 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
     let tmp = fsutil::temp_beside(&db_path);
     let guard = Temp(Some(tmp.clone()));
     let mut conn = system::open_build(&tmp)?;
-    let tx = conn.transaction().at(&tmp)?;
-    tx.execute_batch(system::SYSTEM_SQL).at(&tmp)?;
-    for l in loaded {
-        fixture::apply(&tx, l, &mut |e| Err(e))?;
-    }
-    tx.commit().at(&tmp)?;
+    // A private file being built: an error discards it, so no rollback is needed.
+    conn.execute_batch("BEGIN").at(&tmp)?;
+    conn.execute_batch(system::SYSTEM_SQL).at(&tmp)?;
+    let plan: Vec<&Loaded> = loaded.iter().collect();
+    fixture::apply_guarded(&mut conn, &tmp, &plan, &mut |e| Err(e))?;
+    conn.execute_batch("COMMIT").at(&tmp)?;
     conn.execute_batch("VACUUM").at(&tmp)?;
     let schema_version = schema::tenant_version(&conn).at(&tmp)?;
     system::finish_build(conn, &tmp)?;

@@ -467,3 +467,32 @@ fn a_fixture_cannot_attach_files_or_end_its_transaction() {
         0
     );
 }
+
+#[test]
+fn concurrent_deploys_to_one_tenant_apply_a_fixture_once() {
+    let env = Env::new();
+    people_fixtures(&env);
+    env.ok(&["tenant", "create", "acme"]);
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("monkctl"))
+                .current_dir(env.root())
+                .env_remove("MONK_FIXTURES_DIR")
+                .args(["--data-dir", env.data().to_str().unwrap()])
+                .args(["fixture", "deploy", "people", "--tenant", "acme"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(count(&env, "acme", "SELECT count(*) FROM people"), 4);
+}

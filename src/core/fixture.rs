@@ -11,6 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
@@ -1349,6 +1350,24 @@ pub fn check(dir: &Path, name: Option<&str>) -> Result<CheckReport> {
     Ok(CheckReport { checked, problems })
 }
 
+/// Takes an OS lock on `path` (created 0600, its directory 0700), waiting for a holder to finish;
+/// released when the file is dropped or the process ends. For short critical sections between
+/// monkctl processes (deploys to one tenant, builds of one template).
+pub(crate) fn wait_lock(path: &Path) -> Result<fs::File> {
+    if let Some(dir) = path.parent() {
+        fsutil::create_private_dir(dir)?;
+    }
+    let f = fs::File::options()
+        .mode(0o600)
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .at(path)?;
+    f.lock().at(path)?;
+    Ok(f)
+}
+
 /// The result of deploying to one tenant.
 #[derive(Debug, Clone, Serialize)]
 pub struct Deployed {
@@ -1426,6 +1445,13 @@ fn deploy_one(
             t.name
         )));
     }
+    names::tenant(&t.name)?;
+    // Two deploys to one tenant queue here, so the second sees what the first recorded.
+    let _lock = wait_lock(
+        &ws.layout
+            .locks_dir()
+            .join(format!("fixtures-{}.lock", t.name)),
+    )?;
     let done: HashSet<String> = reg
         .fixtures_of(&t.id)?
         .into_iter()

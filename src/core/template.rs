@@ -10,7 +10,6 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
@@ -72,20 +71,9 @@ fn paths(layout: &Layout, name: &str) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Holds the per-template lock (an OS lock on `<data>/locks/template-NAME.lock`) until dropped.
+/// Holds the per-template lock (`<data>/locks/template-NAME.lock`) until dropped.
 fn lock(layout: &Layout, name: &str) -> Result<File> {
-    let dir = layout.locks_dir();
-    fsutil::create_private_dir(&dir)?;
-    let p = dir.join(format!("template-{name}.lock"));
-    let f = File::options()
-        .mode(0o600)
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .at(&p)?;
-    f.lock().at(&p)?;
-    Ok(f)
+    fixture::wait_lock(&layout.locks_dir().join(format!("template-{name}.lock")))
 }
 
 fn read_meta(path: &Path) -> Result<Option<Meta>> {

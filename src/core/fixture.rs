@@ -1445,13 +1445,14 @@ fn deploy_one(
             t.name
         )));
     }
-    names::tenant(&t.name)?;
-    // Two deploys to one tenant queue here, so the second sees what the first recorded.
-    let _lock = wait_lock(
-        &ws.layout
-            .locks_dir()
-            .join(format!("fixtures-{}.lock", t.name)),
-    )?;
+    let path = tenant::file_of(&ws.layout, t)?;
+    // Two deploys to one tenant queue here, so the second sees what the first recorded. The lock
+    // is an flock on the tenant file itself (no extra file; SQLite's own locks are fcntl locks,
+    // independent on Linux); it is taken before SQLite opens the file and released after SQLite
+    // closed it, so closing it never drops SQLite's locks.
+    let _lock = fs::File::open(&path)
+        .and_then(|f| f.lock().map(|_| f))
+        .at(&path)?;
     let done: HashSet<String> = reg
         .fixtures_of(&t.id)?
         .into_iter()
@@ -1467,7 +1468,6 @@ fn deploy_one(
             skipped,
         });
     }
-    let path = tenant::file_of(&ws.layout, t)?;
     let mut conn = db::open(&path, Mode::ReadWrite)?;
     system::register_functions(&conn).at(&path)?;
     apply_all(&mut conn, &path, &plan)?;

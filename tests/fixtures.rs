@@ -301,6 +301,12 @@ fn bad_input_is_refused_with_file_and_line_and_changes_nothing() {
             "wide/people.csv:3:",
         ),
         (
+            "escape",
+            "name = \"escape\"\nversion = \"1\"\nfiles = [\"../base/schema.sql\"]\n",
+            vec![("a.sql", b"SELECT 1;")],
+            "escape/fixture.toml:3: '../base/schema.sql' is not a plain file name",
+        ),
+        (
             "utf",
             "name = \"utf\"\nversion = \"1\"\nfiles = [\"a.sql\"]\n",
             vec![("a.sql", b"SELECT 1;\nSELECT '\xff\xfe';\n")],

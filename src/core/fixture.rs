@@ -466,14 +466,22 @@ fn skip_blank(s: &str) -> usize {
 pub fn split_sql(text: &str) -> Vec<Statement> {
     let mut out = Vec::new();
     let mut start = 0;
+    // Lines are counted forward from the previous statement, so long scripts stay linear.
+    let (mut seen, mut line) = (0usize, 1usize);
     let mut push = |chunk: &str, offset: usize| {
         let first = skip_blank(chunk);
         let body = chunk[first..].trim();
         if body.is_empty() || body == ";" {
             return;
         }
+        let at = offset + first;
+        line += text.as_bytes()[seen..at]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count();
+        seen = at;
         out.push(Statement {
-            line: line_at(text, offset + first),
+            line,
             sql: chunk[first..].to_string(),
         });
     };

@@ -375,6 +375,15 @@ fn bad_input_is_refused_with_file_and_line_and_changes_nothing() {
 }
 
 #[test]
+fn deploy_without_an_infra_database_creates_nothing() {
+    let env = Env::new();
+    people_fixtures(&env);
+    env.fails(&["fixture", "deploy", "people", "--tenant", "acme"], 3);
+    env.fails(&["fixture", "status", "--tenant", "acme"], 3);
+    assert!(!env.data().exists());
+}
+
+#[test]
 fn a_directory_may_not_shadow_the_system_fixture() {
     let env = Env::new();
     fixture(

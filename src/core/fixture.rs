@@ -1415,6 +1415,8 @@ pub fn deploy(
         ));
     }
     let loaded = prepare(dir, wanted)?;
+    // A data directory without an infra database is an error here, not something to create.
+    drop(ws.registry()?);
     let mut reg = ws.registry_for_write()?;
     let tenants: Vec<TenantRow> = if targets.all {
         reg.all()?

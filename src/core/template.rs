@@ -281,7 +281,7 @@ pub fn builder<'a>(
         )
         .at(path)?;
         conn.execute_batch(
-            "PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
+            "PRAGMA locking_mode=EXCLUSIVE; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
         )
         .at(path)?;
         system::register_functions(&conn).at(path)?;

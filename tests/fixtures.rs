@@ -375,6 +375,35 @@ fn bad_input_is_refused_with_file_and_line_and_changes_nothing() {
 }
 
 #[test]
+fn check_reports_cycles_and_missing_dependencies() {
+    let env = Env::new();
+    people_fixtures(&env);
+    for (name, dep) in [("cyca", "cycb"), ("cycb", "cyca"), ("orphan", "nosuch")] {
+        fixture(
+            &env,
+            name,
+            &format!("name = \"{name}\"\nversion = \"1\"\ndepends_on = [\"{dep}\"]\nfiles = [\"a.sql\"]\n"),
+            &[("a.sql", b"SELECT 1;")],
+        );
+    }
+    let out = env.run(&["--format", "json", "fixture", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = report["problems"].to_string();
+    assert!(
+        text.contains("dependency cycle: cyca -> cycb -> cyca"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nosuch") && text.contains("depends_on of 'orphan'"),
+        "{text}"
+    );
+    // The sound fixtures were still checked.
+    let checked = report["checked"].to_string();
+    assert!(checked.contains("people"), "{checked}");
+}
+
+#[test]
 fn deploy_without_an_infra_database_creates_nothing() {
     let env = Env::new();
     people_fixtures(&env);

@@ -1589,6 +1589,19 @@ mod tests {
     }
 
     #[test]
+    fn jsonl_rows_and_errors_carry_their_line() {
+        let p = Path::new("t.jsonl");
+        let rows = parse_jsonl(p, "{\"a\":1,\"b\":null}\n\n{\"a\":[1,2]}\n").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].cells[1], Cell::Null);
+        assert_eq!(rows[1].line, 3);
+        let e = parse_jsonl(p, "{\"a\":1}\n{\"a\":\n").unwrap_err();
+        assert!(matches!(e, Error::BadInput { line: 2, .. }), "{e}");
+        let e = parse_jsonl(p, "[1]\n").unwrap_err();
+        assert!(e.to_string().contains("not a JSON object"), "{e}");
+    }
+
+    #[test]
     fn checksum_is_stable_and_sensitive() {
         assert_eq!(checksum(b""), 0xcbf2_9ce4_8422_2325);
         assert_ne!(checksum(b"abcdefghi"), checksum(b"abcdefghj"));

@@ -29,6 +29,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand init 'Create the data directory and the infra database (idempotent)'
             cand config 'Show the effective settings and where each came from'
             cand tenant 'Create, list, inspect and retire tenants'
+            cand fixture 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files'
+            cand template 'Prebuilt tenant databases that new tenants are cloned from'
             cand generate-docs 'Write shell completions and man pages generated from this definition'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -76,6 +78,9 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --owner 'Owner user of the new tenants (the API''s root user when not given)'
             cand --description 'Description stored in the registry'
             cand --from-file 'Read tenants from a file: one `NAME [OWNER [DESCRIPTION]]` a line, # comments'
+            cand --fixture 'Deploy this fixture (and its dependencies) at creation (repeatable)'
+            cand --template 'Clone this template instead of executing the schema (`system` is built in)'
+            cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -211,6 +216,176 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         }
         &'monkctl;tenant;help;help'= {
         }
+        &'monkctl;fixture'= {
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List the built-in and directory fixtures with version, dependencies and source'
+            cand show 'Show a fixture''s manifest, files and the tables they touch'
+            cand check 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+            cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
+            cand status 'Show what a tenant has deployed, when, and at which version'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'monkctl;fixture;list'= {
+            cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;fixture;show'= {
+            cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;fixture;check'= {
+            cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;fixture;deploy'= {
+            cand --tenant 'Tenant to deploy to (repeatable)'
+            cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand --all 'Every active tenant that is neither trashed nor deleted'
+            cand --force 'Deploy the named fixtures again even where they are recorded as deployed'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;fixture;status'= {
+            cand --tenant 'Tenant name'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;fixture;help'= {
+            cand list 'List the built-in and directory fixtures with version, dependencies and source'
+            cand show 'Show a fixture''s manifest, files and the tables they touch'
+            cand check 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+            cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
+            cand status 'Show what a tenant has deployed, when, and at which version'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'monkctl;fixture;help;list'= {
+        }
+        &'monkctl;fixture;help;show'= {
+        }
+        &'monkctl;fixture;help;check'= {
+        }
+        &'monkctl;fixture;help;deploy'= {
+        }
+        &'monkctl;fixture;help;status'= {
+        }
+        &'monkctl;fixture;help;help'= {
+        }
+        &'monkctl;template'= {
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand build 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'
+            cand list 'List templates with what they hold'
+            cand show 'Show a template''s metadata and verify its checksum'
+            cand rm 'Remove a template (tenants cloned from it are not affected)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'monkctl;template;build'= {
+            cand --fixture 'Fixture to include, with its dependencies (repeatable)'
+            cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;template;list'= {
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;template;show'= {
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;template;rm'= {
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -y 'Do not ask for confirmation (required without a terminal)'
+            cand --yes 'Do not ask for confirmation (required without a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;template;help'= {
+            cand build 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'
+            cand list 'List templates with what they hold'
+            cand show 'Show a template''s metadata and verify its checksum'
+            cand rm 'Remove a template (tenants cloned from it are not affected)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'monkctl;template;help;build'= {
+        }
+        &'monkctl;template;help;list'= {
+        }
+        &'monkctl;template;help;show'= {
+        }
+        &'monkctl;template;help;rm'= {
+        }
+        &'monkctl;template;help;help'= {
+        }
         &'monkctl;generate-docs'= {
             cand --out 'Directory that receives completions/ and man/'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
@@ -226,6 +401,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand init 'Create the data directory and the infra database (idempotent)'
             cand config 'Show the effective settings and where each came from'
             cand tenant 'Create, list, inspect and retire tenants'
+            cand fixture 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files'
+            cand template 'Prebuilt tenant databases that new tenants are cloned from'
             cand generate-docs 'Write shell completions and man pages generated from this definition'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -261,6 +438,37 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;help;tenant;delete'= {
         }
         &'monkctl;help;tenant;purge'= {
+        }
+        &'monkctl;help;fixture'= {
+            cand list 'List the built-in and directory fixtures with version, dependencies and source'
+            cand show 'Show a fixture''s manifest, files and the tables they touch'
+            cand check 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+            cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
+            cand status 'Show what a tenant has deployed, when, and at which version'
+        }
+        &'monkctl;help;fixture;list'= {
+        }
+        &'monkctl;help;fixture;show'= {
+        }
+        &'monkctl;help;fixture;check'= {
+        }
+        &'monkctl;help;fixture;deploy'= {
+        }
+        &'monkctl;help;fixture;status'= {
+        }
+        &'monkctl;help;template'= {
+            cand build 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'
+            cand list 'List templates with what they hold'
+            cand show 'Show a template''s metadata and verify its checksum'
+            cand rm 'Remove a template (tenants cloned from it are not affected)'
+        }
+        &'monkctl;help;template;build'= {
+        }
+        &'monkctl;help;template;list'= {
+        }
+        &'monkctl;help;template;show'= {
+        }
+        &'monkctl;help;template;rm'= {
         }
         &'monkctl;help;generate-docs'= {
         }

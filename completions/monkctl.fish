@@ -35,6 +35,8 @@ complete -c monkctl -n "__fish_monkctl_needs_command" -s V -l version -d 'Print 
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "config" -d 'Show the effective settings and where each came from'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "tenant" -d 'Create, list, inspect and retire tenants'
+complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "fixture" -d 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files'
+complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "template" -d 'Prebuilt tenant databases that new tenants are cloned from'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "generate-docs" -d 'Write shell completions and man pages generated from this definition'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -74,6 +76,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_s
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l owner -d 'Owner user of the new tenants (the API\'s root user when not given)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l description -d 'Description stored in the registry' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l from-file -d 'Read tenants from a file: one `NAME [OWNER [DESCRIPTION]]` a line, # comments' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l fixture -d 'Deploy this fixture (and its dependencies) at creation (repeatable)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l template -d 'Clone this template instead of executing the schema (`system` is built in)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -173,6 +178,127 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Remove the trashed files of tenants deleted longer ago than a retention'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "show" -d 'Show a fixture\'s manifest, files and the tables they touch'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "check" -d 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "deploy" -d 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "status" -d 'Show what a tenant has deployed, when, and at which version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l tenant -d 'Tenant to deploy to (repeatable)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l all -d 'Every active tenant that is neither trashed nor deleted'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l force -d 'Deploy the named fixtures again even where they are recorded as deployed'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l tenant -d 'Tenant name' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a fixture\'s manifest, files and the tables they touch'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "deploy" -d 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show what a tenant has deployed, when, and at which version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -f -a "build" -d 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -f -a "list" -d 'List templates with what they hold'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -f -a "show" -d 'Show a template\'s metadata and verify its checksum'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -f -a "rm" -d 'Remove a template (tenants cloned from it are not affected)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l fixture -d 'Fixture to include, with its dependencies (repeatable)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "build" -d 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "list" -d 'List templates with what they hold'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a template\'s metadata and verify its checksum'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a template (tenants cloned from it are not affected)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l out -d 'Directory that receives completions/ and man/' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
@@ -182,11 +308,13 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant generate-docs help" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant generate-docs help" -f -a "config" -d 'Show the effective settings and where each came from'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant generate-docs help" -f -a "tenant" -d 'Create, list, inspect and retire tenants'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant generate-docs help" -f -a "generate-docs" -d 'Write shell completions and man pages generated from this definition'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template generate-docs help" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template generate-docs help" -f -a "config" -d 'Show the effective settings and where each came from'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template generate-docs help" -f -a "tenant" -d 'Create, list, inspect and retire tenants'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template generate-docs help" -f -a "fixture" -d 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template generate-docs help" -f -a "template" -d 'Prebuilt tenant databases that new tenants are cloned from'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template generate-docs help" -f -a "generate-docs" -d 'Write shell completions and man pages generated from this definition'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "create" -d 'Create tenants: a database file the API serves, then the registry row'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "list" -d 'List tenants (trashed and deleted ones only on request)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "show" -d 'Show a tenant\'s row, file, tables and fixtures'
@@ -196,3 +324,12 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_su
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "activate" -d 'Make a suspended or pending tenant active'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "delete" -d 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "purge" -d 'Remove the trashed files of tenants deleted longer ago than a retention'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "show" -d 'Show a fixture\'s manifest, files and the tables they touch'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "check" -d 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "deploy" -d 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "status" -d 'Show what a tenant has deployed, when, and at which version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from template" -f -a "build" -d 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from template" -f -a "list" -d 'List templates with what they hold'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from template" -f -a "show" -d 'Show a template\'s metadata and verify its checksum'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from template" -f -a "rm" -d 'Remove a template (tenants cloned from it are not affected)'

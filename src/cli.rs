@@ -66,6 +66,14 @@ pub enum Command {
     #[command(subcommand)]
     Tenant(TenantCommand),
 
+    /// Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files
+    #[command(subcommand)]
+    Fixture(FixtureCommand),
+
+    /// Prebuilt tenant databases that new tenants are cloned from
+    #[command(subcommand)]
+    Template(TemplateCommand),
+
     /// Write shell completions and man pages generated from this definition
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
@@ -110,6 +118,134 @@ pub struct CreateArgs {
     /// Read tenants from a file: one `NAME [OWNER [DESCRIPTION]]` a line, # comments
     #[arg(long, value_name = "FILE", conflicts_with = "names")]
     pub from_file: Option<PathBuf>,
+
+    /// Deploy this fixture (and its dependencies) at creation (repeatable)
+    #[arg(long = "fixture", value_name = "NAME")]
+    pub fixtures: Vec<String>,
+
+    /// Clone this template instead of executing the schema (`system` is built in)
+    #[arg(long, value_name = "NAME")]
+    pub template: Option<String>,
+
+    #[command(flatten)]
+    pub dir: FixturesDir,
+}
+
+/// Where fixture directories are read from.
+#[derive(Debug, Clone, Args)]
+pub struct FixturesDir {
+    /// Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]
+    #[arg(long = "fixtures", value_name = "DIR")]
+    pub fixtures_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixtureCommand {
+    /// List the built-in and directory fixtures with version, dependencies and source
+    List(FixturesDir),
+    /// Show a fixture's manifest, files and the tables they touch
+    Show(FixtureShowArgs),
+    /// Check fixtures against a scratch tenant; writes nothing in the data directory
+    Check(FixtureCheckArgs),
+    /// Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction
+    Deploy(DeployArgs),
+    /// Show what a tenant has deployed, when, and at which version
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FixtureShowArgs {
+    /// Fixture name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub dir: FixturesDir,
+}
+
+#[derive(Debug, Args)]
+pub struct FixtureCheckArgs {
+    /// Fixture to check with its dependencies (every fixture when not given)
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub dir: FixturesDir,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Fixtures to deploy
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+
+    /// Tenant to deploy to (repeatable)
+    #[arg(
+        long = "tenant",
+        value_name = "TENANT",
+        required_unless_present = "all"
+    )]
+    pub tenants: Vec<String>,
+
+    /// Every active tenant that is neither trashed nor deleted
+    #[arg(long, conflicts_with = "tenants")]
+    pub all: bool,
+
+    /// Deploy the named fixtures again even where they are recorded as deployed
+    #[arg(long)]
+    pub force: bool,
+
+    #[command(flatten)]
+    pub dir: FixturesDir,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Tenant name
+    #[arg(long = "tenant", value_name = "TENANT")]
+    pub tenant: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)
+    Build(TemplateBuildArgs),
+    /// List templates with what they hold
+    List,
+    /// Show a template's metadata and verify its checksum
+    Show(TemplateNameArg),
+    /// Remove a template (tenants cloned from it are not affected)
+    Rm(TemplateRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateBuildArgs {
+    /// Template name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Fixture to include, with its dependencies (repeatable)
+    #[arg(long = "fixture", value_name = "FIXTURE")]
+    pub fixtures: Vec<String>,
+
+    #[command(flatten)]
+    pub dir: FixturesDir,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateNameArg {
+    /// Template name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateRmArgs {
+    /// Template name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -4,6 +4,8 @@
 //! the result to `output`. Prompts and progress bars live here because they need a terminal.
 
 pub mod docs;
+pub mod fixture;
+pub mod template;
 pub mod tenant;
 
 use std::ffi::OsString;
@@ -73,14 +75,25 @@ pub fn run(cli: Cli) -> Outcome {
             show(g.format, &core::init(&ws)?)
         }
         Command::Tenant(c) => tenant::run(g, c),
+        Command::Fixture(c) => fixture::run(g, c),
+        Command::Template(c) => template::run(g, c),
     }
 }
 
 pub fn settings(g: &GlobalArgs) -> anyhow::Result<Settings> {
+    settings_with(g, None)
+}
+
+/// The settings with a `--fixtures DIR` flag taken into account.
+pub fn settings_with(
+    g: &GlobalArgs,
+    fixtures_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<Settings> {
     Ok(Settings::resolve(&Overrides {
         data_dir: g.data_dir.clone(),
         database_url: g.database_url.clone(),
         config: g.config.clone(),
+        fixtures_dir,
         ..Overrides::default()
     })?)
 }

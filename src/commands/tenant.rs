@@ -6,19 +6,18 @@ use crate::core::tenant::{
     self, CreateSpec, Created, Deleted, ListFilter, PurgeReport, SortKey, StateChange, StateResult,
     TenantDetail, TenantSummary,
 };
-use crate::core::{Batch, Error};
+use crate::core::{fixture, template, Batch, Error, Workspace};
 use crate::output::{opt, size, List, Render, Table};
 
-use super::{confirm, show, show_batch, workspace, Bar, Outcome};
+use super::{confirm, settings_with, show, show_batch, workspace, Bar, Outcome};
 
 pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
+    if let TenantCommand::Create(a) = cmd {
+        return create(g, &a);
+    }
     let ws = workspace(g)?;
     match cmd {
-        TenantCommand::Create(a) => {
-            let specs = create_specs(&a)?;
-            let batch = tenant::create_many(&ws, &specs, &tenant::system_builder, &Bar::new())?;
-            show_batch(g.format, &batch)
-        }
+        TenantCommand::Create(_) => unreachable!("handled above"),
         TenantCommand::List(a) => show(g.format, &List(tenant::list(&ws, &list_filter(&a))?)),
         TenantCommand::Show(a) => show(g.format, &tenant::show(&ws, &a.name)?),
         TenantCommand::Trash(a) => state(g, &ws, &a.name, StateChange::Trash),
@@ -57,6 +56,33 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
             show(g.format, &tenant::purge(&ws, older, a.dry_run)?)
         }
     }
+}
+
+/// `tenant create`: executes the schema (plus `--fixture`s), or clones `--template`.
+fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
+    let ws = Workspace::new(settings_with(g, a.dir.fixtures_dir.clone())?);
+    let specs = create_specs(a)?;
+    tenant::validate_specs(&specs)?;
+    let fixtures = if a.fixtures.is_empty() {
+        Vec::new()
+    } else {
+        fixture::prepare(&ws.settings.fixtures_dir.value, &a.fixtures)?
+    };
+    let batch = match &a.template {
+        Some(name) => {
+            let image = template::load(&ws, name)?;
+            let b = template::builder(&image, &fixtures);
+            tenant::create_many(&ws, &specs, &b, &Bar::new())?
+        }
+        None if fixtures.is_empty() => {
+            tenant::create_many(&ws, &specs, &tenant::system_builder, &Bar::new())?
+        }
+        None => {
+            let b = fixture::builder(&fixtures);
+            tenant::create_many(&ws, &specs, &b, &Bar::new())?
+        }
+    };
+    show_batch(g.format, &batch)
 }
 
 fn create_specs(a: &CreateArgs) -> anyhow::Result<Vec<CreateSpec>> {

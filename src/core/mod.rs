@@ -7,6 +7,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fixture;
 pub mod fsutil;
 pub mod ids;
 pub mod layout;
@@ -16,6 +17,7 @@ pub mod progress;
 pub mod registry;
 pub mod schema;
 pub mod system;
+pub mod template;
 pub mod tenant;
 
 use std::path::PathBuf;

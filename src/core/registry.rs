@@ -331,6 +331,25 @@ impl Registry {
         rows.collect::<rusqlite::Result<Vec<_>>>().at(&self.path)
     }
 
+    /// The recorded version of each deployed fixture of one tenant (`None` for rows without one,
+    /// and for every row of an infra database that predates the `version` column).
+    pub fn fixture_versions(&self, tenant_id: &str) -> Result<HashMap<String, Option<String>>> {
+        if !db::has_column(&self.conn, "tenant_fixtures", "version").at(&self.path)? {
+            return Ok(HashMap::new());
+        }
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT fixture_name, version FROM tenant_fixtures WHERE tenant_id = ?1",
+            )
+            .at(&self.path)?;
+        let rows = st
+            .query_map([tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .at(&self.path)?;
+        rows.collect::<rusqlite::Result<HashMap<_, _>>>()
+            .at(&self.path)
+    }
+
     /// Runs `f` inside one `BEGIN IMMEDIATE` transaction; commits only if it returns `Ok`.
     pub fn write<T>(&mut self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
         let path = self.path.clone();
@@ -451,6 +470,17 @@ impl Writer<'_> {
                  ON CONFLICT (tenant_id, fixture_name) DO UPDATE SET deployed_at = excluded.deployed_at",
             )
             .and_then(|mut s| s.execute(params![tenant_id, fixture, deployed_at]))
+            .map(|_| ())
+            .at(self.path)
+    }
+
+    /// Sets the version of a recorded fixture (the `version` column of infra migration 2).
+    pub fn set_fixture_version(&self, tenant_id: &str, fixture: &str, version: &str) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE tenant_fixtures SET version = ?3 WHERE tenant_id = ?1 AND fixture_name = ?2",
+            )
+            .and_then(|mut s| s.execute(params![tenant_id, fixture, version]))
             .map(|_| ())
             .at(self.path)
     }

@@ -40,6 +40,8 @@ pub struct Built {
     pub fixtures: Vec<String>,
     /// The registry id to use (a restore keeps the archived id); a fresh one when `None`.
     pub id: Option<String>,
+    /// Versions of the fixtures in `fixtures` (name, version), recorded with them.
+    pub fixture_versions: Vec<(String, String)>,
 }
 
 /// Builds a complete tenant database at a new private path.
@@ -239,6 +241,9 @@ pub fn create_one(
         w.insert(&row)?;
         for f in &built.fixtures {
             w.record_fixture(&row.id, f, &row.created_at)?;
+        }
+        for (f, v) in &built.fixture_versions {
+            w.set_fixture_version(&row.id, f, v)?;
         }
         super::pause_point("tenant.inserted");
         Ok(())

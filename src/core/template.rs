@@ -1,0 +1,439 @@
+//! Templates: prebuilt tenant databases that new tenants are cloned from instead of replaying SQL.
+//!
+//! Owns `<data>/templates/NAME.db` (a single-file tenant database: WAL in its header, no `-wal`
+//! beside it, vacuumed) and its sidecar `<data>/templates/NAME.toml` (what it holds and its
+//! checksum). Builds happen in private temporary files beside the final names, synced, then
+//! renamed, under a per-template lock in `<data>/locks/`. Cloning verifies the checksum once, then
+//! writes the verified bytes into a new private file and applies the per-tenant parts through
+//! SQLite; placing the clone and registering it is `tenant::create_one`'s job. The built-in
+//! `system` template is (re)built on first use when the binary's `system` fixture changed.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+
+use super::error::{Context, Error, Result};
+use super::fixture::{self, FixtureVersion, Loaded};
+use super::fsutil;
+use super::ids;
+use super::layout::Layout;
+use super::names;
+use super::schema;
+use super::system;
+use super::tenant::{Built, CreateSpec};
+use super::Workspace;
+
+/// The built-in template: the `system` fixture alone.
+pub const SYSTEM: &str = "system";
+
+/// Tables whose ids the API generates per tenant (`monk_uuid()` in the system fixture): a clone
+/// gets fresh ones, and every foreign key that points at them is rewritten to match.
+pub const FRESH_ID_TABLES: [&str; 3] = ["models", "fields", "fs"];
+
+/// What a template holds, kept in its sidecar `NAME.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    pub name: String,
+    /// 1 for the first build, one more at each rebuild; new tenants get it as `template_version`.
+    pub generation: i64,
+    pub built_at: String,
+    /// The tenant schema version of the template database.
+    pub schema_version: i64,
+    /// `fixture::checksum_hex` of the whole `.db` file.
+    pub checksum: String,
+    pub size_bytes: u64,
+    /// The version (checksum) of the `system` fixture the template was built from.
+    pub system_version: String,
+    /// Fixtures besides `system`, in the order they were applied.
+    pub fixtures: Vec<FixtureVersion>,
+}
+
+/// A line of `template list` / the result of `template show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Info {
+    pub name: String,
+    pub path: PathBuf,
+    pub meta: Option<Meta>,
+    /// `template show` only: whether the file matches its recorded checksum.
+    pub checksum_ok: Option<bool>,
+    pub error: Option<String>,
+}
+
+fn paths(layout: &Layout, name: &str) -> (PathBuf, PathBuf) {
+    let dir = layout.templates_dir();
+    (
+        dir.join(format!("{name}.db")),
+        dir.join(format!("{name}.toml")),
+    )
+}
+
+/// Holds the per-template lock (`<data>/locks/template-NAME.lock`) until dropped.
+fn lock(layout: &Layout, name: &str) -> Result<File> {
+    fixture::wait_lock(&layout.locks_dir().join(format!("template-{name}.lock")))
+}
+
+fn read_meta(path: &Path) -> Result<Option<Meta>> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    toml::from_str(&text).map(Some).map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        detail: format!(
+            "the template's metadata cannot be read ({}); rebuild it with `monkctl template build`",
+            e.message().trim()
+        ),
+    })
+}
+
+/// Removes a temporary file when dropped, unless disarmed.
+struct Temp(Option<PathBuf>);
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(&p);
+            for s in ["-wal", "-shm", "-journal"] {
+                let _ = fs::remove_file(fsutil::with_suffix(&p, s));
+            }
+        }
+    }
+}
+
+/// `template build NAME --fixture F...`: `system` plus the fixtures (and their dependencies).
+pub fn build(ws: &Workspace, fixtures_dir: &Path, name: &str, wanted: &[String]) -> Result<Meta> {
+    names::plain("template name", name)?;
+    if name == SYSTEM && !wanted.is_empty() {
+        return Err(Error::Usage(
+            "the 'system' template holds the system fixture alone; choose another name for a template with fixtures".into(),
+        ));
+    }
+    let loaded = fixture::prepare(fixtures_dir, wanted)?;
+    let _lock = lock(&ws.layout, name)?;
+    build_locked(&ws.layout, name, &loaded)
+}
+
+fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> {
+    let (db_path, meta_path) = paths(layout, name);
+    fsutil::create_private_dir(&layout.templates_dir())?;
+    let previous = read_meta(&meta_path).ok().flatten();
+    let tmp = fsutil::temp_beside(&db_path);
+    let guard = Temp(Some(tmp.clone()));
+    let mut conn = system::open_build(&tmp)?;
+    // A private file being built: an error discards it, so no rollback is needed.
+    conn.execute_batch("BEGIN").at(&tmp)?;
+    conn.execute_batch(system::SYSTEM_SQL).at(&tmp)?;
+    let plan: Vec<&Loaded> = loaded.iter().collect();
+    fixture::apply_guarded(&mut conn, &tmp, &plan, &mut |e| Err(e))?;
+    conn.execute_batch("COMMIT").at(&tmp)?;
+    conn.execute_batch("VACUUM").at(&tmp)?;
+    let schema_version = schema::tenant_version(&conn).at(&tmp)?;
+    system::finish_build(conn, &tmp)?;
+    let bytes = fs::read(&tmp).at(&tmp)?;
+    let meta = Meta {
+        name: name.to_string(),
+        generation: previous.map(|m| m.generation + 1).unwrap_or(1),
+        built_at: ids::now_iso(),
+        schema_version,
+        checksum: fixture::checksum_hex(&bytes),
+        size_bytes: bytes.len() as u64,
+        system_version: fixture::system_version(),
+        fixtures: loaded
+            .iter()
+            .map(|l| FixtureVersion {
+                name: l.fixture.name.clone(),
+                version: l.fixture.version.clone(),
+            })
+            .collect(),
+    };
+    let text = toml::to_string(&meta).map_err(|e| Error::Other(e.to_string()))?;
+    let tmp_meta = fsutil::temp_beside(&meta_path);
+    let meta_guard = Temp(Some(tmp_meta.clone()));
+    let mut f = fsutil::create_private_file(&tmp_meta)?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .at(&tmp_meta)?;
+    // The database first: a crash between the renames leaves a sidecar whose checksum does not
+    // match, which every reader refuses (exit 6) until the next build.
+    fs::rename(&tmp, &db_path).at(&db_path)?;
+    fs::rename(&tmp_meta, &meta_path).at(&meta_path)?;
+    fsutil::sync_dir(&layout.templates_dir())?;
+    drop(guard);
+    drop(meta_guard);
+    Ok(meta)
+}
+
+/// A template read and verified: its metadata and the exact bytes whose checksum matched.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub meta: Meta,
+    pub bytes: Vec<u8>,
+}
+
+/// Reads template `name` and verifies its checksum (a mismatch is `Corrupt`, exit 6). The
+/// `system` template is built first when missing or built from another `system` fixture.
+pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
+    names::plain("template name", name)?;
+    let (db_path, meta_path) = paths(&ws.layout, name);
+    if name != SYSTEM && !db_path.exists() && !meta_path.exists() {
+        // Not found before taking the lock, so that a typo leaves no lock file behind.
+        return Err(not_found(db_path, name));
+    }
+    let _lock = lock(&ws.layout, name)?;
+    let mut meta = read_meta(&meta_path)?;
+    if name == SYSTEM
+        && meta
+            .as_ref()
+            .is_none_or(|m| m.system_version != fixture::system_version())
+    {
+        meta = Some(build_locked(&ws.layout, SYSTEM, &[])?);
+    }
+    let Some(meta) = meta else {
+        return Err(Error::FileNotFound {
+            what: "template",
+            path: db_path,
+            hint: format!(
+                "no template '{name}'; see `monkctl template list`, or build it with `monkctl template build {name} --fixture ...`"
+            ),
+        });
+    };
+    let bytes = fs::read(&db_path).at(&db_path)?;
+    let sum = fixture::checksum_hex(&bytes);
+    if sum != meta.checksum {
+        return Err(Error::Corrupt {
+            path: db_path,
+            detail: format!(
+                "the template fails its checksum (recorded {}, the file has {sum}); rebuild it with `monkctl template build {name}`",
+                meta.checksum
+            ),
+        });
+    }
+    Ok(Image { meta, bytes })
+}
+
+/// Gives the rows of `FRESH_ID_TABLES` fresh ids and rewrites the foreign keys that point at them.
+fn regenerate_ids(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS monk_idmap (old TEXT PRIMARY KEY, new TEXT NOT NULL)",
+    )?;
+    let tables = super::db::user_tables(conn)?;
+    let mut refs: Vec<(String, String, String)> = Vec::new();
+    {
+        let mut st =
+            conn.prepare("SELECT \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1)")?;
+        for t in &tables {
+            let rows = st.query_map([t], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })?;
+            for r in rows {
+                let (target, from, to) = r?;
+                if FRESH_ID_TABLES.contains(&target.as_str())
+                    && to.as_deref().is_none_or(|c| c == "id")
+                {
+                    refs.push((t.clone(), from, target));
+                }
+            }
+        }
+    }
+    for t in FRESH_ID_TABLES {
+        if !tables.iter().any(|x| x == t) {
+            continue;
+        }
+        let q = super::db::quote_ident(t);
+        conn.execute_batch(&format!(
+            "DELETE FROM temp.monk_idmap;
+             INSERT INTO temp.monk_idmap (old, new) SELECT id, monk_uuid() FROM {q};
+             UPDATE {q} SET id = (SELECT new FROM temp.monk_idmap WHERE old = {q}.id);"
+        ))?;
+        for (table, col, _) in refs.iter().filter(|r| r.2 == t) {
+            let (tq, cq) = (super::db::quote_ident(table), super::db::quote_ident(col));
+            conn.execute_batch(&format!(
+                "UPDATE {tq} SET {cq} = (SELECT new FROM temp.monk_idmap WHERE old = {tq}.{cq}) \
+                 WHERE {cq} IN (SELECT old FROM temp.monk_idmap)"
+            ))?;
+        }
+    }
+    conn.execute_batch("DROP TABLE temp.monk_idmap")
+}
+
+/// A tenant builder that clones `image`, then applies the per-tenant parts (owner user, fresh
+/// ids) and `extra` fixtures (those the template does not hold) in SQLite transactions. The file
+/// is synced once, after everything: it is a private temporary file until `create_one` links it.
+pub fn builder<'a>(
+    image: &'a Image,
+    extra: &'a [Loaded],
+) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + 'a {
+    move |path: &Path, spec: &CreateSpec| {
+        let mut f = fsutil::create_private_file(path)?;
+        f.write_all(&image.bytes).at(path)?;
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .at(path)?;
+        conn.execute_batch(
+            "PRAGMA locking_mode=EXCLUSIVE; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
+        )
+        .at(path)?;
+        system::register_functions(&conn).at(path)?;
+        let tx = conn.transaction().at(path)?;
+        let owner_id = system::add_owner(&tx, &spec.owner).at(path)?;
+        regenerate_ids(&tx).at(path)?;
+        let broken: i64 = tx
+            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .at(path)?;
+        if broken > 0 {
+            return Err(Error::Other(format!(
+                "{}: {broken} broken foreign key(s) after giving the clone fresh ids; rebuild the template '{}'",
+                path.display(),
+                image.meta.name
+            )));
+        }
+        tx.commit().at(path)?;
+        conn.execute_batch("PRAGMA foreign_keys=ON;").at(path)?;
+        let plan: Vec<&Loaded> = extra
+            .iter()
+            .filter(|l| !image.meta.fixtures.iter().any(|f| f.name == l.fixture.name))
+            .collect();
+        if !plan.is_empty() {
+            fixture::apply_all(&mut conn, path, &plan)?;
+        }
+        conn.close().map_err(|(_, e)| e).at(path)?;
+        f.sync_all().at(path)?;
+        let mut versions: Vec<(String, String)> = image
+            .meta
+            .fixtures
+            .iter()
+            .map(|f| (f.name.clone(), f.version.clone()))
+            .collect();
+        versions.extend(
+            plan.iter()
+                .map(|l| (l.fixture.name.clone(), l.fixture.version.clone())),
+        );
+        Ok(Built {
+            owner_id,
+            source_template: Some(image.meta.name.clone()),
+            template_version: Some(image.meta.generation),
+            fixtures: versions.iter().map(|v| v.0.clone()).collect(),
+            fixture_versions: versions,
+            ..Built::default()
+        })
+    }
+}
+
+fn info(layout: &Layout, name: &str, verify: bool) -> Info {
+    let (db_path, meta_path) = paths(layout, name);
+    let mut out = Info {
+        name: name.to_string(),
+        path: db_path.clone(),
+        meta: None,
+        checksum_ok: None,
+        error: None,
+    };
+    match read_meta(&meta_path) {
+        Ok(Some(m)) => {
+            if verify {
+                match fs::read(&db_path) {
+                    Ok(b) => out.checksum_ok = Some(fixture::checksum_hex(&b) == m.checksum),
+                    Err(e) => out.error = Some(Error::io(&db_path, e).to_string()),
+                }
+            }
+            out.meta = Some(m);
+        }
+        Ok(None) => {
+            out.error = Some(format!(
+                "no metadata file {}; rebuild or remove the template",
+                meta_path.display()
+            ))
+        }
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    out
+}
+
+/// `template list`: every template in `<data>/templates/` (built or half-built).
+pub fn list(ws: &Workspace) -> Result<Vec<Info>> {
+    let dir = ws.layout.templates_dir();
+    let mut names: Vec<String> = Vec::new();
+    let rd = match fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&dir, e)),
+    };
+    for e in rd.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.contains(fsutil::TEMP_MARKER) {
+            continue;
+        }
+        let stem = n
+            .strip_suffix(".db")
+            .or_else(|| n.strip_suffix(".toml"))
+            .map(String::from);
+        if let Some(s) = stem {
+            if names::plain("template name", &s).is_ok() && !names.contains(&s) {
+                names.push(s);
+            }
+        }
+    }
+    names.sort();
+    Ok(names.iter().map(|n| info(&ws.layout, n, false)).collect())
+}
+
+/// `template show NAME`: metadata and whether the file still matches its checksum.
+pub fn show(ws: &Workspace, name: &str) -> Result<Info> {
+    names::plain("template name", name)?;
+    let (db_path, meta_path) = paths(&ws.layout, name);
+    if !db_path.exists() && !meta_path.exists() {
+        return Err(not_found(db_path, name));
+    }
+    Ok(info(&ws.layout, name, true))
+}
+
+fn not_found(path: PathBuf, name: &str) -> Error {
+    Error::FileNotFound {
+        what: "template",
+        path,
+        hint: format!("no template '{name}'; see `monkctl template list`"),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    pub name: String,
+    pub removed: Vec<PathBuf>,
+}
+
+/// `template rm NAME`: removes the template's files (tenants cloned from it are not affected).
+pub fn rm(ws: &Workspace, name: &str) -> Result<Removed> {
+    names::plain("template name", name)?;
+    let _lock = lock(&ws.layout, name)?;
+    let (db_path, meta_path) = paths(&ws.layout, name);
+    if !db_path.exists() && !meta_path.exists() {
+        return Err(not_found(db_path, name));
+    }
+    let mut removed = Vec::new();
+    // The metadata first: a crash in between leaves a database without metadata, which nothing
+    // clones from and `template list` reports.
+    for p in [meta_path, db_path] {
+        if p.exists() {
+            fs::remove_file(&p).at(&p)?;
+            removed.push(p);
+        }
+    }
+    fsutil::sync_dir(&ws.layout.templates_dir())?;
+    Ok(Removed {
+        name: name.to_string(),
+        removed,
+    })
+}

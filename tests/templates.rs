@@ -1,0 +1,270 @@
+//! Templates: build, list, show, rm, and cloning tenants from them.
+
+mod common;
+
+use std::fs;
+
+use common::{snapshot, Env};
+use rusqlite::types::Value;
+
+fn fixture(env: &Env, name: &str, manifest: &str, files: &[(&str, &[u8])]) {
+    let dir = env.root().join("fixtures").join(name);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("fixture.toml"), manifest).unwrap();
+    for (f, content) in files {
+        fs::write(dir.join(f), content).unwrap();
+    }
+}
+
+fn seed(env: &Env) {
+    fixture(
+        env,
+        "shop",
+        "name = \"shop\"\nversion = \"3\"\nfiles = [\"schema.sql\", \"items.csv\", \"files.sql\"]\n",
+        &[
+            (
+                "schema.sql",
+                b"CREATE TABLE items (id TEXT PRIMARY KEY DEFAULT (monk_uuid()), sku TEXT UNIQUE, price REAL, qty INTEGER);\nINSERT INTO models (id, model_name, status) VALUES (monk_uuid(), 'items', 'active');\nINSERT INTO fields (id, model_name, field_name, type) VALUES (monk_uuid(), 'items', 'sku', 'text');\n",
+            ),
+            ("items.csv", b"sku,price,qty\na1,1.5,3\nb2,2,\n"),
+            (
+                "files.sql",
+                b"INSERT INTO fs (id, parent_id, name, path, node_type) SELECT monk_uuid(), id, 'etc', '/etc', 'directory' FROM fs WHERE path = '/';\nINSERT INTO fs (id, parent_id, name, path, node_type) SELECT monk_uuid(), id, 'motd', '/etc/motd', 'file' FROM fs WHERE path = '/etc';\n",
+            ),
+        ],
+    );
+}
+
+/// Every row of every table, without ids, references to ids, and timestamps, sorted.
+fn content(env: &Env, tenant: &str) -> Vec<(String, Vec<String>)> {
+    let conn = env.open(&env.tenant_file(tenant));
+    let mut tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    tables.sort();
+    let skip = ["id", "parent_id", "created_at", "updated_at"];
+    let mut out = Vec::new();
+    for t in tables {
+        let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
+        let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
+        let mut rows: Vec<String> = st
+            .query_map([], |r| {
+                let mut cells = Vec::new();
+                for (i, n) in names.iter().enumerate() {
+                    if !skip.contains(&n.as_str()) {
+                        cells.push(format!("{n}={:?}", r.get::<_, Value>(i)?));
+                    }
+                }
+                Ok(cells.join("|"))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows.sort();
+        out.push((t, rows));
+    }
+    out
+}
+
+fn ids(env: &Env, tenant: &str, table: &str) -> Vec<String> {
+    let conn = env.open(&env.tenant_file(tenant));
+    let mut st = conn
+        .prepare(&format!("SELECT id FROM {table} ORDER BY id"))
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_cloned_tenant_equals_an_executed_one_row_for_row() {
+    let env = Env::new();
+    seed(&env);
+    let meta = env.json(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    assert_eq!(meta["generation"], 1);
+    assert_eq!(meta["fixtures"][0]["name"], "shop");
+    let tpl = env.data().join("templates/shop_tpl.db");
+    assert!(tpl.exists());
+    assert!(!env.data().join("templates/shop_tpl.db-wal").exists());
+
+    env.ok(&[
+        "tenant",
+        "create",
+        "built",
+        "--fixture",
+        "shop",
+        "--owner",
+        "alice",
+    ]);
+    env.ok(&[
+        "tenant",
+        "create",
+        "clone1",
+        "clone2",
+        "--template",
+        "shop_tpl",
+        "--owner",
+        "alice",
+    ]);
+    for t in ["clone1", "clone2"] {
+        assert!(!env.tenant_file(t).with_extension("db-wal").exists());
+    }
+    let built = content(&env, "built");
+    assert!(built
+        .iter()
+        .any(|(t, rows)| t == "items" && rows.len() == 2));
+    assert_eq!(content(&env, "clone1"), built);
+    assert_eq!(content(&env, "clone2"), built);
+
+    // Fresh ids per tenant, references rewritten, the file is a WAL database.
+    for table in ["models", "fields", "fs"] {
+        let a = ids(&env, "clone1", table);
+        let b = ids(&env, "clone2", table);
+        assert!(a.iter().all(|i| !b.contains(i)), "{table} ids are shared");
+    }
+    let conn = env.open(&env.tenant_file("clone1"));
+    let orphans: i64 = conn
+        .query_row("SELECT count(*) FROM fs c WHERE c.path != '/' AND NOT EXISTS (SELECT 1 FROM fs p WHERE p.id = c.parent_id)", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orphans, 0);
+    let parent: String = conn
+        .query_row(
+            "SELECT p.path FROM fs c JOIN fs p ON p.id = c.parent_id WHERE c.path = '/etc/motd'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(parent, "/etc");
+    let jm: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(jm, "wal");
+    drop(conn);
+
+    // The registry row and the fixtures it holds.
+    let show = env.json(&["tenant", "show", "clone1"]);
+    assert_eq!(show["source_template"], "shop_tpl");
+    assert_eq!(show["template_version"], 1);
+    assert_eq!(show["owner_name"], "alice");
+    let st = env.json(&["fixture", "status", "--tenant", "clone1"]);
+    assert_eq!(st[0]["fixture"], "shop");
+    assert_eq!(st[0]["version"], "3");
+}
+
+#[test]
+fn the_system_template_is_built_on_first_use_and_rebuilt_when_system_changes() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "plain"]);
+    env.ok(&["tenant", "create", "cloned", "--template", "system"]);
+    assert_eq!(content(&env, "cloned"), content(&env, "plain"));
+    let show = env.json(&["template", "show", "system"]);
+    assert_eq!(show["checksum_ok"], true);
+    assert_eq!(show["meta"]["generation"], 1);
+    // A sidecar recording another system fixture makes the next use rebuild it.
+    let side = env.data().join("templates/system.toml");
+    let text = fs::read_to_string(&side).unwrap();
+    let version = show["meta"]["system_version"].as_str().unwrap();
+    fs::write(&side, text.replace(version, "0000000000000000")).unwrap();
+    env.ok(&["tenant", "create", "again", "--template", "system"]);
+    let show = env.json(&["template", "show", "system"]);
+    assert_eq!(show["meta"]["generation"], 2);
+    assert_eq!(show["meta"]["system_version"], version);
+    let list = env.json(&["template", "list"]);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_template_that_fails_its_checksum_is_refused_and_nothing_is_created() {
+    let env = Env::new();
+    seed(&env);
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    env.ok(&["init"]);
+    let tpl = env.data().join("templates/shop_tpl.db");
+    let mut bytes = fs::read(&tpl).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0xff;
+    fs::write(&tpl, &bytes).unwrap();
+    let before = snapshot(&env.data());
+    let err = env.fails(&["tenant", "create", "acme", "--template", "shop_tpl"], 6);
+    assert!(
+        err.contains("fails its checksum") && err.contains("shop_tpl.db"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&env.data()), before);
+    assert_eq!(
+        env.json(&["template", "show", "shop_tpl"])["checksum_ok"],
+        false
+    );
+    env.fails(&["tenant", "create", "acme", "--template", "nosuch"], 3);
+    assert_eq!(snapshot(&env.data()), before);
+}
+
+#[test]
+fn rebuild_list_show_and_rm() {
+    let env = Env::new();
+    seed(&env);
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    let meta = env.json(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    assert_eq!(meta["generation"], 2);
+    assert_eq!(meta["schema_version"], 1);
+    let names: Vec<String> = fs::read_dir(env.data().join("templates"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "only the .db and .toml remain: {names:?}");
+    let list = env.json(&["template", "list"]);
+    assert_eq!(list[0]["name"], "shop_tpl");
+    env.fails(&["template", "rm", "shop_tpl"], 2);
+    env.ok(&["template", "rm", "shop_tpl", "--yes"]);
+    assert!(!env.data().join("templates/shop_tpl.db").exists());
+    env.fails(&["template", "rm", "shop_tpl", "--yes"], 3);
+    env.fails(&["template", "show", "shop_tpl"], 3);
+    env.fails(&["template", "build", "system", "--fixture", "shop"], 2);
+}
+
+#[test]
+fn create_from_a_template_with_extra_fixtures() {
+    let env = Env::new();
+    seed(&env);
+    fixture(
+        &env,
+        "more",
+        "name = \"more\"\nversion = \"1\"\ndepends_on = [\"shop\"]\nfiles = [\"items.jsonl\"]\n",
+        &[(
+            "items.jsonl",
+            b"{\"sku\":\"c3\",\"price\":9,\"qty\":\"4\"}\n",
+        )],
+    );
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    env.ok(&[
+        "tenant",
+        "create",
+        "acme",
+        "--template",
+        "shop_tpl",
+        "--fixture",
+        "more",
+    ]);
+    let conn = env.open(&env.tenant_file("acme"));
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+    let qty: i64 = conn
+        .query_row("SELECT qty FROM items WHERE sku = 'c3'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(qty, 4);
+    let st = env.json(&["fixture", "status", "--tenant", "acme"]);
+    let names: Vec<&str> = st
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["fixture"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["more", "shop"]);
+}

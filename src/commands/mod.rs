@@ -3,6 +3,7 @@
 //! No SQL and no file-system work here: each command builds a core request, calls core, and hands
 //! the result to `output`. Prompts and progress bars live here because they need a terminal.
 
+pub mod archive;
 pub mod docs;
 pub mod tenant;
 
@@ -73,6 +74,9 @@ pub fn run(cli: Cli) -> Outcome {
             show(g.format, &core::init(&ws)?)
         }
         Command::Tenant(c) => tenant::run(g, c),
+        Command::Extract(a) => archive::extract(g, a),
+        Command::Archive(c) => archive::run(g, c),
+        Command::Restore(a) => archive::restore(g, a),
     }
 }
 

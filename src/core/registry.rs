@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::db::{self, Mode};
 use super::error::{Context, Error, Result};
@@ -22,7 +22,7 @@ mod embedded {
 }
 
 /// A row of `tenants`, as stored.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TenantRow {
     pub id: String,
     pub name: String,
@@ -52,7 +52,7 @@ impl TenantRow {
 }
 
 /// A row of `tenant_fixtures`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FixtureRow {
     pub fixture_name: String,
     pub deployed_at: String,
@@ -262,6 +262,14 @@ impl Registry {
         rows.collect::<rusqlite::Result<Vec<_>>>().at(&self.path)
     }
 
+    /// The name of the tenant whose row has this id, deleted ones included.
+    pub fn name_of_id(&self, id: &str) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT name FROM tenants WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .at(&self.path)
+    }
+
     /// Deployed fixtures of every tenant, by tenant id, in deployment order.
     pub fn all_fixtures(&self) -> Result<HashMap<String, Vec<FixtureRow>>> {
         let mut st = self
@@ -413,6 +421,37 @@ impl Writer<'_> {
                  ON CONFLICT (tenant_id, fixture_name) DO UPDATE SET deployed_at = excluded.deployed_at",
             )
             .and_then(|mut s| s.execute(params![tenant_id, fixture, deployed_at]))
+            .map(|_| ())
+            .at(self.path)
+    }
+
+    /// Sets what a tenant's row says about its database content, after that content was
+    /// replaced (a restore over an existing tenant): owner, template, `updated_at`.
+    pub fn update_content_info(&self, t: &TenantRow) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE tenants SET owner_id = ?2, template_version = ?3, source_template = ?4, \
+                 updated_at = ?5 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    t.id,
+                    t.owner_id,
+                    t.template_version,
+                    t.source_template,
+                    t.updated_at
+                ])
+            })
+            .map(|_| ())
+            .at(self.path)
+    }
+
+    /// Forgets every recorded fixture of a tenant (its content was replaced; the new content's
+    /// fixtures are recorded next, in the same transaction).
+    pub fn clear_fixtures(&self, tenant_id: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM tenant_fixtures WHERE tenant_id = ?1")
+            .and_then(|mut s| s.execute([tenant_id]))
             .map(|_| ())
             .at(self.path)
     }

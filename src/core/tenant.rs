@@ -40,6 +40,10 @@ pub struct Built {
     pub fixtures: Vec<String>,
     /// The registry id to use (a restore keeps the archived id); a fresh one when `None`.
     pub id: Option<String>,
+    /// The status to register (a restore keeps `suspended`); `active` when `None`.
+    pub status: Option<String>,
+    /// The creation time to register (a restore keeps the original); now when `None`.
+    pub created_at: Option<String>,
 }
 
 /// Builds a complete tenant database at a new private path.
@@ -196,19 +200,20 @@ pub fn create_one(
     let guard = TempGuard(Some(tmp.clone()));
     let built = builder(&tmp, spec)?;
 
+    let status = built.status.clone().unwrap_or_else(|| "active".into());
     let row = TenantRow {
         id: built.id.clone().unwrap_or_else(ids::uuid_v4),
         name: spec.name.clone(),
         db_type: "sqlite".into(),
         database: database.clone(),
         schema: schema.clone(),
-        status: "active".into(),
+        status,
         template_version: built.template_version.unwrap_or(1),
         description: spec.description.clone(),
         source_template: built.source_template.clone(),
         owner_id: built.owner_id.clone(),
         is_active: true,
-        created_at: ids::now_iso(),
+        created_at: built.created_at.clone().unwrap_or_else(ids::now_iso),
         updated_at: String::new(),
         trashed_at: None,
         deleted_at: None,

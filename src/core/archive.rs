@@ -305,6 +305,8 @@ fn open_scratch(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .at(path)?;
+    conn.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+        .at(path)?;
     Ok(conn)
 }
 
@@ -1226,8 +1228,14 @@ fn check_target(
 }
 
 /// Copies an archive's tenant content into a new private file at `dst` (no metadata table),
-/// with `page_size` when given; in WAL mode (as the API expects) when `wal`. Synced.
-fn copy_content(archive: &Path, dst: &Path, page_size: Option<i64>, wal: bool) -> Result<()> {
+/// with `page_size` when given; in WAL mode (as the API expects) and synced when `final_file`
+/// (a staging copy that only feeds the backup API is neither).
+fn copy_content(
+    archive: &Path,
+    dst: &Path,
+    page_size: Option<i64>,
+    final_file: bool,
+) -> Result<()> {
     let src = open_archive(archive)?;
     let mut conn = open_scratch(dst)?;
     backup_all(&src, &mut conn, dst, Duration::ZERO)?;
@@ -1245,15 +1253,15 @@ fn copy_content(archive: &Path, dst: &Path, page_size: Option<i64>, wal: bool) -
                 .at(dst)?;
         }
     }
-    if wal {
+    if final_file {
         conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .at(dst)?;
-    } else {
-        conn.query_row("PRAGMA journal_mode=DELETE", [], |_| Ok(()))
             .at(dst)?;
     }
     conn.close().map_err(|(_, e)| e).at(dst)?;
-    fsutil::sync_file(dst)
+    if final_file {
+        fsutil::sync_file(dst)?;
+    }
+    Ok(())
 }
 
 fn replace_existing(
@@ -1277,17 +1285,20 @@ fn replace_existing(
     names::path_component("tenants.schema", &current.schema)?;
     names::path_component("tenants.id", &current.id)?;
     let fixtures = reg.fixtures_of(&current.id)?;
-    extract_file(&live, &current, &fixtures, &saved, false)?;
 
     // 2. The new content, without the metadata table and in the live file's page size, staged
-    //    as a private file beside the live one.
-    let live_conn_probe = db::open(&live, db::Mode::ReadWrite)?;
-    let page_size: i64 = live_conn_probe
+    //    as a private file beside the live one. Independent of step 1, so both run at once.
+    let page_size: i64 = db::open(&live, db::Mode::ReadWrite)?
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .at(&live)?;
-    drop(live_conn_probe);
     let staging = Temp(Some(fsutil::temp_beside(&live)));
-    copy_content(archive, staging.path(), Some(page_size), false)?;
+    let (saved_r, staged_r) = std::thread::scope(|s| {
+        let save = s.spawn(|| extract_file(&live, &current, &fixtures, &saved, false));
+        let staged = copy_content(archive, staging.path(), Some(page_size), false);
+        (save.join(), staged)
+    });
+    saved_r.map_err(|_| Error::Other("saving the current database failed".into()))??;
+    staged_r?;
 
     // 3. Into the open live database through SQLite: one write transaction on its WAL, so a
     //    reader sees the old or the new content, and its own -wal/-shm stay consistent.

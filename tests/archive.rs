@@ -639,11 +639,11 @@ fn a_restore_killed_at_any_point_leaves_the_tenant_absent_or_whole() {
     let sum = checksum_of(&env, "acme");
     let acme_rows = registry_rows(&env);
     let f = file.to_str().unwrap();
-    let mut saw_absent = false;
-    let mut saw_whole = false;
+    let mut kills = 0;
     for i in 0..8u64 {
         let name = format!("copy{i}");
         let killed = kill_after(&env, &["restore", f, "--as", &name], jitter(400, i));
+        kills += usize::from(killed);
         let row = env
             .json(&["tenant", "list"])
             .as_array()
@@ -653,18 +653,19 @@ fn a_restore_killed_at_any_point_leaves_the_tenant_absent_or_whole() {
         if row {
             // Registered means whole.
             assert_eq!(checksum_of(&env, &name), sum, "iteration {i}");
-            saw_whole = true;
         } else {
             // Absent, and a retry succeeds.
             assert!(killed, "a finished restore must have registered the tenant");
-            saw_absent = true;
             env.ok(&["restore", f, "--as", &name]);
             assert_eq!(checksum_of(&env, &name), sum, "retry {i}");
         }
         // The other tenant was never touched.
         assert_eq!(registry_rows(&env)[0], acme_rows[0]);
     }
-    assert!(saw_absent || saw_whole);
+    assert!(
+        kills > 0,
+        "no restore was killed while running: the tenant is too small"
+    );
 
     // Over an existing tenant: the live content is the old or the new one, never a mix, and the
     // row keeps its id.
@@ -673,8 +674,13 @@ fn a_restore_killed_at_any_point_leaves_the_tenant_absent_or_whole() {
         .execute("DELETE FROM widgets WHERE id % 2 = 0", [])
         .unwrap();
     let old = checksum_of(&env, "acme");
+    let mut kills = 0;
     for i in 0..6u64 {
-        kill_after(&env, &["restore", f, "--force", "--yes"], jitter(600, i));
+        kills += usize::from(kill_after(
+            &env,
+            &["restore", f, "--force", "--yes"],
+            jitter(600, i),
+        ));
         let now = checksum_of(&env, "acme");
         assert!(now == old || now == sum, "iteration {i}: a mixed tenant");
         assert_eq!(env.json(&["tenant", "show", "acme"])["id"], id);
@@ -685,6 +691,10 @@ fn a_restore_killed_at_any_point_leaves_the_tenant_absent_or_whole() {
             assert_eq!(checksum_of(&env, "acme"), old);
         }
     }
+    assert!(
+        kills > 0,
+        "no restore over the tenant was killed while running"
+    );
     // And a restore that runs to the end still works after all those kills.
     env.ok(&["restore", f, "--force", "--yes"]);
     assert_eq!(checksum_of(&env, "acme"), sum);
@@ -708,4 +718,41 @@ fn an_older_schema_is_restored_and_reported_and_migrate_is_refused_honestly() {
         "--migrate",
     ]);
     assert_eq!(v["needs_migration"], false);
+
+    // An archive that records an older schema version than this monkctl's latest.
+    env.open(&file)
+        .execute(
+            "UPDATE _monk_archive SET value = '0' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+    let v = env.json(&["archive", "verify", file.to_str().unwrap()]);
+    assert_eq!(v["needs_migration"], true);
+    let before = snapshot(&env.data());
+    let rows = registry_rows(&env);
+    let err = env.fails(
+        &[
+            "restore",
+            file.to_str().unwrap(),
+            "--as",
+            "acme_old",
+            "--migrate",
+        ],
+        7,
+    );
+    assert!(err.contains("migrate up"), "{err}");
+    assert_eq!(snapshot(&env.data()), before);
+    assert_eq!(registry_rows(&env), rows);
+    let out = env.run(&[
+        "--format",
+        "json",
+        "restore",
+        file.to_str().unwrap(),
+        "--as",
+        "acme_old",
+    ]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["needs_migration"], true);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("monkctl migrate up"));
 }

@@ -1276,11 +1276,13 @@ fn replace_existing(
     // 1. Save what is there now, as an archive, so that nothing is lost.
     let trash = ws.layout.trash_dir();
     fsutil::create_private_dir(&trash)?;
+    // The random part keeps two restores within one second from colliding.
     let saved = trash.join(format!(
-        "{}.{}.{}.before-restore{SUFFIX}",
+        "{}.{}.{}-{}.before-restore{SUFFIX}",
         current.schema,
         current.id,
-        ids::file_stamp(SystemTime::now())
+        ids::file_stamp(SystemTime::now()),
+        &ids::uuid_v4()[..8]
     ));
     names::path_component("tenants.schema", &current.schema)?;
     names::path_component("tenants.id", &current.id)?;

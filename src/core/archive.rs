@@ -635,7 +635,16 @@ pub fn extract_file(
             )));
         }
         dst.execute_batch("PRAGMA synchronous=OFF;").at(&tmp_path)?;
-        let content = content_of(&dst, &tmp_path)?;
+        // The copied pages go to disk while the checksum reads them back from the page cache;
+        // the sync after the metadata is written then has little left to do.
+        let content = std::thread::scope(|s| {
+            let flush = s.spawn(|| fsutil::sync_file(&tmp_path));
+            let content = content_of(&dst, &tmp_path);
+            let flushed = flush
+                .join()
+                .unwrap_or_else(|_| Err(Error::Other("syncing the archive failed".into())));
+            flushed.and(content)
+        })?;
         let schema_version = schema::tenant_version(&dst).at(&tmp_path)?;
         let meta = Metadata {
             format: FORMAT_NAME.into(),

@@ -756,3 +756,74 @@ fn an_older_schema_is_restored_and_reported_and_migrate_is_refused_honestly() {
     assert_eq!(v["needs_migration"], true);
     assert!(String::from_utf8_lossy(&out.stderr).contains("monkctl migrate up"));
 }
+
+#[test]
+fn a_connection_open_during_a_restore_sees_the_old_or_the_new_tenant_never_a_mix() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    let live = env.tenant_file("acme");
+    let conn = env.open(&live);
+    conn.execute_batch(
+        "CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, pad BLOB);
+         WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000)
+         INSERT INTO ledger (amount, pad) SELECT 1, randomblob(4000) FROM c;",
+    )
+    .unwrap();
+    let file = extract(&env, "acme", "acme.monk.db");
+    // The archived state: 3000 rows summing to 3000. The live state: 1500 rows summing to 3000 too,
+    // so only a consistent read of both numbers tells them apart from a mix.
+    conn.execute_batch("DELETE FROM ledger WHERE id % 2 = 0; UPDATE ledger SET amount = 2;")
+        .unwrap();
+    drop(conn);
+    let archived = (3000i64, 3000i64);
+    let current = (1500i64, 3000i64);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let live = live.clone();
+        std::thread::spawn(move || {
+            // Opened before the restore and kept open, as an API process may.
+            let mut conn = rusqlite::Connection::open(&live).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            let mut seen = Vec::new();
+            loop {
+                let done = stop.load(std::sync::atomic::Ordering::Relaxed);
+                let tx = conn.transaction().unwrap();
+                let n: i64 = tx
+                    .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
+                    .unwrap();
+                let sum: i64 = tx
+                    .query_row("SELECT sum(amount) FROM ledger", [], |r| r.get(0))
+                    .unwrap();
+                tx.commit().unwrap();
+                seen.push((n, sum));
+                if done {
+                    return seen;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    env.ok(&["restore", file.to_str().unwrap(), "--force", "--yes"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = reader.join().unwrap();
+    for s in &seen {
+        assert!(
+            *s == archived || *s == current,
+            "a mixed state was read: {s:?}"
+        );
+    }
+    assert_eq!(seen.first(), Some(&current));
+    assert_eq!(
+        seen.last(),
+        Some(&archived),
+        "the open connection sees the restored tenant"
+    );
+    let n: i64 = env
+        .open(&live)
+        .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3000);
+}

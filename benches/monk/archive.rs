@@ -48,6 +48,12 @@ fn copy_and_sync(from: &Path, to: &Path) -> Duration {
     d
 }
 
+/// Flushes every dirty page of the system, so that one figure does not pay for the writes of the
+/// one before it.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
 fn mem(figure: &str, mib: f64) {
     println!("{figure:<58} peak memory {mib:>7.1} MiB | target < 64 MiB");
 }
@@ -79,9 +85,19 @@ pub fn run() {
         "tenant database: {:.0} MiB (set MONK_BENCH_ARCHIVE_MIB for another size)",
         size as f64 / 1048576.0
     );
+    settle();
     let floor_path = root.join("floor.copy");
-    let floor = median((0..3).map(|_| copy_and_sync(&live, &floor_path)).collect());
+    let floor = median(
+        (0..3)
+            .map(|_| {
+                let d = copy_and_sync(&live, &floor_path);
+                settle();
+                d
+            })
+            .collect(),
+    );
 
+    settle();
     let archive = root.join("big.monk.db");
     let (t_extract, m_extract) =
         measured(monk(&data).args(["extract", "big", "-o", archive.to_str().expect("utf-8")]));
@@ -93,6 +109,7 @@ pub fn run() {
         "< 1.5x",
     );
 
+    settle();
     let (t_new, m_new) = measured(monk(&data).args([
         "restore",
         archive.to_str().expect("utf-8"),
@@ -107,6 +124,7 @@ pub fn run() {
         "< 2.5x",
     );
 
+    settle();
     let (t_over, m_over) = measured(monk(&data).args([
         "restore",
         archive.to_str().expect("utf-8"),

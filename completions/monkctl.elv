@@ -283,7 +283,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --force 'Replace the content of an existing tenant (its current database is saved to the trash first)'
             cand -y 'Do not ask for confirmation (required with --force without a terminal)'
             cand --yes 'Do not ask for confirmation (required with --force without a terminal)'
-            cand --migrate 'Bring an archive with an older schema up to date after restoring it'
+            cand --migrate 'Bring an older schema up to date after restoring (not in this build yet: refused when needed)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'

@@ -227,7 +227,7 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l force -d 'Replace the content of an existing tenant (its current database is saved to the trash first)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s y -l yes -d 'Do not ask for confirmation (required with --force without a terminal)'
-complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l migrate -d 'Bring an archive with an older schema up to date after restoring it'
+complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l migrate -d 'Bring an older schema up to date after restoring (not in this build yet: refused when needed)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l out -d 'Directory that receives completions/ and man/' -r -F

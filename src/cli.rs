@@ -266,7 +266,7 @@ pub struct RestoreArgs {
     #[arg(long, short = 'y')]
     pub yes: bool,
 
-    /// Bring an archive with an older schema up to date after restoring it
+    /// Bring an older schema up to date after restoring (not in this build yet: refused when needed)
     #[arg(long)]
     pub migrate: bool,
 }

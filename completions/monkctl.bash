@@ -16,8 +16,14 @@ _monkctl() {
             ",$1")
                 cmd="monkctl"
                 ;;
+            monkctl,archive)
+                cmd="monkctl__subcmd__archive"
+                ;;
             monkctl,config)
                 cmd="monkctl__subcmd__config"
+                ;;
+            monkctl,extract)
+                cmd="monkctl__subcmd__extract"
                 ;;
             monkctl,fixture)
                 cmd="monkctl__subcmd__fixture"
@@ -31,11 +37,32 @@ _monkctl() {
             monkctl,init)
                 cmd="monkctl__subcmd__init"
                 ;;
+            monkctl,restore)
+                cmd="monkctl__subcmd__restore"
+                ;;
             monkctl,template)
                 cmd="monkctl__subcmd__template"
                 ;;
             monkctl,tenant)
                 cmd="monkctl__subcmd__tenant"
+                ;;
+            monkctl__subcmd__archive,help)
+                cmd="monkctl__subcmd__archive__subcmd__help"
+                ;;
+            monkctl__subcmd__archive,inspect)
+                cmd="monkctl__subcmd__archive__subcmd__inspect"
+                ;;
+            monkctl__subcmd__archive,verify)
+                cmd="monkctl__subcmd__archive__subcmd__verify"
+                ;;
+            monkctl__subcmd__archive__subcmd__help,help)
+                cmd="monkctl__subcmd__archive__subcmd__help__subcmd__help"
+                ;;
+            monkctl__subcmd__archive__subcmd__help,inspect)
+                cmd="monkctl__subcmd__archive__subcmd__help__subcmd__inspect"
+                ;;
+            monkctl__subcmd__archive__subcmd__help,verify)
+                cmd="monkctl__subcmd__archive__subcmd__help__subcmd__verify"
                 ;;
             monkctl__subcmd__fixture,check)
                 cmd="monkctl__subcmd__fixture__subcmd__check"
@@ -73,8 +100,14 @@ _monkctl() {
             monkctl__subcmd__fixture__subcmd__help,status)
                 cmd="monkctl__subcmd__fixture__subcmd__help__subcmd__status"
                 ;;
+            monkctl__subcmd__help,archive)
+                cmd="monkctl__subcmd__help__subcmd__archive"
+                ;;
             monkctl__subcmd__help,config)
                 cmd="monkctl__subcmd__help__subcmd__config"
+                ;;
+            monkctl__subcmd__help,extract)
+                cmd="monkctl__subcmd__help__subcmd__extract"
                 ;;
             monkctl__subcmd__help,fixture)
                 cmd="monkctl__subcmd__help__subcmd__fixture"
@@ -88,11 +121,20 @@ _monkctl() {
             monkctl__subcmd__help,init)
                 cmd="monkctl__subcmd__help__subcmd__init"
                 ;;
+            monkctl__subcmd__help,restore)
+                cmd="monkctl__subcmd__help__subcmd__restore"
+                ;;
             monkctl__subcmd__help,template)
                 cmd="monkctl__subcmd__help__subcmd__template"
                 ;;
             monkctl__subcmd__help,tenant)
                 cmd="monkctl__subcmd__help__subcmd__tenant"
+                ;;
+            monkctl__subcmd__help__subcmd__archive,inspect)
+                cmd="monkctl__subcmd__help__subcmd__archive__subcmd__inspect"
+                ;;
+            monkctl__subcmd__help__subcmd__archive,verify)
+                cmd="monkctl__subcmd__help__subcmd__archive__subcmd__verify"
                 ;;
             monkctl__subcmd__help__subcmd__fixture,check)
                 cmd="monkctl__subcmd__help__subcmd__fixture__subcmd__check"
@@ -245,8 +287,154 @@ _monkctl() {
 
     case "${cmd}" in
         monkctl)
-            opts="-h -V --data-dir --database-url --config --format --help --version init config tenant fixture template generate-docs help"
+            opts="-h -V --data-dir --database-url --config --format --help --version init config tenant fixture template extract archive restore generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__archive)
+            opts="-h -V --data-dir --database-url --config --format --help --version inspect verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__archive__subcmd__help)
+            opts="inspect verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__archive__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__archive__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__archive__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__archive__subcmd__inspect)
+            opts="-h -V --data-dir --database-url --config --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__archive__subcmd__verify)
+            opts="-h -V --data-dir --database-url --config --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -281,6 +469,52 @@ _monkctl() {
                 return 0
             fi
             case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__extract)
+            opts="-o -j -h -V --all --output --force --jobs --data-dir --database-url --config --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -641,7 +875,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help)
-            opts="init config tenant fixture template generate-docs help"
+            opts="init config tenant fixture template extract archive restore generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -654,7 +888,63 @@ _monkctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        monkctl__subcmd__help__subcmd__archive)
+            opts="inspect verify"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__archive__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__archive__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         monkctl__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__extract)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -781,6 +1071,20 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1011,6 +1315,40 @@ _monkctl() {
                 return 0
             fi
             case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__restore)
+            opts="-y -h -V --as --force --yes --migrate --data-dir --database-url --config --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

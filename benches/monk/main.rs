@@ -4,6 +4,7 @@
 
 mod util;
 
+mod archive;
 mod fixtures;
 mod tenants;
 
@@ -12,7 +13,11 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let suites: &[(&str, fn())] = &[("tenants", tenants::run), ("fixtures", fixtures::run)];
+    let suites: &[(&str, fn())] = &[
+        ("tenants", tenants::run),
+        ("fixtures", fixtures::run),
+        ("archive", archive::run),
+    ];
     let mut ran = 0;
     for (name, run) in suites {
         if args.is_empty() || args.iter().any(|a| a == name) {

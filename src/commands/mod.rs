@@ -3,6 +3,7 @@
 //! No SQL and no file-system work here: each command builds a core request, calls core, and hands
 //! the result to `output`. Prompts and progress bars live here because they need a terminal.
 
+pub mod archive;
 pub mod docs;
 pub mod fixture;
 pub mod template;
@@ -77,6 +78,9 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Tenant(c) => tenant::run(g, c),
         Command::Fixture(c) => fixture::run(g, c),
         Command::Template(c) => template::run(g, c),
+        Command::Extract(a) => archive::extract(g, a),
+        Command::Archive(c) => archive::run(g, c),
+        Command::Restore(a) => archive::restore(g, a),
     }
 }
 

@@ -212,7 +212,10 @@ impl Render for TenantDetail {
             "fixtures",
             self.fixtures
                 .iter()
-                .map(|f| format!("{} ({})", f.fixture_name, f.deployed_at))
+                .map(|f| match &f.version {
+                    Some(v) => format!("{} {v} ({})", f.fixture_name, f.deployed_at),
+                    None => format!("{} ({})", f.fixture_name, f.deployed_at),
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         ));

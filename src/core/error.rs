@@ -27,6 +27,16 @@ pub mod exit {
     pub const PARTIAL: i32 = 8;
     /// The operating system refused access: a read-only data directory, a permission problem.
     pub const PERMISSION: i32 = 9;
+    /// A file given as an archive is not a SQLite file at all (wrong header).
+    pub const NOT_ARCHIVE: i32 = 12;
+    /// An archive is shorter than its own header says: cut off by a copy or a full disk.
+    pub const TRUNCATED: i32 = 13;
+    /// A SQLite file without readable archive metadata (the `_monk_archive` table).
+    pub const ARCHIVE_METADATA: i32 = 14;
+    /// An archive whose content no longer matches its recorded checksum or row counts.
+    pub const CHECKSUM_MISMATCH: i32 = 15;
+    /// An archive of a different tenant than the one of the same name here.
+    pub const OTHER_TENANT: i32 = 16;
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -108,6 +118,21 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    #[error("{} is not a monkctl archive or SQLite database ({detail}); give a file made by `monkctl extract`", path.display())]
+    NotArchive { path: PathBuf, detail: String },
+
+    #[error("{} is truncated: {detail}; copy the archive again from its source", path.display())]
+    Truncated { path: PathBuf, detail: String },
+
+    #[error("{} has no usable archive metadata ({detail}); it is not a `monkctl extract` archive or its metadata was removed or edited", path.display())]
+    ArchiveMetadata { path: PathBuf, detail: String },
+
+    #[error("{} does not match its recorded checksum or row counts ({detail}); the archive was altered or damaged, use another copy", path.display())]
+    ChecksumMismatch { path: PathBuf, detail: String },
+
+    #[error("{0}")]
+    OtherTenant(String),
+
     #[error("{0}")]
     Other(String),
 }
@@ -138,6 +163,11 @@ impl Error {
             Error::Unsupported(_) => exit::UNSUPPORTED,
             Error::Partial { .. } => exit::PARTIAL,
             Error::Permission { .. } => exit::PERMISSION,
+            Error::NotArchive { .. } => exit::NOT_ARCHIVE,
+            Error::Truncated { .. } => exit::TRUNCATED,
+            Error::ArchiveMetadata { .. } => exit::ARCHIVE_METADATA,
+            Error::ChecksumMismatch { .. } => exit::CHECKSUM_MISMATCH,
+            Error::OtherTenant(_) => exit::OTHER_TENANT,
             Error::Cancelled | Error::Other(_) => exit::FAILURE,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,

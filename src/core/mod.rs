@@ -4,6 +4,7 @@
 //! or typed errors. Rules that must hold everywhere (name validation, pragmas, atomic placement,
 //! locks) live in exactly one module each.
 
+pub mod archive;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::db::{self, Mode};
 use super::error::{Context, Error, Result};
@@ -22,7 +22,7 @@ mod embedded {
 }
 
 /// A row of `tenants`, as stored.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TenantRow {
     pub id: String,
     pub name: String,
@@ -52,10 +52,13 @@ impl TenantRow {
 }
 
 /// A row of `tenant_fixtures`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FixtureRow {
     pub fixture_name: String,
     pub deployed_at: String,
+    /// The deployed version (infra migration 2); `null` for rows the API or an older monkctl wrote.
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 const TENANT_COLUMNS: &str = "id, name, db_type, database, schema, status, template_version, \
@@ -289,14 +292,35 @@ impl Registry {
         rows.collect::<rusqlite::Result<Vec<_>>>().at(&self.path)
     }
 
+    /// The name of the tenant whose row has this id, deleted ones included.
+    pub fn name_of_id(&self, id: &str) -> Result<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT name FROM tenants WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .at(&self.path)
+    }
+
+    /// The `version` column of `tenant_fixtures`, or NULL on a registry that has none yet (one
+    /// the API created, opened only to read).
+    fn version_column(&self) -> Result<&'static str> {
+        Ok(
+            if db::has_column(&self.conn, "tenant_fixtures", "version").at(&self.path)? {
+                "version"
+            } else {
+                "NULL"
+            },
+        )
+    }
+
     /// Deployed fixtures of every tenant, by tenant id, in deployment order.
     pub fn all_fixtures(&self) -> Result<HashMap<String, Vec<FixtureRow>>> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT tenant_id, fixture_name, deployed_at FROM tenant_fixtures \
+            .prepare_cached(&format!(
+                "SELECT tenant_id, fixture_name, deployed_at, {} FROM tenant_fixtures \
                  ORDER BY tenant_id, deployed_at, fixture_name",
-            )
+                self.version_column()?
+            ))
             .at(&self.path)?;
         let mut map: HashMap<String, Vec<FixtureRow>> = HashMap::new();
         let mut rows = st.query([]).at(&self.path)?;
@@ -306,6 +330,7 @@ impl Registry {
                 .push(FixtureRow {
                     fixture_name: r.get(1).at(&self.path)?,
                     deployed_at: r.get(2).at(&self.path)?,
+                    version: r.get(3).at(&self.path)?,
                 });
         }
         Ok(map)
@@ -315,16 +340,18 @@ impl Registry {
     pub fn fixtures_of(&self, tenant_id: &str) -> Result<Vec<FixtureRow>> {
         let mut st = self
             .conn
-            .prepare_cached(
-                "SELECT fixture_name, deployed_at FROM tenant_fixtures WHERE tenant_id = ?1 \
+            .prepare_cached(&format!(
+                "SELECT fixture_name, deployed_at, {} FROM tenant_fixtures WHERE tenant_id = ?1 \
                  ORDER BY deployed_at, fixture_name",
-            )
+                self.version_column()?
+            ))
             .at(&self.path)?;
         let rows = st
             .query_map([tenant_id], |r| {
                 Ok(FixtureRow {
                     fixture_name: r.get(0)?,
                     deployed_at: r.get(1)?,
+                    version: r.get(2)?,
                 })
             })
             .at(&self.path)?;
@@ -481,6 +508,37 @@ impl Writer<'_> {
                 "UPDATE tenant_fixtures SET version = ?3 WHERE tenant_id = ?1 AND fixture_name = ?2",
             )
             .and_then(|mut s| s.execute(params![tenant_id, fixture, version]))
+            .map(|_| ())
+            .at(self.path)
+    }
+
+    /// Sets what a tenant's row says about its database content, after that content was
+    /// replaced (a restore over an existing tenant): owner, template, `updated_at`.
+    pub fn update_content_info(&self, t: &TenantRow) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "UPDATE tenants SET owner_id = ?2, template_version = ?3, source_template = ?4, \
+                 updated_at = ?5 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    t.id,
+                    t.owner_id,
+                    t.template_version,
+                    t.source_template,
+                    t.updated_at
+                ])
+            })
+            .map(|_| ())
+            .at(self.path)
+    }
+
+    /// Forgets every recorded fixture of a tenant (its content was replaced; the new content's
+    /// fixtures are recorded next, in the same transaction).
+    pub fn clear_fixtures(&self, tenant_id: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM tenant_fixtures WHERE tenant_id = ?1")
+            .and_then(|mut s| s.execute([tenant_id]))
             .map(|_| ())
             .at(self.path)
     }

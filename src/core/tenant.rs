@@ -42,6 +42,10 @@ pub struct Built {
     pub id: Option<String>,
     /// Versions of the fixtures in `fixtures` (name, version), recorded with them.
     pub fixture_versions: Vec<(String, String)>,
+    /// The status to register (a restore keeps `suspended`); `active` when `None`.
+    pub status: Option<String>,
+    /// The creation time to register (a restore keeps the original); now when `None`.
+    pub created_at: Option<String>,
 }
 
 /// Builds a complete tenant database at a new private path.
@@ -199,19 +203,20 @@ pub fn create_one(
     let built = builder(&tmp, spec)?;
     super::pause_point("tenant.built");
 
+    let status = built.status.clone().unwrap_or_else(|| "active".into());
     let row = TenantRow {
         id: built.id.clone().unwrap_or_else(ids::uuid_v4),
         name: spec.name.clone(),
         db_type: "sqlite".into(),
         database: database.clone(),
         schema: schema.clone(),
-        status: "active".into(),
+        status,
         template_version: built.template_version.unwrap_or(1),
         description: spec.description.clone(),
         source_template: built.source_template.clone(),
         owner_id: built.owner_id.clone(),
         is_active: true,
-        created_at: ids::now_iso(),
+        created_at: built.created_at.clone().unwrap_or_else(ids::now_iso),
         updated_at: String::new(),
         trashed_at: None,
         deleted_at: None,

@@ -88,9 +88,16 @@ impl Env {
         self.data().join(format!("db_main/ns_tenant_{name}.db"))
     }
 
-    /// Opens a database file directly for assertions.
+    /// Opens a database file directly for assertions. Like monkctl's own connections it does not
+    /// checkpoint the WAL when it closes, so that looking at a file does not change it.
     pub fn open(&self, path: &Path) -> rusqlite::Connection {
-        rusqlite::Connection::open(path).expect("open sqlite")
+        let c = rusqlite::Connection::open(path).expect("open sqlite");
+        c.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .expect("db config");
+        c
     }
 }
 

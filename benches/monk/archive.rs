@@ -1,0 +1,146 @@
+//! Archive figures on one large tenant (1 GiB by default; `MONK_BENCH_ARCHIVE_MIB` for quicker
+//! runs): extract, restore into a new name and restore over the existing tenant, each against
+//! the floor of copying the tenant file and syncing it, with the peak memory of each run.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{median, monk, peak_rss_mib_of, report, run_ok, scratch};
+
+/// Runs a command to its end, sampling its peak resident memory (VmHWM) while it runs.
+fn measured(c: &mut Command) -> (Duration, f64) {
+    let t = Instant::now();
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let mut peak: f64 = 0.0;
+    loop {
+        if let Some(m) = peak_rss_mib_of(pid) {
+            peak = peak.max(m);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            let elapsed = t.elapsed();
+            if !status.success() {
+                let mut err = String::new();
+                use std::io::Read;
+                let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+                panic!("{c:?} failed: {err}");
+            }
+            return (elapsed, peak);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// The floor: copy the file and sync it to disk.
+fn copy_and_sync(from: &Path, to: &Path) -> Duration {
+    let t = Instant::now();
+    std::fs::copy(from, to).expect("copy");
+    File::open(to).and_then(|f| f.sync_all()).expect("sync");
+    let d = t.elapsed();
+    std::fs::remove_file(to).expect("remove copy");
+    d
+}
+
+/// Flushes every dirty page of the system, so that one figure does not pay for the writes of the
+/// one before it.
+fn settle() {
+    let _ = Command::new("sync").status();
+}
+
+fn mem(figure: &str, mib: f64) {
+    println!("{figure:<58} peak memory {mib:>7.1} MiB | target < 64 MiB");
+}
+
+pub fn run() {
+    let mib: u64 = std::env::var("MONK_BENCH_ARCHIVE_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let root = scratch("archive");
+    let data = root.join("data");
+    run_ok(monk(&data).args(["tenant", "create", "big"]));
+    let live = data.join("db_main/ns_tenant_big.db");
+    {
+        // Blobs of 1 MiB of random bytes, in one transaction: quick to build, nothing to compress.
+        let conn = rusqlite::Connection::open(&live).expect("open");
+        conn.execute_batch(&format!(
+            "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+             BEGIN;
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {mib})
+             INSERT INTO blobs (data) SELECT randomblob(1048576) FROM c;
+             COMMIT;
+             PRAGMA wal_checkpoint(TRUNCATE);"
+        ))
+        .expect("fill");
+    }
+    let size = std::fs::metadata(&live).expect("size").len();
+    println!(
+        "tenant database: {:.0} MiB (set MONK_BENCH_ARCHIVE_MIB for another size)",
+        size as f64 / 1048576.0
+    );
+    settle();
+    let floor_path = root.join("floor.copy");
+    let floor = median(
+        (0..3)
+            .map(|_| {
+                let d = copy_and_sync(&live, &floor_path);
+                settle();
+                d
+            })
+            .collect(),
+    );
+
+    settle();
+    let archive = root.join("big.monk.db");
+    let (t_extract, m_extract) =
+        measured(monk(&data).args(["extract", "big", "-o", archive.to_str().expect("utf-8")]));
+    report(
+        &format!("extract a {:.0} MiB tenant", size as f64 / 1048576.0),
+        t_extract,
+        "copy file + fsync (floor)",
+        floor,
+        "< 1.5x",
+    );
+
+    settle();
+    let (t_new, m_new) = measured(monk(&data).args([
+        "restore",
+        archive.to_str().expect("utf-8"),
+        "--as",
+        "big_copy",
+    ]));
+    report(
+        "restore to a new name (verify included)",
+        t_new,
+        "copy file + fsync (floor)",
+        floor,
+        "< 2.5x",
+    );
+
+    settle();
+    let (t_over, m_over) = measured(monk(&data).args([
+        "restore",
+        archive.to_str().expect("utf-8"),
+        "--force",
+        "--yes",
+    ]));
+    report(
+        "restore over the existing tenant (verify, save to trash)",
+        t_over,
+        "copy file + fsync (floor)",
+        floor,
+        "< 2.5x",
+    );
+    mem("extract", m_extract);
+    mem("restore to a new name", m_new);
+    mem("restore over the existing tenant", m_over);
+    let _ = std::io::stdout().flush();
+    std::fs::remove_dir_all(&root).expect("remove bench data");
+}

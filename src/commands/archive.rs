@@ -1,0 +1,189 @@
+//! `monkctl extract`, `archive inspect|verify` and `restore`: adapters over `core::archive`.
+
+use crate::cli::{ArchiveCommand, ExtractArgs, GlobalArgs, RestoreArgs};
+use crate::core::archive::{
+    self, Extracted, Inspection, Output, RestoreOptions, Restored, Verified,
+};
+use crate::core::Batch;
+use crate::output::{opt, size, Render, Table};
+
+use super::{confirm, show, show_batch, workspace, Bar, Outcome};
+
+pub fn extract(g: &GlobalArgs, a: ExtractArgs) -> Outcome {
+    let ws = workspace(g)?;
+    let jobs = a.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get().min(4))
+            .unwrap_or(1)
+    });
+    let batch = if a.all {
+        let dir = a.output.clone().expect("clap requires -o with --all");
+        archive::extract_all(&ws, &dir, a.force, jobs, &Bar::new())?
+    } else {
+        let out = match &a.output {
+            None => Output::Default,
+            Some(p) if p.is_dir() => Output::Dir(p.clone()),
+            Some(p) => Output::File(p.clone()),
+        };
+        archive::extract_many(&ws, &a.names, &out, a.force, jobs, &Bar::new())?
+    };
+    show_batch(g.format, &batch)
+}
+
+pub fn run(g: &GlobalArgs, cmd: ArchiveCommand) -> Outcome {
+    match cmd {
+        ArchiveCommand::Inspect(a) => show(g.format, &archive::inspect(&a.file)?),
+        ArchiveCommand::Verify(a) => show(g.format, &archive::verify(&a.file)?),
+    }
+}
+
+pub fn restore(g: &GlobalArgs, a: RestoreArgs) -> Outcome {
+    let ws = workspace(g)?;
+    if a.force {
+        // Ask only when something would be replaced; an unusable archive fails before asking.
+        let (name, exists) = archive::restore_target(&ws, &a.file, a.as_name.as_deref())?;
+        if exists {
+            confirm(
+                &format!(
+                    "Replace the content of tenant '{name}' with {} (its current database is saved to the trash first)",
+                    a.file.display()
+                ),
+                a.yes,
+            )?;
+        }
+    }
+    let r = archive::restore(
+        &ws,
+        &a.file,
+        &RestoreOptions {
+            as_name: a.as_name,
+            force: a.force,
+            migrate: a.migrate,
+        },
+    )?;
+    if r.needs_migration {
+        eprintln!(
+            "note: tenant '{}' is at schema version {}, older than this monkctl's; run `monkctl migrate up` for it",
+            r.tenant.name, r.schema_version
+        );
+    }
+    show(g.format, &r)
+}
+
+impl Render for Batch<Extracted> {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec!["tenant", "result", "path", "size", "rows", "checksum"]);
+        for o in &self.results {
+            match &o.result {
+                Some(e) => t.rows.push(vec![
+                    o.tenant.clone(),
+                    "extracted".into(),
+                    e.path.display().to_string(),
+                    size(Some(e.size_bytes)),
+                    e.rows.to_string(),
+                    e.checksum.clone(),
+                ]),
+                None => t.rows.push(vec![
+                    o.tenant.clone(),
+                    "failed".into(),
+                    opt(&o.error),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]),
+            }
+        }
+        t
+    }
+}
+
+impl Render for Inspection {
+    fn table(&self) -> Table {
+        let mut rows = vec![
+            ("path", self.path.display().to_string()),
+            ("size", size(Some(self.size_bytes))),
+        ];
+        match &self.metadata {
+            Some(m) => {
+                rows.extend([
+                    ("format_version", m.format_version.to_string()),
+                    ("tenant", m.tenant.name.clone()),
+                    ("tenant_id", m.tenant.id.clone()),
+                    ("status", m.tenant.status.clone()),
+                    ("owner_id", m.tenant.owner_id.clone()),
+                    ("description", opt(&m.tenant.description)),
+                    ("schema_version", m.schema_version.to_string()),
+                    ("created_at", m.created_at.clone()),
+                    ("host", m.host.clone()),
+                    ("monkctl_version", m.monkctl_version.clone()),
+                    ("checksum", m.checksum.clone()),
+                    (
+                        "fixtures",
+                        m.fixtures
+                            .iter()
+                            .map(|f| f.fixture_name.clone())
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                ]);
+            }
+            None => rows.push(("metadata_error", opt(&self.metadata_error))),
+        }
+        rows.push((
+            "tables",
+            self.tables
+                .iter()
+                .map(|c| format!("{} ({})", c.table, c.rows))
+                .collect::<Vec<_>>()
+                .join(", "),
+        ));
+        Table::fields(rows)
+    }
+}
+
+impl Render for Verified {
+    fn table(&self) -> Table {
+        Table::fields(vec![
+            ("path", self.path.display().to_string()),
+            ("result", "ok".into()),
+            ("tenant", self.tenant.clone()),
+            ("tenant_id", self.tenant_id.clone()),
+            ("format_version", self.format_version.to_string()),
+            ("schema_version", self.schema_version.to_string()),
+            ("needs_migration", self.needs_migration.to_string()),
+            ("tables", self.tables.to_string()),
+            ("rows", self.rows.to_string()),
+            ("checksum", self.checksum.clone()),
+        ])
+    }
+}
+
+impl Render for Restored {
+    fn table(&self) -> Table {
+        Table::fields(vec![
+            ("archive", self.archive.display().to_string()),
+            (
+                "result",
+                match self.mode {
+                    archive::RestoreMode::Created => "created",
+                    archive::RestoreMode::Replaced => "replaced",
+                }
+                .into(),
+            ),
+            ("tenant", self.tenant.name.clone()),
+            ("id", self.tenant.id.clone()),
+            ("status", self.tenant.status.clone()),
+            ("path", self.path.display().to_string()),
+            (
+                "previous_saved_to",
+                self.previous_saved_to
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+            ("schema_version", self.schema_version.to_string()),
+            ("needs_migration", self.needs_migration.to_string()),
+            ("fixtures", self.fixtures.join(" ")),
+        ])
+    }
+}

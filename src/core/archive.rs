@@ -1,0 +1,1415 @@
+//! Tenant archives: `extract` a live tenant to one portable SQLite file, `inspect` and `verify`
+//! such a file, and `restore` it as a new tenant or over an existing one.
+//!
+//! An archive is the tenant's own database (same tables, same pages, `journal_mode=DELETE`, no
+//! WAL) plus one table, `_monk_archive` (key/value, JSON values), that records the registry row,
+//! the fixtures, the schema version, where and when it was made, row counts and a content
+//! checksum. So any `sqlite3` can read an archive, and `verify` can tell damage apart.
+//!
+//! Rules this module keeps: a live tenant database is read and written only through SQLite (the
+//! backup API), never by copying or rewriting its file; every file it makes is written beside
+//! its final name, synced, then renamed or linked; a restore computes every path from the layout
+//! and validated names, never from what the archive says; memory stays bounded whatever the
+//! tenant's size (SQLite copies page by page, the checksum streams row by row).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+
+use super::db;
+use super::error::{Context, Error, Result};
+use super::fsutil;
+use super::ids;
+use super::lock::{self, Lock};
+use super::names;
+use super::progress::Progress;
+use super::registry::{FixtureRow, TenantRow};
+use super::schema;
+use super::tenant::{self, Built, CreateSpec};
+use super::{Batch, Workspace};
+
+/// The metadata table every archive carries.
+pub const META_TABLE: &str = "_monk_archive";
+/// The value of the `format` key: what kind of file this is.
+pub const FORMAT_NAME: &str = "monkctl-tenant-archive";
+/// The archive format this monkctl writes; it reads this and older ones.
+pub const FORMAT_VERSION: i64 = 1;
+/// The suffix of archive file names.
+pub const SUFFIX: &str = ".monk.db";
+/// The name of the content checksum algorithm, recorded in front of the digest.
+pub const CHECKSUM_ALGORITHM: &str = "lanes64";
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+/// How long a copy into a live database waits for the API to let go of its write lock.
+const LIVE_WRITE_WAIT: Duration = Duration::from_secs(60);
+
+/// What an archive records about the tenant it holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metadata {
+    pub format: String,
+    pub format_version: i64,
+    /// The tenant's registry row when the archive was made.
+    pub tenant: TenantRow,
+    /// Its `tenant_fixtures` rows.
+    pub fixtures: Vec<FixtureRow>,
+    /// Its schema version (`core::schema::tenant_version`).
+    pub schema_version: i64,
+    pub created_at: String,
+    pub host: String,
+    pub monkctl_version: String,
+    /// Rows per tenant table, by table name.
+    pub row_counts: BTreeMap<String, i64>,
+    /// `lanes64:<16 hex digits>`, over the content (see `Checksum`).
+    pub checksum: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// The content checksum.
+// ---------------------------------------------------------------------------------------------
+
+/// A streaming 64-bit hash over four independent 64-bit lanes ("lanes64").
+///
+/// Input is consumed in 32-byte blocks, one little-endian word per lane; each lane steps as
+/// `lane = rotl((lane ^ word) * P1, 31) * P2`. Every step is a bijection of the lane for a fixed
+/// word and of the word for a fixed lane, so changing any one block changes that lane's state for
+/// certain, and no later block can undo it: a flipped byte is always visible in the lanes (the
+/// final 64-bit fold can collide only by chance, 2^-64). Four lanes let the CPU run the
+/// multiplications in parallel, so hashing runs at memory speed, unlike byte-at-a-time FNV.
+/// The tail is zero-padded and the total length is folded in, so padding cannot collide.
+#[derive(Clone)]
+pub struct Checksum {
+    lanes: [u64; 4],
+    buf: [u8; 32],
+    buf_len: usize,
+    total: u64,
+}
+
+const P1: u64 = 0x9E37_79B9_7F4A_7C15;
+const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+
+fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl Default for Checksum {
+    fn default() -> Self {
+        Checksum {
+            lanes: [
+                0x243F_6A88_85A3_08D3,
+                0x1319_8A2E_0370_7344,
+                0xA409_3822_299F_31D0,
+                0x082E_FA98_EC4E_6C89,
+            ],
+            buf: [0; 32],
+            buf_len: 0,
+            total: 0,
+        }
+    }
+}
+
+impl Checksum {
+    fn block(&mut self, b: &[u8]) {
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            let w = u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            *lane = ((*lane ^ w).wrapping_mul(P1))
+                .rotate_left(31)
+                .wrapping_mul(P2);
+        }
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.total = self.total.wrapping_add(data.len() as u64);
+        if self.buf_len > 0 {
+            let take = (32 - self.buf_len).min(data.len());
+            self.buf[self.buf_len..self.buf_len + take].copy_from_slice(&data[..take]);
+            self.buf_len += take;
+            data = &data[take..];
+            if self.buf_len < 32 {
+                return;
+            }
+            let b = self.buf;
+            self.block(&b);
+            self.buf_len = 0;
+        }
+        let mut chunks = data.chunks_exact(32);
+        for c in &mut chunks {
+            self.block(c);
+        }
+        let rest = chunks.remainder();
+        self.buf[..rest.len()].copy_from_slice(rest);
+        self.buf_len = rest.len();
+    }
+
+    pub fn finish(&self) -> u64 {
+        let mut me = self.clone();
+        if me.buf_len > 0 {
+            let mut b = [0u8; 32];
+            b[..me.buf_len].copy_from_slice(&me.buf[..me.buf_len]);
+            me.block(&b);
+        }
+        let mut h = mix64(me.total ^ P2);
+        for lane in me.lanes {
+            h = mix64(h ^ mix64(lane)).wrapping_mul(P1);
+        }
+        mix64(h)
+    }
+
+    fn value(&mut self, v: ValueRef<'_>) {
+        match v {
+            ValueRef::Null => self.update(&[0]),
+            ValueRef::Integer(i) => {
+                self.update(&[1]);
+                self.update(&i.to_le_bytes());
+            }
+            ValueRef::Real(f) => {
+                self.update(&[2]);
+                self.update(&f.to_bits().to_le_bytes());
+            }
+            ValueRef::Text(t) => {
+                self.update(&[3]);
+                self.update(&(t.len() as u64).to_le_bytes());
+                self.update(t);
+            }
+            ValueRef::Blob(b) => {
+                self.update(&[4]);
+                self.update(&(b.len() as u64).to_le_bytes());
+                self.update(b);
+            }
+        }
+    }
+}
+
+/// The content of a tenant database as the checksum and row counts see it.
+struct Content {
+    checksum: String,
+    row_counts: BTreeMap<String, i64>,
+}
+
+/// Hashes a tenant database's content in a fixed order: first the `sql` of every schema entry
+/// (but the metadata table) ordered by type and name; then each table in name order (byte
+/// order), its name and column count, then each row in rowid order (primary-key order for
+/// `WITHOUT ROWID` tables), the rowid first, each value as a type tag, a length for text and
+/// blobs, and its bytes (integers and reals as 8 little-endian bytes). Reads one row at a time.
+fn content_of(conn: &Connection, path: &Path) -> Result<Content> {
+    let mut h = Checksum::default();
+    {
+        let mut st = conn
+            .prepare(
+                "SELECT type, name, coalesce(sql, '') FROM sqlite_master \
+                 WHERE name <> ?1 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name",
+            )
+            .at(path)?;
+        let mut rows = st.query([META_TABLE]).at(path)?;
+        while let Some(r) = rows.next().at(path)? {
+            for i in 0..3 {
+                h.value(r.get_ref(i).at(path)?);
+            }
+        }
+    }
+    let tables: Vec<(String, bool)> = {
+        let mut st = conn
+            .prepare(
+                "SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
+                 AND name <> ?1 AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+            )
+            .at(path)?;
+        let rows = st
+            .query_map([META_TABLE], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))
+            .at(path)?;
+        rows.collect::<rusqlite::Result<_>>().at(path)?
+    };
+    let mut row_counts = BTreeMap::new();
+    for (table, without_rowid) in tables {
+        let q = db::quote_ident(&table);
+        let sql = if without_rowid {
+            format!("SELECT * FROM {q}")
+        } else {
+            format!("SELECT _rowid_, * FROM {q} ORDER BY _rowid_")
+        };
+        let mut st = conn.prepare(&sql).at(path)?;
+        let ncols = st.column_count();
+        h.value(ValueRef::Text(table.as_bytes()));
+        h.update(&(ncols as u64).to_le_bytes());
+        let mut rows = st.query([]).at(path)?;
+        let mut n = 0i64;
+        while let Some(r) = rows.next().at(path)? {
+            for i in 0..ncols {
+                h.value(r.get_ref(i).at(path)?);
+            }
+            n += 1;
+        }
+        row_counts.insert(table, n);
+    }
+    Ok(Content {
+        checksum: format!("{CHECKSUM_ALGORITHM}:{:016x}", h.finish()),
+        row_counts,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Opening and copying.
+// ---------------------------------------------------------------------------------------------
+
+/// `file:` URI of a path, percent-encoding what a URI would misread.
+fn file_uri(path: &Path, query: &str) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut s = String::from("file:");
+    for b in abs.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(b) {
+            s.push(*b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s.push('?');
+    s.push_str(query);
+    s
+}
+
+/// Opens an archive strictly for reading: `immutable=1`, so SQLite takes no lock and creates no
+/// `-journal`, `-wal` or `-shm` beside it; the file is never changed.
+fn open_archive(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        file_uri(path, "mode=ro&immutable=1"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(path)?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .at(path)?;
+    Ok(conn)
+}
+
+/// Opens a new private file of our own for writing with no journal and no syncing: the file is
+/// synced once when complete, and a crash leaves only a temporary file to discard.
+fn open_scratch(path: &Path) -> Result<Connection> {
+    if !path.exists() {
+        fsutil::create_private_file(path)?;
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(path)?;
+    conn.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+        .at(path)?;
+    Ok(conn)
+}
+
+/// Copies every page of `from` into `to` with SQLite's backup API, in one step: the source is
+/// read inside one read transaction, so the copy is one consistent snapshot even while other
+/// connections write (in WAL mode they never block it), and SQLite never holds more than its
+/// page cache in memory. Waits up to `wait` for a destination that another connection locks.
+fn backup_all(
+    from: &Connection,
+    to: &mut Connection,
+    to_path: &Path,
+    wait: Duration,
+) -> Result<()> {
+    let b = Backup::new(from, to).at(to_path)?;
+    let start = Instant::now();
+    loop {
+        match b.step(-1).at(to_path)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More => {}
+            StepResult::Busy | StepResult::Locked => {
+                if start.elapsed() > wait {
+                    return Err(Error::Busy {
+                        what: to_path.display().to_string(),
+                        detail: "another connection held it locked during the whole copy; retry when the API is idle".into(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Removes a temporary file (and any SQLite side file) when dropped, unless disarmed.
+struct Temp(Option<PathBuf>);
+
+impl Temp {
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("armed")
+    }
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(&p);
+            for s in ["-wal", "-shm", "-journal"] {
+                let _ = fs::remove_file(fsutil::with_suffix(&p, s));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extract.
+// ---------------------------------------------------------------------------------------------
+
+/// One archive written.
+#[derive(Debug, Clone, Serialize)]
+pub struct Extracted {
+    pub tenant: String,
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    pub schema_version: i64,
+    pub checksum: String,
+    pub tables: usize,
+    pub rows: i64,
+}
+
+/// Where `extract` writes: a file, or a directory that receives default names.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// `<cwd>/<tenant>-<stamp>.monk.db`.
+    Default,
+    Dir(PathBuf),
+    File(PathBuf),
+}
+
+/// The default archive name of a tenant: `<tenant>-<UTC stamp>.monk.db`.
+pub fn default_name(tenant: &str, at: SystemTime) -> String {
+    format!("{tenant}-{}{SUFFIX}", ids::file_stamp(at))
+}
+
+/// Extracts tenants, one archive each; a failure of one does not stop the others.
+pub fn extract_many(
+    ws: &Workspace,
+    names_: &[String],
+    out: &Output,
+    force: bool,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<Batch<Extracted>> {
+    if names_.is_empty() {
+        return Err(Error::Usage(
+            "no tenant to extract: give TENANT... or --all -o DIR".into(),
+        ));
+    }
+    for n in names_ {
+        names::tenant(n)?;
+    }
+    if names_.len() > 1 && matches!(out, Output::File(_)) {
+        return Err(Error::Usage(
+            "-o names one file, but several tenants are extracted: give a directory".into(),
+        ));
+    }
+    // Rows are read first, in one short read of the registry; the copies then run in parallel.
+    let reg = ws.registry()?;
+    let mut lookups: Vec<Option<Error>> = Vec::new();
+    let mut items: Vec<(String, Option<RowAndFixtures>)> = Vec::new();
+    for n in names_ {
+        let row = reg
+            .get(n)
+            .and_then(|t| reg.fixtures_of(&t.id).map(|f| (t, f)));
+        match row {
+            Ok(r) => {
+                items.push((n.clone(), Some(r)));
+                lookups.push(None);
+            }
+            Err(e) => {
+                items.push((n.clone(), None));
+                lookups.push(Some(e));
+            }
+        }
+    }
+    drop(reg);
+    let stamp = SystemTime::now();
+    progress.start(items.len() as u64, "extracting");
+    let results = parallel(&items, jobs, |(name, row)| {
+        let r = row.as_ref().map(|(t, f)| {
+            let final_path = match out {
+                Output::Default => PathBuf::from(default_name(name, stamp)),
+                Output::Dir(d) => d.join(default_name(name, stamp)),
+                Output::File(f) => f.clone(),
+            };
+            tenant::file_of(&ws.layout, t)
+                .and_then(|live| extract_file(&live, t, f, &final_path, force))
+        });
+        progress.advance(1, name);
+        r
+    });
+    progress.finish();
+    let mut batch = Batch::default();
+    for (((name, _), r), lookup) in items.iter().zip(results).zip(lookups) {
+        match (r, lookup) {
+            (Some(r), _) => batch.push(name, r),
+            (None, Some(e)) => batch.push(name, Err(e)),
+            (None, None) => unreachable!("a tenant without a row has a lookup error"),
+        }
+    }
+    Ok(batch)
+}
+
+type RowAndFixtures = (TenantRow, Vec<FixtureRow>);
+
+/// Runs `f` over `items` on up to `jobs` threads; results in the items' order.
+fn parallel<I: Sync, T: Send>(items: &[I], jobs: usize, f: impl Fn(&I) -> T + Sync) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let out: Mutex<Vec<Option<T>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= items.len() {
+                    break;
+                }
+                let r = f(&items[i]);
+                out.lock().expect("results")[i] = Some(r);
+            });
+        }
+    });
+    out.into_inner()
+        .expect("results")
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect()
+}
+
+/// `extract --all`: every tenant that is not deleted, and a copy of the infra registry, into `dir`.
+pub fn extract_all(
+    ws: &Workspace,
+    dir: &Path,
+    force: bool,
+    jobs: usize,
+    progress: &dyn Progress,
+) -> Result<Batch<Extracted>> {
+    fsutil::create_private_dir(dir)?;
+    let reg = ws.registry()?;
+    let names_: Vec<String> = reg
+        .all()?
+        .into_iter()
+        .filter(|t| !t.is_deleted())
+        .map(|t| t.name)
+        .collect();
+    drop(reg);
+    let mut batch = if names_.is_empty() {
+        Batch::default()
+    } else {
+        extract_many(
+            ws,
+            &names_,
+            &Output::Dir(dir.to_path_buf()),
+            force,
+            jobs,
+            progress,
+        )?
+    };
+    // The registry: a plain consistent copy (no archive metadata); '.' cannot occur in a tenant
+    // name, so this name never collides with a tenant's archive.
+    let infra_name = format!(
+        "infra.{}-{}.db",
+        ws.layout.database_name,
+        ids::file_stamp(SystemTime::now())
+    );
+    let r = copy_registry(&ws.layout.infra_path, &dir.join(infra_name), force);
+    batch.push("(infra registry)", r);
+    Ok(batch)
+}
+
+fn copy_registry(infra: &Path, final_path: &Path, force: bool) -> Result<Extracted> {
+    check_free(final_path, force)?;
+    let mut tmp = Temp(Some(fsutil::temp_beside(final_path)));
+    {
+        let src = db::open_for_inspection(infra)?;
+        let mut dst = open_scratch(tmp.path())?;
+        backup_all(&src, &mut dst, tmp.path(), LIVE_WRITE_WAIT)?;
+        let jm: String = dst
+            .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+            .at(tmp.path())?;
+        debug_assert_eq!(jm.to_ascii_lowercase(), "delete");
+        dst.close().map_err(|(_, e)| e).at(tmp.path())?;
+    }
+    fsutil::sync_file(tmp.path())?;
+    place(tmp.path(), final_path, force)?;
+    tmp.disarm();
+    Ok(Extracted {
+        tenant: "(infra registry)".into(),
+        size_bytes: fsutil::size_of(final_path).unwrap_or(0),
+        path: final_path.to_path_buf(),
+        schema_version: 0,
+        checksum: String::new(),
+        tables: 0,
+        rows: 0,
+    })
+}
+
+fn check_free(final_path: &Path, force: bool) -> Result<()> {
+    if !force && final_path.exists() {
+        return Err(Error::Conflict(format!(
+            "{} exists already; choose another -o or pass --force to overwrite it",
+            final_path.display()
+        )));
+    }
+    if final_path.is_dir() {
+        return Err(Error::Conflict(format!(
+            "{} is a directory; name a file, or give the directory as -o for default names",
+            final_path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Puts a finished, synced temporary file at its final name: never over an existing file unless
+/// `force` (then an atomic rename replaces it).
+fn place(tmp: &Path, final_path: &Path, force: bool) -> Result<()> {
+    if force {
+        fs::rename(tmp, final_path).at(final_path)?;
+        if let Some(d) = final_path.parent() {
+            fsutil::sync_dir(d)?;
+        }
+        Ok(())
+    } else {
+        fsutil::place_new(tmp, final_path).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                Error::Conflict(format!(
+                    "{} exists already; choose another -o or pass --force to overwrite it",
+                    final_path.display()
+                ))
+            }
+            other => other,
+        })
+    }
+}
+
+/// Writes an archive of the database at `live` (a tenant's file, which the API may be writing)
+/// to `final_path`.
+pub fn extract_file(
+    live: &Path,
+    t: &TenantRow,
+    fixtures: &[FixtureRow],
+    final_path: &Path,
+    force: bool,
+) -> Result<Extracted> {
+    // A bare file name is in the working directory; say so, so that its directory can be synced.
+    let final_path = &match final_path.parent() {
+        Some(d) if d.as_os_str().is_empty() => Path::new(".").join(final_path),
+        _ => final_path.to_path_buf(),
+    };
+    check_free(final_path, force)?;
+    if let Some(dir) = final_path.parent() {
+        if !dir.is_dir() {
+            return Err(Error::FileNotFound {
+                what: "output directory",
+                path: dir.to_path_buf(),
+                hint: "create it first".into(),
+            });
+        }
+    }
+    let mut tmp = Temp(Some(fsutil::temp_beside(final_path)));
+    let tmp_path = tmp.path().to_path_buf();
+    let (content, schema_version) = {
+        let src = db::open_for_inspection(live)?;
+        let mut dst = open_scratch(&tmp_path)?;
+        backup_all(&src, &mut dst, &tmp_path, LIVE_WRITE_WAIT)?;
+        drop(src);
+        // The copy carries the live file's WAL flag; an archive is one self-contained file.
+        let jm: String = dst
+            .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+            .at(&tmp_path)?;
+        if !jm.eq_ignore_ascii_case("delete") {
+            return Err(Error::Other(format!(
+                "{}: could not leave WAL mode (journal_mode is {jm})",
+                tmp_path.display()
+            )));
+        }
+        dst.execute_batch("PRAGMA synchronous=OFF;").at(&tmp_path)?;
+        // The copied pages go to disk while the checksum reads them back from the page cache;
+        // the sync after the metadata is written then has little left to do.
+        let content = std::thread::scope(|s| {
+            let flush = s.spawn(|| fsutil::sync_file(&tmp_path));
+            let content = content_of(&dst, &tmp_path);
+            let flushed = flush
+                .join()
+                .unwrap_or_else(|_| Err(Error::Other("syncing the archive failed".into())));
+            flushed.and(content)
+        })?;
+        let schema_version = schema::tenant_version(&dst).at(&tmp_path)?;
+        let meta = Metadata {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            tenant: t.clone(),
+            fixtures: fixtures.to_vec(),
+            schema_version,
+            created_at: ids::now_iso(),
+            host: lock::hostname(),
+            monkctl_version: env!("CARGO_PKG_VERSION").into(),
+            row_counts: content.row_counts.clone(),
+            checksum: content.checksum.clone(),
+        };
+        write_metadata(&mut dst, &meta, &tmp_path)?;
+        dst.close().map_err(|(_, e)| e).at(&tmp_path)?;
+        (content, schema_version)
+    };
+    fsutil::sync_file(&tmp_path)?;
+    place(&tmp_path, final_path, force)?;
+    tmp.disarm();
+    Ok(Extracted {
+        tenant: t.name.clone(),
+        size_bytes: fsutil::size_of(final_path).unwrap_or(0),
+        path: final_path.to_path_buf(),
+        schema_version,
+        checksum: content.checksum,
+        tables: content.row_counts.len(),
+        rows: content.row_counts.values().sum(),
+    })
+}
+
+fn write_metadata(conn: &mut Connection, m: &Metadata, path: &Path) -> Result<()> {
+    let pairs: Vec<(&str, String)> = vec![
+        ("format", m.format.clone()),
+        ("format_version", m.format_version.to_string()),
+        ("tenant", json(&m.tenant)),
+        ("fixtures", json(&m.fixtures)),
+        ("schema_version", m.schema_version.to_string()),
+        ("created_at", m.created_at.clone()),
+        ("host", m.host.clone()),
+        ("monkctl_version", m.monkctl_version.clone()),
+        ("row_counts", json(&m.row_counts)),
+        ("checksum", m.checksum.clone()),
+    ];
+    let tx = conn.transaction().at(path)?;
+    tx.execute_batch(&format!(
+        "CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)"
+    ))
+    .at(path)?;
+    {
+        let mut st = tx
+            .prepare(&format!(
+                "INSERT INTO {META_TABLE} (key, value) VALUES (?1, ?2)"
+            ))
+            .at(path)?;
+        for (k, v) in pairs {
+            st.execute(params![k, v]).at(path)?;
+        }
+    }
+    tx.commit().at(path)
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inspect and verify.
+// ---------------------------------------------------------------------------------------------
+
+/// The facts of the 100-byte SQLite header that tell damage apart before SQLite opens the file.
+fn check_header(path: &Path) -> Result<u64> {
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::FileNotFound {
+            what: "archive",
+            path: path.to_path_buf(),
+            hint: String::new(),
+        },
+        _ => Error::io(path, e),
+    })?;
+    if !meta.is_file() {
+        return Err(Error::NotArchive {
+            path: path.to_path_buf(),
+            detail: "it is not a regular file".into(),
+        });
+    }
+    let len = meta.len();
+    let mut head = Vec::with_capacity(100);
+    fs::File::open(path)
+        .at(path)?
+        .take(100)
+        .read_to_end(&mut head)
+        .at(path)?;
+    let n = head.len().min(16);
+    if head.is_empty() || head[..n] != SQLITE_MAGIC[..n] {
+        return Err(Error::NotArchive {
+            path: path.to_path_buf(),
+            detail: if head.is_empty() {
+                "the file is empty".into()
+            } else {
+                "it does not start with the SQLite header".into()
+            },
+        });
+    }
+    if head.len() < 100 {
+        return Err(Error::Truncated {
+            path: path.to_path_buf(),
+            detail: format!("only {len} bytes, shorter than the 100-byte SQLite header"),
+        });
+    }
+    let raw = u16::from_be_bytes([head[16], head[17]]);
+    let page_size: u64 = if raw == 1 { 65_536 } else { u64::from(raw) };
+    if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("its header gives an impossible page size {page_size}"),
+        });
+    }
+    let change = u32::from_be_bytes(head[24..28].try_into().expect("4"));
+    let valid_for = u32::from_be_bytes(head[92..96].try_into().expect("4"));
+    let pages = u64::from(u32::from_be_bytes(head[28..32].try_into().expect("4")));
+    if change == valid_for && pages > 0 && len < pages * page_size {
+        return Err(Error::Truncated {
+            path: path.to_path_buf(),
+            detail: format!(
+                "{len} bytes, but its header says {pages} pages of {page_size} bytes ({} bytes)",
+                pages * page_size
+            ),
+        });
+    }
+    if len % page_size != 0 {
+        return Err(Error::Truncated {
+            path: path.to_path_buf(),
+            detail: format!("{len} bytes is not a whole number of {page_size}-byte pages"),
+        });
+    }
+    Ok(page_size)
+}
+
+fn meta_err(path: &Path, detail: impl Into<String>) -> Error {
+    Error::ArchiveMetadata {
+        path: path.to_path_buf(),
+        detail: detail.into(),
+    }
+}
+
+/// Reads and validates the metadata: `ArchiveMetadata` when missing or unreadable,
+/// `Unsupported` when newer than this monkctl.
+fn read_metadata(conn: &Connection, path: &Path) -> Result<Metadata> {
+    let has: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
+            [META_TABLE],
+            |r| r.get::<_, i64>(0),
+        )
+        .at(path)?
+        > 0;
+    if !has {
+        return Err(meta_err(path, format!("the table {META_TABLE} is missing")));
+    }
+    // A damaged page under the table is corruption (6); a table of another shape is metadata
+    // that cannot be read (14).
+    let unreadable = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            Error::sqlite(path, e)
+        }
+        _ => meta_err(path, format!("{META_TABLE} cannot be read: {e}")),
+    };
+    let mut kv: BTreeMap<String, String> = BTreeMap::new();
+    {
+        let mut st = conn
+            .prepare(&format!("SELECT key, value FROM {META_TABLE}"))
+            .map_err(unreadable)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(unreadable)?;
+        for r in rows {
+            let (k, v) = r.map_err(unreadable)?;
+            kv.insert(k, v);
+        }
+    }
+    let get = |k: &str| {
+        kv.get(k)
+            .cloned()
+            .ok_or_else(|| meta_err(path, format!("the key '{k}' is missing")))
+    };
+    let int = |k: &str| -> Result<i64> {
+        get(k)?
+            .parse()
+            .map_err(|_| meta_err(path, format!("the key '{k}' is not a number")))
+    };
+    let format = get("format")?;
+    if format != FORMAT_NAME {
+        return Err(meta_err(
+            path,
+            format!("its format is '{format}', not '{FORMAT_NAME}'"),
+        ));
+    }
+    let format_version = int("format_version")?;
+    if format_version > FORMAT_VERSION {
+        return Err(Error::Unsupported(format!(
+            "{} is a version {format_version} archive; this monkctl ({}) reads versions up to {FORMAT_VERSION}: upgrade monkctl",
+            path.display(),
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    let parse = |k: &str| -> Result<serde_json::Value> {
+        serde_json::from_str(&get(k)?)
+            .map_err(|e| meta_err(path, format!("the key '{k}' is not valid JSON: {e}")))
+    };
+    let tenant: TenantRow = serde_json::from_value(parse("tenant")?)
+        .map_err(|e| meta_err(path, format!("the tenant row is incomplete: {e}")))?;
+    let fixtures: Vec<FixtureRow> = serde_json::from_value(parse("fixtures")?)
+        .map_err(|e| meta_err(path, format!("the fixtures are unreadable: {e}")))?;
+    let row_counts: BTreeMap<String, i64> = serde_json::from_value(parse("row_counts")?)
+        .map_err(|e| meta_err(path, format!("the row counts are unreadable: {e}")))?;
+    let m = Metadata {
+        format,
+        format_version,
+        tenant,
+        fixtures,
+        schema_version: int("schema_version")?,
+        created_at: get("created_at")?,
+        host: get("host")?,
+        monkctl_version: get("monkctl_version")?,
+        row_counts,
+        checksum: get("checksum")?,
+    };
+    // Whatever the metadata says is checked before a restore could use it.
+    names::tenant(&m.tenant.name)
+        .map_err(|e| meta_err(path, format!("its tenant name is unusable: {e}")))?;
+    check_id(&m.tenant.id)
+        .map_err(|d| meta_err(path, format!("its tenant id is unusable: {d}")))?;
+    if m.tenant.owner_id.is_empty() || m.tenant.owner_id.len() > 64 {
+        return Err(meta_err(path, "its owner_id is empty or too long"));
+    }
+    for f in &m.fixtures {
+        names::plain("fixture name", &f.fixture_name)
+            .map_err(|e| meta_err(path, format!("a fixture name is unusable: {e}")))?;
+    }
+    if !m.checksum.starts_with(&format!("{CHECKSUM_ALGORITHM}:")) {
+        return Err(meta_err(path, format!("unknown checksum '{}'", m.checksum)));
+    }
+    if m.schema_version > schema::latest_tenant_version() {
+        return Err(Error::Unsupported(format!(
+            "{} holds a tenant at schema version {}; this monkctl knows versions up to {}: upgrade monkctl",
+            path.display(),
+            m.schema_version,
+            schema::latest_tenant_version()
+        )));
+    }
+    Ok(m)
+}
+
+/// A registry id from an archive: hex digits and hyphens (a UUID), as the API writes them.
+fn check_id(id: &str) -> std::result::Result<(), String> {
+    if !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        Ok(())
+    } else {
+        Err(format!("'{}' is not a UUID", id.escape_debug()))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TableRows {
+    pub table: String,
+    pub rows: i64,
+}
+
+/// `archive inspect`: what a file holds, read without changing it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub path: PathBuf,
+    pub size_bytes: u64,
+    /// `null` when the file has no usable metadata; `metadata_error` says why.
+    pub metadata: Option<Metadata>,
+    pub metadata_error: Option<String>,
+    pub tables: Vec<TableRows>,
+}
+
+pub fn inspect(path: &Path) -> Result<Inspection> {
+    check_header(path)?;
+    let conn = open_archive(path)?;
+    let (metadata, metadata_error) = match read_metadata(&conn, path) {
+        Ok(m) => (Some(m), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let mut tables = Vec::new();
+    for t in db::user_tables(&conn).at(path)? {
+        if t == META_TABLE {
+            continue;
+        }
+        let rows = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {}", db::quote_ident(&t)),
+                [],
+                |r| r.get(0),
+            )
+            .at(path)?;
+        tables.push(TableRows { table: t, rows });
+    }
+    Ok(Inspection {
+        size_bytes: fsutil::size_of(path).unwrap_or(0),
+        path: path.to_path_buf(),
+        metadata,
+        metadata_error,
+        tables,
+    })
+}
+
+/// `archive verify`: every check passed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verified {
+    pub path: PathBuf,
+    pub ok: bool,
+    pub tenant: String,
+    pub tenant_id: String,
+    pub format_version: i64,
+    pub schema_version: i64,
+    /// True when the tenant's schema is older than this monkctl's: run `migrate up` after a restore.
+    pub needs_migration: bool,
+    pub checksum: String,
+    pub rows: i64,
+    pub tables: usize,
+    #[serde(skip)]
+    pub metadata: Option<Metadata>,
+}
+
+/// Checks an archive: header (not SQLite → `NotArchive`, short → `Truncated`), metadata
+/// (missing → `ArchiveMetadata`, newer → `Unsupported`), `PRAGMA integrity_check` (→ `Corrupt`),
+/// then the row counts and content checksum (→ `ChecksumMismatch`). Never changes the file.
+pub fn verify(path: &Path) -> Result<Verified> {
+    check_header(path)?;
+    let conn = open_archive(path)?;
+    let meta = read_metadata(&conn, path)?;
+    let problems: Vec<String> = {
+        let mut st = conn.prepare("PRAGMA integrity_check(20)").at(path)?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0)).at(path)?;
+        rows.collect::<rusqlite::Result<_>>().at(path)?
+    };
+    if problems.len() != 1 || problems[0] != "ok" {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!("integrity check: {}", problems.join("; ")),
+        });
+    }
+    let content = content_of(&conn, path)?;
+    if content.row_counts != meta.row_counts {
+        let diff: Vec<String> = meta
+            .row_counts
+            .keys()
+            .chain(content.row_counts.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .filter(|t| meta.row_counts.get(*t) != content.row_counts.get(*t))
+            .map(|t| {
+                format!(
+                    "{t}: recorded {}, found {}",
+                    meta.row_counts.get(t).map_or("none".into(), i64::to_string),
+                    content
+                        .row_counts
+                        .get(t)
+                        .map_or("none".into(), i64::to_string)
+                )
+            })
+            .collect();
+        return Err(Error::ChecksumMismatch {
+            path: path.to_path_buf(),
+            detail: format!("row counts differ: {}", diff.join(", ")),
+        });
+    }
+    if content.checksum != meta.checksum {
+        return Err(Error::ChecksumMismatch {
+            path: path.to_path_buf(),
+            detail: format!("recorded {}, computed {}", meta.checksum, content.checksum),
+        });
+    }
+    Ok(Verified {
+        path: path.to_path_buf(),
+        ok: true,
+        tenant: meta.tenant.name.clone(),
+        tenant_id: meta.tenant.id.clone(),
+        format_version: meta.format_version,
+        schema_version: meta.schema_version,
+        needs_migration: meta.schema_version < schema::latest_tenant_version(),
+        checksum: content.checksum,
+        rows: content.row_counts.values().sum(),
+        tables: content.row_counts.len(),
+        metadata: Some(meta),
+    })
+}
+
+/// The metadata of an archive, checked only as far as reading it (for planning a restore).
+pub fn metadata_of(path: &Path) -> Result<Metadata> {
+    check_header(path)?;
+    let conn = open_archive(path)?;
+    read_metadata(&conn, path)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restore.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Restore under this name instead of the archived one (a new tenant id when it differs).
+    pub as_name: Option<String>,
+    /// Replace the content of an existing tenant of that name.
+    pub force: bool,
+    /// Bring an older schema up to date after restoring.
+    pub migrate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreMode {
+    /// A new tenant was registered.
+    Created,
+    /// An existing tenant's content was replaced.
+    Replaced,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Restored {
+    pub archive: PathBuf,
+    pub mode: RestoreMode,
+    #[serde(flatten)]
+    pub tenant: TenantRow,
+    pub path: PathBuf,
+    /// Where the replaced content was saved (an archive in `<data>/trash/`).
+    pub previous_saved_to: Option<PathBuf>,
+    pub schema_version: i64,
+    /// True when the schema is older than this monkctl's: run `monkctl migrate up`.
+    pub needs_migration: bool,
+    pub fixtures: Vec<String>,
+}
+
+/// The tenant name a restore writes to, and whether it exists already (for the confirmation).
+pub fn restore_target(
+    ws: &Workspace,
+    archive: &Path,
+    as_name: Option<&str>,
+) -> Result<(String, bool)> {
+    let meta = metadata_of(archive)?;
+    let name = as_name.unwrap_or(&meta.tenant.name).to_string();
+    names::tenant(&name)?;
+    let exists = match ws.registry() {
+        Ok(reg) => reg.find(&name)?.is_some(),
+        Err(Error::NoInfra { .. }) => false,
+        Err(e) => return Err(e),
+    };
+    Ok((name, exists))
+}
+
+/// Restores an archive: verifies it first; a tenant of that name that does not exist is created
+/// whole or not at all (the archived id kept unless `--as` names another tenant); an existing one
+/// is replaced only with `force`, after its content was saved to the trash, through the backup
+/// API into the open database so that a reader sees the old or the new content, never a mix.
+pub fn restore(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<Restored> {
+    if let Some(n) = &opts.as_name {
+        names::tenant(n)?;
+    }
+    let verified = verify(archive)?;
+    let meta = verified
+        .metadata
+        .clone()
+        .expect("verify returns the metadata");
+    if verified.needs_migration && opts.migrate {
+        return Err(Error::Unsupported(format!(
+            "--migrate is not available in this build; restore without it, then run `monkctl migrate up` on '{}'",
+            opts.as_name.as_deref().unwrap_or(&meta.tenant.name)
+        )));
+    }
+    let archived_name = meta.tenant.name.clone();
+    let name = opts
+        .as_name
+        .clone()
+        .unwrap_or_else(|| archived_name.clone());
+    let renamed = name != archived_name;
+    let mut reg = ws.registry_for_write()?;
+    // Refusals come before the lock, so that a refused restore leaves no file behind; the checks
+    // run again under the lock (create_one re-checks in its registry transaction).
+    let current = check_target(&reg, &name, &archived_name, renamed, opts.force, &meta, ws)?;
+    let _lock = Lock::acquire(
+        &ws.layout.locks_dir().join(format!("restore-{name}.lock")),
+        &format!("monkctl restore {}", archive.display()),
+    )?;
+    let again = check_target(&reg, &name, &archived_name, renamed, opts.force, &meta, ws)?;
+    if again.as_ref().map(|t| &t.id) != current.as_ref().map(|t| &t.id) {
+        return Err(Error::Conflict(format!(
+            "tenant '{name}' changed while the restore started; run it again"
+        )));
+    }
+    match current {
+        None => {
+            let id = (!renamed).then(|| meta.tenant.id.clone());
+            let status = match meta.tenant.status.as_str() {
+                "suspended" => Some("suspended".to_string()),
+                _ => Some("active".to_string()),
+            };
+            let built = Built {
+                owner_id: meta.tenant.owner_id.clone(),
+                source_template: meta.tenant.source_template.clone(),
+                template_version: Some(meta.tenant.template_version),
+                fixtures: meta
+                    .fixtures
+                    .iter()
+                    .map(|f| f.fixture_name.clone())
+                    .collect(),
+                id,
+                fixture_versions: meta
+                    .fixtures
+                    .iter()
+                    .filter_map(|f| Some((f.fixture_name.clone(), f.version.clone()?)))
+                    .collect(),
+                status,
+                created_at: (!renamed).then(|| meta.tenant.created_at.clone()),
+            };
+            let spec = CreateSpec {
+                name: name.clone(),
+                owner: "root".into(),
+                description: meta.tenant.description.clone(),
+            };
+            let builder = |tmp: &Path, _: &CreateSpec| -> Result<Built> {
+                copy_content(archive, tmp, None, true)?;
+                Ok(built.clone())
+            };
+            let created = tenant::create_one(&mut reg, &ws.layout, &spec, &builder)?;
+            Ok(Restored {
+                archive: archive.to_path_buf(),
+                mode: RestoreMode::Created,
+                tenant: created.tenant,
+                path: created.path,
+                previous_saved_to: None,
+                schema_version: meta.schema_version,
+                needs_migration: verified.needs_migration,
+                fixtures: built.fixtures,
+            })
+        }
+        Some(current) => replace_existing(
+            ws,
+            &mut reg,
+            archive,
+            &meta,
+            current,
+            verified.needs_migration,
+        ),
+    }
+}
+
+/// Whether the archive may go to tenant `name`: the existing row when it replaces one (with
+/// `force`), `None` when it creates one. Refuses another tenant's archive without `--as`.
+fn check_target(
+    reg: &super::Registry,
+    name: &str,
+    archived_name: &str,
+    renamed: bool,
+    force: bool,
+    meta: &Metadata,
+    ws: &Workspace,
+) -> Result<Option<TenantRow>> {
+    match reg.find(name)? {
+        None => {
+            if !renamed {
+                if let Some(other) = reg.name_of_id(&meta.tenant.id)? {
+                    return Err(Error::OtherTenant(format!(
+                        "the archive's tenant id {} belongs to tenant '{other}' here, not to a tenant named '{name}'; restore it as a new tenant with --as NEW_NAME",
+                        meta.tenant.id
+                    )));
+                }
+            }
+            Ok(None)
+        }
+        Some(current) => {
+            if !renamed && current.id != meta.tenant.id {
+                return Err(Error::OtherTenant(format!(
+                    "the archive holds tenant '{archived_name}' with id {}, but the tenant '{name}' here has id {}: it is another tenant; pass --as {name} --force to replace it anyway, or --as NEW_NAME to restore beside it",
+                    meta.tenant.id, current.id
+                )));
+            }
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "tenant '{name}' exists; pass --force to replace its content with the archive (its current database is saved to {} first), or --as NEW_NAME to restore beside it",
+                    ws.layout.trash_dir().display()
+                )));
+            }
+            if current.is_deleted() {
+                return Err(Error::Conflict(format!(
+                    "tenant '{name}' is deleted; a deleted tenant is not restored over: restore the archive as a new tenant with --as NEW_NAME"
+                )));
+            }
+            Ok(Some(current))
+        }
+    }
+}
+
+/// Copies an archive's tenant content into a new private file at `dst` (no metadata table),
+/// with `page_size` when given; in WAL mode (as the API expects) and synced when `final_file`
+/// (a staging copy that only feeds the backup API is neither).
+fn copy_content(
+    archive: &Path,
+    dst: &Path,
+    page_size: Option<i64>,
+    final_file: bool,
+) -> Result<()> {
+    let src = open_archive(archive)?;
+    let mut conn = open_scratch(dst)?;
+    backup_all(&src, &mut conn, dst, Duration::ZERO)?;
+    drop(src);
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; DROP TABLE {META_TABLE};"
+    ))
+    .at(dst)?;
+    if let Some(ps) = page_size {
+        let cur: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .at(dst)?;
+        if cur != ps {
+            conn.execute_batch(&format!("PRAGMA page_size={ps}; VACUUM;"))
+                .at(dst)?;
+        }
+    }
+    if final_file {
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .at(dst)?;
+    }
+    conn.close().map_err(|(_, e)| e).at(dst)?;
+    if final_file {
+        fsutil::sync_file(dst)?;
+    }
+    Ok(())
+}
+
+fn replace_existing(
+    ws: &Workspace,
+    reg: &mut super::Registry,
+    archive: &Path,
+    meta: &Metadata,
+    current: TenantRow,
+    needs_migration: bool,
+) -> Result<Restored> {
+    let live = ws.layout.tenant_path(&current.database, &current.schema)?;
+    // 1. Save what is there now, as an archive, so that nothing is lost.
+    let trash = ws.layout.trash_dir();
+    fsutil::create_private_dir(&trash)?;
+    // The random part keeps two restores within one second from colliding.
+    let saved = trash.join(format!(
+        "{}.{}.{}-{}.before-restore{SUFFIX}",
+        current.schema,
+        current.id,
+        ids::file_stamp(SystemTime::now()),
+        &ids::uuid_v4()[..8]
+    ));
+    names::path_component("tenants.schema", &current.schema)?;
+    names::path_component("tenants.id", &current.id)?;
+    let fixtures = reg.fixtures_of(&current.id)?;
+
+    // 2. The new content, without the metadata table and in the live file's page size, staged
+    //    as a private file beside the live one. Independent of step 1, so both run at once.
+    let page_size: i64 = db::open(&live, db::Mode::ReadWrite)?
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .at(&live)?;
+    let staging = Temp(Some(fsutil::temp_beside(&live)));
+    let (saved_r, staged_r) = std::thread::scope(|s| {
+        let save = s.spawn(|| extract_file(&live, &current, &fixtures, &saved, false));
+        let staged = copy_content(archive, staging.path(), Some(page_size), false);
+        (save.join(), staged)
+    });
+    saved_r.map_err(|_| Error::Other("saving the current database failed".into()))??;
+    staged_r?;
+
+    // 3. Into the open live database through SQLite: one write transaction on its WAL, so a
+    //    reader sees the old or the new content, and its own -wal/-shm stay consistent.
+    {
+        let src = open_archive(staging.path())?;
+        let mut live_conn = db::open(&live, db::Mode::ReadWrite)?;
+        backup_all(&src, &mut live_conn, &live, LIVE_WRITE_WAIT)?;
+        drop(src);
+        // Best effort: fold the copy into the file now so the WAL does not stay large.
+        let _ = live_conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        live_conn.close().map_err(|(_, e)| e).at(&live)?;
+    }
+    drop(staging);
+
+    // 4. The registry row keeps its id, name and state; what it says about the content follows
+    //    the archive.
+    let mut t = current;
+    t.owner_id = meta.tenant.owner_id.clone();
+    t.template_version = meta.tenant.template_version;
+    t.source_template = meta.tenant.source_template.clone();
+    t.updated_at = ids::now_iso();
+    let fixture_names: Vec<String> = meta
+        .fixtures
+        .iter()
+        .map(|f| f.fixture_name.clone())
+        .collect();
+    reg.write(|w| {
+        w.update_content_info(&t)?;
+        w.clear_fixtures(&t.id)?;
+        for f in &meta.fixtures {
+            w.record_fixture(&t.id, &f.fixture_name, &f.deployed_at)?;
+            if let Some(v) = &f.version {
+                w.set_fixture_version(&t.id, &f.fixture_name, v)?;
+            }
+        }
+        Ok(())
+    })?;
+    let tenant = reg.get(&t.name)?;
+    Ok(Restored {
+        archive: archive.to_path_buf(),
+        mode: RestoreMode::Replaced,
+        tenant,
+        path: live,
+        previous_saved_to: Some(saved),
+        schema_version: meta.schema_version,
+        needs_migration,
+        fixtures: fixture_names,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(data: &[u8]) -> u64 {
+        let mut h = Checksum::default();
+        h.update(data);
+        h.finish()
+    }
+
+    #[test]
+    fn checksum_is_stable_across_chunking() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let whole = digest(&data);
+        let mut h = Checksum::default();
+        for c in data.chunks(13) {
+            h.update(c);
+        }
+        assert_eq!(h.finish(), whole);
+    }
+
+    #[test]
+    fn checksum_sees_every_flipped_byte_and_padding() {
+        let data: Vec<u8> = (0..200u32).map(|i| i as u8).collect();
+        let base = digest(&data);
+        for i in 0..data.len() {
+            let mut d = data.clone();
+            d[i] ^= 0x01;
+            assert_ne!(digest(&d), base, "flip at {i}");
+        }
+        assert_ne!(digest(b"ab"), digest(b"ab\0"));
+        assert_ne!(digest(b""), digest(b"\0"));
+    }
+
+    #[test]
+    fn uri_escapes_what_sqlite_would_misread() {
+        let u = file_uri(Path::new("/tmp/a b?c#d%e.db"), "mode=ro");
+        assert_eq!(u, "file:/tmp/a%20b%3Fc%23d%25e.db?mode=ro");
+    }
+
+    #[test]
+    fn archived_ids_must_be_uuids() {
+        assert!(check_id("0f8e4a52-1c2b-4d3e-9f00-123456789abc").is_ok());
+        for bad in ["", "../../x", "a/b", "x y"] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -27,6 +27,10 @@ pub mod exit {
     pub const PARTIAL: i32 = 8;
     /// The operating system refused access: a read-only data directory, a permission problem.
     pub const PERMISSION: i32 = 9;
+    /// `doctor`: warnings were found (status `degraded`), no errors.
+    pub const DEGRADED: i32 = 10;
+    /// `doctor`: errors were found (status `failing`).
+    pub const FAILING: i32 = 11;
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -108,6 +112,14 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// `doctor` found warnings; the message summarises them.
+    #[error("degraded: {0}")]
+    Degraded(String),
+
+    /// `doctor` found errors; the message summarises them.
+    #[error("failing: {0}")]
+    Failing(String),
+
     #[error("{0}")]
     Other(String),
 }
@@ -138,6 +150,8 @@ impl Error {
             Error::Unsupported(_) => exit::UNSUPPORTED,
             Error::Partial { .. } => exit::PARTIAL,
             Error::Permission { .. } => exit::PERMISSION,
+            Error::Degraded(_) => exit::DEGRADED,
+            Error::Failing(_) => exit::FAILING,
             Error::Cancelled | Error::Other(_) => exit::FAILURE,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,

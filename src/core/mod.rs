@@ -6,11 +6,13 @@
 
 pub mod config;
 pub mod db;
+pub mod doctor;
 pub mod error;
 pub mod fsutil;
 pub mod ids;
 pub mod layout;
 pub mod lock;
+pub mod maintenance;
 pub mod names;
 pub mod progress;
 pub mod registry;

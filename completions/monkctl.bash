@@ -19,6 +19,9 @@ _monkctl() {
             monkctl,config)
                 cmd="monkctl__subcmd__config"
                 ;;
+            monkctl,doctor)
+                cmd="monkctl__subcmd__doctor"
+                ;;
             monkctl,generate-docs)
                 cmd="monkctl__subcmd__generate__subcmd__docs"
                 ;;
@@ -33,6 +36,9 @@ _monkctl() {
                 ;;
             monkctl__subcmd__help,config)
                 cmd="monkctl__subcmd__help__subcmd__config"
+                ;;
+            monkctl__subcmd__help,doctor)
+                cmd="monkctl__subcmd__help__subcmd__doctor"
                 ;;
             monkctl__subcmd__help,generate-docs)
                 cmd="monkctl__subcmd__help__subcmd__generate__subcmd__docs"
@@ -73,6 +79,12 @@ _monkctl() {
             monkctl__subcmd__help__subcmd__tenant,untrash)
                 cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__untrash"
                 ;;
+            monkctl__subcmd__help__subcmd__tenant,usage)
+                cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__usage"
+                ;;
+            monkctl__subcmd__help__subcmd__tenant,vacuum)
+                cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__vacuum"
+                ;;
             monkctl__subcmd__tenant,activate)
                 cmd="monkctl__subcmd__tenant__subcmd__activate"
                 ;;
@@ -102,6 +114,12 @@ _monkctl() {
                 ;;
             monkctl__subcmd__tenant,untrash)
                 cmd="monkctl__subcmd__tenant__subcmd__untrash"
+                ;;
+            monkctl__subcmd__tenant,usage)
+                cmd="monkctl__subcmd__tenant__subcmd__usage"
+                ;;
+            monkctl__subcmd__tenant,vacuum)
+                cmd="monkctl__subcmd__tenant__subcmd__vacuum"
                 ;;
             monkctl__subcmd__tenant__subcmd__help,activate)
                 cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__activate"
@@ -133,6 +151,12 @@ _monkctl() {
             monkctl__subcmd__tenant__subcmd__help,untrash)
                 cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__untrash"
                 ;;
+            monkctl__subcmd__tenant__subcmd__help,usage)
+                cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__usage"
+                ;;
+            monkctl__subcmd__tenant__subcmd__help,vacuum)
+                cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__vacuum"
+                ;;
             *)
                 ;;
         esac
@@ -140,7 +164,7 @@ _monkctl() {
 
     case "${cmd}" in
         monkctl)
-            opts="-h -V --data-dir --database-url --config --format --help --version init config tenant generate-docs help"
+            opts="-h -V --data-dir --database-url --config --format --help --version init config tenant doctor generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -199,6 +223,48 @@ _monkctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        monkctl__subcmd__doctor)
+            opts="-j -h -V --tenant --full --repair --jobs --data-dir --database-url --config --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         monkctl__subcmd__generate__subcmd__docs)
             opts="-h -V --out --data-dir --database-url --config --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -234,7 +300,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help)
-            opts="init config tenant generate-docs help"
+            opts="init config tenant doctor generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -248,6 +314,20 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -304,7 +384,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__tenant)
-            opts="create list show trash untrash suspend activate delete purge"
+            opts="create list show trash untrash suspend activate delete purge vacuum usage"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -443,6 +523,34 @@ _monkctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        monkctl__subcmd__help__subcmd__tenant__subcmd__usage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__tenant__subcmd__vacuum)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         monkctl__subcmd__init)
             opts="-h -V --data-dir --database-url --config --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -474,7 +582,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant)
-            opts="-h -V --data-dir --database-url --config --format --help --version create list show trash untrash suspend activate delete purge help"
+            opts="-h -V --data-dir --database-url --config --format --help --version create list show trash untrash suspend activate delete purge vacuum usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -606,7 +714,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__help)
-            opts="create list show trash untrash suspend activate delete purge help"
+            opts="create list show trash untrash suspend activate delete purge vacuum usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -746,6 +854,34 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__help__subcmd__untrash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__help__subcmd__usage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__help__subcmd__vacuum)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -923,6 +1059,70 @@ _monkctl() {
             ;;
         monkctl__subcmd__tenant__subcmd__untrash)
             opts="-h -V --data-dir --database-url --config --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__usage)
+            opts="-a -r -h -V --all --sort --reverse --data-dir --database-url --config --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sort)
+                    COMPREPLY=($(compgen -W "name size wal rows free changed" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__vacuum)
+            opts="-h -V --all --data-dir --database-url --config --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

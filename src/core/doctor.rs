@@ -723,33 +723,25 @@ fn shape_of(conn: &Connection) -> rusqlite::Result<Shape> {
     Ok(shape)
 }
 
-/// What a tenant at `version` should hold: the `system` fixture built into a private temporary
-/// file, with the embedded migrations up to `version` applied. Built once per version and run.
+/// What a tenant at `version` should hold: the `system` fixture's SQL executed into an in-memory
+/// database (no file is written anywhere), with the embedded migrations up to `version` applied.
+/// Built once per version and run.
 fn reference_shape(version: i64) -> Result<Shape> {
-    let dir = std::env::temp_dir().join(format!(
-        "monkctl-doctor-{}-{}",
-        std::process::id(),
-        &ids::uuid_v4()[..8]
-    ));
-    fsutil::create_private_dir(&dir)?;
-    let path = dir.join("reference.db");
-    let result = (|| {
-        system::build(&path, "root")?;
-        let conn = Connection::open(&path).at(&path)?;
-        for m in schema::tenant_migrations() {
-            let v = i64::from(m.version());
-            if v > 1 && v <= version {
-                if let Some(sql) = m.sql() {
-                    conn.execute_batch(sql).at(&path)?;
-                }
+    let here = Path::new(":memory: (reference schema)");
+    let conn = Connection::open_in_memory().at(here)?;
+    system::register_functions(&conn).at(here)?;
+    conn.execute_batch(system::SYSTEM_SQL).at(here)?;
+    for m in schema::tenant_migrations() {
+        let v = i64::from(m.version());
+        if v > 1 && v <= version {
+            if let Some(sql) = m.sql() {
+                conn.execute_batch(sql).at(here)?;
             }
         }
-        let mut shape = shape_of(&conn).at(&path)?;
-        shape.remove(schema::HISTORY_TABLE);
-        Ok(shape)
-    })();
-    let _ = fs::remove_dir_all(&dir);
-    result
+    }
+    let mut shape = shape_of(&conn).at(here)?;
+    shape.remove(schema::HISTORY_TABLE);
+    Ok(shape)
 }
 
 /// Differences of `actual` from `reference`: missing tables and columns (errors: the API fails
@@ -965,6 +957,9 @@ fn check_tenant_file(
         }
     };
     let latest = schema::latest_tenant_version();
+    // Set when the tenant was compared with its reference and no system table or column is
+    // missing: that proves the `system` fixture.
+    let mut system_proven = false;
     if version == 0 {
         out.push(
             Finding::new(
@@ -994,6 +989,7 @@ fn check_tenant_file(
         match (&*shapes.get(version), shape_of(&conn)) {
             (Ok(reference), Ok(actual)) => {
                 let (missing, changed) = drift(reference, &actual);
+                system_proven = missing.is_empty();
                 if !missing.is_empty() || !changed.is_empty() {
                     let mut parts = Vec::new();
                     if !missing.is_empty() {
@@ -1024,7 +1020,7 @@ fn check_tenant_file(
                     Severity::Warning,
                     "reference_unavailable",
                     format!("the reference schema of version {version} could not be built: {e}"),
-                    "check that the temporary directory is writable",
+                    "report this as a monkctl bug",
                 )
                 .tenant(name),
             ),
@@ -1049,15 +1045,7 @@ fn check_tenant_file(
             .path(path),
         );
     }
-    // The system tables are present (version ≥ 1 and no missing table was reported): that
-    // proves the `system` fixture.
-    if !fixtures.iter().any(|f| f == SYSTEM_FIXTURE)
-        && !out.iter().any(|f| {
-            f.code == "schema_drift"
-                && f.severity == Severity::Error
-                && f.tenant.as_deref() == Some(name)
-        })
-    {
+    if system_proven && !fixtures.iter().any(|f| f == SYSTEM_FIXTURE) {
         out.push(
             Finding::new(
                 Severity::Info,

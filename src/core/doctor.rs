@@ -215,6 +215,7 @@ pub fn run(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<Re
 /// What the checks share: the layout, the registry rows and who claims which file.
 struct Ctx<'a> {
     layout: &'a Layout,
+    registry: &'a Registry,
     rows: Vec<TenantRow>,
     fixtures: HashMap<String, Vec<String>>,
     /// Files (main database files) that rows claim: live files of all rows, trash files of
@@ -223,6 +224,20 @@ struct Ctx<'a> {
     /// Directories that hold tenant files.
     tenant_dirs: Vec<PathBuf>,
 }
+
+/// Checks of the data directory as a whole, run unless `--tenant` narrows the run. Each is
+/// independent: a new kind of file (templates, snapshots, archives) adds its own function here.
+const DATA_DIR_CHECKS: &[fn(&Ctx<'_>, &mut Vec<Finding>)] = &[
+    check_infra,
+    check_registry_rules,
+    check_orphans,
+    check_temp_leftovers,
+    check_locks,
+    check_dir_permissions,
+];
+
+/// Checks of one registry row against the files, run for every selected tenant.
+const ROW_CHECKS: &[fn(&Ctx<'_>, &TenantRow, &mut Vec<Finding>)] = &[check_row];
 
 /// Runs every check; returns the findings (sorted: errors first) and how many tenant files were
 /// checked.
@@ -256,7 +271,7 @@ fn check(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<(Vec
         .into_iter()
         .map(|(k, v)| (k, v.into_iter().map(|f| f.fixture_name).collect()))
         .collect();
-    let ctx = Ctx::new(layout, rows, fixtures);
+    let ctx = Ctx::new(layout, &reg, rows, fixtures);
     let selected: Vec<&TenantRow> = ctx
         .rows
         .iter()
@@ -264,18 +279,18 @@ fn check(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<(Vec
         .collect();
 
     if opts.tenants.is_empty() {
-        check_infra(&reg, &mut out);
-        check_registry_rules(&ctx, &mut out);
-        check_orphans(&ctx, &mut out);
-        check_temp_leftovers(&ctx, &mut out);
-        check_locks(&ctx, &mut out);
-        check_dir_permissions(&ctx, &mut out);
+        for check in DATA_DIR_CHECKS {
+            check(&ctx, &mut out);
+        }
     }
-    drop(reg);
     for t in &selected {
-        check_row(&ctx, t, &mut out);
+        for check in ROW_CHECKS {
+            check(&ctx, t, &mut out);
+        }
     }
     let checked = check_tenant_files(&ctx, &selected, opts, progress, &mut out);
+    drop(ctx);
+    drop(reg);
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -289,6 +304,7 @@ fn check(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<(Vec
 impl<'a> Ctx<'a> {
     fn new(
         layout: &'a Layout,
+        registry: &'a Registry,
         rows: Vec<TenantRow>,
         fixtures: HashMap<String, Vec<String>>,
     ) -> Ctx<'a> {
@@ -313,6 +329,7 @@ impl<'a> Ctx<'a> {
         claimed.insert(layout.infra_path.clone());
         Ctx {
             layout,
+            registry,
             rows,
             fixtures,
             claimed,
@@ -322,7 +339,8 @@ impl<'a> Ctx<'a> {
 }
 
 /// The infra database itself: integrity and migration state.
-fn check_infra(reg: &Registry, out: &mut Vec<Finding>) {
+fn check_infra(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let reg = ctx.registry;
     let path = &reg.path;
     match quick_check(&reg.conn) {
         Ok(problems) if problems.is_empty() => {}
@@ -822,6 +840,8 @@ fn check_tenant_files(
     }
     .clamp(1, work.len().max(1));
     let shapes = Shapes(Mutex::new(HashMap::new()));
+    // The context holds the registry connection, which must stay on this thread.
+    let recorded = &ctx.fixtures;
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::new());
     progress.start(work.len() as u64, "checking tenants");
@@ -832,7 +852,7 @@ fn check_tenant_files(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((t, path)) = work.get(i) else { break };
-                    let fixtures = ctx.fixtures.get(&t.id).map(Vec::as_slice).unwrap_or(&[]);
+                    let fixtures = recorded.get(&t.id).map(Vec::as_slice).unwrap_or(&[]);
                     check_tenant_file(t, path, fixtures, opts.full, &shapes, &mut mine);
                     progress.advance(1, &t.name);
                 }

@@ -602,3 +602,27 @@ fn an_api6_data_directory_is_healthy() {
     assert_eq!(code, DEGRADED);
     assert_eq!(problems(&v), vec!["permissions_too_wide"]);
 }
+
+#[test]
+fn an_unreadable_infra_database_is_failing() {
+    let env = setup();
+    fs::write(
+        env.infra(),
+        b"this is not a database, it is a note somebody saved over it",
+    )
+    .unwrap();
+    let before = snapshot(&env.data());
+    let (v, code) = doctor(&env, &[]);
+    assert_eq!(code, FAILING, "{v:#}");
+    let f = with_code(&v, "infra_unreadable");
+    assert_eq!(f.len(), 1, "{v:#}");
+    assert_eq!(f[0]["severity"], "error");
+    assert_eq!(
+        f[0]["path"].as_str().unwrap(),
+        env.infra().to_str().unwrap()
+    );
+    assert_eq!(v["summary"]["tenants_checked"], 0);
+    let (_, code) = doctor(&env, &["--repair"]);
+    assert_eq!(code, FAILING);
+    assert_eq!(snapshot(&env.data()), before);
+}

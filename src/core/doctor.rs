@@ -951,14 +951,21 @@ fn check_tenant_file(
     out: &mut Vec<Finding>,
 ) {
     let name = t.name.as_str();
+    let wal = fsutil::with_suffix(path, "-wal");
+    let mut wal_size = None;
+    // One stat per file: mode and size together.
     for s in ["", "-wal", "-shm"] {
         let p = fsutil::with_suffix(path, s);
-        if let Some(mode) = fsutil::wider_than_owner(&p) {
+        let Ok(meta) = fs::metadata(&p) else { continue };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
             out.push(permission_finding(&p, mode, false, Some(name)));
         }
+        if s == "-wal" {
+            wal_size = Some(meta.len());
+        }
     }
-    let wal = fsutil::with_suffix(path, "-wal");
-    if let Some(size) = fsutil::size_of(&wal).filter(|s| *s > WAL_WARN_BYTES) {
+    if let Some(size) = wal_size.filter(|s| *s > WAL_WARN_BYTES) {
         out.push(
             Finding::new(
                 Severity::Warning,
@@ -992,6 +999,13 @@ fn check_tenant_file(
             return;
         }
     };
+    // One read transaction for every query below: all checks see the same snapshot, and SQLite
+    // takes its locks and looks for the WAL once instead of once per statement. It is never
+    // committed: closing the connection ends it.
+    if let Err(e) = conn.execute_batch("BEGIN DEFERRED") {
+        out.push(unreadable(e.to_string()));
+        return;
+    }
     let integrity = if full {
         pragma_lines(&conn, "PRAGMA integrity_check")
     } else {

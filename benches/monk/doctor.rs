@@ -74,6 +74,21 @@ fn sequential_quick_check(files: &[PathBuf]) {
     }
 }
 
+/// CPU seconds (user + system) of this process and of its waited-for children, from
+/// `/proc/self/stat` (clock ticks of 1/100 s): a figure that the load of a shared machine does
+/// not distort the way it distorts wall time.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_comm = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = after_comm
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // After the command name: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+    let get = |n: usize| f.get(n - 3).copied().unwrap_or(0.0) / 100.0;
+    (get(14) + get(15), get(16) + get(17))
+}
+
 pub fn run() {
     let data = scratch("doctor").join("data");
     let (setup, files) = time(|| build(&data));
@@ -83,9 +98,14 @@ pub fn run() {
         "-",
     );
     let (mut base, mut doc): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
+    let (mut base_cpu, mut doc_cpu) = (0.0, 0.0);
     for _ in 0..ROUNDS {
+        let (own0, _) = cpu_seconds();
         base.push(time(|| sequential_quick_check(&files)).0);
+        let (own1, kids0) = cpu_seconds();
+        base_cpu += own1 - own0;
         let (d, out) = time(|| run_ok(monk(&data).args(["--format", "json", "doctor"])));
+        doc_cpu += cpu_seconds().1 - kids0;
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
             v["status"],
@@ -102,5 +122,16 @@ pub fn run() {
         "sqlite quick_check, 1 thread",
         median(base),
         "< 1.0x and < 10 s",
+    );
+    println!(
+        "cpu time per run (user + system): doctor {:.1} s, baseline {:.1} s; load average {}",
+        doc_cpu / ROUNDS as f64,
+        base_cpu / ROUNDS as f64,
+        fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
 }

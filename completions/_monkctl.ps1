@@ -37,6 +37,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('extract', 'extract', [CompletionResultType]::ParameterValue, 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3')
             [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Look into and check archive files')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the data directory and every tenant file; repair what is safe with --repair')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages generated from this definition')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -81,6 +82,8 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('activate', 'activate', [CompletionResultType]::ParameterValue, 'Make a suspended or pending tenant active')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove the trashed files of tenants deleted longer ago than a retention')
+            [CompletionResult]::new('vacuum', 'vacuum', [CompletionResultType]::ParameterValue, 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for')
+            [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -203,6 +206,34 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'monkctl;tenant;vacuum' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: table for people, json and csv for scripts')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Vacuum every tenant that is not deleted')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'monkctl;tenant;usage' {
+            [CompletionResult]::new('--sort', '--sort', [CompletionResultType]::ParameterName, 'Sort key: name ascending; size, wal, rows, free and changed largest or newest first')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: table for people, json and csv for scripts')
+            [CompletionResult]::new('-a', '-a', [CompletionResultType]::ParameterName, 'Include trashed and deleted tenants (a deleted tenant''s file is read in the trash)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Include trashed and deleted tenants (a deleted tenant''s file is read in the trash)')
+            [CompletionResult]::new('-r', '-r', [CompletionResultType]::ParameterName, 'Reverse the order')
+            [CompletionResult]::new('--reverse', '--reverse', [CompletionResultType]::ParameterName, 'Reverse the order')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'monkctl;tenant;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create tenants: a database file the API serves, then the registry row')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List tenants (trashed and deleted ones only on request)')
@@ -213,6 +244,8 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('activate', 'activate', [CompletionResultType]::ParameterValue, 'Make a suspended or pending tenant active')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove the trashed files of tenants deleted longer ago than a retention')
+            [CompletionResult]::new('vacuum', 'vacuum', [CompletionResultType]::ParameterValue, 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for')
+            [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -241,6 +274,12 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;tenant;help;purge' {
+            break
+        }
+        'monkctl;tenant;help;vacuum' {
+            break
+        }
+        'monkctl;tenant;help;usage' {
             break
         }
         'monkctl;tenant;help;help' {
@@ -524,6 +563,22 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'monkctl;doctor' {
+            [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Check only this tenant (repeatable); data-directory checks are skipped')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tenant files checked in parallel [default: number of cores]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenant files checked in parallel [default: number of cores]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: table for people, json and csv for scripts')
+            [CompletionResult]::new('--full', '--full', [CompletionResultType]::ParameterName, 'Run integrity_check and foreign_key_check instead of quick_check (slower)')
+            [CompletionResult]::new('--repair', '--repair', [CompletionResultType]::ParameterName, 'Repair what is safe (temp leftovers, stale locks, orphans to <data>/orphans/, WAL checkpoints, permissions, unrecorded fixtures), list each action, then check again')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'monkctl;generate-docs' {
             [CompletionResult]::new('--out', '--out', [CompletionResultType]::ParameterName, 'Directory that receives completions/ and man/')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
@@ -545,6 +600,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('extract', 'extract', [CompletionResultType]::ParameterValue, 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3')
             [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Look into and check archive files')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force')
+            [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the data directory and every tenant file; repair what is safe with --repair')
             [CompletionResult]::new('generate-docs', 'generate-docs', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages generated from this definition')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -565,6 +621,8 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('activate', 'activate', [CompletionResultType]::ParameterValue, 'Make a suspended or pending tenant active')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove the trashed files of tenants deleted longer ago than a retention')
+            [CompletionResult]::new('vacuum', 'vacuum', [CompletionResultType]::ParameterValue, 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for')
+            [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change')
             break
         }
         'monkctl;help;tenant;create' {
@@ -592,6 +650,12 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;help;tenant;purge' {
+            break
+        }
+        'monkctl;help;tenant;vacuum' {
+            break
+        }
+        'monkctl;help;tenant;usage' {
             break
         }
         'monkctl;help;fixture' {
@@ -651,6 +715,9 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;help;restore' {
+            break
+        }
+        'monkctl;help;doctor' {
             break
         }
         'monkctl;help;generate-docs' {

@@ -22,6 +22,9 @@ _monkctl() {
             monkctl,config)
                 cmd="monkctl__subcmd__config"
                 ;;
+            monkctl,doctor)
+                cmd="monkctl__subcmd__doctor"
+                ;;
             monkctl,extract)
                 cmd="monkctl__subcmd__extract"
                 ;;
@@ -105,6 +108,9 @@ _monkctl() {
                 ;;
             monkctl__subcmd__help,config)
                 cmd="monkctl__subcmd__help__subcmd__config"
+                ;;
+            monkctl__subcmd__help,doctor)
+                cmd="monkctl__subcmd__help__subcmd__doctor"
                 ;;
             monkctl__subcmd__help,extract)
                 cmd="monkctl__subcmd__help__subcmd__extract"
@@ -190,6 +196,12 @@ _monkctl() {
             monkctl__subcmd__help__subcmd__tenant,untrash)
                 cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__untrash"
                 ;;
+            monkctl__subcmd__help__subcmd__tenant,usage)
+                cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__usage"
+                ;;
+            monkctl__subcmd__help__subcmd__tenant,vacuum)
+                cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__vacuum"
+                ;;
             monkctl__subcmd__template,build)
                 cmd="monkctl__subcmd__template__subcmd__build"
                 ;;
@@ -250,6 +262,12 @@ _monkctl() {
             monkctl__subcmd__tenant,untrash)
                 cmd="monkctl__subcmd__tenant__subcmd__untrash"
                 ;;
+            monkctl__subcmd__tenant,usage)
+                cmd="monkctl__subcmd__tenant__subcmd__usage"
+                ;;
+            monkctl__subcmd__tenant,vacuum)
+                cmd="monkctl__subcmd__tenant__subcmd__vacuum"
+                ;;
             monkctl__subcmd__tenant__subcmd__help,activate)
                 cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__activate"
                 ;;
@@ -280,6 +298,12 @@ _monkctl() {
             monkctl__subcmd__tenant__subcmd__help,untrash)
                 cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__untrash"
                 ;;
+            monkctl__subcmd__tenant__subcmd__help,usage)
+                cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__usage"
+                ;;
+            monkctl__subcmd__tenant__subcmd__help,vacuum)
+                cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__vacuum"
+                ;;
             *)
                 ;;
         esac
@@ -287,7 +311,7 @@ _monkctl() {
 
     case "${cmd}" in
         monkctl)
-            opts="-h -V --data-dir --database-url --config --format --help --version init config tenant fixture template extract archive restore generate-docs help"
+            opts="-h -V --data-dir --database-url --config --format --help --version init config tenant fixture template extract archive restore doctor generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -469,6 +493,48 @@ _monkctl() {
                 return 0
             fi
             case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__doctor)
+            opts="-j -h -V --tenant --full --repair --jobs --data-dir --database-url --config --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -875,7 +941,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help)
-            opts="init config tenant fixture template extract archive restore generate-docs help"
+            opts="init config tenant fixture template extract archive restore doctor generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -931,6 +997,20 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__doctor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1169,7 +1249,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__tenant)
-            opts="create list show trash untrash suspend activate delete purge"
+            opts="create list show trash untrash suspend activate delete purge vacuum usage"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1295,6 +1375,34 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__tenant__subcmd__untrash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__tenant__subcmd__usage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__tenant__subcmd__vacuum)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1615,7 +1723,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant)
-            opts="-h -V --data-dir --database-url --config --format --help --version create list show trash untrash suspend activate delete purge help"
+            opts="-h -V --data-dir --database-url --config --format --help --version create list show trash untrash suspend activate delete purge vacuum usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1759,7 +1867,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__help)
-            opts="create list show trash untrash suspend activate delete purge help"
+            opts="create list show trash untrash suspend activate delete purge vacuum usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1899,6 +2007,34 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__help__subcmd__untrash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__help__subcmd__usage)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__help__subcmd__vacuum)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2076,6 +2212,70 @@ _monkctl() {
             ;;
         monkctl__subcmd__tenant__subcmd__untrash)
             opts="-h -V --data-dir --database-url --config --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__usage)
+            opts="-a -r -h -V --all --sort --reverse --data-dir --database-url --config --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sort)
+                    COMPREPLY=($(compgen -W "name size wal rows free changed" -- "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__vacuum)
+            opts="-h -V --all --data-dir --database-url --config --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

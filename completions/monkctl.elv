@@ -34,6 +34,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand extract 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3'
             cand archive 'Look into and check archive files'
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
+            cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
             cand generate-docs 'Write shell completions and man pages generated from this definition'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -75,6 +76,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand activate 'Make a suspended or pending tenant active'
             cand delete 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
             cand purge 'Remove the trashed files of tenants deleted longer ago than a retention'
+            cand vacuum 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
+            cand usage 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'monkctl;tenant;create'= {
@@ -187,6 +190,32 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'monkctl;tenant;vacuum'= {
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand --all 'Vacuum every tenant that is not deleted'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;tenant;usage'= {
+            cand --sort 'Sort key: name ascending; size, wal, rows, free and changed largest or newest first'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -a 'Include trashed and deleted tenants (a deleted tenant''s file is read in the trash)'
+            cand --all 'Include trashed and deleted tenants (a deleted tenant''s file is read in the trash)'
+            cand -r 'Reverse the order'
+            cand --reverse 'Reverse the order'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'monkctl;tenant;help'= {
             cand create 'Create tenants: a database file the API serves, then the registry row'
             cand list 'List tenants (trashed and deleted ones only on request)'
@@ -197,6 +226,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand activate 'Make a suspended or pending tenant active'
             cand delete 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
             cand purge 'Remove the trashed files of tenants deleted longer ago than a retention'
+            cand vacuum 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
+            cand usage 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'monkctl;tenant;help;create'= {
@@ -216,6 +247,10 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;tenant;help;delete'= {
         }
         &'monkctl;tenant;help;purge'= {
+        }
+        &'monkctl;tenant;help;vacuum'= {
+        }
+        &'monkctl;tenant;help;usage'= {
         }
         &'monkctl;tenant;help;help'= {
         }
@@ -464,6 +499,21 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'monkctl;doctor'= {
+            cand --tenant 'Check only this tenant (repeatable); data-directory checks are skipped'
+            cand -j 'Tenant files checked in parallel [default: number of cores]'
+            cand --jobs 'Tenant files checked in parallel [default: number of cores]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand --full 'Run integrity_check and foreign_key_check instead of quick_check (slower)'
+            cand --repair 'Repair what is safe (temp leftovers, stale locks, orphans to <data>/orphans/, WAL checkpoints, permissions, unrecorded fixtures), list each action, then check again'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'monkctl;generate-docs'= {
             cand --out 'Directory that receives completions/ and man/'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
@@ -484,6 +534,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand extract 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3'
             cand archive 'Look into and check archive files'
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
+            cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
             cand generate-docs 'Write shell completions and man pages generated from this definition'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -501,6 +552,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand activate 'Make a suspended or pending tenant active'
             cand delete 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
             cand purge 'Remove the trashed files of tenants deleted longer ago than a retention'
+            cand vacuum 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
+            cand usage 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
         }
         &'monkctl;help;tenant;create'= {
         }
@@ -519,6 +572,10 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;help;tenant;delete'= {
         }
         &'monkctl;help;tenant;purge'= {
+        }
+        &'monkctl;help;tenant;vacuum'= {
+        }
+        &'monkctl;help;tenant;usage'= {
         }
         &'monkctl;help;fixture'= {
             cand list 'List the built-in and directory fixtures with version, dependencies and source'
@@ -562,6 +619,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;help;archive;verify'= {
         }
         &'monkctl;help;restore'= {
+        }
+        &'monkctl;help;doctor'= {
         }
         &'monkctl;help;generate-docs'= {
         }

@@ -40,6 +40,7 @@ complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "template" -d 'Prebu
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "extract" -d 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "archive" -d 'Look into and check archive files'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "restore" -d 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
+complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "doctor" -d 'Check the data directory and every tenant file; repair what is safe with --repair'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "generate-docs" -d 'Write shell completions and man pages generated from this definition'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -58,24 +59,26 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -s h -l help -d 'Print help'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -f -a "create" -d 'Create tenants: a database file the API serves, then the registry row'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -f -a "list" -d 'List tenants (trashed and deleted ones only on request)'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -f -a "show" -d 'Show a tenant\'s row, file, tables and fixtures'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -f -a "trash" -d 'Move a tenant to the trash: the API refuses it at once (reversible with untrash)'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -f -a "untrash" -d 'Take a tenant out of the trash'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -f -a "suspend" -d 'Suspend a tenant: the API refuses logins and requests at once'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -f -a "activate" -d 'Make a suspended or pending tenant active'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -f -a "delete" -d 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -f -a "purge" -d 'Remove the trashed files of tenants deleted longer ago than a retention'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "create" -d 'Create tenants: a database file the API serves, then the registry row'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "list" -d 'List tenants (trashed and deleted ones only on request)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "show" -d 'Show a tenant\'s row, file, tables and fixtures'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "trash" -d 'Move a tenant to the trash: the API refuses it at once (reversible with untrash)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "untrash" -d 'Take a tenant out of the trash'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "suspend" -d 'Suspend a tenant: the API refuses logins and requests at once'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "activate" -d 'Make a suspended or pending tenant active'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "delete" -d 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "purge" -d 'Remove the trashed files of tenants deleted longer ago than a retention'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "vacuum" -d 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "usage" -d 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l owner -d 'Owner user of the new tenants (the API\'s root user when not given)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l description -d 'Description stored in the registry' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l from-file -d 'Read tenants from a file: one `NAME [OWNER [DESCRIPTION]]` a line, # comments' -r -F
@@ -171,6 +174,31 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l all -d 'Vacuum every tenant that is not deleted'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l sort -d 'Sort key: name ascending; size, wal, rows, free and changed largest or newest first' -r -f -a "name\t''
+size\t''
+wal\t''
+rows\t''
+free\t''
+changed\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s a -l all -d 'Include trashed and deleted tenants (a deleted tenant\'s file is read in the trash)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s r -l reverse -d 'Reverse the order'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create tenants: a database file the API serves, then the registry row'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "list" -d 'List tenants (trashed and deleted ones only on request)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a tenant\'s row, file, tables and fixtures'
@@ -180,6 +208,8 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "activate" -d 'Make a suspended or pending tenant active'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "purge" -d 'Remove the trashed files of tenants deleted longer ago than a retention'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "vacuum" -d 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "usage" -d 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
@@ -356,6 +386,18 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s y -l yes -d 
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l migrate -d 'Bring an older schema up to date after restoring (not in this build yet: refused when needed)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l tenant -d 'Check only this tenant (repeatable); data-directory checks are skipped' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s j -l jobs -d 'Tenant files checked in parallel [default: number of cores]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l full -d 'Run integrity_check and foreign_key_check instead of quick_check (slower)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l repair -d 'Repair what is safe (temp leftovers, stale locks, orphans to <data>/orphans/, WAL checkpoints, permissions, unrecorded fixtures), list each action, then check again'
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l out -d 'Directory that receives completions/ and man/' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
@@ -365,16 +407,17 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore generate-docs help" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore generate-docs help" -f -a "config" -d 'Show the effective settings and where each came from'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore generate-docs help" -f -a "tenant" -d 'Create, list, inspect and retire tenants'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore generate-docs help" -f -a "fixture" -d 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore generate-docs help" -f -a "template" -d 'Prebuilt tenant databases that new tenants are cloned from'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore generate-docs help" -f -a "extract" -d 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore generate-docs help" -f -a "archive" -d 'Look into and check archive files'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore generate-docs help" -f -a "restore" -d 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore generate-docs help" -f -a "generate-docs" -d 'Write shell completions and man pages generated from this definition'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "config" -d 'Show the effective settings and where each came from'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "tenant" -d 'Create, list, inspect and retire tenants'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "fixture" -d 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "template" -d 'Prebuilt tenant databases that new tenants are cloned from'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "extract" -d 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "archive" -d 'Look into and check archive files'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "restore" -d 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "doctor" -d 'Check the data directory and every tenant file; repair what is safe with --repair'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "generate-docs" -d 'Write shell completions and man pages generated from this definition'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "create" -d 'Create tenants: a database file the API serves, then the registry row'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "list" -d 'List tenants (trashed and deleted ones only on request)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "show" -d 'Show a tenant\'s row, file, tables and fixtures'
@@ -384,6 +427,8 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_su
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "activate" -d 'Make a suspended or pending tenant active'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "delete" -d 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "purge" -d 'Remove the trashed files of tenants deleted longer ago than a retention'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "vacuum" -d 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "usage" -d 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "show" -d 'Show a fixture\'s manifest, files and the tables they touch'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "check" -d 'Check fixtures against a scratch tenant; writes nothing in the data directory'

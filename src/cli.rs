@@ -8,8 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 failure, 2 usage or invalid input, 3 not found, 4 already exists or \
 conflicting state, 5 busy or locked, 6 corrupt file, 7 unsupported, 8 partial failure, \
-9 permission denied, 12 not an archive or SQLite file, 13 truncated archive, 14 archive metadata \
-missing or unreadable, 15 archive checksum or row counts mismatch, 16 archive of another tenant.
+9 permission denied, 10 doctor found warnings (degraded), 11 doctor found errors (failing), \
+12 not an archive or SQLite file, 13 truncated archive, 14 archive metadata missing or \
+unreadable, 15 archive checksum or row counts mismatch, 16 archive of another tenant.
 
 Settings come from flags, then the environment (MONK_DATA_DIR, DATABASE_URL, MONK_CONFIG), then \
 the config file (--config, ./monk.toml, or the user's config directory), then the defaults \
@@ -85,6 +86,9 @@ pub enum Command {
     /// Restore a tenant from an archive: as a new tenant, or over an existing one with --force
     Restore(RestoreArgs),
 
+    /// Check the data directory and every tenant file; repair what is safe with --repair
+    Doctor(DoctorArgs),
+
     /// Write shell completions and man pages generated from this definition
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
@@ -110,6 +114,70 @@ pub enum TenantCommand {
     Delete(DeleteArgs),
     /// Remove the trashed files of tenants deleted longer ago than a retention
     Purge(PurgeArgs),
+    /// Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for
+    Vacuum(VacuumArgs),
+    /// Show per tenant the file and WAL size, pages, free pages, rows per table, last change
+    Usage(UsageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Check only this tenant (repeatable); data-directory checks are skipped
+    #[arg(long = "tenant", value_name = "NAME")]
+    pub tenants: Vec<String>,
+
+    /// Run integrity_check and foreign_key_check instead of quick_check (slower)
+    #[arg(long)]
+    pub full: bool,
+
+    /// Repair what is safe (temp leftovers, stale locks, orphans to <data>/orphans/, WAL
+    /// checkpoints, permissions, unrecorded fixtures), list each action, then check again
+    #[arg(long)]
+    pub repair: bool,
+
+    /// Tenant files checked in parallel [default: number of cores]
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Tenants to vacuum
+    #[arg(value_name = "TENANT", required_unless_present = "all")]
+    pub names: Vec<String>,
+
+    /// Vacuum every tenant that is not deleted
+    #[arg(long, conflicts_with = "names")]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UsageSortBy {
+    Name,
+    Size,
+    Wal,
+    Rows,
+    Free,
+    Changed,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Only these tenants (every live, untrashed tenant when none is given)
+    #[arg(value_name = "TENANT")]
+    pub names: Vec<String>,
+
+    /// Include trashed and deleted tenants (a deleted tenant's file is read in the trash)
+    #[arg(long, short = 'a', conflicts_with = "names")]
+    pub all: bool,
+
+    /// Sort key: name ascending; size, wal, rows, free and changed largest or newest first
+    #[arg(long, value_enum, default_value_t = UsageSortBy::Name)]
+    pub sort: UsageSortBy,
+
+    /// Reverse the order
+    #[arg(long, short = 'r')]
+    pub reverse: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 mod util;
 
 mod archive;
+mod doctor;
 mod fixtures;
 mod tenants;
 
@@ -17,6 +18,7 @@ fn main() {
         ("tenants", tenants::run),
         ("fixtures", fixtures::run),
         ("archive", archive::run),
+        ("doctor", doctor::run),
     ];
     let mut ran = 0;
     for (name, run) in suites {

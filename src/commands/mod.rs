@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod docs;
+pub mod doctor;
 pub mod fixture;
 pub mod template;
 pub mod tenant;
@@ -81,6 +82,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Extract(a) => archive::extract(g, a),
         Command::Archive(c) => archive::run(g, c),
         Command::Restore(a) => archive::restore(g, a),
+        Command::Doctor(a) => doctor::run(g, a),
     }
 }
 

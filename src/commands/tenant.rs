@@ -1,13 +1,14 @@
 //! `monkctl tenant ...`: adapters over `core::tenant`.
 
-use crate::cli::{CreateArgs, GlobalArgs, ListArgs, SortBy, Status, TenantCommand};
+use crate::cli::{CreateArgs, GlobalArgs, ListArgs, SortBy, Status, TenantCommand, UsageSortBy};
 use crate::core::ids;
+use crate::core::maintenance::{self, Usage, UsageSort, VacuumReport};
 use crate::core::tenant::{
     self, CreateSpec, Created, Deleted, ListFilter, PurgeReport, SortKey, StateChange, StateResult,
     TenantDetail, TenantSummary,
 };
 use crate::core::{fixture, template, Batch, Error, Workspace};
-use crate::output::{opt, size, List, Render, Table};
+use crate::output::{self, opt, size, List, Render, Table};
 
 use super::{confirm, settings_with, show, show_batch, workspace, Bar, Outcome};
 
@@ -36,6 +37,28 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
                 a.yes,
             )?;
             show(g.format, &tenant::delete(&ws, &a.name)?)
+        }
+        TenantCommand::Vacuum(a) => {
+            let report = maintenance::vacuum(&ws, &a.names, a.all, &Bar::new())?;
+            output::print(g.format, &report)?;
+            for r in report.results.iter().filter(|r| r.error.is_some()) {
+                eprintln!("{}: {}", r.tenant, opt(&r.error));
+            }
+            Ok(report.exit_code())
+        }
+        TenantCommand::Usage(a) => {
+            let sort = match a.sort {
+                UsageSortBy::Name => UsageSort::Name,
+                UsageSortBy::Size => UsageSort::Size,
+                UsageSortBy::Wal => UsageSort::Wal,
+                UsageSortBy::Rows => UsageSort::Rows,
+                UsageSortBy::Free => UsageSort::Free,
+                UsageSortBy::Changed => UsageSort::Changed,
+            };
+            show(
+                g.format,
+                &List(maintenance::usage(&ws, &a.names, a.all, sort, a.reverse)?),
+            )
         }
         TenantCommand::Purge(a) => {
             let older = ids::parse_duration(&a.older_than).map_err(Error::Usage)?;
@@ -320,6 +343,90 @@ impl Render for PurgeReport {
             },
             self.purged.len(),
             self.kept
+        )]
+    }
+}
+
+impl Render for VacuumReport {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec!["tenant", "result", "before", "after", "reclaimed"]);
+        for r in &self.results {
+            t.rows.push(vec![
+                r.tenant.clone(),
+                match r.outcome {
+                    maintenance::VacuumOutcome::Vacuumed => "vacuumed",
+                    maintenance::VacuumOutcome::Skipped => "skipped (in use)",
+                    maintenance::VacuumOutcome::Failed => "failed",
+                }
+                .into(),
+                size(r.bytes_before),
+                size(r.bytes_after),
+                size(Some(r.reclaimed_bytes)),
+            ]);
+        }
+        t
+    }
+
+    fn footer(&self) -> Vec<String> {
+        vec![format!(
+            "{} vacuumed, {} skipped, {} failed; {} reclaimed",
+            self.vacuumed,
+            self.skipped,
+            self.failed,
+            size(Some(self.reclaimed_bytes))
+        )]
+    }
+}
+
+impl Render for List<Usage> {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec![
+            "tenant",
+            "status",
+            "file_bytes",
+            "wal_bytes",
+            "page_size",
+            "page_count",
+            "freelist_count",
+            "total_rows",
+            "last_change",
+            "tables",
+        ]);
+        for u in &self.0 {
+            t.rows.push(vec![
+                u.tenant.clone(),
+                u.status.clone(),
+                opt(&u.file_bytes),
+                opt(&u.wal_bytes),
+                opt(&u.page_size),
+                opt(&u.page_count),
+                opt(&u.freelist_count),
+                opt(&u.total_rows),
+                opt(&u.last_change),
+                match &u.error {
+                    Some(e) => format!("error: {e}"),
+                    None => u
+                        .tables
+                        .iter()
+                        .map(|c| format!("{}={}", c.table, c.rows))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                },
+            ]);
+        }
+        t
+    }
+
+    fn footer(&self) -> Vec<String> {
+        let total: u64 = self
+            .0
+            .iter()
+            .map(|u| u.file_bytes.unwrap_or(0) + u.wal_bytes.unwrap_or(0))
+            .sum();
+        vec![format!(
+            "{} tenant(s), {} in all",
+            self.0.len(),
+            size(Some(total))
         )]
     }
 }

@@ -27,6 +27,10 @@ pub mod exit {
     pub const PARTIAL: i32 = 8;
     /// The operating system refused access: a read-only data directory, a permission problem.
     pub const PERMISSION: i32 = 9;
+    /// `doctor`: warnings were found (status `degraded`), no errors.
+    pub const DEGRADED: i32 = 10;
+    /// `doctor`: errors were found (status `failing`).
+    pub const FAILING: i32 = 11;
     /// A file given as an archive is not a SQLite file at all (wrong header).
     pub const NOT_ARCHIVE: i32 = 12;
     /// An archive is shorter than its own header says: cut off by a copy or a full disk.
@@ -132,6 +136,13 @@ pub enum Error {
 
     #[error("{0}")]
     OtherTenant(String),
+    /// `doctor` found warnings; the message summarises them.
+    #[error("degraded: {0}")]
+    Degraded(String),
+
+    /// `doctor` found errors; the message summarises them.
+    #[error("failing: {0}")]
+    Failing(String),
 
     #[error("{0}")]
     Other(String),
@@ -168,6 +179,8 @@ impl Error {
             Error::ArchiveMetadata { .. } => exit::ARCHIVE_METADATA,
             Error::ChecksumMismatch { .. } => exit::CHECKSUM_MISMATCH,
             Error::OtherTenant(_) => exit::OTHER_TENANT,
+            Error::Degraded(_) => exit::DEGRADED,
+            Error::Failing(_) => exit::FAILING,
             Error::Cancelled | Error::Other(_) => exit::FAILURE,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,

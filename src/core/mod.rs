@@ -7,12 +7,14 @@
 pub mod archive;
 pub mod config;
 pub mod db;
+pub mod doctor;
 pub mod error;
 pub mod fixture;
 pub mod fsutil;
 pub mod ids;
 pub mod layout;
 pub mod lock;
+pub mod maintenance;
 pub mod names;
 pub mod progress;
 pub mod registry;

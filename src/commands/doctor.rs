@@ -1,0 +1,89 @@
+//! `monkctl doctor`: an adapter over `core::doctor` that renders the findings and turns the
+//! overall status into the exit code (0 healthy, 10 degraded, 11 failing).
+
+use crate::cli::{DoctorArgs, GlobalArgs};
+use crate::core::doctor::{self, Options, Report, Severity, Status};
+use crate::output::{self, opt, Render, Table};
+
+use super::{workspace, Bar, Outcome};
+
+pub fn run(g: &GlobalArgs, a: DoctorArgs) -> Outcome {
+    let ws = workspace(g)?;
+    let opts = Options {
+        tenants: a.tenants,
+        full: a.full,
+        repair: a.repair,
+        jobs: a.jobs.unwrap_or(0),
+    };
+    let report = doctor::run(&ws, &opts, &Bar::new())?;
+    output::print(g.format, &report)?;
+    Ok(report.status.exit_code())
+}
+
+fn status_word(s: Status) -> &'static str {
+    match s {
+        Status::Healthy => "healthy",
+        Status::Degraded => "degraded",
+        Status::Failing => "failing",
+    }
+}
+
+impl Render for Report {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec!["severity", "code", "tenant", "what", "fix"]);
+        for f in &self.findings {
+            let what = match &f.path {
+                Some(p) if !f.message.contains(&p.display().to_string()) => {
+                    format!("{} ({})", f.message, p.display())
+                }
+                _ => f.message.clone(),
+            };
+            t.rows.push(vec![
+                match f.severity {
+                    Severity::Info => "info",
+                    Severity::Warning => "warning",
+                    Severity::Error => "error",
+                }
+                .into(),
+                f.code.into(),
+                opt(&f.tenant),
+                what,
+                f.fix.clone(),
+            ]);
+        }
+        t
+    }
+
+    fn footer(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .repairs
+            .iter()
+            .map(|r| {
+                let target = r
+                    .path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .or_else(|| r.tenant.clone())
+                    .unwrap_or_default();
+                match &r.error {
+                    None => format!("repaired {}: {target}: {}", r.code, r.action),
+                    Some(e) => format!("NOT repaired {}: {target}: {}: {e}", r.code, r.action),
+                }
+            })
+            .collect();
+        let s = &self.summary;
+        let before = self
+            .status_before
+            .map(|b| format!(" (was {} before repairs)", status_word(b)))
+            .unwrap_or_default();
+        lines.push(format!(
+            "{}{before}: {} error(s), {} warning(s), {} info; {} tenant file(s) checked",
+            status_word(self.status),
+            s.errors,
+            s.warnings,
+            s.infos,
+            s.tenants_checked
+        ));
+        lines
+    }
+}

@@ -1,0 +1,345 @@
+//! Routine maintenance of tenant files: `tenant vacuum` (checkpoint, VACUUM, ANALYZE, optimize)
+//! and `tenant usage` (sizes, pages, rows, last change).
+//!
+//! Vacuum changes files only through SQLite, on a connection with a short busy timeout, so a
+//! tenant the API is writing is skipped instead of waited for. Usage only reads
+//! (`db::open_for_inspection`). Neither touches the registry.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::Connection;
+use serde::Serialize;
+
+use super::db;
+use super::error::{exit, Context, Error, Result};
+use super::fsutil;
+use super::ids;
+use super::names;
+use super::progress::Progress;
+use super::registry::TenantRow;
+use super::tenant::{self, TableCount};
+use super::Workspace;
+
+/// How long vacuum waits for a tenant's lock before skipping it as in use.
+pub const VACUUM_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// What happened to one tenant in `tenant vacuum`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VacuumOutcome {
+    Vacuumed,
+    /// Another connection held the tenant; nothing was changed.
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Vacuumed {
+    pub tenant: String,
+    pub outcome: VacuumOutcome,
+    pub path: Option<PathBuf>,
+    /// File plus WAL, before and after.
+    pub bytes_before: Option<u64>,
+    pub bytes_after: Option<u64>,
+    /// `bytes_before - bytes_after` (0 when the file grew).
+    pub reclaimed_bytes: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VacuumReport {
+    pub results: Vec<Vacuumed>,
+    pub vacuumed: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub reclaimed_bytes: u64,
+}
+
+impl VacuumReport {
+    /// 0 when every tenant was vacuumed, else `PARTIAL`: skipped tenants need another run.
+    pub fn exit_code(&self) -> i32 {
+        if self.skipped + self.failed == 0 {
+            exit::SUCCESS
+        } else {
+            exit::PARTIAL
+        }
+    }
+}
+
+/// The live tenants to work on: the named ones (each must exist and not be deleted), or with
+/// `all` every tenant that is not deleted.
+fn targets(ws: &Workspace, names_given: &[String], all: bool) -> Result<Vec<TenantRow>> {
+    if names_given.is_empty() && !all {
+        return Err(Error::Usage("name the tenants, or pass --all".into()));
+    }
+    for n in names_given {
+        names::tenant(n)?;
+    }
+    let reg = ws.registry()?;
+    if all {
+        return Ok(reg.all()?.into_iter().filter(|t| !t.is_deleted()).collect());
+    }
+    let mut out = Vec::new();
+    for n in names_given {
+        let t = reg.get(n)?;
+        if t.is_deleted() {
+            return Err(Error::Conflict(format!(
+                "tenant '{n}' is deleted; its file is in the trash and is not maintained"
+            )));
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+fn file_and_wal(path: &Path) -> Option<u64> {
+    let main = fsutil::size_of(path)?;
+    Some(main + fsutil::size_of(&fsutil::with_suffix(path, "-wal")).unwrap_or(0))
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Checkpoints, vacuums and analyzes tenants one after another. A tenant another connection
+/// holds is skipped (reported, exit code 8), never waited for beyond `VACUUM_BUSY_TIMEOUT`.
+pub fn vacuum(
+    ws: &Workspace,
+    names_given: &[String],
+    all: bool,
+    progress: &dyn Progress,
+) -> Result<VacuumReport> {
+    let rows = targets(ws, names_given, all)?;
+    progress.start(rows.len() as u64, "vacuuming");
+    let mut results = Vec::new();
+    for t in &rows {
+        results.push(vacuum_one(ws, t));
+        progress.advance(1, &t.name);
+    }
+    progress.finish();
+    let count = |o| {
+        results
+            .iter()
+            .filter(|r: &&Vacuumed| r.outcome == o)
+            .count()
+    };
+    Ok(VacuumReport {
+        vacuumed: count(VacuumOutcome::Vacuumed),
+        skipped: count(VacuumOutcome::Skipped),
+        failed: count(VacuumOutcome::Failed),
+        reclaimed_bytes: results.iter().map(|r| r.reclaimed_bytes).sum(),
+        results,
+    })
+}
+
+enum Step {
+    Busy(String),
+    Failed(String),
+}
+
+fn vacuum_one(ws: &Workspace, t: &TenantRow) -> Vacuumed {
+    let mut v = Vacuumed {
+        tenant: t.name.clone(),
+        outcome: VacuumOutcome::Failed,
+        path: None,
+        bytes_before: None,
+        bytes_after: None,
+        reclaimed_bytes: 0,
+        error: None,
+    };
+    let path = match ws.layout.tenant_path(&t.database, &t.schema) {
+        Ok(p) => p,
+        Err(e) => {
+            v.error = Some(e.to_string());
+            return v;
+        }
+    };
+    v.path = Some(path.clone());
+    v.bytes_before = file_and_wal(&path);
+    match run_vacuum(&path) {
+        Ok(()) => v.outcome = VacuumOutcome::Vacuumed,
+        Err(Step::Busy(e)) => {
+            v.outcome = VacuumOutcome::Skipped;
+            v.error = Some(format!("in use by another connection, skipped: {e}"));
+        }
+        Err(Step::Failed(e)) => v.error = Some(e),
+    }
+    v.bytes_after = file_and_wal(&path);
+    if let (Some(b), Some(a)) = (v.bytes_before, v.bytes_after) {
+        v.reclaimed_bytes = b.saturating_sub(a);
+    }
+    v
+}
+
+fn run_vacuum(path: &Path) -> std::result::Result<(), Step> {
+    let failed = |e: Error| Step::Failed(e.to_string());
+    let conn = db::open(path, db::Mode::ReadWrite).map_err(|e| match e {
+        Error::Busy { detail, .. } => Step::Busy(detail),
+        e => failed(e),
+    })?;
+    conn.busy_timeout(VACUUM_BUSY_TIMEOUT)
+        .map_err(|e| Step::Failed(e.to_string()))?;
+    let step = |sql: &str| -> std::result::Result<(), Step> {
+        conn.execute_batch(sql).map_err(|e| {
+            if is_busy(&e) {
+                Step::Busy(e.to_string())
+            } else {
+                failed(Error::sqlite(path, e))
+            }
+        })
+    };
+    checkpoint(&conn, path)?;
+    step("VACUUM")?;
+    step("ANALYZE; PRAGMA optimize;")?;
+    // VACUUM in WAL mode writes the new pages to the WAL; fold them into the file.
+    checkpoint(&conn, path)?;
+    Ok(())
+}
+
+fn checkpoint(conn: &Connection, path: &Path) -> std::result::Result<(), Step> {
+    let r: rusqlite::Result<i64> =
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0));
+    match r {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(Step::Busy("a reader or writer holds its WAL".into())),
+        Err(e) if is_busy(&e) => Err(Step::Busy(e.to_string())),
+        Err(e) => Err(Step::Failed(Error::sqlite(path, e).to_string())),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UsageSort {
+    #[default]
+    Name,
+    Size,
+    Wal,
+    Rows,
+    Free,
+    Changed,
+}
+
+/// `tenant usage`: one tenant's space and content.
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    pub tenant: String,
+    pub status: String,
+    pub path: PathBuf,
+    pub file_bytes: Option<u64>,
+    pub wal_bytes: Option<u64>,
+    pub page_size: Option<i64>,
+    pub page_count: Option<i64>,
+    pub freelist_count: Option<i64>,
+    pub total_rows: Option<i64>,
+    pub tables: Vec<TableCount>,
+    /// The newer modification time of the file and its WAL, ISO 8601 UTC.
+    pub last_change: Option<String>,
+    /// Why the file could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+/// Usage of the named tenants, or of every tenant (deleted and trashed ones only with `all`;
+/// a deleted tenant's file is read in the trash).
+pub fn usage(
+    ws: &Workspace,
+    names_given: &[String],
+    all: bool,
+    sort: UsageSort,
+    reverse: bool,
+) -> Result<Vec<Usage>> {
+    for n in names_given {
+        names::tenant(n)?;
+    }
+    let reg = ws.registry()?;
+    let rows: Vec<TenantRow> = if names_given.is_empty() {
+        reg.all()?
+            .into_iter()
+            .filter(|t| all || !(t.is_deleted() || t.is_trashed()))
+            .collect()
+    } else {
+        names_given
+            .iter()
+            .map(|n| reg.get(n))
+            .collect::<Result<_>>()?
+    };
+    drop(reg);
+    let mut out: Vec<Usage> = rows.iter().map(|t| usage_one(ws, t)).collect();
+    match sort {
+        UsageSort::Name => {}
+        UsageSort::Size => out.sort_by_key(|u| std::cmp::Reverse(u.file_bytes)),
+        UsageSort::Wal => out.sort_by_key(|u| std::cmp::Reverse(u.wal_bytes)),
+        UsageSort::Rows => out.sort_by_key(|u| std::cmp::Reverse(u.total_rows)),
+        UsageSort::Free => out.sort_by_key(|u| std::cmp::Reverse(u.freelist_count)),
+        UsageSort::Changed => out.sort_by(|a, b| b.last_change.cmp(&a.last_change)),
+    }
+    if reverse {
+        out.reverse();
+    }
+    Ok(out)
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).ok()?.modified().ok()
+}
+
+fn usage_one(ws: &Workspace, t: &TenantRow) -> Usage {
+    let path = tenant::file_of(&ws.layout, t).unwrap_or_default();
+    let wal = fsutil::with_suffix(&path, "-wal");
+    let mut u = Usage {
+        tenant: t.name.clone(),
+        status: t.status.clone(),
+        file_bytes: fsutil::size_of(&path),
+        wal_bytes: fsutil::size_of(&wal),
+        page_size: None,
+        page_count: None,
+        freelist_count: None,
+        total_rows: None,
+        tables: Vec::new(),
+        last_change: mtime(&path).max(mtime(&wal)).map(ids::iso_from),
+        error: None,
+        path,
+    };
+    if u.file_bytes.is_none() {
+        u.error = Some("the file is missing (run `monkctl doctor`)".into());
+        return u;
+    }
+    match read_usage(&u.path) {
+        Ok((ps, pc, fc, tables)) => {
+            u.page_size = Some(ps);
+            u.page_count = Some(pc);
+            u.freelist_count = Some(fc);
+            u.total_rows = Some(tables.iter().map(|t| t.rows).sum());
+            u.tables = tables;
+        }
+        Err(e) => u.error = Some(e.to_string()),
+    }
+    u
+}
+
+fn read_usage(path: &Path) -> Result<(i64, i64, i64, Vec<TableCount>)> {
+    let conn = db::open_for_inspection(path)?;
+    let pragma = |p: &str| -> Result<i64> {
+        conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))
+            .at(path)
+    };
+    let (ps, pc, fc) = (
+        pragma("page_size")?,
+        pragma("page_count")?,
+        pragma("freelist_count")?,
+    );
+    let mut tables = Vec::new();
+    for t in db::user_tables(&conn).at(path)? {
+        let rows = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {}", db::quote_ident(&t)),
+                [],
+                |r| r.get(0),
+            )
+            .at(path)?;
+        tables.push(TableCount { table: t, rows });
+    }
+    Ok((ps, pc, fc, tables))
+}

@@ -630,3 +630,58 @@ fn an_unreadable_infra_database_is_failing() {
     assert_eq!(code, FAILING);
     assert_eq!(snapshot(&env.data()), before);
 }
+
+#[test]
+fn what_templates_fixtures_and_restores_leave_is_not_a_problem() {
+    let env = setup();
+    let fx = env.root().join("fx/shop");
+    fs::create_dir_all(&fx).unwrap();
+    fs::write(
+        fx.join("fixture.toml"),
+        "name = \"shop\"\nversion = \"1\"\nfiles = [\"s.sql\"]\n",
+    )
+    .unwrap();
+    fs::write(
+        fx.join("s.sql"),
+        "CREATE TABLE items (id INTEGER PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let fixtures = env.root().join("fx");
+    let fixtures = fixtures.to_str().unwrap();
+    env.ok(&[
+        "fixture",
+        "deploy",
+        "shop",
+        "--tenant",
+        "acme",
+        "--fixtures",
+        fixtures,
+    ]);
+    env.ok(&[
+        "template",
+        "build",
+        "shopt",
+        "--fixture",
+        "shop",
+        "--fixtures",
+        fixtures,
+    ]);
+    env.ok(&[
+        "tenant",
+        "create",
+        "cloned",
+        "--template",
+        "shopt",
+        "--fixtures",
+        fixtures,
+    ]);
+    let archive = env.root().join("acme.monk.db");
+    env.ok(&["extract", "acme", "-o", archive.to_str().unwrap()]);
+    env.ok(&["restore", archive.to_str().unwrap(), "--force", "--yes"]);
+    let (v, code) = doctor(&env, &[]);
+    assert_eq!(code, 0, "{v:#}");
+    let saved = with_code(&v, "saved_before_restore");
+    assert_eq!(saved.len(), 1, "{v:#}");
+    assert_eq!(saved[0]["severity"], "info");
+    assert!(with_code(&v, "orphan_file").is_empty(), "{v:#}");
+}

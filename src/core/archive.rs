@@ -45,6 +45,9 @@ pub const FORMAT_NAME: &str = "monkctl-tenant-archive";
 pub const FORMAT_VERSION: i64 = 1;
 /// The suffix of archive file names.
 pub const SUFFIX: &str = ".monk.db";
+
+/// Ends the name of the copy `restore --force` saves in the trash before replacing a tenant.
+pub const BEFORE_RESTORE_SUFFIX: &str = ".before-restore.monk.db";
 /// The name of the content checksum algorithm, recorded in front of the digest.
 pub const CHECKSUM_ALGORITHM: &str = "lanes64";
 
@@ -1292,7 +1295,7 @@ fn replace_existing(
     fsutil::create_private_dir(&trash)?;
     // The random part keeps two restores within one second from colliding.
     let saved = trash.join(format!(
-        "{}.{}.{}-{}.before-restore{SUFFIX}",
+        "{}.{}.{}-{}{BEFORE_RESTORE_SUFFIX}",
         current.schema,
         current.id,
         ids::file_stamp(SystemTime::now()),

@@ -518,6 +518,20 @@ fn check_row(ctx: &Ctx<'_>, t: &TenantRow, out: &mut Vec<Finding>) {
 fn check_orphans(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let mut dirs = ctx.tenant_dirs.clone();
     dirs.push(ctx.layout.trash_dir());
+    // `restore --force` saves the tenant it replaces as `<schema>.<id>.<stamp>.before-restore…`
+    // in the trash: a copy kept on purpose, not an orphan.
+    let saved_prefixes: HashSet<String> = ctx
+        .rows
+        .iter()
+        .map(|r| format!("{}.{}.", r.schema, r.id))
+        .collect();
+    let is_saved_copy = |name: &str| {
+        name.ends_with(super::archive::BEFORE_RESTORE_SUFFIX)
+            && name
+                .match_indices('.')
+                .nth(1)
+                .is_some_and(|(i, _)| saved_prefixes.contains(&name[..=i]))
+    };
     for dir in dirs {
         let Ok(rd) = fs::read_dir(&dir) else { continue };
         for e in rd.flatten() {
@@ -526,6 +540,18 @@ fn check_orphans(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
                 continue;
             }
             let path = e.path();
+            if dir == ctx.layout.trash_dir() && is_saved_copy(&name) {
+                out.push(
+                    Finding::new(
+                        Severity::Info,
+                        "saved_before_restore",
+                        format!("{name}: the tenant as it was before a restore replaced it"),
+                        "keep it until the restore is confirmed, then remove it by hand",
+                    )
+                    .path(&path),
+                );
+                continue;
+            }
             let (main, sidecar) = match ["-wal", "-shm", "-journal"]
                 .iter()
                 .find_map(|s| name.strip_suffix(s))

@@ -9,10 +9,18 @@ use std::path::{Path, PathBuf};
 use common::Env;
 use rusqlite::Connection;
 
+/// A private copy of a reference file (opening the original would leave `-wal`/`-shm` beside it).
 fn reference(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/reference/monk-api-6.2")
-        .join(file)
+    static COPIES: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = COPIES.get_or_init(|| tempfile::tempdir().unwrap());
+    let copy = dir.path().join(format!("{}-{file}", std::process::id()));
+    let original = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/monk-api-6.2")
+        .join(file);
+    let tmp = dir.path().join(format!(".{file}.{:?}", std::thread::current().id()));
+    fs::copy(&original, &tmp).unwrap();
+    fs::rename(&tmp, &copy).unwrap();
+    copy
 }
 
 fn open_ro(p: &Path) -> Connection {

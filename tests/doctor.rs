@@ -562,7 +562,7 @@ fn an_api6_data_directory_is_healthy() {
     let env = Env::new();
     let monk = env.data().join("monk");
     fs::create_dir_all(&monk).unwrap();
-    let reference = Path::new("/work/shared/reference/monk-api-6.2");
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/monk-api-6.2");
     for e in fs::read_dir(reference).unwrap().flatten() {
         let to = monk.join(e.file_name());
         fs::copy(e.path(), &to).unwrap();

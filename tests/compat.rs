@@ -17,7 +17,9 @@ fn reference(file: &str) -> PathBuf {
     let original = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/monk-api-6.2")
         .join(file);
-    let tmp = dir.path().join(format!(".{file}.{:?}", std::thread::current().id()));
+    let tmp = dir
+        .path()
+        .join(format!(".{file}.{:?}", std::thread::current().id()));
     fs::copy(&original, &tmp).unwrap();
     fs::rename(&tmp, &copy).unwrap();
     copy
@@ -391,4 +393,43 @@ fn a_hand_edited_row_cannot_point_outside_the_data_directory() {
     assert!(err.contains("tenants.database"), "{err}");
     let err = env.fails(&["tenant", "delete", "acme", "--yes"], 2);
     assert!(err.contains("tenants.database"), "{err}");
+}
+
+#[test]
+fn a_hand_edited_row_cannot_point_at_monkctls_own_files() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme", "victim"]);
+    env.ok(&["template", "build", "plain"]);
+    let infra_before = fs::read(env.infra()).unwrap();
+    for (database, schema) in [
+        ("infra", "monk"),
+        ("infra", "ns_tenant_monk"),
+        ("templates", "ns_tenant_plain"),
+        ("db_main", "public"),
+    ] {
+        env.open(&env.infra())
+            .execute(
+                "UPDATE tenants SET database = ?1, schema = ?2 WHERE name = 'victim'",
+                [database, schema],
+            )
+            .unwrap();
+        for args in [
+            &["tenant", "delete", "victim", "--yes"][..],
+            &["tenant", "show", "victim"],
+            &["extract", "victim", "-o", "/dev/null"],
+        ] {
+            let err = env.fails(args, 2);
+            assert!(
+                err.contains("tenants.database") || err.contains("tenants.schema"),
+                "{args:?}: {err}"
+            );
+        }
+        assert!(env.infra().exists());
+        assert!(env.data().join("templates/plain.db").exists());
+    }
+    // The registry is still there and readable, and the other tenant untouched.
+    let v = env.json(&["tenant", "list"]);
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert!(env.tenant_file("acme").exists());
+    assert_eq!(fs::read(env.infra()).unwrap().len(), infra_before.len());
 }

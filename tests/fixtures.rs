@@ -432,7 +432,9 @@ fn an_api_created_data_directory_is_adopted_and_gets_fixture_versions() {
     people_fixtures(&env);
     let api = env.data().join("monk");
     fs::create_dir_all(&api).unwrap();
-    for e in fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/monk-api-6.2")).unwrap() {
+    for e in
+        fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/monk-api-6.2")).unwrap()
+    {
         let e = e.unwrap();
         fs::copy(e.path(), api.join(e.file_name())).unwrap();
     }

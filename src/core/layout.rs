@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::error::Result;
+use super::error::{Error, Result};
 use super::names;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -67,19 +67,31 @@ impl Layout {
 
     /// `tenants.schema` for a new tenant.
     pub fn schema_for(name: &str) -> String {
-        format!("ns_tenant_{name}")
+        format!("{SCHEMA_PREFIX}{name}")
     }
 
-    /// The live file of a tenant, from its row's `database` and `schema`.
+    /// The live file of a tenant, from its row's `database` and `schema`. Refused unless it is a
+    /// tenant location: `schema` is `ns_tenant_<name>` and `database` is not one of the
+    /// directories monkctl keeps its own files in, so that no hand edit can make a tenant
+    /// command act on the infra database, a template, the trash or a lock.
     pub fn tenant_path(&self, database: &str, schema: &str) -> Result<PathBuf> {
         names::path_component("tenants.database", database)?;
-        names::path_component("tenants.schema", schema)?;
+        check_schema(schema)?;
+        if RESERVED_DIRS.contains(&database) {
+            return Err(Error::InvalidName {
+                what: "tenants.database",
+                value: database.to_string(),
+                reason: format!(
+                    "<data>/{database}/ holds monkctl's own files, not tenants; fix the tenant's row in the registry"
+                ),
+            });
+        }
         Ok(self.data_dir.join(database).join(format!("{schema}.db")))
     }
 
     /// Where `tenant delete` moves a tenant's file.
     pub fn trash_path(&self, schema: &str, id: &str) -> Result<PathBuf> {
-        names::path_component("tenants.schema", schema)?;
+        check_schema(schema)?;
         names::path_component("tenants.id", id)?;
         Ok(self.trash_dir().join(format!("{schema}.{id}.db")))
     }
@@ -103,6 +115,36 @@ impl Layout {
     }
 }
 
+/// Directories of the data directory that hold monkctl's own files; never a tenant's database.
+pub const RESERVED_DIRS: &[&str] = &[
+    "infra",
+    "trash",
+    "orphans",
+    "templates",
+    "locks",
+    "snapshots",
+];
+
+/// `tenants.schema` is `ns_tenant_<tenant name>`, as the API writes it.
+fn check_schema(schema: &str) -> Result<()> {
+    let ok = schema
+        .strip_prefix(SCHEMA_PREFIX)
+        .is_some_and(|name| names::tenant(name).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            what: "tenants.schema",
+            value: schema.escape_debug().to_string(),
+            reason: "a tenant's schema is ns_tenant_<name>; fix the tenant's row in the registry"
+                .into(),
+        })
+    }
+}
+
+/// The prefix of every tenant's schema name.
+pub const SCHEMA_PREFIX: &str = "ns_tenant_";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,7 +157,13 @@ mod tests {
             l.tenant_path("db_main", "ns_tenant_acme").unwrap(),
             PathBuf::from("/nonexistent-data/db_main/ns_tenant_acme.db")
         );
-        assert!(l.tenant_path("..", "x").is_err());
+        assert!(l.tenant_path("..", "ns_tenant_x").is_err());
         assert!(l.tenant_path("db_main", "../../etc/passwd").is_err());
+        // Rows may not point at monkctl's own files, whatever a hand edit wrote.
+        assert!(l.tenant_path("infra", "monk").is_err());
+        assert!(l.tenant_path("infra", "ns_tenant_monk").is_err());
+        assert!(l.tenant_path("monk", "public").is_err());
+        assert!(l.tenant_path("templates", "ns_tenant_system").is_err());
+        assert!(l.tenant_path("db_main", "ns_tenant_").is_err());
     }
 }

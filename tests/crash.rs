@@ -268,3 +268,83 @@ fn killed_between_delete_commit_and_move_is_finished_by_a_second_delete() {
     assert!(!env.tenant_file("acme").exists());
     assert_eq!(v["moved"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn killed_after_the_trash_copy_a_second_delete_finishes() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    let mut child = spawn(
+        &env,
+        &["tenant", "delete", "acme", "--yes"],
+        Some("tenant.delete.copied"),
+    );
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("paused at tenant.delete.copied"), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Both copies exist; the live one is still the truth and nothing was lost.
+    assert!(env.tenant_file("acme").exists());
+    env.ok(&["tenant", "delete", "acme", "--yes"]);
+    assert!(!env.tenant_file("acme").exists());
+    let trash: Vec<_> = std::fs::read_dir(env.data().join("trash"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(trash.len(), 1, "{trash:?}");
+    let c = env.open(&env.data().join("trash").join(&trash[0]));
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+#[test]
+fn delete_waits_for_a_writer_and_never_moves_a_file_under_it() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    // A connection of the API holding a write transaction for the whole delete.
+    let api = env.open(&env.tenant_file("acme"));
+    api.execute_batch(
+        "PRAGMA journal_mode=WAL; BEGIN IMMEDIATE; \
+         INSERT INTO users (id, name, auth, access) VALUES ('w1', 'writer', 'writer', 'read');",
+    )
+    .unwrap();
+    let err = env.fails(&["tenant", "delete", "acme", "--yes"], 5);
+    assert!(err.contains("run `monkctl tenant delete` again"), "{err}");
+    // The registry already says deleted (the API refuses the tenant); the file did not move.
+    assert!(env.tenant_file("acme").exists());
+    api.execute_batch("COMMIT").unwrap();
+    env.ok(&["tenant", "delete", "acme", "--yes"]);
+    assert!(!env.tenant_file("acme").exists());
+    // The connection that was open keeps working on the file it has; the trash copy holds the
+    // committed row and stays intact whatever that connection does afterwards.
+    api.execute(
+        "INSERT INTO users (id, name, auth, access) VALUES ('w2', 'late', 'late', 'read')",
+        [],
+    )
+    .unwrap();
+    drop(api);
+    let trash = std::fs::read_dir(env.data().join("trash"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let c = env.open(&trash);
+    let ok: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let n: i64 = c
+        .query_row(
+            "SELECT count(*) FROM users WHERE auth = 'writer'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(!env.data().join("db_main/ns_tenant_acme.db-wal").exists());
+}

@@ -18,9 +18,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
-use rusqlite::backup::{Backup, StepResult};
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
@@ -313,36 +312,6 @@ fn open_scratch(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Copies every page of `from` into `to` with SQLite's backup API, in one step: the source is
-/// read inside one read transaction, so the copy is one consistent snapshot even while other
-/// connections write (in WAL mode they never block it), and SQLite never holds more than its
-/// page cache in memory. Waits up to `wait` for a destination that another connection locks.
-fn backup_all(
-    from: &Connection,
-    to: &mut Connection,
-    to_path: &Path,
-    wait: Duration,
-) -> Result<()> {
-    let b = Backup::new(from, to).at(to_path)?;
-    let start = Instant::now();
-    loop {
-        match b.step(-1).at(to_path)? {
-            StepResult::Done => return Ok(()),
-            StepResult::More => {}
-            StepResult::Busy | StepResult::Locked => {
-                if start.elapsed() > wait {
-                    return Err(Error::Busy {
-                        what: to_path.display().to_string(),
-                        detail: "another connection held it locked during the whole copy; retry when the API is idle".into(),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            _ => {}
-        }
-    }
-}
-
 /// Removes a temporary file (and any SQLite side file) when dropped, unless disarmed.
 struct Temp(Option<PathBuf>);
 
@@ -537,7 +506,7 @@ fn copy_registry(infra: &Path, final_path: &Path, force: bool) -> Result<Extract
     {
         let src = db::open_for_inspection(infra)?;
         let mut dst = open_scratch(tmp.path())?;
-        backup_all(&src, &mut dst, tmp.path(), LIVE_WRITE_WAIT)?;
+        db::backup_all(&src, &mut dst, tmp.path(), LIVE_WRITE_WAIT)?;
         let jm: String = dst
             .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
             .at(tmp.path())?;
@@ -625,7 +594,7 @@ pub fn extract_file(
     let (content, schema_version) = {
         let src = db::open_for_inspection(live)?;
         let mut dst = open_scratch(&tmp_path)?;
-        backup_all(&src, &mut dst, &tmp_path, LIVE_WRITE_WAIT)?;
+        db::backup_all(&src, &mut dst, &tmp_path, LIVE_WRITE_WAIT)?;
         drop(src);
         // The copy carries the live file's WAL flag; an archive is one self-contained file.
         let jm: String = dst
@@ -1255,7 +1224,7 @@ fn copy_content(
 ) -> Result<()> {
     let src = open_archive(archive)?;
     let mut conn = open_scratch(dst)?;
-    backup_all(&src, &mut conn, dst, Duration::ZERO)?;
+    db::backup_all(&src, &mut conn, dst, Duration::ZERO)?;
     drop(src);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; DROP TABLE {META_TABLE};"
@@ -1324,7 +1293,7 @@ fn replace_existing(
     {
         let src = open_archive(staging.path())?;
         let mut live_conn = db::open(&live, db::Mode::ReadWrite)?;
-        backup_all(&src, &mut live_conn, &live, LIVE_WRITE_WAIT)?;
+        db::backup_all(&src, &mut live_conn, &live, LIVE_WRITE_WAIT)?;
         drop(src);
         // Best effort: fold the copy into the file now so the WAL does not stay large.
         let _ = live_conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));

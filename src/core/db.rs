@@ -5,8 +5,9 @@
 //! behind a running API instead of failing half-way through a transaction.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::error::{Context, Error, Result};
@@ -105,6 +106,36 @@ pub fn open_for_inspection(path: &Path) -> Result<Connection> {
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
         .at(path)?;
     Ok(conn)
+}
+
+/// Copies every page of `from` into `to` with SQLite's backup API, in one step: the source is
+/// read inside one read transaction, so the copy is one consistent snapshot even while other
+/// connections write (in WAL mode they never block it), and SQLite never holds more than its
+/// page cache in memory. Waits up to `wait` for a destination that another connection locks.
+pub fn backup_all(
+    from: &Connection,
+    to: &mut Connection,
+    to_path: &Path,
+    wait: Duration,
+) -> Result<()> {
+    let b = Backup::new(from, to).at(to_path)?;
+    let start = Instant::now();
+    loop {
+        match b.step(-1).at(to_path)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More => {}
+            StepResult::Busy | StepResult::Locked => {
+                if start.elapsed() > wait {
+                    return Err(Error::Busy {
+                        what: to_path.display().to_string(),
+                        detail: "another connection held it locked during the whole copy; retry when the API is idle".into(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Quotes an SQL identifier (for table names read back from `sqlite_master`).

@@ -377,6 +377,14 @@ impl Registry {
             .at(&self.path)
     }
 
+    /// Makes the following commits durable before they return (`synchronous=FULL`), for writes
+    /// that files are moved after.
+    pub fn durable(&self) -> Result<()> {
+        self.conn
+            .execute_batch("PRAGMA synchronous=FULL")
+            .at(&self.path)
+    }
+
     /// Runs `f` inside one `BEGIN IMMEDIATE` transaction; commits only if it returns `Ok`.
     pub fn write<T>(&mut self, f: impl FnOnce(&Writer<'_>) -> Result<T>) -> Result<T> {
         let path = self.path.clone();

@@ -548,6 +548,8 @@ pub struct Deleted {
 pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
     names::tenant(name)?;
     let mut reg = ws.registry_existing_for_write()?;
+    // The file moves only after this commit; it must survive a power loss first.
+    reg.durable()?;
     let layout = &ws.layout;
     let tenant = reg.write(|w| {
         let mut t = w.get(name)?;
@@ -576,41 +578,65 @@ pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
     Ok(Deleted { tenant, moved })
 }
 
-/// Checkpoints the WAL into the file when nothing holds it, then moves the file and its `-wal`
-/// beside each other into the trash; a `-shm` (an index SQLite rebuilds) is removed.
+/// Moves a live tenant database into the trash without ever renaming or unlinking a file that a
+/// connection could still write through: with the tenant's write lock held (so no commit can
+/// land in between), its content is copied through SQLite's backup API into a private file in
+/// the trash, synced and renamed into place; only then are the live file and its `-wal`/`-shm`
+/// removed. A crash leaves either the live tenant (and maybe a temporary file) or a complete
+/// trash copy; running `delete` again, or `doctor --repair`, finishes the job.
 fn move_to_trash(live: &Path, trash: &Path) -> Result<Vec<MovedFile>> {
-    let mut moved = Vec::new();
     if !live.exists() {
-        return Ok(moved);
+        return Ok(Vec::new());
     }
-    if let Ok(conn) = db::open(live, db::Mode::ReadWrite) {
-        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        let _ = conn.close();
-    }
+    let conn = db::open(live, db::Mode::ReadWrite)?;
+    // The file is about to disappear: closing must not checkpoint into it.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .at(live)?;
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| match Error::sqlite(live, e) {
+        Error::Busy { what, .. } => Error::Busy {
+            what,
+            detail: "a connection is writing to it; the tenant is deleted in the registry, run `monkctl tenant delete` again to move its file to the trash".into(),
+        },
+        other => other,
+    })?;
     if let Some(dir) = trash.parent() {
         fsutil::create_private_dir(dir)?;
     }
-    if trash.exists() {
-        return Err(Error::Conflict(format!(
-            "{} exists already; move it away before deleting again",
-            trash.display()
-        )));
-    }
-    fs::rename(live, trash).at(live)?;
-    moved.push(MovedFile {
-        from: live.to_path_buf(),
-        to: trash.to_path_buf(),
-    });
-    let wal = fsutil::with_suffix(live, "-wal");
-    if wal.exists() {
-        let to = fsutil::with_suffix(trash, "-wal");
-        fs::rename(&wal, &to).at(&wal)?;
-        moved.push(MovedFile { from: wal, to });
-    }
-    let _ = fs::remove_file(fsutil::with_suffix(live, "-shm"));
-    for dir in [live.parent(), trash.parent()].into_iter().flatten() {
+    let tmp = fsutil::temp_beside(trash);
+    let guard = TempGuard(Some(tmp.clone()));
+    // SQLite copies from a connection that is not itself writing: a second one reads what the
+    // first one's lock keeps still.
+    let source = db::open(live, db::Mode::ReadWrite)?;
+    let mut copy = system::open_build(&tmp)?;
+    db::backup_all(&source, &mut copy, &tmp, Duration::from_secs(5))?;
+    drop(source);
+    system::finish_build(copy, &tmp)?;
+    // The live file is the truth: a trash copy left by an interrupted earlier run is replaced.
+    fs::rename(&tmp, trash).at(trash)?;
+    drop(guard);
+    if let Some(dir) = trash.parent() {
         fsutil::sync_dir(dir)?;
     }
+    super::pause_point("tenant.delete.copied");
+    let moved = vec![MovedFile {
+        from: live.to_path_buf(),
+        to: trash.to_path_buf(),
+    }];
+    // The WAL's committed content is in the trash copy; the shared-memory index is derived.
+    fs::remove_file(live).at(live)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = fsutil::with_suffix(live, suffix);
+        if side.exists() {
+            fs::remove_file(&side).at(&side)?;
+        }
+    }
+    if let Some(dir) = live.parent() {
+        fsutil::sync_dir(dir)?;
+    }
+    drop(conn);
     Ok(moved)
 }
 

@@ -433,3 +433,24 @@ fn a_hand_edited_row_cannot_point_at_monkctls_own_files() {
     assert!(env.tenant_file("acme").exists());
     assert_eq!(fs::read(env.infra()).unwrap().len(), infra_before.len());
 }
+
+#[test]
+fn reading_an_api_registry_in_rollback_journal_mode_does_not_change_it() {
+    let env = Env::new();
+    let dir = api_layout_from_reference(&env);
+    let infra = dir.join("public.db");
+    Connection::open(&infra)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode=DELETE")
+        .unwrap();
+    let before = fs::read(&infra).unwrap();
+    env.ok(&["tenant", "list", "--all"]);
+    env.ok(&["tenant", "show", "globex"]);
+    env.ok(&["config"]);
+    assert_eq!(
+        fs::read(&infra).unwrap(),
+        before,
+        "a read-only command changed public.db"
+    );
+    assert!(!dir.join("public.db-wal").exists());
+}

@@ -685,3 +685,37 @@ fn broken_pipe_is_not_an_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn create_from_file_takes_aligned_columns_and_tabs() {
+    let env = Env::new();
+    let list = env.root().join("aligned.txt");
+    fs::write(
+        &list,
+        "acme     admin    Acme  Inc\nglobex\t\tops\tGlobex\ninitech  \n",
+    )
+    .unwrap();
+    env.ok(&["tenant", "create", "--from-file", list.to_str().unwrap()]);
+    let acme = env.json(&["tenant", "show", "acme"]);
+    assert_eq!(acme["owner_name"], "admin");
+    assert_eq!(acme["description"], "Acme  Inc");
+    let globex = env.json(&["tenant", "show", "globex"]);
+    assert_eq!(globex["owner_name"], "ops");
+    assert_eq!(globex["description"], "Globex");
+    let initech = env.json(&["tenant", "show", "initech"]);
+    assert_eq!(initech["owner_id"], "00000000-0000-0000-0000-000000000000");
+}
+
+#[test]
+fn an_absurd_retention_is_refused_not_wrapped() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "fresh"]);
+    env.ok(&["tenant", "delete", "fresh", "--yes"]);
+    let before = snapshot(&env.data());
+    for d in ["200000000000000d", "99999999999999999999d"] {
+        env.fails(&["tenant", "purge", "--older-than", d, "--yes"], 2);
+    }
+    assert_eq!(snapshot(&env.data()), before);
+    let v = env.json(&["tenant", "purge", "--older-than", "1000w", "--yes"]);
+    assert_eq!(v["purged"].as_array().unwrap().len(), 0);
+}

@@ -62,8 +62,8 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
         }
         TenantCommand::Purge(a) => {
             let older = ids::parse_duration(&a.older_than).map_err(Error::Usage)?;
+            let (due, kept) = tenant::purge_candidates(&ws, older)?;
             if !a.dry_run {
-                let (due, _) = tenant::purge_candidates(&ws, older)?;
                 if !due.is_empty() {
                     let names: Vec<&str> = due.iter().map(|p| p.name.as_str()).collect();
                     confirm(
@@ -76,7 +76,10 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
                     )?;
                 }
             }
-            show(g.format, &tenant::purge(&ws, older, a.dry_run)?)
+            show(
+                g.format,
+                &tenant::purge_these(&ws, older, a.dry_run, due, kept)?,
+            )
         }
     }
 }

@@ -34,11 +34,7 @@ pub fn open(path: &Path, mode: Mode) -> Result<Connection> {
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     match mode {
-        Mode::Create => {
-            if !path.exists() {
-                fsutil::create_private_file(path)?;
-            }
-        }
+        Mode::Create => fsutil::ensure_private_file(path)?,
         _ => {
             if !path.exists() {
                 return Err(Error::FileNotFound {

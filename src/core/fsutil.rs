@@ -40,6 +40,22 @@ pub fn create_private_file(path: &Path) -> Result<File> {
         .at(path)
 }
 
+/// Creates `path` (mode 0600) unless it exists; never fails because another process created it
+/// first.
+pub fn ensure_private_file(path: &Path) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .at(path)
+}
+
 /// A fresh temporary path beside `final_path`, in the same directory (so a rename is atomic).
 pub fn temp_beside(final_path: &Path) -> PathBuf {
     let name = final_path

@@ -134,7 +134,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs(n * mult))
+    n.checked_mul(mult)
+        .filter(|s| *s <= 1_000 * 365 * 86_400)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("'{s}' is longer than 1000 years"))
 }
 
 pub fn unix_now() -> i64 {
@@ -179,5 +182,7 @@ mod tests {
         assert_eq!(parse_duration("12h").unwrap().as_secs(), 12 * 3600);
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("3y").is_err());
+        assert!(parse_duration("200000000000000d").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
     }
 }

@@ -108,9 +108,9 @@ pub fn init(ws: &Workspace) -> Result<InitReport> {
 pub struct Outcome<T> {
     pub tenant: String,
     pub ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` when the item failed.
     pub result: Option<T>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// `null` when the item succeeded.
     pub error: Option<String>,
     /// The exit code this item alone would have had.
     pub exit_code: i32,

@@ -110,7 +110,13 @@ impl Registry {
                 api: Layout::api_infra(&layout.data_dir, &layout.database_name),
             });
         }
-        let conn = open_infra(&layout.infra_path, Mode::ReadWrite)?;
+        // Reading must not change the file: no journal-mode switch, no checkpoint on close.
+        let conn = db::open_for_inspection(&layout.infra_path)?;
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .at(&layout.infra_path)?;
         let mut reg = Registry {
             conn,
             path: layout.infra_path.clone(),

@@ -91,17 +91,13 @@ pub fn parse_create_file(path: &Path) -> Result<Vec<CreateSpec>> {
             line: i + 1,
             message,
         };
-        let mut parts = line.splitn(3, char::is_whitespace);
-        let name = parts.next().unwrap_or_default().to_string();
-        let owner = parts
-            .next()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .unwrap_or("root")
-            .to_string();
-        let description = parts
-            .next()
-            .map(str::trim)
+        // Fields are separated by any run of blanks, so aligned columns work; the description is
+        // the rest of the line as written.
+        let (name, rest) = split_field(line);
+        let (owner, rest) = split_field(rest);
+        let name = name.to_string();
+        let owner = if owner.is_empty() { "root" } else { owner }.to_string();
+        let description = Some(rest.trim())
             .filter(|s| !s.is_empty())
             .map(String::from);
         names::tenant(&name).map_err(|e| bad(e.to_string()))?;
@@ -124,6 +120,15 @@ pub fn parse_create_file(path: &Path) -> Result<Vec<CreateSpec>> {
         });
     }
     Ok(specs)
+}
+
+/// The first blank-separated field of `s` and the rest after the blanks that follow it.
+fn split_field(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    match s.find(char::is_whitespace) {
+        Some(i) => (&s[..i], s[i..].trim_start()),
+        None => (s, ""),
+    }
 }
 
 /// Validates every spec (names, owners, duplicates) before anything is written.
@@ -661,7 +666,8 @@ pub struct PurgeReport {
 /// Deleted tenants whose `deleted_at` is older than `older_than`, with their trash files.
 pub fn purge_candidates(ws: &Workspace, older_than: Duration) -> Result<(Vec<Purged>, usize)> {
     let reg = ws.registry()?;
-    let cutoff = ids::unix_now() - older_than.as_secs() as i64;
+    let cutoff =
+        ids::unix_now().saturating_sub(i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX));
     let (mut due, mut kept) = (Vec::new(), 0);
     for t in reg.all()?.into_iter().filter(TenantRow::is_deleted) {
         let when = t.deleted_at.as_deref().and_then(ids::parse_timestamp);
@@ -694,10 +700,26 @@ pub fn purge_candidates(ws: &Workspace, older_than: Duration) -> Result<(Vec<Pur
 /// the API keeps deleted names reserved.
 pub fn purge(ws: &Workspace, older_than: Duration, dry_run: bool) -> Result<PurgeReport> {
     let (due, kept) = purge_candidates(ws, older_than)?;
+    purge_these(ws, older_than, dry_run, due, kept)
+}
+
+/// Removes exactly the files of `due` (as listed by `purge_candidates` and confirmed), and no
+/// other: a prompt left open past the cutoff cannot widen what is removed.
+pub fn purge_these(
+    ws: &Workspace,
+    older_than: Duration,
+    dry_run: bool,
+    due: Vec<Purged>,
+    kept: usize,
+) -> Result<PurgeReport> {
     if !dry_run {
         for p in &due {
             for f in &p.files {
-                fs::remove_file(f).at(f)?;
+                match fs::remove_file(f) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(f, e)),
+                }
             }
         }
         fsutil::sync_dir(&ws.layout.trash_dir()).ok();

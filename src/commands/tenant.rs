@@ -63,18 +63,16 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
         TenantCommand::Purge(a) => {
             let older = ids::parse_duration(&a.older_than).map_err(Error::Usage)?;
             let (due, kept) = tenant::purge_candidates(&ws, older)?;
-            if !a.dry_run {
-                if !due.is_empty() {
-                    let names: Vec<&str> = due.iter().map(|p| p.name.as_str()).collect();
-                    confirm(
-                        &format!(
-                            "Permanently remove the files of {} deleted tenant(s): {}",
-                            due.len(),
-                            names.join(", ")
-                        ),
-                        a.yes,
-                    )?;
-                }
+            if !a.dry_run && !due.is_empty() {
+                let names: Vec<&str> = due.iter().map(|p| p.name.as_str()).collect();
+                confirm(
+                    &format!(
+                        "Permanently remove the files of {} deleted tenant(s): {}",
+                        due.len(),
+                        names.join(", ")
+                    ),
+                    a.yes,
+                )?;
             }
             show(
                 g.format,

@@ -4,6 +4,7 @@
 //! the result to `output`. Prompts and progress bars live here because they need a terminal.
 
 pub mod docs;
+pub mod migrate;
 pub mod tenant;
 
 use std::ffi::OsString;
@@ -73,6 +74,7 @@ pub fn run(cli: Cli) -> Outcome {
             show(g.format, &core::init(&ws)?)
         }
         Command::Tenant(c) => tenant::run(g, c),
+        Command::Migrate(c) => migrate::run(g, c),
     }
 }
 

@@ -27,6 +27,10 @@ pub mod exit {
     pub const PARTIAL: i32 = 8;
     /// The operating system refused access: a read-only data directory, a permission problem.
     pub const PERMISSION: i32 = 9;
+    /// Applied migrations were edited since (checksum differs) or are no longer present.
+    pub const DIVERGED: i32 = 17;
+    /// A migration would drop or rewrite data and `--allow-destructive` was not given.
+    pub const DESTRUCTIVE: i32 = 18;
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -109,6 +113,12 @@ pub enum Error {
     },
 
     #[error("{0}")]
+    Diverged(String),
+
+    #[error("{0}")]
+    Destructive(String),
+
+    #[error("{0}")]
     Other(String),
 }
 
@@ -138,6 +148,8 @@ impl Error {
             Error::Unsupported(_) => exit::UNSUPPORTED,
             Error::Partial { .. } => exit::PARTIAL,
             Error::Permission { .. } => exit::PERMISSION,
+            Error::Diverged(_) => exit::DIVERGED,
+            Error::Destructive(_) => exit::DESTRUCTIVE,
             Error::Cancelled | Error::Other(_) => exit::FAILURE,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,

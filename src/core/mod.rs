@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod ids;
 pub mod layout;
 pub mod lock;
+pub mod migrate;
 pub mod names;
 pub mod progress;
 pub mod registry;

@@ -260,7 +260,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;migrate;status' {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: one per core]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
             [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (s, m)')
             [CompletionResult]::new('--migrations', '--migrations', [CompletionResultType]::ParameterName, 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
@@ -277,7 +277,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;migrate;plan' {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: one per core]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
             [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (s, m)')
             [CompletionResult]::new('--migrations', '--migrations', [CompletionResultType]::ParameterName, 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
@@ -294,7 +294,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;migrate;up' {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: one per core]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
             [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (s, m)')
             [CompletionResult]::new('--migrations', '--migrations', [CompletionResultType]::ParameterName, 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')

@@ -232,7 +232,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;migrate;status'= {
             cand --tenant 'Only these tenants (repeatable, or comma-separated)'
             cand --target 'Stop at this version instead of the latest'
-            cand --jobs 'Tenants handled at once [default: one per core]'
+            cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
             cand --busy-timeout 'How long to wait for a database another process is writing (s, m)'
             cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
@@ -248,7 +248,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;migrate;plan'= {
             cand --tenant 'Only these tenants (repeatable, or comma-separated)'
             cand --target 'Stop at this version instead of the latest'
-            cand --jobs 'Tenants handled at once [default: one per core]'
+            cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
             cand --busy-timeout 'How long to wait for a database another process is writing (s, m)'
             cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
@@ -264,7 +264,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;migrate;up'= {
             cand --tenant 'Only these tenants (repeatable, or comma-separated)'
             cand --target 'Stop at this version instead of the latest'
-            cand --jobs 'Tenants handled at once [default: one per core]'
+            cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
             cand --busy-timeout 'How long to wait for a database another process is writing (s, m)'
             cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'

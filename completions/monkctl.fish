@@ -191,7 +191,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l target -d 'Stop at this version instead of the latest' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l jobs -d 'Tenants handled at once [default: one per core]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l busy-timeout -d 'How long to wait for a database another process is writing (s, m)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -205,7 +205,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l target -d 'Stop at this version instead of the latest' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l jobs -d 'Tenants handled at once [default: one per core]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l busy-timeout -d 'How long to wait for a database another process is writing (s, m)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -219,7 +219,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l target -d 'Stop at this version instead of the latest' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l jobs -d 'Tenants handled at once [default: one per core]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l busy-timeout -d 'How long to wait for a database another process is writing (s, m)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F

@@ -238,7 +238,7 @@ pub struct MigrateSelect {
     #[arg(long, value_name = "N")]
     pub target: Option<i64>,
 
-    /// Tenants handled at once [default: one per core]
+    /// Tenants handled at once [default: four per core, at most 64]
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
 

@@ -4,6 +4,7 @@
 
 mod util;
 
+mod migrate;
 mod tenants;
 
 fn main() {
@@ -11,7 +12,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let suites: &[(&str, fn())] = &[("tenants", tenants::run)];
+    let suites: &[(&str, fn())] = &[("tenants", tenants::run), ("migrate", migrate::run)];
     let mut ran = 0;
     for (name, run) in suites {
         if args.is_empty() || args.iter().any(|a| a == name) {

@@ -11,6 +11,22 @@ use crate::output::{self, size, List, Render, Table};
 
 use super::{confirm, show, Bar, Outcome};
 
+/// Prints a large result: JSON is streamed by serde straight to stdout (no intermediate value
+/// tree, so memory does not grow with a second copy of every tenant's result); tables and CSV
+/// go through `output`.
+fn print_big<T: Render>(format: crate::cli::Format, value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
+    if format != crate::cli::Format::Json {
+        return Ok(output::print(format, value)?);
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
 fn workspace(g: &GlobalArgs, a: &MigrateArgs) -> anyhow::Result<Workspace> {
     let settings = Settings::resolve(&Overrides {
         data_dir: g.data_dir.clone(),
@@ -49,7 +65,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
         MigrateCommand::Status(s) => {
             let set = load()?;
             let survey = migrate::survey(&ws, &set, &options(s)?, false, &Bar::new())?;
-            output::print(g.format, &SurveyView(&survey, false))?;
+            print_big(g.format, &SurveyView(&survey, false))?;
             report_failures(&survey);
             Ok(survey.tenants.exit_code())
         }
@@ -81,7 +97,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                     h.pid, h.host, h.command, h.since
                 );
             }
-            output::print(g.format, &report)?;
+            print_big(g.format, &report)?;
             for o in report.tenants.results.iter().filter(|o| !o.ok) {
                 eprintln!(
                     "error: {}: {}",
@@ -153,7 +169,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
 
 fn plan(g: &GlobalArgs, ws: &Workspace, set: &MigrationSet, s: &MigrateSelect) -> Outcome {
     let survey = migrate::survey(ws, set, &options(s)?, true, &Bar::new())?;
-    output::print(g.format, &SurveyView(&survey, true))?;
+    print_big(g.format, &SurveyView(&survey, true))?;
     report_failures(&survey);
     if let Some(h) = &survey.run_in_progress {
         eprintln!(

@@ -621,10 +621,16 @@ impl Default for RunOptions {
     }
 }
 
+/// Four jobs per core (at most 64): a tenant's migration spends most of its time waiting for
+/// the disk (the WAL checkpoint syncs when the connection closes), not on the CPU, so one job
+/// per core leaves the cores idle. Measured on 2 cores, 300 tenants: 4.8 s with 2 jobs, 1.0 s
+/// with 8.
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+        .saturating_mul(4)
+        .min(64)
 }
 
 fn run_lock_path(ws: &Workspace) -> PathBuf {

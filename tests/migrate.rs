@@ -585,3 +585,118 @@ fn plan_writes_nothing() {
     env.ok(&["migrate", "--migrations", &m(&dir), "status"]);
     assert_eq!(before, snapshot(&env.data()));
 }
+
+#[test]
+fn a_run_killed_mid_way_leaves_every_tenant_whole_and_a_rerun_finishes() {
+    let names: Vec<String> = (0..24).map(|i| format!("k{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let env = env_with(&refs);
+    let dir = mig_dir(
+        &env,
+        &[(
+            "V2__bulk.sql",
+            "CREATE TABLE bulk (x INTEGER PRIMARY KEY, s TEXT);\n\
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000)\n\
+             INSERT INTO bulk SELECT x, 'row' FROM c;\n",
+        )],
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_monkctl"))
+        .current_dir(env.root())
+        .env_remove("MONK_DATA_DIR")
+        .env_remove("MONK_MIGRATIONS_DIR")
+        .env_remove("DATABASE_URL")
+        .env_remove("MONK_CONFIG")
+        .arg("--data-dir")
+        .arg(env.data())
+        .args(["migrate", "--migrations", &m(&dir), "up", "--jobs", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let mut done = 0;
+    for n in &names {
+        let c = env.open(&env.tenant_file(n));
+        let has_bulk = has_object(&env, n, "bulk");
+        let version: i64 = if has_object(&env, n, "refinery_schema_history") {
+            c.query_row(
+                "SELECT max(version) FROM refinery_schema_history",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+        } else {
+            1
+        };
+        if has_bulk {
+            let rows: i64 = c
+                .query_row("SELECT count(*) FROM bulk", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!((rows, version), (100_000, 2), "{n} half-migrated");
+            done += 1;
+        } else {
+            assert_eq!(version, 1, "{n} recorded V2 without its table");
+        }
+    }
+    assert!(
+        done < names.len(),
+        "the kill came too late to test anything"
+    );
+    let out = env.run(&[
+        "--format",
+        "json",
+        "migrate",
+        "--migrations",
+        &m(&dir),
+        "up",
+    ]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("took over"));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["migrated"], names.len() - done);
+    let st = env.json(&["migrate", "--migrations", &m(&dir), "status"]);
+    assert_eq!(st["summary"]["by_version"]["2"], names.len());
+}
+
+#[test]
+fn snapshots_prune_by_age_and_usage() {
+    let env = env_with(&["acme"]);
+    let dir = mig_dir(&env, &[("V2__wipe.sql", "DELETE FROM filters;")]);
+    env.ok(&[
+        "migrate",
+        "--migrations",
+        &m(&dir),
+        "up",
+        "--allow-destructive",
+        "--yes",
+    ]);
+    env.fails(&["migrate", "snapshots", "prune", "--yes"], 2);
+    let none = env.json(&[
+        "migrate",
+        "snapshots",
+        "prune",
+        "--older-than",
+        "1d",
+        "--yes",
+    ]);
+    assert_eq!(none.as_array().unwrap().len(), 0);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let gone = env.json(&[
+        "migrate",
+        "snapshots",
+        "prune",
+        "--older-than",
+        "1s",
+        "--yes",
+    ]);
+    assert_eq!(gone.as_array().unwrap().len(), 1);
+    assert_eq!(
+        env.json(&["migrate", "snapshots", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+}

@@ -363,29 +363,23 @@ pub struct Selection {
     pub include_trashed: bool,
 }
 
+/// A tenant of a run: only what the workers need, so that a fleet costs little memory.
 #[derive(Debug, Clone)]
 struct Target {
     name: String,
     database: String,
     schema: String,
-    path: std::result::Result<PathBuf, String>,
+}
+
+impl Target {
+    fn path(&self, ws: &Workspace) -> Result<PathBuf> {
+        ws.layout.tenant_path(&self.database, &self.schema)
+    }
 }
 
 /// The tenants of a run, and how many were skipped (trashed or deleted). Unknown names are an
 /// error before anything runs.
-fn select(ws: &Workspace, reg: &Registry, sel: &Selection) -> Result<(Vec<Target>, usize)> {
-    let mk = |name: String, database: String, schema: String| {
-        let path = ws
-            .layout
-            .tenant_path(&database, &schema)
-            .map_err(|e| e.to_string());
-        Target {
-            name,
-            database,
-            schema,
-            path,
-        }
-    };
+fn select(reg: &Registry, sel: &Selection) -> Result<(Vec<Target>, usize)> {
     if !sel.tenants.is_empty() {
         let mut out = Vec::new();
         for n in &sel.tenants {
@@ -404,19 +398,29 @@ fn select(ws: &Workspace, reg: &Registry, sel: &Selection) -> Result<(Vec<Target
                     "tenant '{n}' is trashed; pass --include-trashed to migrate it anyway"
                 )));
             }
-            out.push(mk(row.name, row.database, row.schema));
+            out.push(Target {
+                name: row.name,
+                database: row.database,
+                schema: row.schema,
+            });
         }
         return Ok((out, 0));
     }
     let mut skipped = 0;
     let mut out = Vec::new();
-    for row in reg.all()? {
-        if row.is_deleted() || (row.is_trashed() && !sel.include_trashed) {
+    reg.for_each_location(|name, database, schema, trashed, deleted| {
+        if deleted || (trashed && !sel.include_trashed) {
             skipped += 1;
-            continue;
+        } else {
+            out.push(Target {
+                name,
+                database,
+                schema,
+            });
         }
-        out.push(mk(row.name, row.database, row.schema));
-    }
+        Ok(())
+    })?;
+    out.shrink_to_fit();
     Ok((out, skipped))
 }
 
@@ -676,7 +680,7 @@ pub fn survey(
     let target = set.target(opts.target)?;
     let reg = ws.registry()?;
     let infra = infra_status(&reg)?;
-    let (targets, skipped) = select(ws, &reg, &opts.selection)?;
+    let (targets, skipped) = select(&reg, &opts.selection)?;
     drop(reg);
     let run_lock = run_lock_path(ws);
     let run_in_progress = match lock::inspect(&run_lock) {
@@ -696,7 +700,7 @@ pub fn survey(
         progress,
         if plan { "planning" } else { "reading" },
         |t| {
-            let path = t.path.clone().map_err(Error::Other)?;
+            let path = t.path(ws)?;
             let conn = db::open_for_inspection(&path)?;
             conn.busy_timeout(opts.busy_timeout).at(&path)?;
             let ins = inspect(&conn, &path, set, target)?;
@@ -1022,7 +1026,7 @@ struct UpCtx<'a> {
 }
 
 fn up_one(cx: &UpCtx<'_>, t: &Target) -> Result<TenantUp> {
-    let path = t.path.clone().map_err(Error::Other)?;
+    let path = t.path(cx.ws)?;
     // A read first: a tenant with nothing to do costs no lock and no write.
     {
         let conn = db::open_for_inspection(&path)?;
@@ -1151,7 +1155,7 @@ pub fn up(
     let run_lock = Lock::acquire(&run_lock_path(ws), "monkctl migrate up")?;
     let reg = ws.registry_for_write()?;
     let after = infra_status(&reg)?;
-    let (targets, skipped) = select(ws, &reg, &opts.selection)?;
+    let (targets, skipped) = select(&reg, &opts.selection)?;
     drop(reg);
     let run_id = format!(
         "{}-{}",

@@ -35,6 +35,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand archive 'Look into and check archive files'
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
             cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
+            cand migrate 'Schema migrations of the infra database and every tenant database'
             cand generate-docs 'Write shell completions and man pages generated from this definition'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -493,7 +494,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --force 'Replace the content of an existing tenant (its current database is saved to the trash first)'
             cand -y 'Do not ask for confirmation (required with --force without a terminal)'
             cand --yes 'Do not ask for confirmation (required with --force without a terminal)'
-            cand --migrate 'Bring an older schema up to date after restoring (not in this build yet: refused when needed)'
+            cand --migrate 'Bring an older schema up to date after restoring (`migrate up` for this tenant; destructive migrations are left to `migrate up --allow-destructive`)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'
@@ -513,6 +514,167 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --help 'Print help'
             cand -V 'Print version'
             cand --version 'Print version'
+        }
+        &'monkctl;migrate'= {
+            cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand status 'Applied version, pending, diverged and missing migrations of each database'
+            cand plan 'What `up` would run where, flagging destructive statements; writes nothing'
+            cand up 'Migrate the infra database, then the tenants in parallel, each in one transaction'
+            cand undo 'Restore the snapshots of the last run that took any (tenants changed since are skipped)'
+            cand snapshots 'List and prune the snapshots taken before destructive migrations'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'monkctl;migrate;status'= {
+            cand --tenant 'Only these tenants (repeatable, or comma-separated)'
+            cand --target 'Stop at this version instead of the latest'
+            cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
+            cand --busy-timeout 'How long to wait for a database another process is writing (s, m)'
+            cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand --include-trashed 'Include trashed tenants (deleted tenants are never migrated)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;migrate;plan'= {
+            cand --tenant 'Only these tenants (repeatable, or comma-separated)'
+            cand --target 'Stop at this version instead of the latest'
+            cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
+            cand --busy-timeout 'How long to wait for a database another process is writing (s, m)'
+            cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand --include-trashed 'Include trashed tenants (deleted tenants are never migrated)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;migrate;up'= {
+            cand --tenant 'Only these tenants (repeatable, or comma-separated)'
+            cand --target 'Stop at this version instead of the latest'
+            cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
+            cand --busy-timeout 'How long to wait for a database another process is writing (s, m)'
+            cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand --include-trashed 'Include trashed tenants (deleted tenants are never migrated)'
+            cand --dry-run 'Show the plan instead of migrating (same as `migrate plan`)'
+            cand --fail-fast 'Start no new tenant after the first failure'
+            cand --allow-destructive 'Allow migrations that drop or rewrite data; each such tenant is snapshotted first'
+            cand -y 'Do not ask for confirmation of destructive migrations (required without a terminal)'
+            cand --yes 'Do not ask for confirmation of destructive migrations (required without a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;migrate;undo'= {
+            cand --busy-timeout 'How long to wait for a database another process is writing (s, m)'
+            cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -y 'Do not ask for confirmation (required without a terminal)'
+            cand --yes 'Do not ask for confirmation (required without a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;migrate;snapshots'= {
+            cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'Runs that took snapshots, newest first'
+            cand prune 'Remove old runs'' snapshots'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'monkctl;migrate;snapshots;list'= {
+            cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;migrate;snapshots;prune'= {
+            cand --keep 'Keep the newest N runs'
+            cand --older-than 'Remove runs older than this (s, m, h, d, w)'
+            cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -y 'Do not ask for confirmation (required without a terminal)'
+            cand --yes 'Do not ask for confirmation (required without a terminal)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'monkctl;migrate;snapshots;help'= {
+            cand list 'Runs that took snapshots, newest first'
+            cand prune 'Remove old runs'' snapshots'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'monkctl;migrate;snapshots;help;list'= {
+        }
+        &'monkctl;migrate;snapshots;help;prune'= {
+        }
+        &'monkctl;migrate;snapshots;help;help'= {
+        }
+        &'monkctl;migrate;help'= {
+            cand status 'Applied version, pending, diverged and missing migrations of each database'
+            cand plan 'What `up` would run where, flagging destructive statements; writes nothing'
+            cand up 'Migrate the infra database, then the tenants in parallel, each in one transaction'
+            cand undo 'Restore the snapshots of the last run that took any (tenants changed since are skipped)'
+            cand snapshots 'List and prune the snapshots taken before destructive migrations'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'monkctl;migrate;help;status'= {
+        }
+        &'monkctl;migrate;help;plan'= {
+        }
+        &'monkctl;migrate;help;up'= {
+        }
+        &'monkctl;migrate;help;undo'= {
+        }
+        &'monkctl;migrate;help;snapshots'= {
+            cand list 'Runs that took snapshots, newest first'
+            cand prune 'Remove old runs'' snapshots'
+        }
+        &'monkctl;migrate;help;snapshots;list'= {
+        }
+        &'monkctl;migrate;help;snapshots;prune'= {
+        }
+        &'monkctl;migrate;help;help'= {
         }
         &'monkctl;generate-docs'= {
             cand --out 'Directory that receives completions/ and man/'
@@ -535,6 +697,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand archive 'Look into and check archive files'
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
             cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
+            cand migrate 'Schema migrations of the infra database and every tenant database'
             cand generate-docs 'Write shell completions and man pages generated from this definition'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -621,6 +784,29 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;help;restore'= {
         }
         &'monkctl;help;doctor'= {
+        }
+        &'monkctl;help;migrate'= {
+            cand status 'Applied version, pending, diverged and missing migrations of each database'
+            cand plan 'What `up` would run where, flagging destructive statements; writes nothing'
+            cand up 'Migrate the infra database, then the tenants in parallel, each in one transaction'
+            cand undo 'Restore the snapshots of the last run that took any (tenants changed since are skipped)'
+            cand snapshots 'List and prune the snapshots taken before destructive migrations'
+        }
+        &'monkctl;help;migrate;status'= {
+        }
+        &'monkctl;help;migrate;plan'= {
+        }
+        &'monkctl;help;migrate;up'= {
+        }
+        &'monkctl;help;migrate;undo'= {
+        }
+        &'monkctl;help;migrate;snapshots'= {
+            cand list 'Runs that took snapshots, newest first'
+            cand prune 'Remove old runs'' snapshots'
+        }
+        &'monkctl;help;migrate;snapshots;list'= {
+        }
+        &'monkctl;help;migrate;snapshots;prune'= {
         }
         &'monkctl;help;generate-docs'= {
         }

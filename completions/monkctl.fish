@@ -41,6 +41,7 @@ complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "extract" -d 'Write 
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "archive" -d 'Look into and check archive files'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "restore" -d 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "doctor" -d 'Check the data directory and every tenant file; repair what is safe with --repair'
+complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "migrate" -d 'Schema migrations of the infra database and every tenant database'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "generate-docs" -d 'Write shell completions and man pages generated from this definition'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -383,7 +384,7 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l force -d 'Replace the content of an existing tenant (its current database is saved to the trash first)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s y -l yes -d 'Do not ask for confirmation (required with --force without a terminal)'
-complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l migrate -d 'Bring an older schema up to date after restoring (not in this build yet: refused when needed)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l migrate -d 'Bring an older schema up to date after restoring (`migrate up` for this tenant; destructive migrations are left to `migrate up --allow-destructive`)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l tenant -d 'Check only this tenant (repeatable); data-directory checks are skipped' -r
@@ -398,6 +399,96 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l full -d 'Run 
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l repair -d 'Repair what is safe (temp leftovers, stale locks, orphans to <data>/orphans/, WAL checkpoints, permissions, unrecorded fixtures), list each action, then check again'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -f -a "status" -d 'Applied version, pending, diverged and missing migrations of each database'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -f -a "plan" -d 'What `up` would run where, flagging destructive statements; writes nothing'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -f -a "up" -d 'Migrate the infra database, then the tenants in parallel, each in one transaction'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -f -a "undo" -d 'Restore the snapshots of the last run that took any (tenants changed since are skipped)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -f -a "snapshots" -d 'List and prune the snapshots taken before destructive migrations'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l target -d 'Stop at this version instead of the latest' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l busy-timeout -d 'How long to wait for a database another process is writing (s, m)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l include-trashed -d 'Include trashed tenants (deleted tenants are never migrated)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l target -d 'Stop at this version instead of the latest' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l busy-timeout -d 'How long to wait for a database another process is writing (s, m)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l include-trashed -d 'Include trashed tenants (deleted tenants are never migrated)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l target -d 'Stop at this version instead of the latest' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l busy-timeout -d 'How long to wait for a database another process is writing (s, m)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l include-trashed -d 'Include trashed tenants (deleted tenants are never migrated)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l dry-run -d 'Show the plan instead of migrating (same as `migrate plan`)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l fail-fast -d 'Start no new tenant after the first failure'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l allow-destructive -d 'Allow migrations that drop or rewrite data; each such tenant is snapshotted first'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s y -l yes -d 'Do not ask for confirmation of destructive migrations (required without a terminal)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l busy-timeout -d 'How long to wait for a database another process is writing (s, m)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -f -a "list" -d 'Runs that took snapshots, newest first'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -f -a "prune" -d 'Remove old runs\' snapshots'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "status" -d 'Applied version, pending, diverged and missing migrations of each database'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "plan" -d 'What `up` would run where, flagging destructive statements; writes nothing'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "up" -d 'Migrate the infra database, then the tenants in parallel, each in one transaction'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "undo" -d 'Restore the snapshots of the last run that took any (tenants changed since are skipped)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "snapshots" -d 'List and prune the snapshots taken before destructive migrations'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l out -d 'Directory that receives completions/ and man/' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
@@ -407,17 +498,18 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "config" -d 'Show the effective settings and where each came from'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "tenant" -d 'Create, list, inspect and retire tenants'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "fixture" -d 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "template" -d 'Prebuilt tenant databases that new tenants are cloned from'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "extract" -d 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "archive" -d 'Look into and check archive files'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "restore" -d 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "doctor" -d 'Check the data directory and every tenant file; repair what is safe with --repair'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "generate-docs" -d 'Write shell completions and man pages generated from this definition'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "config" -d 'Show the effective settings and where each came from'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "tenant" -d 'Create, list, inspect and retire tenants'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "fixture" -d 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "template" -d 'Prebuilt tenant databases that new tenants are cloned from'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "extract" -d 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "archive" -d 'Look into and check archive files'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "restore" -d 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "doctor" -d 'Check the data directory and every tenant file; repair what is safe with --repair'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "migrate" -d 'Schema migrations of the infra database and every tenant database'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "generate-docs" -d 'Write shell completions and man pages generated from this definition'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate generate-docs help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "create" -d 'Create tenants: a database file the API serves, then the registry row'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "list" -d 'List tenants (trashed and deleted ones only on request)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "show" -d 'Show a tenant\'s row, file, tables and fixtures'
@@ -440,3 +532,8 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_su
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from template" -f -a "rm" -d 'Remove a template (tenants cloned from it are not affected)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from archive" -f -a "inspect" -d 'Show an archive\'s metadata, tables and row counts, without changing it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from archive" -f -a "verify" -d 'Check an archive: SQLite integrity, metadata, row counts and content checksum'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "status" -d 'Applied version, pending, diverged and missing migrations of each database'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "plan" -d 'What `up` would run where, flagging destructive statements; writes nothing'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "up" -d 'Migrate the infra database, then the tenants in parallel, each in one transaction'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "undo" -d 'Restore the snapshots of the last run that took any (tenants changed since are skipped)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "snapshots" -d 'List and prune the snapshots taken before destructive migrations'

@@ -10,7 +10,8 @@ Exit codes: 0 success, 1 failure, 2 usage or invalid input, 3 not found, 4 alrea
 conflicting state, 5 busy or locked, 6 corrupt file, 7 unsupported, 8 partial failure, \
 9 permission denied, 10 doctor found warnings (degraded), 11 doctor found errors (failing), \
 12 not an archive or SQLite file, 13 truncated archive, 14 archive metadata missing or \
-unreadable, 15 archive checksum or row counts mismatch, 16 archive of another tenant.
+unreadable, 15 archive checksum or row counts mismatch, 16 archive of another tenant, \
+17 diverged or missing migrations, 18 destructive migration refused.
 
 Settings come from flags, then the environment (MONK_DATA_DIR, DATABASE_URL, MONK_CONFIG), then \
 the config file (--config, ./monk.toml, or the user's config directory), then the defaults \
@@ -88,6 +89,9 @@ pub enum Command {
 
     /// Check the data directory and every tenant file; repair what is safe with --repair
     Doctor(DoctorArgs),
+
+    /// Schema migrations of the infra database and every tenant database
+    Migrate(MigrateArgs),
 
     /// Write shell completions and man pages generated from this definition
     #[command(hide = true)]
@@ -471,7 +475,113 @@ pub struct RestoreArgs {
     #[arg(long, short = 'y')]
     pub yes: bool,
 
-    /// Bring an older schema up to date after restoring (not in this build yet: refused when needed)
+    /// Bring an older schema up to date after restoring (`migrate up` for this tenant; destructive
+    /// migrations are left to `migrate up --allow-destructive`)
     #[arg(long)]
     pub migrate: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones
+    /// [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: MigrateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Applied version, pending, diverged and missing migrations of each database
+    Status(MigrateSelect),
+    /// What `up` would run where, flagging destructive statements; writes nothing
+    Plan(MigrateSelect),
+    /// Migrate the infra database, then the tenants in parallel, each in one transaction
+    Up(UpArgs),
+    /// Restore the snapshots of the last run that took any (tenants changed since are skipped)
+    Undo(UndoArgs),
+    /// List and prune the snapshots taken before destructive migrations
+    #[command(subcommand)]
+    Snapshots(SnapshotsCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateSelect {
+    /// Only these tenants (repeatable, or comma-separated)
+    #[arg(long = "tenant", value_name = "NAME", value_delimiter = ',')]
+    pub tenants: Vec<String>,
+
+    /// Include trashed tenants (deleted tenants are never migrated)
+    #[arg(long)]
+    pub include_trashed: bool,
+
+    /// Stop at this version instead of the latest
+    #[arg(long, value_name = "N")]
+    pub target: Option<i64>,
+
+    /// Tenants handled at once [default: four per core, at most 64]
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// How long to wait for a database another process is writing (s, m)
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub busy_timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub select: MigrateSelect,
+
+    /// Show the plan instead of migrating (same as `migrate plan`)
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Start no new tenant after the first failure
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// Allow migrations that drop or rewrite data; each such tenant is snapshotted first
+    #[arg(long)]
+    pub allow_destructive: bool,
+
+    /// Do not ask for confirmation of destructive migrations (required without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    /// How long to wait for a database another process is writing (s, m)
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub busy_timeout: String,
+
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotsCommand {
+    /// Runs that took snapshots, newest first
+    List,
+    /// Remove old runs' snapshots
+    Prune(PruneSnapshotsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneSnapshotsArgs {
+    /// Keep the newest N runs
+    #[arg(long, value_name = "N")]
+    pub keep: Option<usize>,
+
+    /// Remove runs older than this (s, m, h, d, w)
+    #[arg(long, value_name = "DURATION")]
+    pub older_than: Option<String>,
+
+    /// Do not ask for confirmation (required without a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }

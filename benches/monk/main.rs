@@ -7,6 +7,7 @@ mod util;
 mod archive;
 mod doctor;
 mod fixtures;
+mod migrate;
 mod tenants;
 
 fn main() {
@@ -17,6 +18,7 @@ fn main() {
     let suites: &[(&str, fn())] = &[
         ("tenants", tenants::run),
         ("fixtures", fixtures::run),
+        ("migrate", migrate::run),
         ("archive", archive::run),
         ("doctor", doctor::run),
     ];

@@ -7,6 +7,7 @@ pub mod archive;
 pub mod docs;
 pub mod doctor;
 pub mod fixture;
+pub mod migrate;
 pub mod template;
 pub mod tenant;
 
@@ -83,6 +84,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Archive(c) => archive::run(g, c),
         Command::Restore(a) => archive::restore(g, a),
         Command::Doctor(a) => doctor::run(g, a),
+        Command::Migrate(c) => migrate::run(g, c),
     }
 }
 

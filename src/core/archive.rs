@@ -1076,6 +1076,39 @@ pub fn restore_target(
 /// is replaced only with `force`, after its content was saved to the trash, through the backup
 /// API into the open database so that a reader sees the old or the new content, never a mix.
 pub fn restore(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<Restored> {
+    let mut restored = restore_content(ws, archive, opts)?;
+    if opts.migrate {
+        // The operator's migrations count too; destructive ones are left to `migrate up`.
+        let set = super::migrate::MigrationSet::load(ws.settings.migrations_dir.value.as_deref())?;
+        let run = super::migrate::RunOptions {
+            selection: super::migrate::Selection {
+                tenants: vec![restored.tenant.name.clone()],
+                include_trashed: true,
+            },
+            ..Default::default()
+        };
+        let report = super::migrate::up(ws, &set, &run, &super::progress::Silent)?;
+        match report.tenants.results.into_iter().next() {
+            Some(o) if o.ok => {
+                restored.schema_version = o.result.map(|r| r.to).unwrap_or(restored.schema_version);
+                restored.needs_migration = false;
+            }
+            Some(o) => {
+                return Err(Error::Other(format!(
+                    "tenant '{}' was restored, but migrating it failed: {}; fix that and run `monkctl migrate up --tenant {}`",
+                    restored.tenant.name,
+                    o.error.unwrap_or_default(),
+                    restored.tenant.name
+                )))
+            }
+            None => {}
+        }
+    }
+    Ok(restored)
+}
+
+/// Verifies the archive and puts its content in place (a new tenant, or over an existing one).
+fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<Restored> {
     if let Some(n) = &opts.as_name {
         names::tenant(n)?;
     }
@@ -1084,12 +1117,6 @@ pub fn restore(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<
         .metadata
         .clone()
         .expect("verify returns the metadata");
-    if verified.needs_migration && opts.migrate {
-        return Err(Error::Unsupported(format!(
-            "--migrate is not available in this build; restore without it, then run `monkctl migrate up` on '{}'",
-            opts.as_name.as_deref().unwrap_or(&meta.tenant.name)
-        )));
-    }
     let archived_name = meta.tenant.name.clone();
     let name = opts
         .as_name

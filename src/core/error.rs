@@ -41,6 +41,10 @@ pub mod exit {
     pub const CHECKSUM_MISMATCH: i32 = 15;
     /// An archive of a different tenant than the one of the same name here.
     pub const OTHER_TENANT: i32 = 16;
+    /// Applied migrations were edited since (checksum differs) or are no longer present.
+    pub const DIVERGED: i32 = 17;
+    /// A migration would drop or rewrite data and `--allow-destructive` was not given.
+    pub const DESTRUCTIVE: i32 = 18;
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -145,6 +149,12 @@ pub enum Error {
     Failing(String),
 
     #[error("{0}")]
+    Diverged(String),
+
+    #[error("{0}")]
+    Destructive(String),
+
+    #[error("{0}")]
     Other(String),
 }
 
@@ -181,6 +191,8 @@ impl Error {
             Error::OtherTenant(_) => exit::OTHER_TENANT,
             Error::Degraded(_) => exit::DEGRADED,
             Error::Failing(_) => exit::FAILING,
+            Error::Diverged(_) => exit::DIVERGED,
+            Error::Destructive(_) => exit::DESTRUCTIVE,
             Error::Cancelled | Error::Other(_) => exit::FAILURE,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,

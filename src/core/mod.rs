@@ -15,6 +15,7 @@ pub mod ids;
 pub mod layout;
 pub mod lock;
 pub mod maintenance;
+pub mod migrate;
 pub mod names;
 pub mod progress;
 pub mod registry;

@@ -318,6 +318,35 @@ impl Registry {
         )
     }
 
+    /// Calls `f(name, database, schema, trashed, deleted)` for every tenant, ordered by name,
+    /// without building whole rows: for runs over large fleets that keep only what they need.
+    pub fn for_each_location(
+        &self,
+        mut f: impl FnMut(String, String, String, bool, bool) -> Result<()>,
+    ) -> Result<()> {
+        let mut st = self
+            .conn
+            .prepare(if self.columns == LEGACY_TENANT_COLUMNS {
+                "SELECT name, database, schema, trashed_at IS NOT NULL, \
+                 deleted_at IS NOT NULL FROM tenants ORDER BY name"
+            } else {
+                "SELECT name, database, schema, trashed_at IS NOT NULL, \
+                 (deleted_at IS NOT NULL OR status = 'deleted') FROM tenants ORDER BY name"
+            })
+            .at(&self.path)?;
+        let mut rows = st.query([]).at(&self.path)?;
+        while let Some(r) = rows.next().at(&self.path)? {
+            f(
+                r.get(0).at(&self.path)?,
+                r.get(1).at(&self.path)?,
+                r.get(2).at(&self.path)?,
+                r.get(3).at(&self.path)?,
+                r.get(4).at(&self.path)?,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Deployed fixtures of every tenant, by tenant id, in deployment order.
     pub fn all_fixtures(&self) -> Result<HashMap<String, Vec<FixtureRow>>> {
         let mut st = self

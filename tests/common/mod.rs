@@ -88,15 +88,18 @@ impl Env {
         self.data().join(format!("db_main/ns_tenant_{name}.db"))
     }
 
-    /// Opens a database file directly for assertions. Like monkctl's own connections it does not
-    /// checkpoint the WAL when it closes, so that looking at a file does not change it.
+    /// Opens a database file directly for assertions. On the infra database it behaves like
+    /// monkctl's own connections there, which leave the WAL to the API (no checkpoint on close),
+    /// so that looking at the registry does not change it.
     pub fn open(&self, path: &Path) -> rusqlite::Connection {
         let c = rusqlite::Connection::open(path).expect("open sqlite");
-        c.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .expect("db config");
+        if path == self.infra() {
+            c.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .expect("db config");
+        }
         c
     }
 }

@@ -1,0 +1,405 @@
+//! `monkctl migrate ...`: adapters over `core::migrate`.
+
+use std::time::Duration;
+
+use crate::cli::{GlobalArgs, MigrateArgs, MigrateCommand, MigrateSelect, SnapshotsCommand};
+use crate::core::migrate::{
+    self, destructive, MigrationSet, RunInfo, RunOptions, Selection, Survey, UndoReport, UpReport,
+};
+use crate::core::{ids, Error, Overrides, Settings, Workspace};
+use crate::output::{self, size, List, Render, Table};
+
+use super::{confirm, show, Bar, Outcome};
+
+/// Prints a large result: JSON is streamed by serde straight to stdout (no intermediate value
+/// tree, so memory does not grow with a second copy of every tenant's result); tables and CSV
+/// go through `output`.
+fn print_big<T: Render>(format: crate::cli::Format, value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
+    if format != crate::cli::Format::Json {
+        return Ok(output::print(format, value)?);
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    serde_json::to_writer_pretty(&mut out, value)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn workspace(g: &GlobalArgs, a: &MigrateArgs) -> anyhow::Result<Workspace> {
+    let settings = Settings::resolve(&Overrides {
+        data_dir: g.data_dir.clone(),
+        database_url: g.database_url.clone(),
+        config: g.config.clone(),
+        migrations_dir: a.migrations.clone(),
+        ..Overrides::default()
+    })?;
+    Ok(Workspace::new(settings))
+}
+
+fn timeout(s: &str) -> anyhow::Result<Duration> {
+    Ok(ids::parse_duration(s).map_err(|e| Error::Usage(format!("--busy-timeout: {e}")))?)
+}
+
+fn options(s: &MigrateSelect) -> anyhow::Result<RunOptions> {
+    if s.jobs == Some(0) {
+        return Err(Error::Usage("--jobs must be at least 1".into()).into());
+    }
+    Ok(RunOptions {
+        selection: Selection {
+            tenants: s.tenants.clone(),
+            include_trashed: s.include_trashed,
+        },
+        target: s.target,
+        jobs: s.jobs.unwrap_or_else(migrate::default_jobs),
+        busy_timeout: timeout(&s.busy_timeout)?,
+        ..RunOptions::default()
+    })
+}
+
+pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
+    let ws = workspace(g, &a)?;
+    let load = || MigrationSet::load(ws.settings.migrations_dir.value.as_deref());
+    match &a.command {
+        MigrateCommand::Status(s) => {
+            let set = load()?;
+            let survey = migrate::survey(&ws, &set, &options(s)?, false, &Bar::new())?;
+            print_big(g.format, &SurveyView(&survey, false))?;
+            report_failures(&survey);
+            Ok(survey.tenants.exit_code())
+        }
+        MigrateCommand::Plan(s) => plan(g, &ws, &load()?, s),
+        MigrateCommand::Up(u) => {
+            let set = load()?;
+            if u.dry_run {
+                return plan(g, &ws, &set, &u.select);
+            }
+            let mut opts = options(&u.select)?;
+            opts.fail_fast = u.fail_fast;
+            opts.allow_destructive = u.allow_destructive;
+            if u.allow_destructive {
+                let findings = migrate::destructive_in_set(&set, opts.target)?;
+                if !findings.is_empty() {
+                    confirm(
+                        &format!(
+                            "Apply destructive migrations ({}) to the tenants that have them pending; each is snapshotted first",
+                            destructive::summary(&findings)
+                        ),
+                        u.yes,
+                    )?;
+                }
+            }
+            let report = migrate::up(&ws, &set, &opts, &Bar::new())?;
+            if let Some(h) = &report.took_over_stale_lock {
+                eprintln!(
+                    "note: took over the migration lock left by pid {} on {} ({}) since {}, which is no longer running",
+                    h.pid, h.host, h.command, h.since
+                );
+            }
+            print_big(g.format, &report)?;
+            for o in report.tenants.results.iter().filter(|o| !o.ok) {
+                eprintln!(
+                    "error: {}: {}",
+                    o.tenant,
+                    o.error.as_deref().unwrap_or("failed")
+                );
+            }
+            let retry = report.retry();
+            if !retry.is_empty() {
+                eprintln!(
+                    "{} failed, {} not started; retry with: monkctl migrate up --tenant {}",
+                    report.summary.failed,
+                    report.summary.not_started,
+                    retry.join(",")
+                );
+            }
+            Ok(report.exit_code())
+        }
+        MigrateCommand::Undo(u) => {
+            let runs = migrate::list_runs(&ws)?;
+            if let Some(last) = runs.iter().find(|r| !r.undone) {
+                confirm(
+                    &format!(
+                        "Restore {} tenant(s) from the snapshots of run {} (their migrations are undone)",
+                        last.tenants, last.run_id
+                    ),
+                    u.yes,
+                )?;
+            }
+            let report = migrate::undo(&ws, timeout(&u.busy_timeout)?, &Bar::new())?;
+            output::print(g.format, &report)?;
+            for o in report.tenants.results.iter().filter(|o| !o.ok) {
+                eprintln!(
+                    "skipped: {}: {}",
+                    o.tenant,
+                    o.error.as_deref().unwrap_or("failed")
+                );
+            }
+            Ok(report.tenants.exit_code())
+        }
+        MigrateCommand::Snapshots(SnapshotsCommand::List) => {
+            show(g.format, &List(migrate::list_runs(&ws)?))
+        }
+        MigrateCommand::Snapshots(SnapshotsCommand::Prune(p)) => {
+            let older = p
+                .older_than
+                .as_deref()
+                .map(ids::parse_duration)
+                .transpose()
+                .map_err(Error::Usage)?;
+            let due = migrate::prune_candidates(&ws, p.keep, older)?;
+            if !due.is_empty() {
+                confirm(
+                    &format!(
+                        "Remove the snapshots of {} run(s): {}",
+                        due.len(),
+                        due.iter()
+                            .map(|r| r.run_id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    p.yes,
+                )?;
+            }
+            show(g.format, &List(migrate::prune(&ws, p.keep, older)?))
+        }
+    }
+}
+
+fn plan(g: &GlobalArgs, ws: &Workspace, set: &MigrationSet, s: &MigrateSelect) -> Outcome {
+    let survey = migrate::survey(ws, set, &options(s)?, true, &Bar::new())?;
+    print_big(g.format, &SurveyView(&survey, true))?;
+    report_failures(&survey);
+    if let Some(h) = &survey.run_in_progress {
+        eprintln!(
+            "note: a migration run is in progress: pid {} on {} ({}) since {}",
+            h.pid, h.host, h.command, h.since
+        );
+    }
+    Ok(survey.plan_exit_code())
+}
+
+fn report_failures(s: &Survey) {
+    for o in s.tenants.results.iter().filter(|o| !o.ok) {
+        eprintln!(
+            "error: {}: {}",
+            o.tenant,
+            o.error.as_deref().unwrap_or("failed")
+        );
+    }
+}
+
+fn versions(v: &[i64]) -> String {
+    v.iter()
+        .map(|v| format!("V{v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A survey rendered for `status` (false) or `plan` (true).
+struct SurveyView<'a>(&'a Survey, bool);
+
+impl serde::Serialize for SurveyView<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl Render for SurveyView<'_> {
+    fn table(&self) -> Table {
+        let plan = self.1;
+        let mut t = Table::new(vec!["tenant", "version", "pending", "state", "detail"]);
+        for o in &self.0.tenants.results {
+            let Some(st) = &o.result else {
+                t.rows.push(vec![
+                    o.tenant.clone(),
+                    String::new(),
+                    String::new(),
+                    "error".into(),
+                    o.error.clone().unwrap_or_default(),
+                ]);
+                continue;
+            };
+            let i = &st.inspection;
+            let mut states = Vec::new();
+            let mut detail: Vec<String> = Vec::new();
+            if !i.diverged.is_empty() {
+                states.push("diverged");
+                detail.extend(i.diverged.iter().cloned());
+            }
+            if !i.missing.is_empty() {
+                states.push("missing");
+                detail.extend(i.missing.iter().cloned());
+            }
+            if st.locked {
+                states.push("locked");
+            }
+            if !st.destructive.is_empty() {
+                states.push("destructive");
+                detail.push(destructive::summary(&st.destructive));
+            }
+            if let Some(f) = &st.would_fail {
+                states.push("would_fail");
+                detail.push(f.clone());
+            }
+            if i.adopt {
+                states.push("adopt");
+            }
+            if states.is_empty() {
+                states.push(if i.pending.is_empty() {
+                    "up_to_date"
+                } else if plan {
+                    "will_migrate"
+                } else {
+                    "pending"
+                });
+            }
+            t.rows.push(vec![
+                o.tenant.clone(),
+                format!("V{}", i.version),
+                versions(&i.pending),
+                states.join(","),
+                detail.join("; "),
+            ]);
+        }
+        t
+    }
+
+    fn footer(&self) -> Vec<String> {
+        let s = &self.0.summary;
+        let inf = &self.0.infra;
+        let by: Vec<String> = s
+            .by_version
+            .iter()
+            .map(|(v, n)| format!("V{v}: {n}"))
+            .collect();
+        vec![
+            format!(
+                "infra: V{} of V{}{}",
+                inf.version,
+                inf.latest,
+                if inf.pending { " (pending)" } else { "" }
+            ),
+            format!(
+                "tenants: {} (by version: {}); target V{}; {} up to date, {} pending, {} to adopt, {} diverged, {} missing, {} locked, {} destructive, {} would fail, {} unreadable, {} skipped (trashed/deleted)",
+                s.tenants,
+                if by.is_empty() { "-".into() } else { by.join(", ") },
+                self.0.target,
+                s.up_to_date,
+                s.pending,
+                s.adopt,
+                s.diverged,
+                s.missing,
+                s.locked,
+                s.destructive,
+                s.would_fail,
+                s.failed,
+                s.skipped
+            ),
+        ]
+    }
+}
+
+impl Render for UpReport {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec!["tenant", "from", "to", "result"]);
+        for o in &self.tenants.results {
+            match &o.result {
+                Some(r) => {
+                    let mut what = Vec::new();
+                    if r.adopted {
+                        what.push("adopted".to_string());
+                    }
+                    if !r.applied.is_empty() {
+                        what.push(format!("applied {}", versions(&r.applied)));
+                    }
+                    if r.snapshot.is_some() {
+                        what.push("snapshotted".into());
+                    }
+                    if what.is_empty() {
+                        what.push("up to date".into());
+                    }
+                    t.rows.push(vec![
+                        o.tenant.clone(),
+                        format!("V{}", r.from),
+                        format!("V{}", r.to),
+                        what.join(", "),
+                    ]);
+                }
+                None => t.rows.push(vec![
+                    o.tenant.clone(),
+                    String::new(),
+                    String::new(),
+                    format!("failed: {}", o.error.as_deref().unwrap_or("")),
+                ]),
+            }
+        }
+        for n in &self.not_started {
+            t.rows.push(vec![
+                n.clone(),
+                String::new(),
+                String::new(),
+                "not started (--fail-fast)".into(),
+            ]);
+        }
+        t
+    }
+
+    fn footer(&self) -> Vec<String> {
+        let s = &self.summary;
+        let mut out = vec![
+            format!("infra: V{} -> V{}", self.infra.from, self.infra.to),
+            format!(
+                "run {}: {} tenants, {} migrated, {} adopted, {} up to date, {} failed, {} not started, {} skipped (trashed/deleted)",
+                self.run_id, s.tenants, s.migrated, s.adopted, s.up_to_date, s.failed, s.not_started, s.skipped
+            ),
+        ];
+        if let Some(p) = &self.snapshots {
+            out.push(format!(
+                "snapshots: {} (`migrate undo` restores them)",
+                p.display()
+            ));
+        }
+        out
+    }
+}
+
+impl Render for UndoReport {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec!["tenant", "result"]);
+        for o in &self.tenants.results {
+            t.rows.push(vec![
+                o.tenant.clone(),
+                match &o.result {
+                    Some(r) => format!("restored V{} -> V{}", r.was, r.restored_to),
+                    None => format!("skipped: {}", o.error.as_deref().unwrap_or("")),
+                },
+            ]);
+        }
+        t
+    }
+
+    fn footer(&self) -> Vec<String> {
+        vec![format!(
+            "run {}: {} restored, {} skipped",
+            self.run_id, self.tenants.succeeded, self.tenants.failed
+        )]
+    }
+}
+
+impl Render for List<RunInfo> {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec!["run_id", "tenants", "size", "undone", "modified"]);
+        for r in &self.0 {
+            t.rows.push(vec![
+                r.run_id.clone(),
+                r.tenants.to_string(),
+                size(Some(r.bytes)),
+                r.undone.to_string(),
+                r.modified.clone(),
+            ]);
+        }
+        t
+    }
+}

@@ -880,12 +880,6 @@ fn check_id(id: &str) -> std::result::Result<(), String> {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct TableRows {
-    pub table: String,
-    pub rows: i64,
-}
-
 /// `archive inspect`: what a file holds, read without changing it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
@@ -894,7 +888,7 @@ pub struct Inspection {
     /// `null` when the file has no usable metadata; `metadata_error` says why.
     pub metadata: Option<Metadata>,
     pub metadata_error: Option<String>,
-    pub tables: Vec<TableRows>,
+    pub tables: Vec<db::TableCount>,
 }
 
 pub fn inspect(path: &Path) -> Result<Inspection> {
@@ -904,20 +898,8 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         Ok(m) => (Some(m), None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let mut tables = Vec::new();
-    for t in db::user_tables(&conn).at(path)? {
-        if t == META_TABLE {
-            continue;
-        }
-        let rows = conn
-            .query_row(
-                &format!("SELECT count(*) FROM {}", db::quote_ident(&t)),
-                [],
-                |r| r.get(0),
-            )
-            .at(path)?;
-        tables.push(TableRows { table: t, rows });
-    }
+    let mut tables = db::table_counts(&conn).at(path)?;
+    tables.retain(|t| t.table != META_TABLE);
     Ok(Inspection {
         size_bytes: fsutil::size_of(path).unwrap_or(0),
         path: path.to_path_buf(),

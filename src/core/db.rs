@@ -134,6 +134,28 @@ pub fn backup_all(
     }
 }
 
+/// Rows of one table, for reports (`tenant show`, `tenant usage`, `archive inspect`).
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct TableCount {
+    pub table: String,
+    pub rows: i64,
+}
+
+/// The row count of every user table, in creation order.
+pub fn table_counts(conn: &Connection) -> rusqlite::Result<Vec<TableCount>> {
+    user_tables(conn)?
+        .into_iter()
+        .map(|t| {
+            let rows = conn.query_row(
+                &format!("SELECT count(*) FROM {}", quote_ident(&t)),
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(TableCount { table: t, rows })
+        })
+        .collect()
+}
+
 /// Quotes an SQL identifier (for table names read back from `sqlite_master`).
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))

@@ -330,16 +330,6 @@ fn read_usage(path: &Path) -> Result<(i64, i64, i64, Vec<TableCount>)> {
         pragma("page_count")?,
         pragma("freelist_count")?,
     );
-    let mut tables = Vec::new();
-    for t in db::user_tables(&conn).at(path)? {
-        let rows = conn
-            .query_row(
-                &format!("SELECT count(*) FROM {}", db::quote_ident(&t)),
-                [],
-                |r| r.get(0),
-            )
-            .at(path)?;
-        tables.push(TableCount { table: t, rows });
-    }
+    let tables = db::table_counts(&conn).at(path)?;
     Ok((ps, pc, fc, tables))
 }

@@ -404,11 +404,7 @@ pub fn file_of(layout: &Layout, t: &TenantRow) -> Result<PathBuf> {
     Ok(live)
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct TableCount {
-    pub table: String,
-    pub rows: i64,
-}
+pub use super::db::TableCount;
 
 /// `tenant show`: the row, the file, and what the file holds.
 #[derive(Debug, Clone, Serialize)]
@@ -465,17 +461,7 @@ pub fn show(ws: &Workspace, name: &str) -> Result<TenantDetail> {
 /// Reads a tenant file without writing to it: the owner's name and row counts per table.
 fn read_content(path: &Path, owner_id: &str) -> Result<(Option<String>, Vec<TableCount>)> {
     let conn = db::open_for_inspection(path)?;
-    let mut tables = Vec::new();
-    for t in db::user_tables(&conn).at(path)? {
-        let rows = conn
-            .query_row(
-                &format!("SELECT count(*) FROM {}", db::quote_ident(&t)),
-                [],
-                |r| r.get(0),
-            )
-            .at(path)?;
-        tables.push(TableCount { table: t, rows });
-    }
+    let tables = db::table_counts(&conn).at(path)?;
     let owner = conn
         .query_row("SELECT name FROM users WHERE id = ?1", [owner_id], |r| {
             r.get(0)

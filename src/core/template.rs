@@ -134,6 +134,7 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
     conn.execute_batch("VACUUM").at(&tmp)?;
     let schema_version = schema::tenant_version(&conn).at(&tmp)?;
     system::finish_build(conn, &tmp)?;
+    fsutil::sync_file(&tmp)?;
     let bytes = fs::read(&tmp).at(&tmp)?;
     let meta = Meta {
         name: name.to_string(),
@@ -267,7 +268,8 @@ fn regenerate_ids(conn: &Connection) -> rusqlite::Result<()> {
 
 /// A tenant builder that clones `image`, then applies the per-tenant parts (owner user, fresh
 /// ids) and `extra` fixtures (those the template does not hold) in SQLite transactions. The file
-/// is synced once, after everything: it is a private temporary file until `create_one` links it.
+/// is not synced here: it is a private temporary file until `tenant::create_one` (which syncs it)
+/// or `tenant::create_many` (which syncs a whole batch with one call) links it into place.
 pub fn builder<'a>(
     image: &'a Image,
     extra: &'a [Loaded],
@@ -310,7 +312,7 @@ pub fn builder<'a>(
             fixture::apply_all(&mut conn, path, &plan)?;
         }
         conn.close().map_err(|(_, e)| e).at(path)?;
-        f.sync_all().at(path)?;
+        drop(f);
         let mut versions: Vec<(String, String)> = image
             .meta
             .fixtures

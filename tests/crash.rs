@@ -417,6 +417,23 @@ fn more_tenants_than_a_batch_are_all_created_whole() {
     got.sort();
     assert_eq!(got, names);
     assert_eq!(temp_leftovers(&env.data().join("db_main")), 0);
+    // Creation times follow the order given, across batches too.
+    let by_time: Vec<String> = env
+        .open(&env.infra())
+        .prepare("SELECT name FROM tenants ORDER BY created_at")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(by_time, names);
+    // Each clone is a WAL database (header bytes 18-19 = 2) with no `-wal` beside it.
+    let head = std::fs::read(env.tenant_file("many_150")).unwrap();
+    assert_eq!(&head[18..20], &[2, 2]);
+    assert!(!env
+        .data()
+        .join("db_main/ns_tenant_many_150.db-wal")
+        .exists());
     // Each clone got its own ids.
     let a = env.open(&env.tenant_file("many_000"));
     let b = env.open(&env.tenant_file("many_299"));

@@ -7,7 +7,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -162,8 +162,16 @@ pub fn create_many(
         progress.advance(1, &spec.name);
         batch.push(&spec.name, r);
     } else {
+        let mut last_created = SystemTime::UNIX_EPOCH;
         for chunk in specs.chunks(BATCH_SIZE) {
-            let results = create_batch(&mut reg, &ws.layout, chunk, builder, progress);
+            let results = create_batch(
+                &mut reg,
+                &ws.layout,
+                chunk,
+                builder,
+                progress,
+                &mut last_created,
+            );
             for (spec, r) in chunk.iter().zip(results) {
                 batch.push(&spec.name, r);
             }
@@ -208,6 +216,7 @@ fn create_batch(
     specs: &[CreateSpec],
     builder: &Builder<'_>,
     progress: &dyn Progress,
+    last_created: &mut SystemTime,
 ) -> Vec<Result<Created>> {
     let mut results: Vec<Option<Result<Created>>> = specs.iter().map(|_| None).collect();
     let database = layout.new_tenant_database().to_string();
@@ -215,15 +224,33 @@ fn create_batch(
     // Directories of the final paths, each opened before any file is written into it.
     let mut dirs: Vec<(PathBuf, Result<fsutil::FsSyncer>)> = Vec::new();
 
-    // Phase 1: build every file privately.
-    let mut pending: Vec<Pending> = Vec::new();
+    // Phase 1: check every name and choose its paths (in order: the registry connection is not
+    // shared between threads), then build the files privately on up to `BUILD_THREADS` threads.
+    let mut slots: Vec<Slot> = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
-        let r = build_pending(reg, layout, &database, spec, builder, &mut dirs)
-            .map(|p| Pending { index, ..p });
-        progress.advance(1, &spec.name);
+        match locate(reg, layout, &database, spec, &mut dirs) {
+            Ok(slot) => slots.push(Slot { index, ..slot }),
+            Err(e) => {
+                progress.advance(1, &spec.name);
+                results[index] = Some(Err(e));
+            }
+        }
+    }
+    let built = build_all(&slots, specs, builder, progress);
+    let mut pending: Vec<Pending> = Vec::new();
+    for (slot, r) in slots.into_iter().zip(built) {
         match r {
-            Ok(p) => pending.push(p),
-            Err(e) => results[index] = Some(Err(e)),
+            Ok(built) => pending.push(Pending {
+                row: new_row(&specs[slot.index], &database, &slot.schema, &built),
+                index: slot.index,
+                final_path: slot.final_path,
+                tmp: slot.tmp,
+                _guard: slot.guard,
+                built,
+                moved_aside: Vec::new(),
+                placed: false,
+            }),
+            Err(e) => results[slot.index] = Some(Err(e)),
         }
     }
     if !pending.is_empty() {
@@ -256,7 +283,7 @@ fn create_batch(
                 w.tx()
                     .execute_batch("SAVEPOINT monk_batch_tenant")
                     .at(&layout.infra_path)?;
-                match register_one(w, layout, spec, p) {
+                match register_one(w, layout, spec, p, last_created) {
                     Ok(()) => w
                         .tx()
                         .execute_batch("RELEASE monk_batch_tenant")
@@ -322,15 +349,28 @@ fn create_batch(
         .collect()
 }
 
-/// Phase 1 of a batch for one tenant: its final path and its private file, built.
-fn build_pending(
+/// Threads that build the files of a batch at most (each builds whole tenants; SQLite
+/// connections are not shared).
+const BUILD_THREADS: usize = 4;
+
+/// A tenant of a batch whose name is free and whose paths are chosen.
+struct Slot {
+    index: usize,
+    schema: String,
+    final_path: PathBuf,
+    tmp: PathBuf,
+    guard: TempGuard,
+}
+
+/// Phase 1 of a batch for one tenant, before building: the name is free (checked again under
+/// the write lock later) and the paths; the final directory exists and is open for syncing.
+fn locate(
     reg: &Registry,
     layout: &Layout,
     database: &str,
     spec: &CreateSpec,
-    builder: &Builder<'_>,
     dirs: &mut Vec<(PathBuf, Result<fsutil::FsSyncer>)>,
-) -> Result<Pending> {
+) -> Result<Slot> {
     names::tenant(&spec.name)?;
     names::user(&spec.owner)?;
     if reg.find(&spec.name)?.is_some() {
@@ -348,24 +388,70 @@ fn build_pending(
         dirs.push((dir, syncer));
     }
     let tmp = fsutil::temp_beside(&final_path);
-    let guard = TempGuard(Some(tmp.clone()));
-    let built = builder(&tmp, spec)?;
-    let row = new_row(spec, database, &schema, &built);
-    Ok(Pending {
+    Ok(Slot {
         index: 0,
+        schema,
         final_path,
+        guard: TempGuard(Some(tmp.clone())),
         tmp,
-        _guard: guard,
-        built,
-        row,
-        moved_aside: Vec::new(),
-        placed: false,
     })
+}
+
+/// Builds every slot's file; one result per slot, in order. Each thread takes the next slot
+/// until none is left, so a slow tenant does not hold the others up.
+fn build_all(
+    slots: &[Slot],
+    specs: &[CreateSpec],
+    builder: &Builder<'_>,
+    progress: &dyn Progress,
+) -> Vec<Result<Built>> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut out: Vec<(usize, Result<Built>)> = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = slots.get(i) else { break };
+            let spec = &specs[slot.index];
+            out.push((i, builder(&slot.tmp, spec)));
+            progress.advance(1, &spec.name);
+        }
+        out
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(BUILD_THREADS)
+        .min(slots.len())
+        .max(1);
+    let mut all = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut all = work();
+        for h in helpers {
+            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+        all
+    });
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Phase 3 of a batch for one tenant, inside the registry transaction: check, clear the final
 /// path, link the file (its directory is synced later, once for the batch), insert the rows.
-fn register_one(w: &Writer<'_>, layout: &Layout, spec: &CreateSpec, p: &mut Pending) -> Result<()> {
+/// `created_at` is taken here, in the order the tenants were given, and strictly increases over
+/// the run (by 1 ms when the clock has not moved), so that sorting by creation time keeps that
+/// order as it does for tenants created one at a time. Within a batch it may run ahead of the
+/// clock by up to a millisecond per tenant (at most `BATCH_SIZE` ms); building the next batch
+/// takes longer than that, so the clock catches up.
+fn register_one(
+    w: &Writer<'_>,
+    layout: &Layout,
+    spec: &CreateSpec,
+    p: &mut Pending,
+    last_created: &mut SystemTime,
+) -> Result<()> {
+    let now = SystemTime::now().max(*last_created + Duration::from_millis(1));
+    *last_created = now;
+    p.row.created_at = ids::iso_from(now);
     p.moved_aside = clear_location(w, layout, spec, &p.row, &p.final_path)?;
     fsutil::place_new_unsynced(&p.tmp, &p.final_path)?;
     p.placed = true;

@@ -1,8 +1,9 @@
 //! The tenant lifecycle: create, list, show, trash/untrash, suspend/activate, delete, purge.
 //!
 //! Promises: a tenant appears whole or not at all (its file is built privately, synced, then
-//! linked into place while the registry's write lock is held, and its row is committed in that
-//! same transaction); a tenant's file is never destroyed by `delete` (it is moved to the trash);
+//! linked into place while the registry's write lock is held, its directory entry synced, and its
+//! row committed in that same transaction; several tenants share these steps in batches, see
+//! `create_many`); a tenant's file is never destroyed by `delete` (it is moved to the trash);
 //! only `purge` removes files, and only deleted tenants' trash past a retention.
 
 use std::fs;

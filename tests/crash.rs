@@ -348,3 +348,182 @@ fn delete_waits_for_a_writer_and_never_moves_a_file_under_it() {
     assert_eq!(n, 1);
     assert!(!env.data().join("db_main/ns_tenant_acme.db-wal").exists());
 }
+
+fn pause_and_kill(env: &Env, args: &[&str], point: &str) {
+    let mut child = spawn(env, args, Some(point));
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.contains(&format!("paused at {point}")),
+        "{point}: {line}"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
+#[test]
+fn killed_at_each_step_of_a_batched_create_leaves_nothing_that_blocks_a_retry() {
+    let victims = ["v1", "v2", "v3", "v4", "v5"];
+    for point in [
+        "tenant.batch.built",
+        "tenant.batch.synced",
+        "tenant.batch.placed",
+    ] {
+        for template in [false, true] {
+            let env = Env::new();
+            env.ok(&["tenant", "create", "bystander", "--owner", "keeper"]);
+            let bystander = std::fs::read(env.tenant_file("bystander")).unwrap();
+            let mut args = vec!["tenant", "create", "--owner", "admin"];
+            if template {
+                args.extend(["--template", "system"]);
+            }
+            args.extend(victims);
+            pause_and_kill(&env, &args, point);
+
+            // Nothing of the killed batch is registered; what it linked is claimed by no row.
+            assert_eq!(assert_registry_whole(&env), vec!["bystander"], "{point}");
+            assert_eq!(
+                std::fs::read(env.tenant_file("bystander")).unwrap(),
+                bystander
+            );
+            let linked = victims
+                .iter()
+                .filter(|v| env.tenant_file(v).exists())
+                .count();
+            let expected = if point == "tenant.batch.placed" { 5 } else { 0 };
+            assert_eq!(linked, expected, "{point}");
+
+            // A retry creates them all, moving aside (never reusing) what the killed run linked.
+            let mut retry = vec!["--format", "json"];
+            retry.extend(&args);
+            let out = env.cmd().args(&retry).output().unwrap();
+            assert!(out.status.success(), "{point}: {out:?}");
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["succeeded"], 5, "{point}: {v}");
+            for r in v["results"].as_array().unwrap() {
+                let moved = r["result"]["moved_aside"].as_array().unwrap().len();
+                assert_eq!(moved, expected / 5, "{point}: {r}");
+            }
+            let mut names = assert_registry_whole(&env);
+            names.sort();
+            assert_eq!(
+                names,
+                ["bystander", "v1", "v2", "v3", "v4", "v5"],
+                "{point}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_batch_goes_on_past_tenants_that_fail_at_any_phase() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "taken"]);
+    // The registry refuses one row after its file was linked: that file must go again.
+    env.open(&env.infra())
+        .execute_batch(
+            "CREATE TRIGGER refuse_one BEFORE INSERT ON tenants WHEN NEW.name = 'refused'
+             BEGIN SELECT RAISE(ABORT, 'refused for the test'); END;",
+        )
+        .unwrap();
+    // A file left at a final path by an interrupted run (no row claims it) is moved aside.
+    std::fs::write(env.tenant_file("stale"), b"half a file").unwrap();
+
+    let out = env
+        .cmd()
+        .args([
+            "--format", "json", "tenant", "create", "aa", "taken", "refused", "stale", "bb",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["results"].as_array().unwrap();
+    let by_name = |n: &str| results.iter().find(|r| r["tenant"] == n).unwrap().clone();
+    assert_eq!(v["succeeded"], 3, "{v}");
+    assert_eq!(by_name("taken")["exit_code"], 4);
+    // A constraint on the row is reported as the name being taken (as for one tenant).
+    assert_eq!(by_name("refused")["ok"], false);
+    assert_eq!(by_name("refused")["exit_code"], 4);
+    assert_eq!(
+        by_name("stale")["result"]["moved_aside"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Results come in the order the names were given.
+    let order: Vec<&str> = results
+        .iter()
+        .map(|r| r["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["aa", "taken", "refused", "stale", "bb"]);
+
+    assert!(
+        !env.tenant_file("refused").exists(),
+        "the refused file stays linked"
+    );
+    assert_eq!(temp_leftovers(&env.data().join("db_main")), 0);
+    let mut names = assert_registry_whole(&env);
+    names.sort();
+    assert_eq!(names, ["aa", "bb", "stale", "taken"]);
+    let orphans: Vec<_> = std::fs::read_dir(env.data().join("orphans"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(orphans.len(), 1);
+    assert_eq!(std::fs::read(orphans[0].path()).unwrap(), b"half a file");
+}
+
+#[test]
+fn more_tenants_than_a_batch_are_all_created_whole() {
+    let env = Env::new();
+    let names: Vec<String> = (0..300).map(|i| format!("many_{i:03}")).collect();
+    let mut args = vec![
+        "--format",
+        "json",
+        "tenant",
+        "create",
+        "--template",
+        "system",
+    ];
+    args.extend(names.iter().map(String::as_str));
+    let out = env.cmd().args(&args).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["succeeded"], 300);
+    let mut got = assert_registry_whole(&env);
+    got.sort();
+    assert_eq!(got, names);
+    assert_eq!(temp_leftovers(&env.data().join("db_main")), 0);
+    // Creation times follow the order given, across batches too.
+    let by_time: Vec<String> = env
+        .open(&env.infra())
+        .prepare("SELECT name FROM tenants ORDER BY created_at")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(by_time, names);
+    // Each clone is a WAL database (header bytes 18-19 = 2) with no `-wal` beside it.
+    let head = std::fs::read(env.tenant_file("many_150")).unwrap();
+    assert_eq!(&head[18..20], &[2, 2]);
+    assert!(!env
+        .data()
+        .join("db_main/ns_tenant_many_150.db-wal")
+        .exists());
+    // Each clone got its own ids.
+    let a = env.open(&env.tenant_file("many_000"));
+    let b = env.open(&env.tenant_file("many_299"));
+    let id = |c: &rusqlite::Connection| -> String {
+        c.query_row(
+            "SELECT id FROM models ORDER BY model_name LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_ne!(id(&a), id(&b));
+}

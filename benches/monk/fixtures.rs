@@ -12,8 +12,16 @@ use crate::util::{monk, report, run_ok, scratch, time};
 const TENANTS: usize = 1_000;
 const ROWS: usize = 100_000;
 
+/// Tenants per figure: `MONK_BENCH_TENANTS` (as in the `tenants` suite) for quick runs.
+fn tenants() -> usize {
+    std::env::var("MONK_BENCH_TENANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(TENANTS)
+}
+
 fn names(prefix: &str) -> Vec<String> {
-    (0..TENANTS).map(|i| format!("{prefix}{i:04}")).collect()
+    (0..tenants()).map(|i| format!("{prefix}{i:04}")).collect()
 }
 
 pub fn run() {
@@ -40,7 +48,7 @@ fn clone_vs_copy_vs_execute() {
     fs::create_dir_all(&floor_dir).unwrap();
     let (floor, _) = time(|| {
         let bytes = fs::read(&template).unwrap();
-        for i in 0..TENANTS {
+        for i in 0..tenants() {
             let mut f = fs::File::create(floor_dir.join(format!("t{i}.db"))).unwrap();
             f.write_all(&bytes).unwrap();
             f.sync_all().unwrap();
@@ -51,17 +59,19 @@ fn clone_vs_copy_vs_execute() {
     run_ok(monk(&data2).args(["init"]));
     let (executed, _) = time(|| run_ok(monk(&data2).args(["tenant", "create"]).args(names("e"))));
 
+    let n = tenants();
+    let figure = format!("{n} tenants cloned from the system template");
     report(
-        "1,000 tenants cloned from the system template",
+        &figure,
         cloned,
-        "copy+sync of the template x1,000",
+        &format!("copy+sync of the template x{n}"),
         floor,
         "<= 3x",
     );
     report(
-        "1,000 tenants cloned from the system template",
+        &figure,
         cloned,
-        "1,000 tenants by executing schema",
+        &format!("{n} tenants by executing schema"),
         executed,
         "<= 0.1x",
     );

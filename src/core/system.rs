@@ -55,12 +55,12 @@ pub fn open_build(path: &Path) -> Result<Connection> {
 }
 
 /// Finishes a built database: switches it to WAL (persistent in the file header, as the API
-/// expects), closes it (no `-wal` is left), and syncs it to disk.
+/// expects) and closes it (no `-wal` is left). It does not sync: whoever places the file makes it
+/// durable first (`tenant::create_one` syncs it, `tenant::create_many` syncs a whole batch at once).
 pub fn finish_build(conn: Connection, path: &Path) -> Result<()> {
     conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
         .at(path)?;
-    conn.close().map_err(|(_, e)| e).at(path)?;
-    fsutil::sync_file(path)
+    conn.close().map_err(|(_, e)| e).at(path)
 }
 
 /// Builds a complete `system` tenant database at `path` (a new file) with `owner` as its owner;

@@ -20,13 +20,17 @@ fn seed(env: &Env) {
     fixture(
         env,
         "shop",
-        "name = \"shop\"\nversion = \"3\"\nfiles = [\"schema.sql\", \"items.csv\", \"files.sql\"]\n",
+        "name = \"shop\"\nversion = \"3\"\nfiles = [\"schema.sql\", \"items.csv\", \"files.sql\", \"trial.sql\"]\n",
         &[
             (
                 "schema.sql",
                 b"CREATE TABLE items (id TEXT PRIMARY KEY DEFAULT (monk_uuid()), sku TEXT UNIQUE, price REAL, qty INTEGER);\nINSERT INTO models (id, model_name, status) VALUES (monk_uuid(), 'items', 'active');\nINSERT INTO fields (id, model_name, field_name, type) VALUES (monk_uuid(), 'items', 'sku', 'text');\n",
             ),
             ("items.csv", b"sku,price,qty\na1,1.5,3\nb2,2,\n"),
+            (
+                "trial.sql",
+                b"CREATE TABLE notes (body TEXT);\nINSERT INTO notes VALUES ('keep');\nSAVEPOINT trial;\nINSERT INTO notes VALUES ('undo-me');\nROLLBACK TO trial;\nRELEASE trial;\n",
+            ),
             (
                 "files.sql",
                 b"INSERT INTO fs (id, parent_id, name, path, node_type) SELECT monk_uuid(), id, 'etc', '/etc', 'directory' FROM fs WHERE path = '/';\nINSERT INTO fs (id, parent_id, name, path, node_type) SELECT monk_uuid(), id, 'motd', '/etc/motd', 'file' FROM fs WHERE path = '/etc';\n",
@@ -114,7 +118,17 @@ fn a_cloned_tenant_equals_an_executed_one_row_for_row() {
     for t in ["clone1", "clone2"] {
         assert!(!env.tenant_file(t).with_extension("db-wal").exists());
     }
+    // A savepoint rolled back inside a fixture is undone however the tenant is made.
+    env.ok(&["tenant", "create", "deployed", "--owner", "alice"]);
+    env.ok(&["fixture", "deploy", "shop", "--tenant", "deployed"]);
     let built = content(&env, "built");
+    let notes: Vec<&Vec<String>> = built
+        .iter()
+        .filter(|(t, _)| t == "notes")
+        .map(|(_, rows)| rows)
+        .collect();
+    assert_eq!(notes, [&vec!["body=Text(\"keep\")".to_string()]]);
+    assert_eq!(content(&env, "deployed"), built);
     assert!(built
         .iter()
         .any(|(t, rows)| t == "items" && rows.len() == 2));

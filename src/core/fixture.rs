@@ -1045,23 +1045,62 @@ pub struct FixtureVersion {
     pub version: String,
 }
 
-/// Settings a fixture may not change with a PRAGMA: they belong to the file and to monkctl.
-const DENIED_PRAGMAS: [&str; 9] = [
-    "journal_mode",
-    "synchronous",
-    "locking_mode",
-    "writable_schema",
-    "schema_version",
-    "temp_store_directory",
-    "data_store_directory",
-    "query_only",
-    "foreign_keys",
+/// PRAGMAs a fixture may run with or without an argument: they only describe the schema or check
+/// the file (the argument names a table or index, or limits a check), and change nothing.
+pub const ALLOWED_PRAGMAS: [&str; 16] = [
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "foreign_key_check",
+    "integrity_check",
+    "quick_check",
+    "collation_list",
+    "database_list",
+    "function_list",
+    "module_list",
+    "pragma_list",
+    "compile_options",
 ];
+
+/// PRAGMAs a fixture may read (without a value, so they set nothing). Reads of settings only:
+/// pragmas that act when run bare (`optimize`, `wal_checkpoint`, `incremental_vacuum`,
+/// `shrink_memory`...) are not here.
+pub const READABLE_PRAGMAS: [&str; 14] = [
+    "application_id",
+    "user_version",
+    "schema_version",
+    "data_version",
+    "foreign_keys",
+    "defer_foreign_keys",
+    "recursive_triggers",
+    "journal_mode",
+    "encoding",
+    "page_size",
+    "page_count",
+    "freelist_count",
+    "auto_vacuum",
+    "ignore_check_constraints",
+];
+
+/// Whether a fixture may run `PRAGMA name` (`value` is the argument or assigned value, if any).
+/// Everything not listed is refused: a fixture must not change the file's settings, turn off the
+/// API's constraints (`ignore_check_constraints`, `defer_foreign_keys`, `foreign_keys`), or stamp
+/// the file's headers (`user_version`, `application_id`) that belong to monkctl and the API.
+pub fn pragma_allowed(name: &str, value: Option<&str>) -> bool {
+    let name = name.to_ascii_lowercase();
+    ALLOWED_PRAGMAS.contains(&name.as_str())
+        || (value.is_none() && READABLE_PRAGMAS.contains(&name.as_str()))
+}
 
 /// Applies fixtures inside the transaction the caller opened, with an authorizer that refuses
 /// what a fixture must not do: ATTACH/DETACH (files outside the data directory), BEGIN, COMMIT
-/// and ROLLBACK (the one-transaction promise), and PRAGMAs that change the file's settings. A
-/// refused statement fails with "not authorized", named by file and line like any other.
+/// and ROLLBACK (the one-transaction promise), and every PRAGMA but the read-only ones
+/// (`pragma_allowed`). A refused statement fails with "not authorized", named by file and line
+/// like any other.
 pub fn apply_guarded(
     conn: &mut Connection,
     path: &Path,
@@ -1072,11 +1111,10 @@ pub fn apply_guarded(
         AuthAction::Attach { .. } | AuthAction::Detach { .. } | AuthAction::Transaction { .. } => {
             Authorization::Deny
         }
-        AuthAction::Pragma { pragma_name, .. }
-            if DENIED_PRAGMAS.contains(&pragma_name.to_ascii_lowercase().as_str()) =>
-        {
-            Authorization::Deny
-        }
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value,
+        } if !pragma_allowed(pragma_name, pragma_value) => Authorization::Deny,
         _ => Authorization::Allow,
     }))
     .at(path)?;
@@ -1599,6 +1637,19 @@ mod tests {
         assert!(matches!(e, Error::BadInput { line: 2, .. }), "{e}");
         let e = parse_jsonl(p, "[1]\n").unwrap_err();
         assert!(e.to_string().contains("not a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn only_read_only_pragmas_are_allowed() {
+        assert!(pragma_allowed("table_info", Some("people")));
+        assert!(pragma_allowed("FOREIGN_KEY_CHECK", None));
+        assert!(pragma_allowed("user_version", None));
+        assert!(!pragma_allowed("user_version", Some("42")));
+        assert!(!pragma_allowed("ignore_check_constraints", Some("ON")));
+        assert!(!pragma_allowed("defer_foreign_keys", Some("1")));
+        assert!(!pragma_allowed("journal_mode", Some("DELETE")));
+        assert!(!pragma_allowed("optimize", None));
+        assert!(!pragma_allowed("wal_checkpoint", None));
     }
 
     #[test]

@@ -573,3 +573,67 @@ fn concurrent_deploys_to_one_tenant_apply_a_fixture_once() {
     }
     assert_eq!(count(&env, "acme", "SELECT count(*) FROM people"), 4);
 }
+
+#[test]
+fn a_fixture_leaving_a_deferred_foreign_key_broken_is_named_and_changes_nothing() {
+    let env = Env::new();
+    fixture(
+        &env,
+        "dangling",
+        "name = \"dangling\"\nversion = \"1\"\nfiles = [\"a.sql\"]\n",
+        &[(
+            "a.sql",
+            b"CREATE TABLE parent (id INTEGER PRIMARY KEY);\nCREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);\nINSERT INTO child VALUES (7, 99);\n",
+        )],
+    );
+    // check finds what COMMIT would refuse, and names the row.
+    let out = env.run(&["--format", "json", "fixture", "check", "dangling"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = report["problems"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("table 'child' rowid 7") && msg.contains("'parent'"),
+        "{report}"
+    );
+
+    env.ok(&["tenant", "create", "acme", "beta"]);
+    let before = snapshot(&env.data());
+    // One tenant: exit 1 (as for a failing statement), naming the fixture and the table.
+    let err = env.fails(&["fixture", "deploy", "dangling", "--tenant", "acme"], 1);
+    assert!(
+        err.contains("fixture 'dangling'") && err.contains("table 'child'"),
+        "{err}"
+    );
+    // Several tenants, all failing the same way: still 1, each tenant named.
+    let err = env.fails(
+        &[
+            "fixture", "deploy", "dangling", "--tenant", "acme", "--tenant", "beta",
+        ],
+        1,
+    );
+    assert!(err.contains("acme: fixture 'dangling'") && err.contains("beta: fixture 'dangling'"));
+    assert_eq!(snapshot(&env.data()), before);
+    assert_eq!(
+        count(
+            &env,
+            "acme",
+            "SELECT count(*) FROM sqlite_master WHERE name = 'child'"
+        ),
+        0
+    );
+
+    // Built with the tenant or a template: the same error, naming the tenant or template and never
+    // the temporary file.
+    let err = env.fails(&["tenant", "create", "gamma", "--fixture", "dangling"], 1);
+    assert!(
+        err.contains("fixture 'dangling'") && err.contains("gamma") && !err.contains(".monktmp-"),
+        "{err}"
+    );
+    let err = env.fails(&["template", "build", "tpl", "--fixture", "dangling"], 1);
+    assert!(
+        err.contains("fixture 'dangling'") && !err.contains(".monktmp-"),
+        "{err}"
+    );
+    env.fails(&["tenant", "show", "gamma"], 3);
+    assert!(!env.data().join("templates/tpl.db").exists());
+}

@@ -237,6 +237,46 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The same error with the private temporary file `tmp` named as `name` instead (such as
+    /// "tenant 'acme'"): a `.monktmp-` file is gone by the time the user reads the message. A
+    /// constraint failure there is the content's fault, not a name conflict, so it becomes a plain
+    /// failure (exit 1) rather than exit 4.
+    pub fn renamed(self, tmp: &Path, name: &str) -> Error {
+        let shown = tmp.display().to_string();
+        let fix = |s: String| s.replace(&shown, name);
+        match self {
+            Error::Sqlite { path, source } if path == tmp => match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                    Error::Other(format!("{name}: {source}"))
+                }
+                _ => Error::Sqlite {
+                    path: PathBuf::from(name),
+                    source,
+                },
+            },
+            Error::Io { path, source } if path == tmp => Error::Io {
+                path: PathBuf::from(name),
+                source,
+            },
+            Error::Permission { path, detail } if path == tmp => Error::Permission {
+                path: PathBuf::from(name),
+                detail,
+            },
+            Error::Corrupt { path, detail } if path == tmp => Error::Corrupt {
+                path: PathBuf::from(name),
+                detail,
+            },
+            Error::Busy { what, detail } => Error::Busy {
+                what: fix(what),
+                detail: fix(detail),
+            },
+            Error::Other(m) => Error::Other(fix(m)),
+            other => other,
+        }
+    }
+}
+
 /// Attaches a path to I/O and SQLite results.
 pub trait Context<T> {
     fn at(self, path: impl AsRef<Path>) -> Result<T>;

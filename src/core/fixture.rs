@@ -1118,23 +1118,90 @@ pub fn apply_guarded(
         _ => Authorization::Allow,
     }))
     .at(path)?;
-    let mut r = Ok(());
-    for l in plan {
-        r = apply(conn, l, on_error);
-        if r.is_err() {
-            break;
-        }
-    }
+    let r = apply_checked(conn, path, plan, on_error);
     conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
         .at(path)?;
     r
+}
+
+/// A row that breaks a foreign key: its table, rowid (none for a WITHOUT ROWID table) and the
+/// table it should reference.
+type Violation = (String, Option<i64>, String);
+
+fn fk_violations(conn: &Connection) -> rusqlite::Result<HashSet<Violation>> {
+    let mut st = conn.prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// Applies each fixture, then looks for rows it left breaking a foreign key. A deferred foreign
+/// key (`DEFERRABLE INITIALLY DEFERRED`) is only enforced at COMMIT, where the failure could name
+/// neither the fixture nor the row; checked here, it is an error of the fixture, naming the
+/// tables and rows. Rows that broke a key before the first fixture do not count (COMMIT does not
+/// fail on them either).
+fn apply_checked(
+    conn: &Connection,
+    path: &Path,
+    plan: &[&Loaded],
+    on_error: &mut dyn FnMut(Error) -> Result<()>,
+) -> Result<()> {
+    let mut seen = fk_violations(conn).at(path)?;
+    for l in plan {
+        apply(conn, l, on_error)?;
+        let mut new: Vec<Violation> = fk_violations(conn)
+            .at(path)?
+            .into_iter()
+            .filter(|v| !seen.contains(v))
+            .collect();
+        if new.is_empty() {
+            continue;
+        }
+        new.sort();
+        let shown: Vec<String> = new
+            .iter()
+            .take(5)
+            .map(|(t, rowid, parent)| match rowid {
+                Some(id) => format!("table '{t}' rowid {id} (references '{parent}')"),
+                None => format!("table '{t}' (references '{parent}')"),
+            })
+            .collect();
+        let more = if new.len() > 5 {
+            format!(" and {} more", new.len() - 5)
+        } else {
+            String::new()
+        };
+        let message = format!(
+            "fixture '{}': {} row(s) break a foreign key when the fixture is done, so its transaction cannot commit: {}{more}; add the missing rows or fix the references",
+            l.fixture.name,
+            new.len(),
+            shown.join(", ")
+        );
+        seen.extend(new);
+        on_error(Error::Other(message))?;
+    }
+    Ok(())
+}
+
+/// Commits the transaction of a fixture run. A failure here is not a conflict with another
+/// tenant or name: a constraint is the content's fault (exit 1, like a failing statement).
+pub(crate) fn commit(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute_batch("COMMIT")
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => Error::Other(format!(
+                "{}: the fixtures break a constraint checked at COMMIT ({e}); nothing was applied",
+                path.display()
+            )),
+            _ => Error::sqlite(path, e),
+        })
 }
 
 /// Applies fixtures to an open connection in one transaction; all or nothing.
 pub fn apply_all(conn: &mut Connection, path: &Path, plan: &[&Loaded]) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE").at(path)?;
     match apply_guarded(conn, path, plan, &mut |e| Err(e)) {
-        Ok(()) => conn.execute_batch("COMMIT").at(path),
+        Ok(()) => commit(conn, path).inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        }),
         Err(e) => {
             // SQLite may have rolled back already (some errors do); nothing to report then.
             let _ = conn.execute_batch("ROLLBACK");
@@ -1147,15 +1214,20 @@ pub fn apply_all(conn: &mut Connection, path: &Path, plan: &[&Loaded]) -> Result
 /// transaction), for `tenant create --fixture`.
 pub fn builder(fixtures: &[Loaded]) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + '_ {
     move |path: &Path, spec: &CreateSpec| {
-        let mut conn = system::open_build(path)?;
-        // A private file being built: an error discards it, so no rollback is needed.
-        conn.execute_batch("BEGIN").at(path)?;
-        conn.execute_batch(system::SYSTEM_SQL).at(path)?;
-        let owner_id = system::add_owner(&conn, &spec.owner).at(path)?;
-        let plan: Vec<&Loaded> = fixtures.iter().collect();
-        apply_guarded(&mut conn, path, &plan, &mut |e| Err(e))?;
-        conn.execute_batch("COMMIT").at(path)?;
-        system::finish_build(conn, path)?;
+        // The file is a private temporary one: errors name the tenant, not it.
+        let build = || -> Result<String> {
+            let mut conn = system::open_build(path)?;
+            // A private file being built: an error discards it, so no rollback is needed.
+            conn.execute_batch("BEGIN").at(path)?;
+            conn.execute_batch(system::SYSTEM_SQL).at(path)?;
+            let owner_id = system::add_owner(&conn, &spec.owner).at(path)?;
+            let plan: Vec<&Loaded> = fixtures.iter().collect();
+            apply_guarded(&mut conn, path, &plan, &mut |e| Err(e))?;
+            commit(&conn, path)?;
+            system::finish_build(conn, path)?;
+            Ok(owner_id)
+        };
+        let owner_id = build().map_err(|e| e.renamed(path, &format!("tenant '{}'", spec.name)))?;
         Ok(Built {
             owner_id,
             fixtures: fixtures.iter().map(|l| l.fixture.name.clone()).collect(),

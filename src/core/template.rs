@@ -124,16 +124,21 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
     let previous = read_meta(&meta_path).ok().flatten();
     let tmp = fsutil::temp_beside(&db_path);
     let guard = Temp(Some(tmp.clone()));
-    let mut conn = system::open_build(&tmp)?;
-    // A private file being built: an error discards it, so no rollback is needed.
-    conn.execute_batch("BEGIN").at(&tmp)?;
-    conn.execute_batch(system::SYSTEM_SQL).at(&tmp)?;
-    let plan: Vec<&Loaded> = loaded.iter().collect();
-    fixture::apply_guarded(&mut conn, &tmp, &plan, &mut |e| Err(e))?;
-    conn.execute_batch("COMMIT").at(&tmp)?;
-    conn.execute_batch("VACUUM").at(&tmp)?;
-    let schema_version = schema::tenant_version(&conn).at(&tmp)?;
-    system::finish_build(conn, &tmp)?;
+    // The file is a private temporary one: errors name the template, not it.
+    let execute = || -> Result<i64> {
+        let mut conn = system::open_build(&tmp)?;
+        // A private file being built: an error discards it, so no rollback is needed.
+        conn.execute_batch("BEGIN").at(&tmp)?;
+        conn.execute_batch(system::SYSTEM_SQL).at(&tmp)?;
+        let plan: Vec<&Loaded> = loaded.iter().collect();
+        fixture::apply_guarded(&mut conn, &tmp, &plan, &mut |e| Err(e))?;
+        fixture::commit(&conn, &tmp)?;
+        conn.execute_batch("VACUUM").at(&tmp)?;
+        let schema_version = schema::tenant_version(&conn).at(&tmp)?;
+        system::finish_build(conn, &tmp)?;
+        Ok(schema_version)
+    };
+    let schema_version = execute().map_err(|e| e.renamed(&tmp, &format!("template '{name}'")))?;
     let bytes = fs::read(&tmp).at(&tmp)?;
     let meta = Meta {
         name: name.to_string(),
@@ -273,63 +278,69 @@ pub fn builder<'a>(
     extra: &'a [Loaded],
 ) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + 'a {
     move |path: &Path, spec: &CreateSpec| {
-        let mut f = fsutil::create_private_file(path)?;
-        f.write_all(&image.bytes).at(path)?;
-        let mut conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .at(path)?;
-        conn.execute_batch(
-            "PRAGMA locking_mode=EXCLUSIVE; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
-        )
-        .at(path)?;
-        system::register_functions(&conn).at(path)?;
-        let tx = conn.transaction().at(path)?;
-        let owner_id = system::add_owner(&tx, &spec.owner).at(path)?;
-        regenerate_ids(&tx).at(path)?;
-        let broken: i64 = tx
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })
-            .at(path)?;
-        if broken > 0 {
-            return Err(Error::Other(format!(
-                "{}: {broken} broken foreign key(s) after giving the clone fresh ids; rebuild the template '{}'",
-                path.display(),
-                image.meta.name
-            )));
-        }
-        tx.commit().at(path)?;
-        conn.execute_batch("PRAGMA foreign_keys=ON;").at(path)?;
-        let plan: Vec<&Loaded> = extra
-            .iter()
-            .filter(|l| !image.meta.fixtures.iter().any(|f| f.name == l.fixture.name))
-            .collect();
-        if !plan.is_empty() {
-            fixture::apply_all(&mut conn, path, &plan)?;
-        }
-        conn.close().map_err(|(_, e)| e).at(path)?;
-        f.sync_all().at(path)?;
-        let mut versions: Vec<(String, String)> = image
-            .meta
-            .fixtures
-            .iter()
-            .map(|f| (f.name.clone(), f.version.clone()))
-            .collect();
-        versions.extend(
-            plan.iter()
-                .map(|l| (l.fixture.name.clone(), l.fixture.version.clone())),
-        );
-        Ok(Built {
-            owner_id,
-            source_template: Some(image.meta.name.clone()),
-            template_version: Some(image.meta.generation),
-            fixtures: versions.iter().map(|v| v.0.clone()).collect(),
-            fixture_versions: versions,
-            ..Built::default()
-        })
+        // The file is a private temporary one: errors name the tenant, not it.
+        clone_into(image, extra, path, spec)
+            .map_err(|e| e.renamed(path, &format!("tenant '{}'", spec.name)))
     }
+}
+
+fn clone_into(image: &Image, extra: &[Loaded], path: &Path, spec: &CreateSpec) -> Result<Built> {
+    let mut f = fsutil::create_private_file(path)?;
+    f.write_all(&image.bytes).at(path)?;
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(path)?;
+    conn.execute_batch(
+        "PRAGMA locking_mode=EXCLUSIVE; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
+    )
+    .at(path)?;
+    system::register_functions(&conn).at(path)?;
+    let tx = conn.transaction().at(path)?;
+    let owner_id = system::add_owner(&tx, &spec.owner).at(path)?;
+    regenerate_ids(&tx).at(path)?;
+    let broken: i64 = tx
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .at(path)?;
+    if broken > 0 {
+        return Err(Error::Other(format!(
+            "{}: {broken} broken foreign key(s) after giving the clone fresh ids; rebuild the template '{}'",
+            path.display(),
+            image.meta.name
+        )));
+    }
+    tx.commit().at(path)?;
+    conn.execute_batch("PRAGMA foreign_keys=ON;").at(path)?;
+    let plan: Vec<&Loaded> = extra
+        .iter()
+        .filter(|l| !image.meta.fixtures.iter().any(|f| f.name == l.fixture.name))
+        .collect();
+    if !plan.is_empty() {
+        fixture::apply_all(&mut conn, path, &plan)?;
+    }
+    conn.close().map_err(|(_, e)| e).at(path)?;
+    f.sync_all().at(path)?;
+    let mut versions: Vec<(String, String)> = image
+        .meta
+        .fixtures
+        .iter()
+        .map(|f| (f.name.clone(), f.version.clone()))
+        .collect();
+    versions.extend(
+        plan.iter()
+            .map(|l| (l.fixture.name.clone(), l.fixture.version.clone())),
+    );
+    Ok(Built {
+        owner_id,
+        source_template: Some(image.meta.name.clone()),
+        template_version: Some(image.meta.generation),
+        fixtures: versions.iter().map(|v| v.0.clone()).collect(),
+        fixture_versions: versions,
+        ..Built::default()
+    })
 }
 
 fn info(layout: &Layout, name: &str, verify: bool) -> Info {

@@ -282,3 +282,32 @@ fn create_from_a_template_with_extra_fixtures() {
         .collect();
     assert_eq!(names, ["more", "shop"]);
 }
+
+#[test]
+fn a_template_from_another_system_or_schema_version_is_refused_until_rebuilt() {
+    let env = Env::new();
+    seed(&env);
+    env.ok(&["init"]);
+    let meta = env.json(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    let side = env.data().join("templates/shop_tpl.toml");
+    let good = fs::read_to_string(&side).unwrap();
+    let system_version = meta["system_version"].as_str().unwrap();
+    let schema_line = format!("schema_version = {}", meta["schema_version"]);
+    assert!(good.contains(&schema_line), "{good}");
+    for stale in [
+        good.replace(system_version, "0000000000000000"),
+        good.replace(&schema_line, "schema_version = 99"),
+    ] {
+        fs::write(&side, &stale).unwrap();
+        let before = snapshot(&env.data());
+        let err = env.fails(&["tenant", "create", "acme", "--template", "shop_tpl"], 7);
+        assert!(
+            err.contains("template 'shop_tpl' was built from")
+                && err.contains("rebuild it with `monkctl template build shop_tpl --fixture shop`"),
+            "{err}"
+        );
+        assert_eq!(snapshot(&env.data()), before);
+    }
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    env.ok(&["tenant", "create", "acme", "--template", "shop_tpl"]);
+}

@@ -207,6 +207,9 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
             ),
         });
     };
+    if name != SYSTEM {
+        refuse_other_version(&meta)?;
+    }
     let bytes = fs::read(&db_path).at(&db_path)?;
     let sum = fixture::checksum_hex(&bytes);
     if sum != meta.checksum {
@@ -219,6 +222,27 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
         });
     }
     Ok(Image { meta, bytes })
+}
+
+/// A user template built from another `system` fixture or at another tenant schema version than
+/// this binary's would give tenants a schema the binary does not create (and the registry would
+/// record them as if it did): it is refused (exit 7) until rebuilt. The `system` template is
+/// rebuilt instead, as it holds nothing but derived data.
+fn refuse_other_version(meta: &Meta) -> Result<()> {
+    let (system_version, schema_version) =
+        (fixture::system_version(), schema::latest_tenant_version());
+    if meta.system_version == system_version && meta.schema_version == schema_version {
+        return Ok(());
+    }
+    let fixtures: String = meta
+        .fixtures
+        .iter()
+        .map(|f| format!(" --fixture {}", f.name))
+        .collect();
+    Err(Error::Unsupported(format!(
+        "template '{}' was built from system fixture {} at tenant schema version {}, but this monkctl has system fixture {system_version} at schema version {schema_version}; rebuild it with `monkctl template build {}{fixtures}`",
+        meta.name, meta.system_version, meta.schema_version, meta.name
+    )))
 }
 
 /// Gives the rows of `FRESH_ID_TABLES` fresh ids and rewrites the foreign keys that point at them.

@@ -311,3 +311,47 @@ fn a_template_from_another_system_or_schema_version_is_refused_until_rebuilt() {
     env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
     env.ok(&["tenant", "create", "acme", "--template", "shop_tpl"]);
 }
+
+#[test]
+fn a_rebuild_interrupted_between_its_renames_heals_system_and_names_the_fix_for_others() {
+    let env = Env::new();
+    seed(&env);
+    // The state a crash between the two renames leaves: the new database, the old sidecar.
+    let interrupt = |name: &str, fixtures: &[&str]| {
+        let side = env.data().join(format!("templates/{name}.toml"));
+        let old = fs::read(&side).unwrap();
+        let mut args = vec!["template", "build", name];
+        for f in fixtures {
+            args.extend(["--fixture", f]);
+        }
+        env.ok(&args);
+        fs::write(&side, old).unwrap();
+        assert_eq!(
+            env.json(&["template", "show", name])["checksum_ok"],
+            false,
+            "{name}"
+        );
+    };
+
+    env.ok(&["tenant", "create", "first", "--template", "system"]);
+    interrupt("system", &[]);
+    env.ok(&["tenant", "create", "second", "--template", "system"]);
+    let show = env.json(&["template", "show", "system"]);
+    assert_eq!(show["checksum_ok"], true);
+    assert_eq!(content(&env, "second"), content(&env, "first"));
+
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    interrupt("shop_tpl", &["shop"]);
+    let before = snapshot(&env.data());
+    let err = env.fails(&["tenant", "create", "acme", "--template", "shop_tpl"], 6);
+    assert!(
+        err.contains("template 'shop_tpl' fails its checksum")
+            && err.contains("rebuild it with `monkctl template build shop_tpl --fixture shop`")
+            && !err.contains("not a valid SQLite database")
+            && !err.contains("backup"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&env.data()), before);
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    env.ok(&["tenant", "create", "acme", "--template", "shop_tpl"]);
+}

@@ -93,6 +93,11 @@ pub enum Error {
     #[error("{} is not a valid SQLite database ({detail}); restore it from a backup or move it aside", path.display())]
     Corrupt { path: PathBuf, detail: String },
 
+    /// A template whose files do not agree (a damaged file, or a build interrupted between its
+    /// two renames): derived data, so the fix is a rebuild, not a backup.
+    #[error("{}: {detail}", path.display())]
+    TemplateDamaged { path: PathBuf, detail: String },
+
     #[error("{0}")]
     Unsupported(String),
 
@@ -170,7 +175,7 @@ impl Error {
             }
             Error::TenantExists(_) | Error::Conflict(_) => exit::CONFLICT,
             Error::Busy { .. } => exit::BUSY,
-            Error::Corrupt { .. } => exit::CORRUPT,
+            Error::Corrupt { .. } | Error::TemplateDamaged { .. } => exit::CORRUPT,
             Error::Unsupported(_) => exit::UNSUPPORTED,
             Error::Partial { .. } => exit::PARTIAL,
             Error::Permission { .. } => exit::PERMISSION,

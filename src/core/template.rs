@@ -82,10 +82,10 @@ fn read_meta(path: &Path) -> Result<Option<Meta>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
-    toml::from_str(&text).map(Some).map_err(|e| Error::Corrupt {
+    toml::from_str(&text).map(Some).map_err(|e| Error::TemplateDamaged {
         path: path.to_path_buf(),
         detail: format!(
-            "the template's metadata cannot be read ({}); rebuild it with `monkctl template build`",
+            "the template's metadata cannot be read ({}); rebuild it with `monkctl template build NAME --fixture ...`",
             e.message().trim()
         ),
     })
@@ -164,7 +164,8 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
         .and_then(|_| f.sync_all())
         .at(&tmp_meta)?;
     // The database first: a crash between the renames leaves a sidecar whose checksum does not
-    // match, which every reader refuses (exit 6) until the next build.
+    // match. `load` then rebuilds the `system` template (derived data) and refuses a user
+    // template (exit 6) with the `template build` command that rebuilds it.
     fs::rename(&tmp, &db_path).at(&db_path)?;
     fs::rename(&tmp_meta, &meta_path).at(&meta_path)?;
     fsutil::sync_dir(&layout.templates_dir())?;
@@ -180,8 +181,9 @@ pub struct Image {
     pub bytes: Vec<u8>,
 }
 
-/// Reads template `name` and verifies its checksum (a mismatch is `Corrupt`, exit 6). The
-/// `system` template is built first when missing or built from another `system` fixture.
+/// Reads template `name` and verifies its checksum (a mismatch is `TemplateDamaged`, exit 6). The
+/// `system` template is (re)built first when missing, built from another `system` fixture, or
+/// failing its checksum.
 pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
     names::plain("template name", name)?;
     let (db_path, meta_path) = paths(&ws.layout, name);
@@ -190,7 +192,13 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
         return Err(not_found(db_path, name));
     }
     let _lock = lock(&ws.layout, name)?;
-    let mut meta = read_meta(&meta_path)?;
+    // The `system` template is derived data: whatever is wrong with it (no sidecar, an unreadable
+    // one, another system fixture, a file that fails its checksum after a damaged disk or a build
+    // interrupted between its renames), it is rebuilt rather than refused.
+    let mut meta = match read_meta(&meta_path) {
+        Err(_) if name == SYSTEM => None,
+        other => other?,
+    };
     if name == SYSTEM
         && meta
             .as_ref()
@@ -198,7 +206,7 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
     {
         meta = Some(build_locked(&ws.layout, SYSTEM, &[])?);
     }
-    let Some(meta) = meta else {
+    let Some(mut meta) = meta else {
         return Err(Error::FileNotFound {
             what: "template",
             path: db_path,
@@ -210,18 +218,40 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
     if name != SYSTEM {
         refuse_other_version(&meta)?;
     }
-    let bytes = fs::read(&db_path).at(&db_path)?;
-    let sum = fixture::checksum_hex(&bytes);
-    if sum != meta.checksum {
-        return Err(Error::Corrupt {
+    let mut bytes = read_if_exists(&db_path)?;
+    if name == SYSTEM && !matches(&bytes, &meta) {
+        meta = build_locked(&ws.layout, SYSTEM, &[])?;
+        bytes = read_if_exists(&db_path)?;
+    }
+    let Some(bytes) = bytes.filter(|b| fixture::checksum_hex(b) == meta.checksum) else {
+        let fixtures: String = meta
+            .fixtures
+            .iter()
+            .map(|f| format!(" --fixture {}", f.name))
+            .collect();
+        return Err(Error::TemplateDamaged {
             path: db_path,
             detail: format!(
-                "the template fails its checksum (recorded {}, the file has {sum}); rebuild it with `monkctl template build {name}`",
+                "template '{name}' fails its checksum (its sidecar records {}): the file was damaged, or its last build was interrupted; rebuild it with `monkctl template build {name}{fixtures}`",
                 meta.checksum
             ),
         });
-    }
+    };
     Ok(Image { meta, bytes })
+}
+
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn matches(bytes: &Option<Vec<u8>>, meta: &Meta) -> bool {
+    bytes
+        .as_ref()
+        .is_some_and(|b| fixture::checksum_hex(b) == meta.checksum)
 }
 
 /// A user template built from another `system` fixture or at another tenant schema version than

@@ -313,7 +313,7 @@ fn a_template_from_another_system_or_schema_version_is_refused_until_rebuilt() {
 }
 
 #[test]
-fn a_rebuild_interrupted_between_its_renames_heals_system_and_names_the_fix_for_others() {
+fn a_rebuild_interrupted_between_its_renames_is_finished_and_damage_is_named() {
     let env = Env::new();
     seed(&env);
     // The state a crash between the two renames leaves: the new database, the old sidecar.
@@ -340,7 +340,26 @@ fn a_rebuild_interrupted_between_its_renames_heals_system_and_names_the_fix_for_
     assert_eq!(show["checksum_ok"], true);
     assert_eq!(content(&env, "second"), content(&env, "first"));
 
+    // A user template: the pending sidecar a build leaves between its renames finishes the build.
     env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    let side = env.data().join("templates/shop_tpl.toml");
+    let pending = env.data().join("templates/shop_tpl.toml.pending");
+    interrupt("shop_tpl", &["shop"]);
+    let old = fs::read(&side).unwrap();
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    fs::rename(&side, &pending).unwrap();
+    fs::write(&side, &old).unwrap();
+    env.ok(&["tenant", "create", "early", "--template", "shop_tpl"]);
+    assert!(!pending.exists());
+    let show = env.json(&["template", "show", "shop_tpl"]);
+    assert_eq!(show["checksum_ok"], true);
+    assert_eq!(show["meta"]["generation"], 2);
+    assert_eq!(
+        env.json(&["tenant", "show", "early"])["template_version"],
+        2
+    );
+
+    // Without it (a damaged file), it is refused with the command that rebuilds it.
     interrupt("shop_tpl", &["shop"]);
     let before = snapshot(&env.data());
     let err = env.fails(&["tenant", "create", "acme", "--template", "shop_tpl"], 6);

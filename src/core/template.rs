@@ -163,11 +163,19 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .at(&tmp_meta)?;
-    // The database first: a crash between the renames leaves a sidecar whose checksum does not
-    // match. `load` then rebuilds the `system` template (derived data) and refuses a user
-    // template (exit 6) with the `template build` command that rebuilds it.
+    // Two files cannot be renamed at once, so the new sidecar is first put in place as
+    // `NAME.toml.pending` (made durable before the database moves), then the database, then the
+    // sidecar. A crash between the renames leaves the new database with a pending sidecar that
+    // matches it, and `recover` (run by every clone under the lock) finishes the build; a crash
+    // before the database rename leaves the old pair intact and a stale pending file, which the
+    // next build replaces. Anything else that makes the files disagree is damage: `load`
+    // rebuilds the `system` template (derived data) and refuses a user template (exit 6) with
+    // the `template build` command that rebuilds it.
+    let pending = pending_path(&meta_path);
+    fs::rename(&tmp_meta, &pending).at(&pending)?;
+    fsutil::sync_dir(&layout.templates_dir())?;
     fs::rename(&tmp, &db_path).at(&db_path)?;
-    fs::rename(&tmp_meta, &meta_path).at(&meta_path)?;
+    fs::rename(&pending, &meta_path).at(&meta_path)?;
     fsutil::sync_dir(&layout.templates_dir())?;
     drop(guard);
     drop(meta_guard);
@@ -192,6 +200,7 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
         return Err(not_found(db_path, name));
     }
     let _lock = lock(&ws.layout, name)?;
+    recover(&ws.layout, &db_path, &meta_path)?;
     // The `system` template is derived data: whatever is wrong with it (no sidecar, an unreadable
     // one, another system fixture, a file that fails its checksum after a damaged disk or a build
     // interrupted between its renames), it is rebuilt rather than refused.
@@ -238,6 +247,25 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
         });
     };
     Ok(Image { meta, bytes })
+}
+
+/// The sidecar of a build between its two renames (see `build_locked`).
+fn pending_path(meta_path: &Path) -> PathBuf {
+    fsutil::with_suffix(meta_path, ".pending")
+}
+
+/// Finishes a build that stopped between its renames: when a pending sidecar matches the
+/// database in place, it becomes the sidecar. Call with the template's lock held.
+fn recover(layout: &Layout, db_path: &Path, meta_path: &Path) -> Result<()> {
+    let pending = pending_path(meta_path);
+    let Ok(Some(next)) = read_meta(&pending) else {
+        return Ok(());
+    };
+    if matches(&read_if_exists(db_path)?, &next) {
+        fs::rename(&pending, meta_path).at(meta_path)?;
+        fsutil::sync_dir(&layout.templates_dir())?;
+    }
+    Ok(())
 }
 
 fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
@@ -490,7 +518,7 @@ pub fn rm(ws: &Workspace, name: &str) -> Result<Removed> {
     let mut removed = Vec::new();
     // The metadata first: a crash in between leaves a database without metadata, which nothing
     // clones from and `template list` reports.
-    for p in [meta_path, db_path] {
+    for p in [pending_path(&meta_path), meta_path, db_path] {
         if p.exists() {
             fs::remove_file(&p).at(&p)?;
             removed.push(p);

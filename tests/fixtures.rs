@@ -484,24 +484,45 @@ fn a_fixture_cannot_attach_files_or_end_its_transaction() {
         "name = \"attach\"\nversion = \"1\"\ndepends_on = [\"base\"]\nfiles = [\"a.sql\"]\n",
         &[("a.sql", attach.as_bytes())],
     );
-    fixture(
-        &env,
-        "commit",
-        "name = \"commit\"\nversion = \"1\"\ndepends_on = [\"base\"]\nfiles = [\"a.sql\"]\n",
-        &[(
-            "a.sql",
-            b"INSERT INTO people (name) VALUES ('x');\nCOMMIT;\nPRAGMA journal_mode = DELETE;\n",
-        )],
-    );
-    for name in ["attach", "commit"] {
+    // One forbidden statement per fixture, each on line 2, so that each one is reached.
+    let forbidden: [(&str, &str); 5] = [
+        ("commit", "COMMIT;"),
+        ("journal", "PRAGMA journal_mode = DELETE;"),
+        ("nochecks", "PRAGMA ignore_check_constraints = ON;"),
+        ("stamp", "PRAGMA user_version = 42;"),
+        ("deferfk", "PRAGMA defer_foreign_keys = ON;"),
+    ];
+    for (name, stmt) in forbidden {
+        let sql = format!("INSERT INTO people (name) VALUES ('x');\n{stmt}\n");
+        let manifest = format!(
+            "name = \"{name}\"\nversion = \"1\"\ndepends_on = [\"base\"]\nfiles = [\"a.sql\"]\n"
+        );
+        fixture(&env, name, &manifest, &[("a.sql", sql.as_bytes())]);
+    }
+    let before = snapshot(&env.data());
+    for name in ["attach"].into_iter().chain(forbidden.iter().map(|f| f.0)) {
         let err = env.fails(&["fixture", "deploy", name, "--tenant", "acme"], 1);
         assert!(
             err.contains("a.sql:2:") && err.contains("not authorized"),
-            "{err}"
+            "{name}: {err}"
         );
         let out = env.run(&["--format", "json", "fixture", "check", name]);
-        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            report["problems"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("a.sql:2:") && m.contains("not authorized")),
+            "{name}: {report}"
+        );
     }
+    assert_eq!(snapshot(&env.data()), before);
+    let conn = env.open(&env.tenant_file("acme"));
+    let uv: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(uv, 42);
+    drop(conn);
     assert!(!outside.exists());
     // Nothing of either fixture stayed: not even the table of their dependency.
     assert_eq!(
@@ -512,6 +533,18 @@ fn a_fixture_cannot_attach_files_or_end_its_transaction() {
         ),
         0
     );
+    // Reading the schema and checking the file are allowed.
+    fixture(
+        &env,
+        "introspect",
+        "name = \"introspect\"\nversion = \"1\"\ndepends_on = [\"base\"]\nfiles = [\"a.sql\"]\n",
+        &[(
+            "a.sql",
+            b"PRAGMA table_info(people);\nPRAGMA foreign_key_check;\nPRAGMA user_version;\nPRAGMA integrity_check;\n",
+        )],
+    );
+    env.ok(&["fixture", "check", "introspect"]);
+    env.ok(&["fixture", "deploy", "introspect", "--tenant", "acme"]);
 }
 
 #[test]
@@ -541,4 +574,68 @@ fn concurrent_deploys_to_one_tenant_apply_a_fixture_once() {
         );
     }
     assert_eq!(count(&env, "acme", "SELECT count(*) FROM people"), 4);
+}
+
+#[test]
+fn a_fixture_leaving_a_deferred_foreign_key_broken_is_named_and_changes_nothing() {
+    let env = Env::new();
+    fixture(
+        &env,
+        "dangling",
+        "name = \"dangling\"\nversion = \"1\"\nfiles = [\"a.sql\"]\n",
+        &[(
+            "a.sql",
+            b"CREATE TABLE parent (id INTEGER PRIMARY KEY);\nCREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);\nINSERT INTO child VALUES (7, 99);\n",
+        )],
+    );
+    // check finds what COMMIT would refuse, and names the row.
+    let out = env.run(&["--format", "json", "fixture", "check", "dangling"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let msg = report["problems"][0]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("table 'child' rowid 7") && msg.contains("'parent'"),
+        "{report}"
+    );
+
+    env.ok(&["tenant", "create", "acme", "beta"]);
+    let before = snapshot(&env.data());
+    // One tenant: exit 1 (as for a failing statement), naming the fixture and the table.
+    let err = env.fails(&["fixture", "deploy", "dangling", "--tenant", "acme"], 1);
+    assert!(
+        err.contains("fixture 'dangling'") && err.contains("table 'child'"),
+        "{err}"
+    );
+    // Several tenants, all failing the same way: still 1, each tenant named.
+    let err = env.fails(
+        &[
+            "fixture", "deploy", "dangling", "--tenant", "acme", "--tenant", "beta",
+        ],
+        1,
+    );
+    assert!(err.contains("acme: fixture 'dangling'") && err.contains("beta: fixture 'dangling'"));
+    assert_eq!(snapshot(&env.data()), before);
+    assert_eq!(
+        count(
+            &env,
+            "acme",
+            "SELECT count(*) FROM sqlite_master WHERE name = 'child'"
+        ),
+        0
+    );
+
+    // Built with the tenant or a template: the same error, naming the tenant or template and never
+    // the temporary file.
+    let err = env.fails(&["tenant", "create", "gamma", "--fixture", "dangling"], 1);
+    assert!(
+        err.contains("fixture 'dangling'") && err.contains("gamma") && !err.contains(".monktmp-"),
+        "{err}"
+    );
+    let err = env.fails(&["template", "build", "tpl", "--fixture", "dangling"], 1);
+    assert!(
+        err.contains("fixture 'dangling'") && !err.contains(".monktmp-"),
+        "{err}"
+    );
+    env.fails(&["tenant", "show", "gamma"], 3);
+    assert!(!env.data().join("templates/tpl.db").exists());
 }

@@ -20,13 +20,17 @@ fn seed(env: &Env) {
     fixture(
         env,
         "shop",
-        "name = \"shop\"\nversion = \"3\"\nfiles = [\"schema.sql\", \"items.csv\", \"files.sql\"]\n",
+        "name = \"shop\"\nversion = \"3\"\nfiles = [\"schema.sql\", \"items.csv\", \"files.sql\", \"trial.sql\"]\n",
         &[
             (
                 "schema.sql",
                 b"CREATE TABLE items (id TEXT PRIMARY KEY DEFAULT (monk_uuid()), sku TEXT UNIQUE, price REAL, qty INTEGER);\nINSERT INTO models (id, model_name, status) VALUES (monk_uuid(), 'items', 'active');\nINSERT INTO fields (id, model_name, field_name, type) VALUES (monk_uuid(), 'items', 'sku', 'text');\n",
             ),
             ("items.csv", b"sku,price,qty\na1,1.5,3\nb2,2,\n"),
+            (
+                "trial.sql",
+                b"CREATE TABLE notes (body TEXT);\nINSERT INTO notes VALUES ('keep');\nSAVEPOINT trial;\nINSERT INTO notes VALUES ('undo-me');\nROLLBACK TO trial;\nRELEASE trial;\n",
+            ),
             (
                 "files.sql",
                 b"INSERT INTO fs (id, parent_id, name, path, node_type) SELECT monk_uuid(), id, 'etc', '/etc', 'directory' FROM fs WHERE path = '/';\nINSERT INTO fs (id, parent_id, name, path, node_type) SELECT monk_uuid(), id, 'motd', '/etc/motd', 'file' FROM fs WHERE path = '/etc';\n",
@@ -114,7 +118,17 @@ fn a_cloned_tenant_equals_an_executed_one_row_for_row() {
     for t in ["clone1", "clone2"] {
         assert!(!env.tenant_file(t).with_extension("db-wal").exists());
     }
+    // A savepoint rolled back inside a fixture is undone however the tenant is made.
+    env.ok(&["tenant", "create", "deployed", "--owner", "alice"]);
+    env.ok(&["fixture", "deploy", "shop", "--tenant", "deployed"]);
     let built = content(&env, "built");
+    let notes: Vec<&Vec<String>> = built
+        .iter()
+        .filter(|(t, _)| t == "notes")
+        .map(|(_, rows)| rows)
+        .collect();
+    assert_eq!(notes, [&vec!["body=Text(\"keep\")".to_string()]]);
+    assert_eq!(content(&env, "deployed"), built);
     assert!(built
         .iter()
         .any(|(t, rows)| t == "items" && rows.len() == 2));
@@ -267,4 +281,96 @@ fn create_from_a_template_with_extra_fixtures() {
         .map(|f| f["fixture"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["more", "shop"]);
+}
+
+#[test]
+fn a_template_from_another_system_or_schema_version_is_refused_until_rebuilt() {
+    let env = Env::new();
+    seed(&env);
+    env.ok(&["init"]);
+    let meta = env.json(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    let side = env.data().join("templates/shop_tpl.toml");
+    let good = fs::read_to_string(&side).unwrap();
+    let system_version = meta["system_version"].as_str().unwrap();
+    let schema_line = format!("schema_version = {}", meta["schema_version"]);
+    assert!(good.contains(&schema_line), "{good}");
+    for stale in [
+        good.replace(system_version, "0000000000000000"),
+        good.replace(&schema_line, "schema_version = 99"),
+    ] {
+        fs::write(&side, &stale).unwrap();
+        let before = snapshot(&env.data());
+        let err = env.fails(&["tenant", "create", "acme", "--template", "shop_tpl"], 7);
+        assert!(
+            err.contains("template 'shop_tpl' was built from")
+                && err.contains("rebuild it with `monkctl template build shop_tpl --fixture shop`"),
+            "{err}"
+        );
+        assert_eq!(snapshot(&env.data()), before);
+    }
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    env.ok(&["tenant", "create", "acme", "--template", "shop_tpl"]);
+}
+
+#[test]
+fn a_rebuild_interrupted_between_its_renames_is_finished_and_damage_is_named() {
+    let env = Env::new();
+    seed(&env);
+    // The state a crash between the two renames leaves: the new database, the old sidecar.
+    let interrupt = |name: &str, fixtures: &[&str]| {
+        let side = env.data().join(format!("templates/{name}.toml"));
+        let old = fs::read(&side).unwrap();
+        let mut args = vec!["template", "build", name];
+        for f in fixtures {
+            args.extend(["--fixture", f]);
+        }
+        env.ok(&args);
+        fs::write(&side, old).unwrap();
+        assert_eq!(
+            env.json(&["template", "show", name])["checksum_ok"],
+            false,
+            "{name}"
+        );
+    };
+
+    env.ok(&["tenant", "create", "first", "--template", "system"]);
+    interrupt("system", &[]);
+    env.ok(&["tenant", "create", "second", "--template", "system"]);
+    let show = env.json(&["template", "show", "system"]);
+    assert_eq!(show["checksum_ok"], true);
+    assert_eq!(content(&env, "second"), content(&env, "first"));
+
+    // A user template: the pending sidecar a build leaves between its renames finishes the build.
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    let side = env.data().join("templates/shop_tpl.toml");
+    let pending = env.data().join("templates/shop_tpl.toml.pending");
+    interrupt("shop_tpl", &["shop"]);
+    let old = fs::read(&side).unwrap();
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    fs::rename(&side, &pending).unwrap();
+    fs::write(&side, &old).unwrap();
+    env.ok(&["tenant", "create", "early", "--template", "shop_tpl"]);
+    assert!(!pending.exists());
+    let show = env.json(&["template", "show", "shop_tpl"]);
+    assert_eq!(show["checksum_ok"], true);
+    assert_eq!(show["meta"]["generation"], 2);
+    assert_eq!(
+        env.json(&["tenant", "show", "early"])["template_version"],
+        2
+    );
+
+    // Without it (a damaged file), it is refused with the command that rebuilds it.
+    interrupt("shop_tpl", &["shop"]);
+    let before = snapshot(&env.data());
+    let err = env.fails(&["tenant", "create", "acme", "--template", "shop_tpl"], 6);
+    assert!(
+        err.contains("template 'shop_tpl' fails its checksum")
+            && err.contains("rebuild it with `monkctl template build shop_tpl --fixture shop`")
+            && !err.contains("not a valid SQLite database")
+            && !err.contains("backup"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&env.data()), before);
+    env.ok(&["template", "build", "shop_tpl", "--fixture", "shop"]);
+    env.ok(&["tenant", "create", "acme", "--template", "shop_tpl"]);
 }

@@ -97,6 +97,11 @@ pub enum Error {
     #[error("{} is not a valid SQLite database ({detail}); restore it from a backup or move it aside", path.display())]
     Corrupt { path: PathBuf, detail: String },
 
+    /// A template whose files do not agree (a damaged file, or a build interrupted between its
+    /// two renames): derived data, so the fix is a rebuild, not a backup.
+    #[error("{}: {detail}", path.display())]
+    TemplateDamaged { path: PathBuf, detail: String },
+
     #[error("{0}")]
     Unsupported(String),
 
@@ -180,7 +185,7 @@ impl Error {
             }
             Error::TenantExists(_) | Error::Conflict(_) => exit::CONFLICT,
             Error::Busy { .. } => exit::BUSY,
-            Error::Corrupt { .. } => exit::CORRUPT,
+            Error::Corrupt { .. } | Error::TemplateDamaged { .. } => exit::CORRUPT,
             Error::Unsupported(_) => exit::UNSUPPORTED,
             Error::Partial { .. } => exit::PARTIAL,
             Error::Permission { .. } => exit::PERMISSION,
@@ -245,6 +250,46 @@ impl Error {
                 detail: source.to_string(),
             },
             _ => Error::Sqlite { path, source },
+        }
+    }
+}
+
+impl Error {
+    /// The same error with the private temporary file `tmp` named as `name` instead (such as
+    /// "tenant 'acme'"): a `.monktmp-` file is gone by the time the user reads the message. A
+    /// constraint failure there is the content's fault, not a name conflict, so it becomes a plain
+    /// failure (exit 1) rather than exit 4.
+    pub fn renamed(self, tmp: &Path, name: &str) -> Error {
+        let shown = tmp.display().to_string();
+        let fix = |s: String| s.replace(&shown, name);
+        match self {
+            Error::Sqlite { path, source } if path == tmp => match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                    Error::Other(format!("{name}: {source}"))
+                }
+                _ => Error::Sqlite {
+                    path: PathBuf::from(name),
+                    source,
+                },
+            },
+            Error::Io { path, source } if path == tmp => Error::Io {
+                path: PathBuf::from(name),
+                source,
+            },
+            Error::Permission { path, detail } if path == tmp => Error::Permission {
+                path: PathBuf::from(name),
+                detail,
+            },
+            Error::Corrupt { path, detail } if path == tmp => Error::Corrupt {
+                path: PathBuf::from(name),
+                detail,
+            },
+            Error::Busy { what, detail } => Error::Busy {
+                what: fix(what),
+                detail: fix(detail),
+            },
+            Error::Other(m) => Error::Other(fix(m)),
+            other => other,
         }
     }
 }

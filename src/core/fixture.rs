@@ -1045,23 +1045,62 @@ pub struct FixtureVersion {
     pub version: String,
 }
 
-/// Settings a fixture may not change with a PRAGMA: they belong to the file and to monkctl.
-const DENIED_PRAGMAS: [&str; 9] = [
-    "journal_mode",
-    "synchronous",
-    "locking_mode",
-    "writable_schema",
-    "schema_version",
-    "temp_store_directory",
-    "data_store_directory",
-    "query_only",
-    "foreign_keys",
+/// PRAGMAs a fixture may run with or without an argument: they only describe the schema or check
+/// the file (the argument names a table or index, or limits a check), and change nothing.
+pub const ALLOWED_PRAGMAS: [&str; 16] = [
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "foreign_key_check",
+    "integrity_check",
+    "quick_check",
+    "collation_list",
+    "database_list",
+    "function_list",
+    "module_list",
+    "pragma_list",
+    "compile_options",
 ];
+
+/// PRAGMAs a fixture may read (without a value, so they set nothing). Reads of settings only:
+/// pragmas that act when run bare (`optimize`, `wal_checkpoint`, `incremental_vacuum`,
+/// `shrink_memory`...) are not here.
+pub const READABLE_PRAGMAS: [&str; 14] = [
+    "application_id",
+    "user_version",
+    "schema_version",
+    "data_version",
+    "foreign_keys",
+    "defer_foreign_keys",
+    "recursive_triggers",
+    "journal_mode",
+    "encoding",
+    "page_size",
+    "page_count",
+    "freelist_count",
+    "auto_vacuum",
+    "ignore_check_constraints",
+];
+
+/// Whether a fixture may run `PRAGMA name` (`value` is the argument or assigned value, if any).
+/// Everything not listed is refused: a fixture must not change the file's settings, turn off the
+/// API's constraints (`ignore_check_constraints`, `defer_foreign_keys`, `foreign_keys`), or stamp
+/// the file's headers (`user_version`, `application_id`) that belong to monkctl and the API.
+pub fn pragma_allowed(name: &str, value: Option<&str>) -> bool {
+    let name = name.to_ascii_lowercase();
+    ALLOWED_PRAGMAS.contains(&name.as_str())
+        || (value.is_none() && READABLE_PRAGMAS.contains(&name.as_str()))
+}
 
 /// Applies fixtures inside the transaction the caller opened, with an authorizer that refuses
 /// what a fixture must not do: ATTACH/DETACH (files outside the data directory), BEGIN, COMMIT
-/// and ROLLBACK (the one-transaction promise), and PRAGMAs that change the file's settings. A
-/// refused statement fails with "not authorized", named by file and line like any other.
+/// and ROLLBACK (the one-transaction promise), and every PRAGMA but the read-only ones
+/// (`pragma_allowed`). A refused statement fails with "not authorized", named by file and line
+/// like any other.
 pub fn apply_guarded(
     conn: &mut Connection,
     path: &Path,
@@ -1072,31 +1111,97 @@ pub fn apply_guarded(
         AuthAction::Attach { .. } | AuthAction::Detach { .. } | AuthAction::Transaction { .. } => {
             Authorization::Deny
         }
-        AuthAction::Pragma { pragma_name, .. }
-            if DENIED_PRAGMAS.contains(&pragma_name.to_ascii_lowercase().as_str()) =>
-        {
-            Authorization::Deny
-        }
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value,
+        } if !pragma_allowed(pragma_name, pragma_value) => Authorization::Deny,
         _ => Authorization::Allow,
     }))
     .at(path)?;
-    let mut r = Ok(());
-    for l in plan {
-        r = apply(conn, l, on_error);
-        if r.is_err() {
-            break;
-        }
-    }
+    let r = apply_checked(conn, path, plan, on_error);
     conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
         .at(path)?;
     r
+}
+
+/// A row that breaks a foreign key: its table, rowid (none for a WITHOUT ROWID table) and the
+/// table it should reference.
+type Violation = (String, Option<i64>, String);
+
+fn fk_violations(conn: &Connection) -> rusqlite::Result<HashSet<Violation>> {
+    let mut st = conn.prepare("SELECT \"table\", rowid, parent FROM pragma_foreign_key_check")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    rows.collect()
+}
+
+/// Applies each fixture, then looks for rows it left breaking a foreign key. A deferred foreign
+/// key (`DEFERRABLE INITIALLY DEFERRED`) is only enforced at COMMIT, where the failure could name
+/// neither the fixture nor the row; checked here, it is an error of the fixture, naming the
+/// tables and rows. Rows that broke a key before the first fixture do not count (COMMIT does not
+/// fail on them either).
+fn apply_checked(
+    conn: &Connection,
+    path: &Path,
+    plan: &[&Loaded],
+    on_error: &mut dyn FnMut(Error) -> Result<()>,
+) -> Result<()> {
+    let mut seen = fk_violations(conn).at(path)?;
+    for l in plan {
+        apply(conn, l, on_error)?;
+        let mut new: Vec<Violation> = fk_violations(conn)
+            .at(path)?
+            .into_iter()
+            .filter(|v| !seen.contains(v))
+            .collect();
+        if new.is_empty() {
+            continue;
+        }
+        new.sort();
+        let shown: Vec<String> = new
+            .iter()
+            .take(5)
+            .map(|(t, rowid, parent)| match rowid {
+                Some(id) => format!("table '{t}' rowid {id} (references '{parent}')"),
+                None => format!("table '{t}' (references '{parent}')"),
+            })
+            .collect();
+        let more = if new.len() > 5 {
+            format!(" and {} more", new.len() - 5)
+        } else {
+            String::new()
+        };
+        let message = format!(
+            "fixture '{}': {} row(s) break a foreign key when the fixture is done, so its transaction cannot commit: {}{more}; add the missing rows or fix the references",
+            l.fixture.name,
+            new.len(),
+            shown.join(", ")
+        );
+        seen.extend(new);
+        on_error(Error::Other(message))?;
+    }
+    Ok(())
+}
+
+/// Commits the transaction of a fixture run. A failure here is not a conflict with another
+/// tenant or name: a constraint is the content's fault (exit 1, like a failing statement).
+pub(crate) fn commit(conn: &Connection, path: &Path) -> Result<()> {
+    conn.execute_batch("COMMIT")
+        .map_err(|e| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ConstraintViolation) => Error::Other(format!(
+                "{}: the fixtures break a constraint checked at COMMIT ({e}); nothing was applied",
+                path.display()
+            )),
+            _ => Error::sqlite(path, e),
+        })
 }
 
 /// Applies fixtures to an open connection in one transaction; all or nothing.
 pub fn apply_all(conn: &mut Connection, path: &Path, plan: &[&Loaded]) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE").at(path)?;
     match apply_guarded(conn, path, plan, &mut |e| Err(e)) {
-        Ok(()) => conn.execute_batch("COMMIT").at(path),
+        Ok(()) => commit(conn, path).inspect_err(|_| {
+            let _ = conn.execute_batch("ROLLBACK");
+        }),
         Err(e) => {
             // SQLite may have rolled back already (some errors do); nothing to report then.
             let _ = conn.execute_batch("ROLLBACK");
@@ -1109,15 +1214,20 @@ pub fn apply_all(conn: &mut Connection, path: &Path, plan: &[&Loaded]) -> Result
 /// transaction), for `tenant create --fixture`.
 pub fn builder(fixtures: &[Loaded]) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + '_ {
     move |path: &Path, spec: &CreateSpec| {
-        let mut conn = system::open_build(path)?;
-        // A private file being built: an error discards it, so no rollback is needed.
-        conn.execute_batch("BEGIN").at(path)?;
-        conn.execute_batch(system::SYSTEM_SQL).at(path)?;
-        let owner_id = system::add_owner(&conn, &spec.owner).at(path)?;
-        let plan: Vec<&Loaded> = fixtures.iter().collect();
-        apply_guarded(&mut conn, path, &plan, &mut |e| Err(e))?;
-        conn.execute_batch("COMMIT").at(path)?;
-        system::finish_build(conn, path)?;
+        // The file is a private temporary one: errors name the tenant, not it.
+        let build = || -> Result<String> {
+            let mut conn = system::open_build(path)?;
+            // A private file being built: an error discards it, so no rollback is needed.
+            conn.execute_batch("BEGIN").at(path)?;
+            conn.execute_batch(system::SYSTEM_SQL).at(path)?;
+            let owner_id = system::add_owner(&conn, &spec.owner).at(path)?;
+            let plan: Vec<&Loaded> = fixtures.iter().collect();
+            apply_guarded(&mut conn, path, &plan, &mut |e| Err(e))?;
+            commit(&conn, path)?;
+            system::finish_build(conn, path)?;
+            Ok(owner_id)
+        };
+        let owner_id = build().map_err(|e| e.renamed(path, &format!("tenant '{}'", spec.name)))?;
         Ok(Built {
             owner_id,
             fixtures: fixtures.iter().map(|l| l.fixture.name.clone()).collect(),
@@ -1599,6 +1709,19 @@ mod tests {
         assert!(matches!(e, Error::BadInput { line: 2, .. }), "{e}");
         let e = parse_jsonl(p, "[1]\n").unwrap_err();
         assert!(e.to_string().contains("not a JSON object"), "{e}");
+    }
+
+    #[test]
+    fn only_read_only_pragmas_are_allowed() {
+        assert!(pragma_allowed("table_info", Some("people")));
+        assert!(pragma_allowed("FOREIGN_KEY_CHECK", None));
+        assert!(pragma_allowed("user_version", None));
+        assert!(!pragma_allowed("user_version", Some("42")));
+        assert!(!pragma_allowed("ignore_check_constraints", Some("ON")));
+        assert!(!pragma_allowed("defer_foreign_keys", Some("1")));
+        assert!(!pragma_allowed("journal_mode", Some("DELETE")));
+        assert!(!pragma_allowed("optimize", None));
+        assert!(!pragma_allowed("wal_checkpoint", None));
     }
 
     #[test]

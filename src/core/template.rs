@@ -82,10 +82,10 @@ fn read_meta(path: &Path) -> Result<Option<Meta>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
-    toml::from_str(&text).map(Some).map_err(|e| Error::Corrupt {
+    toml::from_str(&text).map(Some).map_err(|e| Error::TemplateDamaged {
         path: path.to_path_buf(),
         detail: format!(
-            "the template's metadata cannot be read ({}); rebuild it with `monkctl template build`",
+            "the template's metadata cannot be read ({}); rebuild it with `monkctl template build NAME --fixture ...`",
             e.message().trim()
         ),
     })
@@ -124,16 +124,21 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
     let previous = read_meta(&meta_path).ok().flatten();
     let tmp = fsutil::temp_beside(&db_path);
     let guard = Temp(Some(tmp.clone()));
-    let mut conn = system::open_build(&tmp)?;
-    // A private file being built: an error discards it, so no rollback is needed.
-    conn.execute_batch("BEGIN").at(&tmp)?;
-    conn.execute_batch(system::SYSTEM_SQL).at(&tmp)?;
-    let plan: Vec<&Loaded> = loaded.iter().collect();
-    fixture::apply_guarded(&mut conn, &tmp, &plan, &mut |e| Err(e))?;
-    conn.execute_batch("COMMIT").at(&tmp)?;
-    conn.execute_batch("VACUUM").at(&tmp)?;
-    let schema_version = schema::tenant_version(&conn).at(&tmp)?;
-    system::finish_build(conn, &tmp)?;
+    // The file is a private temporary one: errors name the template, not it.
+    let execute = || -> Result<i64> {
+        let mut conn = system::open_build(&tmp)?;
+        // A private file being built: an error discards it, so no rollback is needed.
+        conn.execute_batch("BEGIN").at(&tmp)?;
+        conn.execute_batch(system::SYSTEM_SQL).at(&tmp)?;
+        let plan: Vec<&Loaded> = loaded.iter().collect();
+        fixture::apply_guarded(&mut conn, &tmp, &plan, &mut |e| Err(e))?;
+        fixture::commit(&conn, &tmp)?;
+        conn.execute_batch("VACUUM").at(&tmp)?;
+        let schema_version = schema::tenant_version(&conn).at(&tmp)?;
+        system::finish_build(conn, &tmp)?;
+        Ok(schema_version)
+    };
+    let schema_version = execute().map_err(|e| e.renamed(&tmp, &format!("template '{name}'")))?;
     fsutil::sync_file(&tmp)?;
     let bytes = fs::read(&tmp).at(&tmp)?;
     let meta = Meta {
@@ -159,10 +164,19 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
         .at(&tmp_meta)?;
-    // The database first: a crash between the renames leaves a sidecar whose checksum does not
-    // match, which every reader refuses (exit 6) until the next build.
+    // Two files cannot be renamed at once, so the new sidecar is first put in place as
+    // `NAME.toml.pending` (made durable before the database moves), then the database, then the
+    // sidecar. A crash between the renames leaves the new database with a pending sidecar that
+    // matches it, and `recover` (run by every clone under the lock) finishes the build; a crash
+    // before the database rename leaves the old pair intact and a stale pending file, which the
+    // next build replaces. Anything else that makes the files disagree is damage: `load`
+    // rebuilds the `system` template (derived data) and refuses a user template (exit 6) with
+    // the `template build` command that rebuilds it.
+    let pending = pending_path(&meta_path);
+    fs::rename(&tmp_meta, &pending).at(&pending)?;
+    fsutil::sync_dir(&layout.templates_dir())?;
     fs::rename(&tmp, &db_path).at(&db_path)?;
-    fs::rename(&tmp_meta, &meta_path).at(&meta_path)?;
+    fs::rename(&pending, &meta_path).at(&meta_path)?;
     fsutil::sync_dir(&layout.templates_dir())?;
     drop(guard);
     drop(meta_guard);
@@ -176,8 +190,9 @@ pub struct Image {
     pub bytes: Vec<u8>,
 }
 
-/// Reads template `name` and verifies its checksum (a mismatch is `Corrupt`, exit 6). The
-/// `system` template is built first when missing or built from another `system` fixture.
+/// Reads template `name` and verifies its checksum (a mismatch is `TemplateDamaged`, exit 6). The
+/// `system` template is (re)built first when missing, built from another `system` fixture, or
+/// failing its checksum.
 pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
     names::plain("template name", name)?;
     let (db_path, meta_path) = paths(&ws.layout, name);
@@ -186,7 +201,14 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
         return Err(not_found(db_path, name));
     }
     let _lock = lock(&ws.layout, name)?;
-    let mut meta = read_meta(&meta_path)?;
+    recover(&ws.layout, &db_path, &meta_path)?;
+    // The `system` template is derived data: whatever is wrong with it (no sidecar, an unreadable
+    // one, another system fixture, a file that fails its checksum after a damaged disk or a build
+    // interrupted between its renames), it is rebuilt rather than refused.
+    let mut meta = match read_meta(&meta_path) {
+        Err(_) if name == SYSTEM => None,
+        other => other?,
+    };
     if name == SYSTEM
         && meta
             .as_ref()
@@ -194,7 +216,7 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
     {
         meta = Some(build_locked(&ws.layout, SYSTEM, &[])?);
     }
-    let Some(meta) = meta else {
+    let Some(mut meta) = meta else {
         return Err(Error::FileNotFound {
             what: "template",
             path: db_path,
@@ -203,18 +225,83 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
             ),
         });
     };
-    let bytes = fs::read(&db_path).at(&db_path)?;
-    let sum = fixture::checksum_hex(&bytes);
-    if sum != meta.checksum {
-        return Err(Error::Corrupt {
+    if name != SYSTEM {
+        refuse_other_version(&meta)?;
+    }
+    let mut bytes = read_if_exists(&db_path)?;
+    if name == SYSTEM && !matches(&bytes, &meta) {
+        meta = build_locked(&ws.layout, SYSTEM, &[])?;
+        bytes = read_if_exists(&db_path)?;
+    }
+    let Some(bytes) = bytes.filter(|b| fixture::checksum_hex(b) == meta.checksum) else {
+        let fixtures: String = meta
+            .fixtures
+            .iter()
+            .map(|f| format!(" --fixture {}", f.name))
+            .collect();
+        return Err(Error::TemplateDamaged {
             path: db_path,
             detail: format!(
-                "the template fails its checksum (recorded {}, the file has {sum}); rebuild it with `monkctl template build {name}`",
+                "template '{name}' fails its checksum (its sidecar records {}): the file was damaged, or its last build was interrupted; rebuild it with `monkctl template build {name}{fixtures}`",
                 meta.checksum
             ),
         });
-    }
+    };
     Ok(Image { meta, bytes })
+}
+
+/// The sidecar of a build between its two renames (see `build_locked`).
+fn pending_path(meta_path: &Path) -> PathBuf {
+    fsutil::with_suffix(meta_path, ".pending")
+}
+
+/// Finishes a build that stopped between its renames: when a pending sidecar matches the
+/// database in place, it becomes the sidecar. Call with the template's lock held.
+fn recover(layout: &Layout, db_path: &Path, meta_path: &Path) -> Result<()> {
+    let pending = pending_path(meta_path);
+    let Ok(Some(next)) = read_meta(&pending) else {
+        return Ok(());
+    };
+    if matches(&read_if_exists(db_path)?, &next) {
+        fs::rename(&pending, meta_path).at(meta_path)?;
+        fsutil::sync_dir(&layout.templates_dir())?;
+    }
+    Ok(())
+}
+
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn matches(bytes: &Option<Vec<u8>>, meta: &Meta) -> bool {
+    bytes
+        .as_ref()
+        .is_some_and(|b| fixture::checksum_hex(b) == meta.checksum)
+}
+
+/// A user template built from another `system` fixture or at another tenant schema version than
+/// this binary's would give tenants a schema the binary does not create (and the registry would
+/// record them as if it did): it is refused (exit 7) until rebuilt. The `system` template is
+/// rebuilt instead, as it holds nothing but derived data.
+fn refuse_other_version(meta: &Meta) -> Result<()> {
+    let (system_version, schema_version) =
+        (fixture::system_version(), schema::latest_tenant_version());
+    if meta.system_version == system_version && meta.schema_version == schema_version {
+        return Ok(());
+    }
+    let fixtures: String = meta
+        .fixtures
+        .iter()
+        .map(|f| format!(" --fixture {}", f.name))
+        .collect();
+    Err(Error::Unsupported(format!(
+        "template '{}' was built from system fixture {} at tenant schema version {}, but this monkctl has system fixture {system_version} at schema version {schema_version}; rebuild it with `monkctl template build {}{fixtures}`",
+        meta.name, meta.system_version, meta.schema_version, meta.name
+    )))
 }
 
 /// Gives the rows of `FRESH_ID_TABLES` fresh ids and rewrites the foreign keys that point at them.
@@ -275,80 +362,87 @@ pub fn builder<'a>(
     extra: &'a [Loaded],
 ) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + 'a {
     move |path: &Path, spec: &CreateSpec| {
-        let mut f = fsutil::create_private_file(path)?;
-        // The copy is written as a rollback-journal database (header bytes 18-19 = 1) and edited
-        // with no journal, then switched to WAL before it is closed: opened in WAL mode, SQLite
-        // would create and delete a `-wal` beside every clone, and on ext4 allocating inodes
-        // next to many recently deleted ones is slower than everything else a clone does.
-        let bytes = &image.bytes;
-        if bytes.len() < 100 {
-            return Err(Error::Corrupt {
-                path: path.to_path_buf(),
-                detail: format!(
-                    "the template '{}' is shorter than a database header; rebuild it",
-                    image.meta.name
-                ),
-            });
-        }
-        f.write_all(&bytes[..18])
-            .and_then(|_| f.write_all(&[1, 1]))
-            .and_then(|_| f.write_all(&bytes[20..]))
-            .at(path)?;
-        drop(f);
-        let mut conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .at(path)?;
-        conn.execute_batch(
-            "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
-        )
-        .at(path)?;
-        system::register_functions(&conn).at(path)?;
-        let tx = conn.transaction().at(path)?;
-        let owner_id = system::add_owner(&tx, &spec.owner).at(path)?;
-        regenerate_ids(&tx).at(path)?;
-        let broken: i64 = tx
-            .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                r.get(0)
-            })
-            .at(path)?;
-        if broken > 0 {
-            return Err(Error::Other(format!(
-                "{}: {broken} broken foreign key(s) after giving the clone fresh ids; rebuild the template '{}'",
-                path.display(),
-                image.meta.name
-            )));
-        }
-        tx.commit().at(path)?;
-        conn.execute_batch("PRAGMA foreign_keys=ON;").at(path)?;
-        let plan: Vec<&Loaded> = extra
-            .iter()
-            .filter(|l| !image.meta.fixtures.iter().any(|f| f.name == l.fixture.name))
-            .collect();
-        if !plan.is_empty() {
-            fixture::apply_all(&mut conn, path, &plan)?;
-        }
-        system::finish_build(conn, path)?;
-        let mut versions: Vec<(String, String)> = image
-            .meta
-            .fixtures
-            .iter()
-            .map(|f| (f.name.clone(), f.version.clone()))
-            .collect();
-        versions.extend(
-            plan.iter()
-                .map(|l| (l.fixture.name.clone(), l.fixture.version.clone())),
-        );
-        Ok(Built {
-            owner_id,
-            source_template: Some(image.meta.name.clone()),
-            template_version: Some(image.meta.generation),
-            fixtures: versions.iter().map(|v| v.0.clone()).collect(),
-            fixture_versions: versions,
-            ..Built::default()
-        })
+        // The file is a private temporary one: errors name the tenant, not it.
+        clone_into(image, extra, path, spec)
+            .map_err(|e| e.renamed(path, &format!("tenant '{}'", spec.name)))
     }
+}
+
+fn clone_into(image: &Image, extra: &[Loaded], path: &Path, spec: &CreateSpec) -> Result<Built> {
+    let mut f = fsutil::create_private_file(path)?;
+    // The copy is written as a rollback-journal database (header bytes 18-19 = 1) and edited
+    // with an in-memory journal (no file; ROLLBACK TO still works for extra fixtures), then
+    // switched to WAL before it is closed: opened in WAL mode, SQLite
+    // would create and delete a `-wal` beside every clone, and on ext4 allocating inodes
+    // next to many recently deleted ones is slower than everything else a clone does.
+    let bytes = &image.bytes;
+    if bytes.len() < 100 {
+        return Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: format!(
+                "the template '{}' is shorter than a database header; rebuild it",
+                image.meta.name
+            ),
+        });
+    }
+    f.write_all(&bytes[..18])
+        .and_then(|_| f.write_all(&[1, 1]))
+        .and_then(|_| f.write_all(&bytes[20..]))
+        .at(path)?;
+    drop(f);
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(path)?;
+    conn.execute_batch(
+        "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
+    )
+    .at(path)?;
+    system::register_functions(&conn).at(path)?;
+    let tx = conn.transaction().at(path)?;
+    let owner_id = system::add_owner(&tx, &spec.owner).at(path)?;
+    regenerate_ids(&tx).at(path)?;
+    let broken: i64 = tx
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .at(path)?;
+    if broken > 0 {
+        return Err(Error::Other(format!(
+            "{}: {broken} broken foreign key(s) after giving the clone fresh ids; rebuild the template '{}'",
+            path.display(),
+            image.meta.name
+        )));
+    }
+    tx.commit().at(path)?;
+    conn.execute_batch("PRAGMA foreign_keys=ON;").at(path)?;
+    let plan: Vec<&Loaded> = extra
+        .iter()
+        .filter(|l| !image.meta.fixtures.iter().any(|f| f.name == l.fixture.name))
+        .collect();
+    if !plan.is_empty() {
+        fixture::apply_all(&mut conn, path, &plan)?;
+    }
+    system::finish_build(conn, path)?;
+    let mut versions: Vec<(String, String)> = image
+        .meta
+        .fixtures
+        .iter()
+        .map(|f| (f.name.clone(), f.version.clone()))
+        .collect();
+    versions.extend(
+        plan.iter()
+            .map(|l| (l.fixture.name.clone(), l.fixture.version.clone())),
+    );
+    Ok(Built {
+        owner_id,
+        source_template: Some(image.meta.name.clone()),
+        template_version: Some(image.meta.generation),
+        fixtures: versions.iter().map(|v| v.0.clone()).collect(),
+        fixture_versions: versions,
+        ..Built::default()
+    })
 }
 
 fn info(layout: &Layout, name: &str, verify: bool) -> Info {
@@ -444,7 +538,7 @@ pub fn rm(ws: &Workspace, name: &str) -> Result<Removed> {
     let mut removed = Vec::new();
     // The metadata first: a crash in between leaves a database without metadata, which nothing
     // clones from and `template list` reports.
-    for p in [meta_path, db_path] {
+    for p in [pending_path(&meta_path), meta_path, db_path] {
         if p.exists() {
             fs::remove_file(&p).at(&p)?;
             removed.push(p);

@@ -221,15 +221,33 @@ impl DirSizes {
 }
 
 /// File name → size of every file in `dir` (empty when it cannot be read): one directory read,
-/// then one `stat` relative to the open directory per file.
+/// then one `stat` per file relative to the open directory, spread over the cores when the
+/// directory is large (the stats are most of the cost of listing many tenants).
 pub fn scan_sizes(dir: &Path) -> SizeMap {
     let Ok(entries) = fs::read_dir(dir) else {
-        return Default::default();
+        return SizeMap::default();
     };
-    entries
-        .flatten()
-        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.metadata().ok()?.len())))
-        .collect()
+    let entries: Vec<fs::DirEntry> = entries.flatten().collect();
+    let stat = |part: &[fs::DirEntry]| -> Vec<(String, u64)> {
+        part.iter()
+            .filter_map(|e| Some((e.file_name().into_string().ok()?, e.metadata().ok()?.len())))
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || entries.len() < 8192 {
+        return stat(&entries).into_iter().collect();
+    }
+    let chunk = entries.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = entries
+            .chunks(chunk)
+            .map(|p| s.spawn(move || stat(p)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 /// `path` with a suffix appended to its file name (`x.db` → `x.db-wal`).

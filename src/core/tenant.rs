@@ -683,9 +683,13 @@ pub fn list(ws: &Workspace, filter: &ListFilter) -> Result<Vec<TenantSummary>> {
         .filter(wanted)
         .map(|t| {
             let (path, size_bytes) = located_size(&ws.layout, &t, &mut sizes);
+            let deployed = if fixtures.is_empty() {
+                None
+            } else {
+                fixtures.remove(&t.id)
+            };
             TenantSummary {
-                fixtures: fixtures
-                    .remove(&t.id)
+                fixtures: deployed
                     .unwrap_or_default()
                     .into_iter()
                     .map(|f| f.fixture_name)

@@ -1,7 +1,7 @@
 //! Foundation figures: creating tenants (one process, and one process per tenant) against
 //! executing the same schema with rusqlite, and listing 100,000 tenants as JSON against the
-//! `sqlite3` shell's `-json` output of the same rows (each tenant with a file on disk, so that
-//! monkctl pays for the file sizes it reports).
+//! `sqlite3` shell's `-json` output of the same rows: once with the registry alone, once with a
+//! file on disk for each tenant (so that monkctl pays for the file sizes it reports).
 
 use std::path::Path;
 use std::process::Command;
@@ -123,13 +123,19 @@ fn list(n: usize) {
         }
         tx.commit().unwrap();
     }
-    // A file for every row, so that listing pays for the sizes it reports (empty files: the
-    // cost is one stat each whatever the size).
+    // First the registry alone (the tenants' files elsewhere), then with a file for every row,
+    // so that listing pays for the sizes it reports (empty files: the cost is one stat each).
+    compare_list(&data, &infra, n, "registry rows only, no files");
     let dir = data.join("db_main");
     std::fs::create_dir_all(&dir).unwrap();
     for i in 0..n {
         std::fs::File::create(dir.join(format!("ns_tenant_tenant_{i:06}.db"))).unwrap();
     }
+    compare_list(&data, &infra, n, "a file on disk per tenant");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+fn compare_list(data: &Path, infra: &Path, n: usize, what: &str) {
     let runs = 5;
     let mut shell = Vec::new();
     let mut ours = Vec::new();
@@ -138,22 +144,21 @@ fn list(n: usize) {
             run_ok(
                 Command::new("sqlite3")
                     .arg("-json")
-                    .arg(&infra)
+                    .arg(infra)
                     .arg("SELECT * FROM tenants ORDER BY name"),
             )
         });
         assert!(out.stdout.len() > n * 50);
         shell.push(d);
-        let (d, out) = time(|| run_ok(monk(&data).args(["--format", "json", "tenant", "list"])));
+        let (d, out) = time(|| run_ok(monk(data).args(["--format", "json", "tenant", "list"])));
         assert!(out.stdout.len() > n * 50);
         ours.push(d);
     }
     report(
-        &format!("list {n} tenants as JSON (median of {runs})"),
+        &format!("list {n} tenants as JSON, {what} (median of {runs})"),
         median(ours),
         "sqlite3 -json, same rows",
         median(shell),
         "<= 1.5x",
     );
-    let _ = std::fs::remove_dir_all(&base);
 }

@@ -77,20 +77,11 @@ fn killed_at_each_step_of_create_leaves_nothing_that_blocks_a_retry() {
         env.ok(&["tenant", "create", "bystander", "--owner", "keeper"]);
         let bystander = std::fs::read(env.tenant_file("bystander")).unwrap();
 
-        let mut child = spawn(
+        pause_and_kill(
             &env,
             &["tenant", "create", "victim", "--owner", "admin"],
-            Some(point),
+            point,
         );
-        let mut err = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        err.read_line(&mut line).unwrap();
-        assert!(
-            line.contains(&format!("paused at {point}")),
-            "{point}: {line}"
-        );
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
 
         // The killed create left no registered tenant and never a half one.
         let names = assert_registry_whole(&env);
@@ -244,17 +235,11 @@ fn concurrent_creators_lose_nothing_and_never_double_create() {
 fn killed_between_delete_commit_and_move_is_finished_by_a_second_delete() {
     let env = Env::new();
     env.ok(&["tenant", "create", "acme"]);
-    let mut child = spawn(
+    pause_and_kill(
         &env,
         &["tenant", "delete", "acme", "--yes"],
-        Some("tenant.deleted"),
+        "tenant.deleted",
     );
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("paused at tenant.deleted"), "{line}");
-    child.kill().unwrap();
-    child.wait().unwrap();
     // The API already refuses the tenant (deleted in the registry); its file is still in place.
     let status: String = env
         .open(&env.infra())
@@ -273,17 +258,11 @@ fn killed_between_delete_commit_and_move_is_finished_by_a_second_delete() {
 fn killed_after_the_trash_copy_a_second_delete_finishes() {
     let env = Env::new();
     env.ok(&["tenant", "create", "acme"]);
-    let mut child = spawn(
+    pause_and_kill(
         &env,
         &["tenant", "delete", "acme", "--yes"],
-        Some("tenant.delete.copied"),
+        "tenant.delete.copied",
     );
-    let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("paused at tenant.delete.copied"), "{line}");
-    child.kill().unwrap();
-    child.wait().unwrap();
     // Both copies exist; the live one is still the truth and nothing was lost.
     assert!(env.tenant_file("acme").exists());
     env.ok(&["tenant", "delete", "acme", "--yes"]);

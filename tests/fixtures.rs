@@ -5,17 +5,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{snapshot, Env};
-
-/// Writes `<root>/fixtures/<name>/` with a manifest and files.
-fn fixture(env: &Env, name: &str, manifest: &str, files: &[(&str, &[u8])]) {
-    let dir = env.root().join("fixtures").join(name);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("fixture.toml"), manifest).unwrap();
-    for (f, content) in files {
-        fs::write(dir.join(f), content).unwrap();
-    }
-}
+use common::{fixture, snapshot, Env};
 
 /// `base` creates a table; `people` (depends on base) loads CSV and JSONL rows into it.
 fn people_fixtures(env: &Env) {

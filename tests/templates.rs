@@ -4,17 +4,8 @@ mod common;
 
 use std::fs;
 
-use common::{snapshot, Env};
+use common::{fixture, snapshot, Env};
 use rusqlite::types::Value;
-
-fn fixture(env: &Env, name: &str, manifest: &str, files: &[(&str, &[u8])]) {
-    let dir = env.root().join("fixtures").join(name);
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("fixture.toml"), manifest).unwrap();
-    for (f, content) in files {
-        fs::write(dir.join(f), content).unwrap();
-    }
-}
 
 fn seed(env: &Env) {
     fixture(

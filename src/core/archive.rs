@@ -312,29 +312,6 @@ fn open_scratch(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Removes a temporary file (and any SQLite side file) when dropped, unless disarmed.
-struct Temp(Option<PathBuf>);
-
-impl Temp {
-    fn path(&self) -> &Path {
-        self.0.as_deref().expect("armed")
-    }
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(&p);
-            for s in ["-wal", "-shm", "-journal"] {
-                let _ = fs::remove_file(fsutil::with_suffix(&p, s));
-            }
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Extract.
 // ---------------------------------------------------------------------------------------------
@@ -502,7 +479,7 @@ pub fn extract_all(
 
 fn copy_registry(infra: &Path, final_path: &Path, force: bool) -> Result<Extracted> {
     check_free(final_path, force)?;
-    let mut tmp = Temp(Some(fsutil::temp_beside(final_path)));
+    let mut tmp = fsutil::TempFile(Some(fsutil::temp_beside(final_path)));
     {
         let src = db::open_for_inspection(infra)?;
         let mut dst = open_scratch(tmp.path())?;
@@ -589,7 +566,7 @@ pub fn extract_file(
             });
         }
     }
-    let mut tmp = Temp(Some(fsutil::temp_beside(final_path)));
+    let mut tmp = fsutil::TempFile(Some(fsutil::temp_beside(final_path)));
     let tmp_path = tmp.path().to_path_buf();
     let (content, schema_version) = {
         let src = db::open_for_inspection(live)?;
@@ -1288,7 +1265,7 @@ fn replace_existing(
     let page_size: i64 = db::open(&live, db::Mode::ReadWrite)?
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .at(&live)?;
-    let staging = Temp(Some(fsutil::temp_beside(&live)));
+    let staging = fsutil::TempFile(Some(fsutil::temp_beside(&live)));
     let (saved_r, staged_r) = std::thread::scope(|s| {
         let save = s.spawn(|| extract_file(&live, &current, &fixtures, &saved, false));
         let staged = copy_content(archive, staging.path(), Some(page_size), false);

@@ -66,6 +66,32 @@ pub fn temp_beside(final_path: &Path) -> PathBuf {
     final_path.with_file_name(format!(".{name}{TEMP_MARKER}{}-{rand}", std::process::id()))
 }
 
+/// A private temporary file (see `temp_beside`): removed with its SQLite side files when
+/// dropped, unless disarmed once it has been placed.
+pub struct TempFile(pub Option<PathBuf>);
+
+impl TempFile {
+    pub fn path(&self) -> &Path {
+        self.0.as_deref().expect("a disarmed TempFile has no path")
+    }
+
+    /// Keeps the file: it was placed (renamed or linked) and is no longer temporary.
+    pub fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(&p);
+            for s in ["-wal", "-shm", "-journal"] {
+                let _ = fs::remove_file(with_suffix(&p, s));
+            }
+        }
+    }
+}
+
 /// Whether a file name is one of monkctl's temporary files, and the pid that made it.
 pub fn temp_owner_pid(file_name: &str) -> Option<u32> {
     let (_, rest) = file_name.split_once(TEMP_MARKER)?;

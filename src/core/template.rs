@@ -91,20 +91,6 @@ fn read_meta(path: &Path) -> Result<Option<Meta>> {
     })
 }
 
-/// Removes a temporary file when dropped, unless disarmed.
-struct Temp(Option<PathBuf>);
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(&p);
-            for s in ["-wal", "-shm", "-journal"] {
-                let _ = fs::remove_file(fsutil::with_suffix(&p, s));
-            }
-        }
-    }
-}
-
 /// `template build NAME --fixture F...`: `system` plus the fixtures (and their dependencies).
 pub fn build(ws: &Workspace, fixtures_dir: &Path, name: &str, wanted: &[String]) -> Result<Meta> {
     names::plain("template name", name)?;
@@ -123,7 +109,7 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
     fsutil::create_private_dir(&layout.templates_dir())?;
     let previous = read_meta(&meta_path).ok().flatten();
     let tmp = fsutil::temp_beside(&db_path);
-    let guard = Temp(Some(tmp.clone()));
+    let guard = fsutil::TempFile(Some(tmp.clone()));
     // The file is a private temporary one: errors name the template, not it.
     let execute = || -> Result<i64> {
         let mut conn = system::open_build(&tmp)?;
@@ -159,7 +145,7 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
     };
     let text = toml::to_string(&meta).map_err(|e| Error::Other(e.to_string()))?;
     let tmp_meta = fsutil::temp_beside(&meta_path);
-    let meta_guard = Temp(Some(tmp_meta.clone()));
+    let meta_guard = fsutil::TempFile(Some(tmp_meta.clone()));
     let mut f = fsutil::create_private_file(&tmp_meta)?;
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())

@@ -197,7 +197,7 @@ struct Pending {
     index: usize,
     final_path: PathBuf,
     tmp: PathBuf,
-    _guard: TempGuard,
+    _guard: fsutil::TempFile,
     built: Built,
     row: TenantRow,
     moved_aside: Vec<PathBuf>,
@@ -369,7 +369,7 @@ struct Slot {
     schema: String,
     final_path: PathBuf,
     tmp: PathBuf,
-    guard: TempGuard,
+    guard: fsutil::TempFile,
 }
 
 /// Phase 1 of a batch for one tenant, before building: the name is free (checked again under
@@ -402,7 +402,7 @@ fn locate(
         index: 0,
         schema,
         final_path,
-        guard: TempGuard(Some(tmp.clone())),
+        guard: fsutil::TempFile(Some(tmp.clone())),
         tmp,
     })
 }
@@ -552,20 +552,6 @@ fn same_kind(e: &Error) -> Error {
     }
 }
 
-/// Removes a temporary file when dropped, unless disarmed.
-struct TempGuard(Option<PathBuf>);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(&p);
-            for s in ["-wal", "-shm", "-journal"] {
-                let _ = fs::remove_file(fsutil::with_suffix(&p, s));
-            }
-        }
-    }
-}
-
 /// Creates one tenant: build privately, then link into place and insert the row in one registry
 /// transaction. A file left at the final path by an interrupted earlier attempt (no row claims
 /// it) is moved to `<data>/orphans/` so that it never blocks a retry.
@@ -587,7 +573,7 @@ pub fn create_one(
         fsutil::create_private_dir(dir)?;
     }
     let tmp = fsutil::temp_beside(&final_path);
-    let guard = TempGuard(Some(tmp.clone()));
+    let guard = fsutil::TempFile(Some(tmp.clone()));
     let built = builder(&tmp, spec)?;
     // Builders do not sync (a batch syncs all its files at once): this one file is synced here.
     fsutil::sync_file(&tmp)?;
@@ -948,7 +934,7 @@ fn move_to_trash(live: &Path, trash: &Path) -> Result<Vec<MovedFile>> {
         fsutil::create_private_dir(dir)?;
     }
     let tmp = fsutil::temp_beside(trash);
-    let guard = TempGuard(Some(tmp.clone()));
+    let guard = fsutil::TempFile(Some(tmp.clone()));
     // SQLite copies from a connection that is not itself writing: a second one reads what the
     // first one's lock keeps still.
     let source = db::open(live, db::Mode::ReadWrite)?;

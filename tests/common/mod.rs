@@ -104,6 +104,16 @@ impl Env {
     }
 }
 
+/// Writes `<root>/fixtures/<name>/` with a manifest and files.
+pub fn fixture(env: &Env, name: &str, manifest: &str, files: &[(&str, &[u8])]) {
+    let dir = env.root().join("fixtures").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("fixture.toml"), manifest).unwrap();
+    for (f, content) in files {
+        std::fs::write(dir.join(f), content).unwrap();
+    }
+}
+
 /// Every file below `dir` with its size and modification time, for "nothing changed" checks.
 /// `-shm` files are left out: they are SQLite's shared-memory index, written by every reader
 /// (the API's included), and hold no data.

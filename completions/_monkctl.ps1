@@ -602,7 +602,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
-            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (s, m)')
+            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)')
             [CompletionResult]::new('--migrations', '--migrations', [CompletionResultType]::ParameterName, 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
@@ -619,7 +619,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
-            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (s, m)')
+            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)')
             [CompletionResult]::new('--migrations', '--migrations', [CompletionResultType]::ParameterName, 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
@@ -636,7 +636,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
-            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (s, m)')
+            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)')
             [CompletionResult]::new('--migrations', '--migrations', [CompletionResultType]::ParameterName, 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
@@ -655,7 +655,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;migrate;undo' {
-            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (s, m)')
+            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)')
             [CompletionResult]::new('--migrations', '--migrations', [CompletionResultType]::ParameterName, 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')

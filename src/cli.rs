@@ -525,7 +525,7 @@ pub struct MigrateSelect {
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// How long to wait for a database another process is writing (s, m)
+    /// How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub busy_timeout: String,
 }
@@ -554,7 +554,7 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct UndoArgs {
-    /// How long to wait for a database another process is writing (s, m)
+    /// How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub busy_timeout: String,
 

@@ -700,3 +700,93 @@ fn snapshots_prune_by_age_and_usage() {
         0
     );
 }
+
+/// The version recorded in a tenant's main file alone, ignoring any `-wal` beside it (what a
+/// reader that skipped the WAL would see).
+fn version_in_main_file(path: &Path) -> i64 {
+    let uri = format!("file:{}?mode=ro&immutable=1", path.display());
+    let c = rusqlite::Connection::open_with_flags(
+        uri,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )
+    .unwrap();
+    c.query_row(
+        "SELECT max(version) FROM refinery_schema_history",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[test]
+fn reads_see_what_an_open_wal_holds_and_leave_nothing_beside_quiet_tenants() {
+    let env = env_with(&["acme", "beta"]);
+    let dir = mig_dir(&env, &[("V2__add_nick.sql", ADD_NICK)]);
+    env.ok(&["migrate", "--migrations", &m(&dir), "up"]);
+    std::fs::write(
+        dir.join("V3__add_city.sql"),
+        "ALTER TABLE users ADD COLUMN city TEXT;\n",
+    )
+    .unwrap();
+
+    // beta is held open, as by the API, with checkpoints off: V3 lands in its -wal only.
+    let beta = env.tenant_file("beta");
+    let holder = env.open(&beta);
+    holder
+        .execute_batch("PRAGMA wal_autocheckpoint=0; SELECT count(*) FROM users;")
+        .unwrap();
+    env.ok(&[
+        "migrate",
+        "--migrations",
+        &m(&dir),
+        "up",
+        "--tenant",
+        "beta",
+    ]);
+    assert_eq!(
+        version_in_main_file(&beta),
+        2,
+        "V3 must be in the -wal only"
+    );
+
+    let quiet = env.data().join("db_main");
+    let before = snapshot(&quiet);
+    let st = env.json(&["migrate", "--migrations", &m(&dir), "status"]);
+    assert_eq!(st["summary"]["by_version"]["3"], 1, "{st}");
+    assert_eq!(st["summary"]["by_version"]["2"], 1, "{st}");
+    let up = env.json(&["migrate", "--migrations", &m(&dir), "up"]);
+    assert_eq!(
+        result_of(&up, "beta")["result"]["applied"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        result_of(&up, "acme")["result"]["applied"],
+        serde_json::json!([3])
+    );
+    drop(holder);
+
+    // A run with nothing pending reads without creating or changing any file, and no run
+    // leaves a lock file per tenant.
+    let before_noop = snapshot(&quiet);
+    assert_ne!(before, before_noop);
+    let again = env.json(&["migrate", "--migrations", &m(&dir), "up"]);
+    assert_eq!(again["summary"]["up_to_date"], 2);
+    env.ok(&["migrate", "--migrations", &m(&dir), "status"]);
+    assert_eq!(before_noop, snapshot(&quiet));
+    let stray: Vec<_> = std::fs::read_dir(&quiet)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".db"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    let locks: Vec<_> = std::fs::read_dir(env.data().join("locks"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        locks.iter().all(|n| !n.contains("ns_tenant")),
+        "a lock file per tenant was left: {locks:?}"
+    );
+}

@@ -39,7 +39,7 @@ fn workspace(g: &GlobalArgs, a: &MigrateArgs) -> anyhow::Result<Workspace> {
 }
 
 fn timeout(s: &str) -> anyhow::Result<Duration> {
-    Ok(ids::parse_duration(s).map_err(|e| Error::Usage(format!("--busy-timeout: {e}")))?)
+    Ok(ids::parse_wait(s).map_err(|e| Error::Usage(format!("--busy-timeout: {e}")))?)
 }
 
 fn options(s: &MigrateSelect) -> anyhow::Result<RunOptions> {

@@ -25,6 +25,7 @@ use crate::output::{self, Render, Table};
 
 /// Runs monkctl with `args` and returns the process exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    crate::core::db::configure_sqlite();
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -265,27 +265,11 @@ fn content_of(conn: &Connection, path: &Path) -> Result<Content> {
 // Opening and copying.
 // ---------------------------------------------------------------------------------------------
 
-/// `file:` URI of a path, percent-encoding what a URI would misread.
-fn file_uri(path: &Path, query: &str) -> String {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut s = String::from("file:");
-    for b in abs.as_os_str().as_encoded_bytes() {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(b) {
-            s.push(*b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
-    }
-    s.push('?');
-    s.push_str(query);
-    s
-}
-
 /// Opens an archive strictly for reading: `immutable=1`, so SQLite takes no lock and creates no
 /// `-journal`, `-wal` or `-shm` beside it; the file is never changed.
 fn open_archive(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
-        file_uri(path, "mode=ro&immutable=1"),
+        db::file_uri(path, "mode=ro&immutable=1"),
         OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -1359,7 +1343,7 @@ mod tests {
 
     #[test]
     fn uri_escapes_what_sqlite_would_misread() {
-        let u = file_uri(Path::new("/tmp/a b?c#d%e.db"), "mode=ro");
+        let u = db::file_uri(Path::new("/tmp/a b?c#d%e.db"), "mode=ro");
         assert_eq!(u, "file:/tmp/a%20b%3Fc%23d%25e.db?mode=ro");
     }
 

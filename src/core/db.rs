@@ -25,6 +25,24 @@ pub enum Mode {
     Create,
 }
 
+/// Process-wide SQLite settings, applied once before the first connection (SQLite accepts them
+/// only before it initializes; later calls change nothing). Turns off SQLite's memory
+/// statistics: with them on, every allocation takes one global mutex, and the threads that open
+/// thousands of tenants (each open parses the schema, which allocates a lot) queue on it.
+pub fn configure_sqlite() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; called before any connection exists
+        // (the binary calls this first thing), and a refusal (already initialized) is harmless.
+        unsafe {
+            rusqlite::ffi::sqlite3_config(
+                rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS,
+                std::ffi::c_int::from(0u8),
+            );
+        }
+    });
+}
+
 /// Opens `path` with the standard pragmas. A missing file is `FileNotFound` unless `Mode::Create`;
 /// a file that is not SQLite is `Corrupt`, naming the file.
 pub fn open(path: &Path, mode: Mode) -> Result<Connection> {
@@ -102,6 +120,63 @@ pub fn open_for_inspection(path: &Path) -> Result<Connection> {
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
         .at(path)?;
     Ok(conn)
+}
+
+/// `file:` URI of a path, percent-encoding what a URI would misread.
+pub fn file_uri(path: &Path, query: &str) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut s = String::from("file:");
+    for b in abs.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(b) {
+            s.push(*b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s.push('?');
+    s.push_str(query);
+    s
+}
+
+/// What says that nobody touched a database file: its identity, size and modification time,
+/// and that it has no `-wal` (no connection has it open in WAL mode) and no `-journal` (no
+/// rollback-mode writer is at work, no hot journal to roll back).
+fn quiet_stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    for s in ["-wal", "-journal"] {
+        if fsutil::with_suffix(path, s).symlink_metadata().is_ok() {
+            return None;
+        }
+    }
+    Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+/// Runs the read `f` on a database without locking it or creating anything beside it, when it
+/// is quiet: no `-wal`, no `-journal`, and the same file, size and modification time before and
+/// after. Then its file holds all of its content, and an `immutable` connection reads it as one
+/// consistent state at the cost of a plain file read (opening a WAL database the ordinary way
+/// creates and removes a `-wal` and a `-shm`, which on a fleet costs more than the read).
+/// Otherwise, or when the quiet read fails (a writer may have come and gone), `f` runs on an
+/// ordinary connection (`open_for_inspection`), whose answer is authoritative.
+pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>) -> Result<T> {
+    if let Some(before) = quiet_stamp(path) {
+        let quiet = Connection::open_with_flags(
+            file_uri(path, "mode=ro&immutable=1"),
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_URI
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .at(path)
+        .and_then(|conn| f(&conn, path));
+        if let Ok(v) = quiet {
+            if quiet_stamp(path) == Some(before) {
+                return Ok(v);
+            }
+        }
+    }
+    let conn = open_for_inspection(path)?;
+    f(&conn, path)
 }
 
 /// Copies every page of `from` into `to` with SQLite's backup API, in one step: the source is

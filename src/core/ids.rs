@@ -143,6 +143,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{s}' is longer than 1000 years"))
 }
 
+/// A wait such as a busy timeout: a number with `ms`, `s` or `m`; a bare number is seconds.
+/// At most one hour (SQLite's busy timeout counts milliseconds in an int).
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| {
+        format!("'{s}' is not a wait: use a number and a unit, like 500ms, 5s or 2m")
+    })?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" | "" => 1_000,
+        "m" => 60_000,
+        _ => {
+            return Err(format!(
+                "'{s}' has an unknown unit '{unit}': use ms, s or m (a bare number is seconds)"
+            ))
+        }
+    };
+    n.checked_mul(ms)
+        .filter(|ms| *ms <= 3_600_000)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("'{s}' is longer than the one hour a wait may last"))
+}
+
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -153,6 +178,19 @@ pub fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_take_ms_s_m_and_bare_seconds() {
+        assert_eq!(parse_wait("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_wait("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_wait("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_wait("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_wait("0"), Ok(Duration::ZERO));
+        assert!(parse_wait("1d").unwrap_err().contains("unknown unit"));
+        assert!(parse_wait("61m").unwrap_err().contains("one hour"));
+        assert!(parse_wait("99999999999999999999").is_err());
+        assert!(parse_wait("fast").is_err());
+    }
 
     #[test]
     fn uuid_has_v4_shape_and_differs() {

@@ -641,12 +641,6 @@ fn run_lock_path(ws: &Workspace) -> PathBuf {
     ws.layout.locks_dir().join("migrate.lock")
 }
 
-fn db_lock_path(ws: &Workspace, t: &Target) -> PathBuf {
-    ws.layout
-        .locks_dir()
-        .join(format!("migrate.{}.{}.lock", t.database, t.schema))
-}
-
 fn infra_status(reg: &Registry) -> Result<InfraStatus> {
     let version: i64 = if has_table(&reg.conn, HISTORY_TABLE).at(&reg.path)? {
         reg.conn
@@ -701,6 +695,19 @@ pub fn survey(
         if plan { "planning" } else { "reading" },
         |t| {
             let path = t.path(ws)?;
+            if !plan {
+                let ins = db::read_quietly(&path, |conn, path| {
+                    conn.busy_timeout(opts.busy_timeout).at(path)?;
+                    inspect(conn, path, set, target)
+                })?;
+                return Ok(TenantStatus {
+                    path,
+                    inspection: ins,
+                    locked: false,
+                    destructive: Vec::new(),
+                    would_fail: None,
+                });
+            }
             let conn = db::open_for_inspection(&path)?;
             conn.busy_timeout(opts.busy_timeout).at(&path)?;
             let ins = inspect(&conn, &path, set, target)?;
@@ -711,25 +718,21 @@ pub fn survey(
                 destructive: Vec::new(),
                 would_fail: None,
             };
-            if plan {
-                let lock_file = db_lock_path(ws, t);
-                st.locked = matches!(lock::inspect(&lock_file), Ok(LockState::Held { .. }));
-                if !st.locked {
-                    // Asking for the write lock, then giving it back, writes nothing.
-                    conn.busy_timeout(Duration::from_millis(50)).at(&path)?;
-                    match conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;") {
-                        Ok(()) => {}
-                        Err(e)
-                            if matches!(
-                                e.sqlite_error_code(),
-                                Some(rusqlite::ErrorCode::DatabaseBusy)
-                                    | Some(rusqlite::ErrorCode::DatabaseLocked)
-                            ) =>
-                        {
-                            st.locked = true
-                        }
-                        Err(e) => return Err(Error::sqlite(&path, e)),
+            {
+                // Asking for the write lock `up` would take, then giving it back, writes nothing.
+                conn.busy_timeout(Duration::from_millis(50)).at(&path)?;
+                match conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;") {
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(
+                            e.sqlite_error_code(),
+                            Some(rusqlite::ErrorCode::DatabaseBusy)
+                                | Some(rusqlite::ErrorCode::DatabaseLocked)
+                        ) =>
+                    {
+                        st.locked = true
                     }
+                    Err(e) => return Err(Error::sqlite(&path, e)),
                 }
                 let pending: Vec<&Mig> = st
                     .inspection
@@ -1029,9 +1032,10 @@ fn up_one(cx: &UpCtx<'_>, t: &Target) -> Result<TenantUp> {
     let path = t.path(cx.ws)?;
     // A read first: a tenant with nothing to do costs no lock and no write.
     {
-        let conn = db::open_for_inspection(&path)?;
-        conn.busy_timeout(cx.opts.busy_timeout).at(&path)?;
-        let ins = inspect(&conn, &path, cx.set, cx.target)?;
+        let ins = db::read_quietly(&path, |conn, path| {
+            conn.busy_timeout(cx.opts.busy_timeout).at(path)?;
+            inspect(conn, path, cx.set, cx.target)
+        })?;
         refuse_diverged(&ins, &path)?;
         if ins.pending.is_empty() && !ins.adopt {
             return Ok(TenantUp {
@@ -1043,7 +1047,9 @@ fn up_one(cx: &UpCtx<'_>, t: &Target) -> Result<TenantUp> {
             });
         }
     }
-    let _lock = Lock::acquire_unsynced(&db_lock_path(cx.ws, t), "monkctl migrate up")?;
+    // The lock of this database is SQLite's own write lock, held from BEGIN IMMEDIATE to the
+    // commit: it excludes the API's writers as well as any other monkctl, and the history is
+    // read again under it. (Runs exclude each other with the run lock.)
     let conn = db::open(&path, Mode::ReadWrite)?;
     conn.busy_timeout(cx.opts.busy_timeout).at(&path)?;
     system::register_functions(&conn).at(&path)?;

@@ -53,6 +53,9 @@ pub const CHECKSUM_ALGORITHM: &str = "lanes64";
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// How long a copy into a live database waits for the API to let go of its write lock.
 const LIVE_WRITE_WAIT: Duration = Duration::from_secs(60);
+/// How long an extract waits for the write lock that lines up its copy and its checksum on one
+/// snapshot before it computes the checksum from the copy instead (slower, as correct).
+const SNAPSHOT_GATE_WAIT: Duration = Duration::from_secs(2);
 
 /// What an archive records about the tenant it holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -555,8 +558,24 @@ pub fn extract_file(
     let (content, schema_version) = {
         let src = db::open_for_inspection(live)?;
         let mut dst = open_scratch(&tmp_path)?;
-        db::backup_all(&src, &mut dst, &tmp_path, LIVE_WRITE_WAIT)?;
+        // The checksum is computed from the live tenant by a second connection that reads the
+        // very state the copy reads, on another core while the copy runs; the copy's pages go
+        // to disk as they are written.
+        let twin = db::open_for_inspection(live)?;
+        let shared = db::begin_shared_snapshot(live, &[&src, &twin], SNAPSHOT_GATE_WAIT)?;
+        let (copied, twin_content) = std::thread::scope(|s| {
+            let sum = shared.then(|| s.spawn(move || content_of(&twin, live)));
+            let copied = fsutil::while_flushing(std::slice::from_ref(&tmp_path), || {
+                db::backup_all(&src, &mut dst, &tmp_path, LIVE_WRITE_WAIT)
+            });
+            let sum = sum.map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Other("computing the checksum failed".into())))
+            });
+            (copied, sum)
+        });
         drop(src);
+        copied?;
         // The copy carries the live file's WAL flag; an archive is one self-contained file.
         let jm: String = dst
             .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
@@ -568,16 +587,13 @@ pub fn extract_file(
             )));
         }
         dst.execute_batch("PRAGMA synchronous=OFF;").at(&tmp_path)?;
-        // The copied pages go to disk while the checksum reads them back from the page cache;
-        // the sync after the metadata is written then has little left to do.
-        let content = std::thread::scope(|s| {
-            let flush = s.spawn(|| fsutil::sync_file(&tmp_path));
-            let content = content_of(&dst, &tmp_path);
-            let flushed = flush
-                .join()
-                .unwrap_or_else(|_| Err(Error::Other("syncing the archive failed".into())));
-            flushed.and(content)
-        })?;
+        let content = match twin_content {
+            Some(c) => c?,
+            // No shared snapshot (the API held its write lock throughout): read the copy back.
+            None => fsutil::while_flushing(std::slice::from_ref(&tmp_path), || {
+                content_of(&dst, &tmp_path)
+            })?,
+        };
         let schema_version = schema::tenant_version(&dst).at(&tmp_path)?;
         let meta = Metadata {
             format: FORMAT_NAME.into(),
@@ -895,18 +911,33 @@ pub fn verify(path: &Path) -> Result<Verified> {
     check_header(path)?;
     let conn = open_archive(path)?;
     let meta = read_metadata(&conn, path)?;
-    let problems: Vec<String> = {
-        let mut st = conn.prepare("PRAGMA integrity_check(20)").at(path)?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0)).at(path)?;
-        rows.collect::<rusqlite::Result<_>>().at(path)?
-    };
+    verify_content(&conn, path, meta)
+}
+
+/// The checks of `verify` after the metadata was read: SQLite's integrity check and the content
+/// checksum, on two connections side by side (the file never changes, so both read the same).
+fn verify_content(conn: &Connection, path: &Path, meta: Metadata) -> Result<Verified> {
+    let second = open_archive(path)?;
+    let (problems, content) = std::thread::scope(|s| {
+        let sum = s.spawn(move || content_of(&second, path));
+        let problems = (|| -> Result<Vec<String>> {
+            let mut st = conn.prepare("PRAGMA integrity_check(20)").at(path)?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0)).at(path)?;
+            rows.collect::<rusqlite::Result<_>>().at(path)
+        })();
+        let content = sum
+            .join()
+            .unwrap_or_else(|_| Err(Error::Other("computing the checksum failed".into())));
+        (problems, content)
+    });
+    let problems = problems?;
     if problems.len() != 1 || problems[0] != "ok" {
         return Err(Error::Corrupt {
             path: path.to_path_buf(),
             detail: format!("integrity check: {}", problems.join("; ")),
         });
     }
-    let content = content_of(&conn, path)?;
+    let content = content?;
     if content.row_counts != meta.row_counts {
         let diff: Vec<String> = meta
             .row_counts
@@ -1055,11 +1086,10 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
     if let Some(n) = &opts.as_name {
         names::tenant(n)?;
     }
-    let verified = verify(archive)?;
-    let meta = verified
-        .metadata
-        .clone()
-        .expect("verify returns the metadata");
+    // The metadata now, for the checks and the plan; the whole verification runs beside the
+    // copies below, and nothing the user can see changes before it has passed.
+    let meta = metadata_of(archive)?;
+    let needs_migration = meta.schema_version < schema::latest_tenant_version();
     let archived_name = meta.tenant.name.clone();
     let name = opts
         .as_name
@@ -1070,7 +1100,7 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
     // Refusals come before the lock, so that a refused restore leaves no file behind; the checks
     // run again under the lock (create_one re-checks in its registry transaction).
     let current = check_target(&reg, &name, &archived_name, renamed, opts.force, &meta, ws)?;
-    let _lock = Lock::acquire(
+    let _lock = Lock::acquire_transient(
         &ws.layout.locks_dir().join(format!("restore-{name}.lock")),
         &format!("monkctl restore {}", archive.display()),
     )?;
@@ -1111,7 +1141,13 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
                 description: meta.tenant.description.clone(),
             };
             let builder = |tmp: &Path, _: &CreateSpec| -> Result<Built> {
-                copy_content(archive, tmp, None, true)?;
+                let (verified, copied) = std::thread::scope(|s| {
+                    let v = s.spawn(|| verified_as(archive, &meta));
+                    let copied = copy_content(archive, tmp, None, true);
+                    (joined(v.join(), "verifying the archive"), copied)
+                });
+                verified?;
+                copied?;
                 Ok(built.clone())
             };
             let created = tenant::create_one(&mut reg, &ws.layout, &spec, &builder)?;
@@ -1122,19 +1158,30 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
                 path: created.path,
                 previous_saved_to: None,
                 schema_version: meta.schema_version,
-                needs_migration: verified.needs_migration,
+                needs_migration,
                 fixtures: built.fixtures,
             })
         }
-        Some(current) => replace_existing(
-            ws,
-            &mut reg,
-            archive,
-            &meta,
-            current,
-            verified.needs_migration,
-        ),
+        Some(current) => replace_existing(ws, &mut reg, archive, &meta, current, needs_migration),
     }
+}
+
+/// The full verification of an archive whose metadata `meta` was read before: the same file
+/// must still carry the same content.
+fn verified_as(archive: &Path, meta: &Metadata) -> Result<Verified> {
+    let v = verify(archive)?;
+    if v.checksum != meta.checksum || v.tenant_id != meta.tenant.id {
+        return Err(Error::Conflict(format!(
+            "{} changed while it was being restored; nothing was changed, run the restore again",
+            archive.display()
+        )));
+    }
+    Ok(v)
+}
+
+/// The result of a scoped thread; a panic there becomes an error naming `what`.
+fn joined<T>(r: std::thread::Result<Result<T>>, what: &str) -> Result<T> {
+    r.unwrap_or_else(|_| Err(Error::Other(format!("{what} failed"))))
 }
 
 /// Whether the archive may go to tenant `name`: the existing row when it replaces one (with
@@ -1194,7 +1241,14 @@ fn copy_content(
 ) -> Result<()> {
     let src = open_archive(archive)?;
     let mut conn = open_scratch(dst)?;
-    db::backup_all(&src, &mut conn, dst, Duration::ZERO)?;
+    let flush = if final_file {
+        vec![dst.to_path_buf()]
+    } else {
+        Vec::new()
+    };
+    fsutil::while_flushing(&flush, || {
+        db::backup_all(&src, &mut conn, dst, Duration::ZERO)
+    })?;
     drop(src);
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; DROP TABLE {META_TABLE};"
@@ -1249,24 +1303,42 @@ fn replace_existing(
     let page_size: i64 = db::open(&live, db::Mode::ReadWrite)?
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .at(&live)?;
+    //    The archive's verification runs beside both; nothing live changes before it passed.
     let staging = fsutil::TempFile(Some(fsutil::temp_beside(&live)));
-    let (saved_r, staged_r) = std::thread::scope(|s| {
+    let (saved_r, verified_r, staged_r) = std::thread::scope(|s| {
         let save = s.spawn(|| extract_file(&live, &current, &fixtures, &saved, false));
+        let verify = s.spawn(|| verified_as(archive, meta));
         let staged = copy_content(archive, staging.path(), Some(page_size), false);
-        (save.join(), staged)
+        (
+            joined(save.join(), "saving the current database"),
+            joined(verify.join(), "verifying the archive"),
+            staged,
+        )
     });
-    saved_r.map_err(|_| Error::Other("saving the current database failed".into()))??;
-    staged_r?;
+    // On any failure the live tenant is untouched, so the copy saved of it is not needed.
+    if verified_r.is_err() || staged_r.is_err() {
+        if saved_r.is_ok() {
+            let _ = fs::remove_file(&saved);
+        }
+        verified_r?;
+        staged_r?;
+    }
+    saved_r?;
 
     // 3. Into the open live database through SQLite: one write transaction on its WAL, so a
-    //    reader sees the old or the new content, and its own -wal/-shm stay consistent.
+    //    reader sees the old or the new content, and its own -wal/-shm stay consistent. The
+    //    WAL, then the file, are flushed while SQLite writes them.
     {
         let src = open_archive(staging.path())?;
         let mut live_conn = db::open(&live, db::Mode::ReadWrite)?;
-        db::backup_all(&src, &mut live_conn, &live, LIVE_WRITE_WAIT)?;
+        fsutil::while_flushing(&[fsutil::with_suffix(&live, "-wal")], || {
+            db::backup_all(&src, &mut live_conn, &live, LIVE_WRITE_WAIT)
+        })?;
         drop(src);
         // Best effort: fold the copy into the file now so the WAL does not stay large.
-        let _ = live_conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        fsutil::while_flushing(std::slice::from_ref(&live), || {
+            let _ = live_conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        });
         live_conn.close().map_err(|(_, e)| e).at(&live)?;
     }
     drop(staging);

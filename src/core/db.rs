@@ -179,6 +179,43 @@ pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>)
     f(&conn, path)
 }
 
+/// Starts a read transaction on each of `readers` (connections to `path`) such that all of them
+/// see one and the same state of the database: they begin while a third connection holds the
+/// write lock, so that no commit can land in between, and the lock is given back at once. Lets
+/// two threads read one consistent snapshot side by side (a copy and a checksum of a live
+/// tenant). Returns false, with no transaction left open, when the write lock cannot be had
+/// within `wait` (a long write by the API, or a file this user may only read); the caller then
+/// reads with one connection.
+pub fn begin_shared_snapshot(path: &Path, readers: &[&Connection], wait: Duration) -> Result<bool> {
+    let end = |readers: &[&Connection]| {
+        for r in readers {
+            if !r.is_autocommit() {
+                let _ = r.execute_batch("ROLLBACK");
+            }
+        }
+    };
+    let Ok(gate) = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    ) else {
+        return Ok(false);
+    };
+    gate.busy_timeout(wait).at(path)?;
+    if gate.execute_batch("BEGIN IMMEDIATE").is_err() {
+        return Ok(false);
+    }
+    let begun = readers.iter().try_for_each(|r| {
+        r.execute_batch("BEGIN")?;
+        r.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+    });
+    let _ = gate.execute_batch("ROLLBACK");
+    if let Err(e) = begun {
+        end(readers);
+        return Err(Error::sqlite(path, e));
+    }
+    Ok(true)
+}
+
 /// Copies every page of `from` into `to` with SQLite's backup API, in one step: the source is
 /// read inside one read transaction, so the copy is one consistent snapshot even while other
 /// connections write (in WAL mode they never block it), and SQLite never holds more than its

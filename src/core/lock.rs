@@ -29,6 +29,8 @@ pub struct Holder {
 pub struct Lock {
     file: File,
     path: PathBuf,
+    /// The file is removed when the lock is released (see `acquire_transient`).
+    transient: bool,
     /// The holder recorded by a dead process that this lock replaced, if any.
     pub took_over: Option<Holder>,
 }
@@ -36,46 +38,65 @@ pub struct Lock {
 impl Lock {
     /// Takes the lock at `path` without waiting. A live holder is `Busy`, naming it.
     pub fn acquire(path: &Path, command: &str) -> Result<Lock> {
-        Self::acquire_with(path, command, true)
-    }
-
-    /// Like `acquire`, but the holder record is not synced to disk. For short per-database locks
-    /// taken thousands of times in one run: the OS lock is what excludes, the record only
-    /// informs, and a record lost in a crash belongs to a dead holder anyway.
-    pub fn acquire_unsynced(path: &Path, command: &str) -> Result<Lock> {
         Self::acquire_with(path, command, false)
     }
 
-    fn acquire_with(path: &Path, command: &str, durable: bool) -> Result<Lock> {
+    /// Like `acquire`, but the lock file exists only while the lock is held: it is removed on
+    /// release. For locks named after something (a tenant), which would otherwise pile up. A
+    /// process that dies holding it leaves the file, with its holder, for the next one to take
+    /// over. (Whoever takes a lock checks that the file it locked is still the one at `path`,
+    /// so a file removed meanwhile is never held by two.)
+    pub fn acquire_transient(path: &Path, command: &str) -> Result<Lock> {
+        Self::acquire_with(path, command, true)
+    }
+
+    fn acquire_with(path: &Path, command: &str, transient: bool) -> Result<Lock> {
+        use std::os::unix::fs::MetadataExt;
         if let Some(dir) = path.parent() {
             fsutil::create_private_dir(dir)?;
         }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(path)
-            .at(path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let who = read_holder(&mut file)
-                    .map(|h| {
-                        format!(
-                            "held by pid {} on {} ({}) since {}",
-                            h.pid, h.host, h.command, h.since
-                        )
-                    })
-                    .unwrap_or_else(|| "held by another process".into());
-                return Err(Error::Busy {
-                    what: path.display().to_string(),
-                    detail: format!("{who}; wait for it to finish and retry"),
-                });
+        let mut attempts = 0;
+        let mut file = loop {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .at(path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let who = read_holder(&mut file)
+                        .map(|h| {
+                            format!(
+                                "held by pid {} on {} ({}) since {}",
+                                h.pid, h.host, h.command, h.since
+                            )
+                        })
+                        .unwrap_or_else(|| "held by another process".into());
+                    return Err(Error::Busy {
+                        what: path.display().to_string(),
+                        detail: format!("{who}; wait for it to finish and retry"),
+                    });
+                }
+                Err(TryLockError::Error(e)) => return Err(e).at(path),
             }
-            Err(TryLockError::Error(e)) => return Err(e).at(path),
-        }
+            // A holder of a transient lock may have removed the file between our open and our
+            // lock: then we hold a file nobody else will see; open the new one.
+            let mine = file.metadata().at(path)?;
+            match std::fs::metadata(path) {
+                Ok(now) if now.ino() == mine.ino() && now.dev() == mine.dev() => break file,
+                _ if attempts < 100 => attempts += 1,
+                _ => {
+                    return Err(Error::Busy {
+                        what: path.display().to_string(),
+                        detail: "the lock file keeps being replaced; retry".into(),
+                    })
+                }
+            }
+        };
         let took_over = read_holder(&mut file);
         let holder = Holder {
             pid: std::process::id(),
@@ -87,12 +108,11 @@ impl Lock {
         file.rewind().at(path)?;
         let text = serde_json::to_string(&holder).unwrap_or_default();
         file.write_all(text.as_bytes()).at(path)?;
-        if durable {
-            file.sync_all().at(path)?;
-        }
+        file.sync_all().at(path)?;
         Ok(Lock {
             file,
             path: path.to_path_buf(),
+            transient,
             took_over,
         })
     }
@@ -104,7 +124,11 @@ impl Lock {
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        // Empty the file before unlocking so that no holder is shown for a free lock.
+        // Removed (transient) or emptied while still held, so that no holder is ever shown for
+        // a free lock.
+        if self.transient {
+            let _ = std::fs::remove_file(&self.path);
+        }
         let _ = self.file.set_len(0);
         let _ = self.file.unlock();
     }
@@ -172,5 +196,21 @@ mod tests {
         drop(a);
         assert_eq!(inspect(&p).unwrap(), LockState::Free);
         Lock::acquire(&p, "test c").unwrap();
+    }
+
+    #[test]
+    fn a_transient_lock_file_exists_only_while_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("locks/restore-acme.lock");
+        let a = Lock::acquire_transient(&p, "test a").unwrap();
+        assert!(p.exists());
+        let e = Lock::acquire_transient(&p, "test b").unwrap_err();
+        assert!(e.to_string().contains("test a"), "{e}");
+        drop(a);
+        assert!(!p.exists());
+        let b = Lock::acquire_transient(&p, "test b").unwrap();
+        assert!(matches!(inspect(&p).unwrap(), LockState::Held { .. }));
+        drop(b);
+        assert!(!p.exists());
     }
 }

@@ -94,6 +94,82 @@ impl<T: Serialize> Serialize for List<T> {
     }
 }
 
+/// Writes one pretty JSON object while a run is still going: the fields of `head` first, then
+/// `"<outer>": {"<inner>": [ ... ]` whose items are written one by one as they come (so that
+/// memory does not grow with their number), then the rest of that object and the fields of a
+/// tail. The result parses to exactly what serializing the whole document at once gives. After
+/// a write error (a closed pipe), nothing more is written and `finish` returns the error.
+pub struct JsonStream<W: Write> {
+    out: W,
+    items: usize,
+    error: Option<io::Error>,
+}
+
+/// `value` pretty-printed, every line after the first indented by `by` more.
+fn pretty_at(value: &impl Serialize, by: &str) -> io::Result<String> {
+    let s = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    Ok(s.replace('\n', &format!("\n{by}")))
+}
+
+/// The fields of an object pretty-printed at `by`, without its braces (empty for `{}`).
+fn fields_at(value: &impl Serialize, by: &str) -> io::Result<String> {
+    let s = pretty_at(value, by)?;
+    let inner = s
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .ok_or_else(|| io::Error::other("a JSON head or tail must be an object"))?;
+    Ok(inner.trim_end().to_string())
+}
+
+impl<W: Write> JsonStream<W> {
+    pub fn begin(mut out: W, head: &impl Serialize, outer: &str, inner: &str) -> JsonStream<W> {
+        let error = fields_at(head, "")
+            .and_then(|f| {
+                let sep = if f.is_empty() { "" } else { "," };
+                write!(out, "{{{f}{sep}\n  \"{outer}\": {{\n    \"{inner}\": [")
+            })
+            .err();
+        JsonStream {
+            out,
+            items: 0,
+            error,
+        }
+    }
+
+    pub fn item(&mut self, v: &impl Serialize) {
+        if self.error.is_some() {
+            return;
+        }
+        let sep = if self.items == 0 {
+            "\n      "
+        } else {
+            ",\n      "
+        };
+        self.items += 1;
+        if let Err(e) = pretty_at(v, "      ").and_then(|s| write!(self.out, "{sep}{s}")) {
+            self.error = Some(e);
+        }
+    }
+
+    /// Closes the list, writes the rest of the outer object (`outer_rest`'s fields) and the
+    /// fields of `tail`, and flushes.
+    pub fn finish(mut self, outer_rest: &impl Serialize, tail: &impl Serialize) -> io::Result<()> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let close = if self.items == 0 { "]" } else { "\n    ]" };
+        let rest = fields_at(outer_rest, "  ")?;
+        let tail = fields_at(tail, "")?;
+        let rest_sep = if rest.is_empty() { "" } else { "," };
+        let tail_sep = if tail.is_empty() { "" } else { "," };
+        write!(
+            self.out,
+            "{close}{rest_sep}{rest}\n  }}{tail_sep}{tail}\n}}\n"
+        )?;
+        self.out.flush()
+    }
+}
+
 pub fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
@@ -176,6 +252,61 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn a_streamed_document_is_the_whole_document() {
+        #[derive(Serialize)]
+        struct Head {
+            run_id: &'static str,
+            infra: serde_json::Value,
+        }
+        #[derive(Serialize)]
+        struct Counts {
+            succeeded: usize,
+            failed: usize,
+        }
+        #[derive(Serialize)]
+        struct Tail {
+            not_started: Vec<&'static str>,
+            summary: serde_json::Value,
+        }
+        let items = [
+            serde_json::json!({"tenant": "a", "ok": true, "result": {"applied": [2, 3]}}),
+            serde_json::json!({"tenant": "b", "ok": false, "error": "line\nbreak"}),
+        ];
+        for n in [0, 1, 2] {
+            let head = Head {
+                run_id: "r1",
+                infra: serde_json::json!({"from": 1, "to": 2}),
+            };
+            let mut buf = Vec::new();
+            let mut js = JsonStream::begin(&mut buf, &head, "tenants", "results");
+            for i in &items[..n] {
+                js.item(i);
+            }
+            let tail = Tail {
+                not_started: vec!["c"],
+                summary: serde_json::json!({"tenants": 3}),
+            };
+            js.finish(
+                &Counts {
+                    succeeded: 1,
+                    failed: n,
+                },
+                &tail,
+            )
+            .unwrap();
+            let got: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            let want = serde_json::json!({
+                "run_id": "r1",
+                "infra": {"from": 1, "to": 2},
+                "tenants": {"results": items[..n], "succeeded": 1, "failed": n},
+                "not_started": ["c"],
+                "summary": {"tenants": 3},
+            });
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(&buf));
+        }
     }
 
     #[test]

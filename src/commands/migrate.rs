@@ -4,27 +4,84 @@ use std::time::Duration;
 
 use crate::cli::{GlobalArgs, MigrateArgs, MigrateCommand, MigrateSelect, SnapshotsCommand};
 use crate::core::migrate::{
-    self, destructive, MigrationSet, RunInfo, RunOptions, Selection, Survey, UndoReport, UpReport,
+    self, destructive, MigrationSet, RunInfo, RunOptions, Selection, Summary, SurveyHead,
+    TenantStatus, TenantUp, UndoReport, UpHead, UpSummary,
 };
-use crate::core::{ids, Error, Overrides, Settings, Workspace};
-use crate::output::{self, size, List, Render, Table};
+use crate::core::{
+    ids, Collected, Error, Outcome as TenantOutcome, Overrides, RunSink, Settings, Workspace,
+};
+use crate::output::{self, size, JsonStream, List, Render, Table};
 
 use super::{confirm, show, Bar, Outcome};
 
-/// Prints a large result: JSON is streamed by serde straight to stdout (no intermediate value
-/// tree, so memory does not grow with a second copy of every tenant's result); tables and CSV
-/// go through `output`.
-fn print_big<T: Render>(format: crate::cli::Format, value: &T) -> anyhow::Result<()> {
-    use std::io::Write;
-    if format != crate::cli::Format::Json {
-        return Ok(output::print(format, value)?);
+/// Where a run's outcomes go: JSON is written as they come (memory stays flat however many
+/// tenants there are); a table or CSV needs them all, so they are kept. Either way a failed
+/// tenant is reported on stderr as soon as it is known.
+enum Sink<H, T> {
+    Json(Option<JsonStream<std::io::BufWriter<std::io::Stdout>>>),
+    Kept(Collected<H, T>),
+}
+
+impl<H, T> Sink<H, T> {
+    fn new(format: crate::cli::Format) -> Sink<H, T> {
+        if format == crate::cli::Format::Json {
+            Sink::Json(None)
+        } else {
+            Sink::Kept(Collected::default())
+        }
     }
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    serde_json::to_writer_pretty(&mut out, value)?;
-    out.write_all(b"\n")?;
-    out.flush()?;
-    Ok(())
+}
+
+impl<H: serde::Serialize + Clone, T: serde::Serialize> RunSink<H, T> for Sink<H, T> {
+    fn begin(&mut self, head: &H) {
+        match self {
+            Sink::Json(js) => {
+                let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+                *js = Some(JsonStream::begin(out, head, "tenants", "results"));
+            }
+            Sink::Kept(c) => c.begin(head),
+        }
+    }
+
+    fn outcome(&mut self, o: TenantOutcome<T>) {
+        if !o.ok {
+            eprintln!(
+                "error: {}: {}",
+                o.tenant,
+                o.error.as_deref().unwrap_or("failed")
+            );
+        }
+        match self {
+            Sink::Json(js) => {
+                if let Some(js) = js {
+                    js.item(&o);
+                }
+            }
+            Sink::Kept(c) => c.outcome(o),
+        }
+    }
+}
+
+/// The counts that close the `tenants` object of a run's JSON.
+#[derive(serde::Serialize)]
+struct Counts {
+    succeeded: usize,
+    failed: usize,
+}
+
+/// Finishes a run's output: the end of the streamed JSON, or the whole table/CSV of `doc`.
+fn finish<H, T, D: Render>(
+    format: crate::cli::Format,
+    sink: Sink<H, T>,
+    counts: Counts,
+    tail: &impl serde::Serialize,
+    doc: impl FnOnce(Vec<TenantOutcome<T>>) -> D,
+) -> anyhow::Result<()> {
+    match sink {
+        Sink::Json(Some(js)) => Ok(js.finish(&counts, tail)?),
+        Sink::Json(None) => Ok(()),
+        Sink::Kept(c) => Ok(output::print(format, &doc(c.results))?),
+    }
 }
 
 fn workspace(g: &GlobalArgs, a: &MigrateArgs) -> anyhow::Result<Workspace> {
@@ -62,18 +119,12 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
     let ws = workspace(g, &a)?;
     let load = || MigrationSet::load(ws.settings.migrations_dir.value.as_deref());
     match &a.command {
-        MigrateCommand::Status(s) => {
-            let set = load()?;
-            let survey = migrate::survey(&ws, &set, &options(s)?, false, &Bar::new())?;
-            print_big(g.format, &SurveyView(&survey, false))?;
-            report_failures(&survey);
-            Ok(survey.tenants.exit_code())
-        }
-        MigrateCommand::Plan(s) => plan(g, &ws, &load()?, s),
+        MigrateCommand::Status(s) => survey(g, &ws, &load()?, s, false),
+        MigrateCommand::Plan(s) => survey(g, &ws, &load()?, s, true),
         MigrateCommand::Up(u) => {
             let set = load()?;
             if u.dry_run {
-                return plan(g, &ws, &set, &u.select);
+                return survey(g, &ws, &set, &u.select, true);
             }
             let mut opts = options(&u.select)?;
             opts.fail_fast = u.fail_fast;
@@ -90,21 +141,33 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                     )?;
                 }
             }
-            let report = migrate::up(&ws, &set, &opts, &Bar::new())?;
-            if let Some(h) = &report.took_over_stale_lock {
+            let mut sink = Sink::new(g.format);
+            let report = migrate::up(&ws, &set, &opts, &Bar::new(), &mut sink)?;
+            if let Some(h) = &report.head.took_over_stale_lock {
                 eprintln!(
                     "note: took over the migration lock left by pid {} on {} ({}) since {}, which is no longer running",
                     h.pid, h.host, h.command, h.since
                 );
             }
-            print_big(g.format, &report)?;
-            for o in report.tenants.results.iter().filter(|o| !o.ok) {
-                eprintln!(
-                    "error: {}: {}",
-                    o.tenant,
-                    o.error.as_deref().unwrap_or("failed")
-                );
-            }
+            let tail = UpTail {
+                snapshots: report.snapshots.as_ref(),
+                not_started: &report.not_started,
+                summary: &report.summary,
+            };
+            finish(
+                g.format,
+                sink,
+                Counts {
+                    succeeded: report.tenants.succeeded,
+                    failed: report.tenants.failed,
+                },
+                &tail,
+                |results| UpDoc {
+                    head: &report.head,
+                    results,
+                    tail: &tail,
+                },
+            )?;
             let retry = report.retry();
             if !retry.is_empty() {
                 eprintln!(
@@ -167,26 +230,44 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
     }
 }
 
-fn plan(g: &GlobalArgs, ws: &Workspace, set: &MigrationSet, s: &MigrateSelect) -> Outcome {
-    let survey = migrate::survey(ws, set, &options(s)?, true, &Bar::new())?;
-    print_big(g.format, &SurveyView(&survey, true))?;
-    report_failures(&survey);
-    if let Some(h) = &survey.run_in_progress {
-        eprintln!(
-            "note: a migration run is in progress: pid {} on {} ({}) since {}",
-            h.pid, h.host, h.command, h.since
-        );
-    }
-    Ok(survey.plan_exit_code())
-}
-
-fn report_failures(s: &Survey) {
-    for o in s.tenants.results.iter().filter(|o| !o.ok) {
-        eprintln!(
-            "error: {}: {}",
-            o.tenant,
-            o.error.as_deref().unwrap_or("failed")
-        );
+/// `status` (`plan == false`), `plan` and `up --dry-run`.
+fn survey(
+    g: &GlobalArgs,
+    ws: &Workspace,
+    set: &MigrationSet,
+    s: &MigrateSelect,
+    plan: bool,
+) -> Outcome {
+    let mut sink = Sink::new(g.format);
+    let survey = migrate::survey(ws, set, &options(s)?, plan, &Bar::new(), &mut sink)?;
+    let tail = SurveyTail {
+        summary: &survey.summary,
+    };
+    finish(
+        g.format,
+        sink,
+        Counts {
+            succeeded: survey.tenants.succeeded,
+            failed: survey.tenants.failed,
+        },
+        &tail,
+        |results| SurveyDoc {
+            head: &survey.head,
+            results,
+            summary: &survey.summary,
+            plan,
+        },
+    )?;
+    if plan {
+        if let Some(h) = &survey.head.run_in_progress {
+            eprintln!(
+                "note: a migration run is in progress: pid {} on {} ({}) since {}",
+                h.pid, h.host, h.command, h.since
+            );
+        }
+        Ok(survey.plan_exit_code())
+    } else {
+        Ok(survey.tenants.exit_code())
     }
 }
 
@@ -197,20 +278,43 @@ fn versions(v: &[i64]) -> String {
         .join(",")
 }
 
-/// A survey rendered for `status` (false) or `plan` (true).
-struct SurveyView<'a>(&'a Survey, bool);
-
-impl serde::Serialize for SurveyView<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
+#[derive(serde::Serialize)]
+struct SurveyTail<'a> {
+    summary: &'a Summary,
 }
 
-impl Render for SurveyView<'_> {
+/// A whole survey, for `status` (false) or `plan` (true) as a table or CSV (JSON is streamed,
+/// with the same shape).
+#[derive(serde::Serialize)]
+struct SurveyDoc<'a> {
+    #[serde(flatten)]
+    head: &'a SurveyHead,
+    #[serde(serialize_with = "as_batch")]
+    results: Vec<TenantOutcome<TenantStatus>>,
+    summary: &'a Summary,
+    #[serde(skip)]
+    plan: bool,
+}
+
+/// `results` as the `tenants` object of the JSON: `{results, succeeded, failed}`.
+fn as_batch<T: serde::Serialize, S: serde::Serializer>(
+    results: &[TenantOutcome<T>],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let ok = results.iter().filter(|o| o.ok).count();
+    let mut st = s.serialize_struct("Batch", 3)?;
+    st.serialize_field("results", results)?;
+    st.serialize_field("succeeded", &ok)?;
+    st.serialize_field("failed", &(results.len() - ok))?;
+    st.end()
+}
+
+impl Render for SurveyDoc<'_> {
     fn table(&self) -> Table {
-        let plan = self.1;
+        let plan = self.plan;
         let mut t = Table::new(vec!["tenant", "version", "pending", "state", "detail"]);
-        for o in &self.0.tenants.results {
+        for o in &self.results {
             let Some(st) = &o.result else {
                 t.rows.push(vec![
                     o.tenant.clone(),
@@ -267,8 +371,8 @@ impl Render for SurveyView<'_> {
     }
 
     fn footer(&self) -> Vec<String> {
-        let s = &self.0.summary;
-        let inf = &self.0.infra;
+        let s = self.summary;
+        let inf = &self.head.infra;
         let by: Vec<String> = s
             .by_version
             .iter()
@@ -285,7 +389,7 @@ impl Render for SurveyView<'_> {
                 "tenants: {} (by version: {}); target V{}; {} up to date, {} pending, {} to adopt, {} diverged, {} missing, {} locked, {} destructive, {} would fail, {} unreadable, {} skipped (trashed/deleted)",
                 s.tenants,
                 if by.is_empty() { "-".into() } else { by.join(", ") },
-                self.0.target,
+                self.head.target,
                 s.up_to_date,
                 s.pending,
                 s.adopt,
@@ -301,10 +405,29 @@ impl Render for SurveyView<'_> {
     }
 }
 
-impl Render for UpReport {
+#[derive(serde::Serialize)]
+struct UpTail<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshots: Option<&'a std::path::PathBuf>,
+    not_started: &'a [String],
+    summary: &'a UpSummary,
+}
+
+/// A whole run of `up`, as a table or CSV (JSON is streamed, with the same shape).
+#[derive(serde::Serialize)]
+struct UpDoc<'a> {
+    #[serde(flatten)]
+    head: &'a UpHead,
+    #[serde(rename = "tenants", serialize_with = "as_batch")]
+    results: Vec<TenantOutcome<TenantUp>>,
+    #[serde(flatten)]
+    tail: &'a UpTail<'a>,
+}
+
+impl Render for UpDoc<'_> {
     fn table(&self) -> Table {
         let mut t = Table::new(vec!["tenant", "from", "to", "result"]);
-        for o in &self.tenants.results {
+        for o in &self.results {
             match &o.result {
                 Some(r) => {
                     let mut what = Vec::new();
@@ -335,7 +458,7 @@ impl Render for UpReport {
                 ]),
             }
         }
-        for n in &self.not_started {
+        for n in self.tail.not_started {
             t.rows.push(vec![
                 n.clone(),
                 String::new(),
@@ -347,15 +470,15 @@ impl Render for UpReport {
     }
 
     fn footer(&self) -> Vec<String> {
-        let s = &self.summary;
+        let s = self.tail.summary;
         let mut out = vec![
-            format!("infra: V{} -> V{}", self.infra.from, self.infra.to),
+            format!("infra: V{} -> V{}", self.head.infra.from, self.head.infra.to),
             format!(
                 "run {}: {} tenants, {} migrated, {} adopted, {} up to date, {} failed, {} not started, {} skipped (trashed/deleted)",
-                self.run_id, s.tenants, s.migrated, s.adopted, s.up_to_date, s.failed, s.not_started, s.skipped
+                self.head.run_id, s.tenants, s.migrated, s.adopted, s.up_to_date, s.failed, s.not_started, s.skipped
             ),
         ];
-        if let Some(p) = &self.snapshots {
+        if let Some(p) = self.tail.snapshots {
             out.push(format!(
                 "snapshots: {} (`migrate undo` restores them)",
                 p.display()

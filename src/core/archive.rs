@@ -1061,8 +1061,9 @@ pub fn restore(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<
             },
             ..Default::default()
         };
-        let report = super::migrate::up(ws, &set, &run, &super::progress::Silent)?;
-        match report.tenants.results.into_iter().next() {
+        let mut outcomes = super::Collected::default();
+        super::migrate::up(ws, &set, &run, &super::progress::Silent, &mut outcomes)?;
+        match outcomes.results.into_iter().next() {
             Some(o) if o.ok => {
                 restored.schema_version = o.result.map(|r| r.to).unwrap_or(restored.schema_version);
                 restored.needs_migration = false;

@@ -15,7 +15,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{BufRead, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -36,7 +36,7 @@ use super::progress::Progress;
 use super::registry::Registry;
 use super::schema::{self, HISTORY_TABLE};
 use super::system;
-use super::{Batch, Workspace};
+use super::{Batch, Outcome, RunSink, Tally, Workspace};
 
 /// refinery 0.10's history table, as its rusqlite driver creates it (int4 versions).
 const HISTORY_DDL: &str = "CREATE TABLE IF NOT EXISTS refinery_schema_history(
@@ -377,9 +377,62 @@ impl Target {
     }
 }
 
-/// The tenants of a run, and how many were skipped (trashed or deleted). Unknown names are an
-/// error before anything runs.
-fn select(reg: &Registry, sel: &Selection) -> Result<(Vec<Target>, usize)> {
+/// How many tenants the registry is read at a time during a run.
+const PAGE: usize = 512;
+
+/// The tenants of a run, in name order: the ones named, or the fleet read from the registry a
+/// page at a time (a run over 100,000 tenants holds a page, not 100,000 rows).
+enum Targets<'a> {
+    Named(std::vec::IntoIter<Target>),
+    Fleet {
+        reg: &'a Registry,
+        after: String,
+        page: std::vec::IntoIter<Target>,
+        done: bool,
+        include_trashed: bool,
+    },
+}
+
+impl Targets<'_> {
+    fn next(&mut self) -> Result<Option<Target>> {
+        match self {
+            Targets::Named(it) => Ok(it.next()),
+            Targets::Fleet {
+                reg,
+                after,
+                page,
+                done,
+                include_trashed,
+            } => loop {
+                if let Some(t) = page.next() {
+                    return Ok(Some(t));
+                }
+                if *done {
+                    return Ok(None);
+                }
+                let rows = reg.locations_after(after, PAGE)?;
+                *done = rows.len() < PAGE;
+                if let Some(last) = rows.last() {
+                    after.clone_from(&last.name);
+                }
+                *page = rows
+                    .into_iter()
+                    .filter(|l| !l.deleted && (*include_trashed || !l.trashed))
+                    .map(|l| Target {
+                        name: l.name,
+                        database: l.database,
+                        schema: l.schema,
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter();
+            },
+        }
+    }
+}
+
+/// The tenants of a run, how many there are, and how many were left out (trashed or deleted).
+/// Unknown names are an error before anything runs.
+fn select<'a>(reg: &'a Registry, sel: &Selection) -> Result<(Targets<'a>, usize, usize)> {
     if !sel.tenants.is_empty() {
         let mut out = Vec::new();
         for n in &sel.tenants {
@@ -404,70 +457,139 @@ fn select(reg: &Registry, sel: &Selection) -> Result<(Vec<Target>, usize)> {
                 schema: row.schema,
             });
         }
-        return Ok((out, 0));
+        let n = out.len();
+        return Ok((Targets::Named(out.into_iter()), n, 0));
     }
-    let mut skipped = 0;
-    let mut out = Vec::new();
-    reg.for_each_location(|name, database, schema, trashed, deleted| {
-        if deleted || (trashed && !sel.include_trashed) {
-            skipped += 1;
-        } else {
-            out.push(Target {
-                name,
-                database,
-                schema,
-            });
-        }
-        Ok(())
-    })?;
-    out.shrink_to_fit();
-    Ok((out, skipped))
+    let (live, trashed, deleted) = reg.count_states()?;
+    let total = live + trashed + deleted;
+    let selected = live + if sel.include_trashed { trashed } else { 0 };
+    Ok((
+        Targets::Fleet {
+            reg,
+            after: String::new(),
+            page: Vec::new().into_iter(),
+            done: false,
+            include_trashed: sel.include_trashed,
+        },
+        selected,
+        total - selected,
+    ))
 }
 
-/// Runs `f` over `targets` on `jobs` threads. Results come back in `targets` order; with
-/// `fail_fast`, no new tenant starts after the first failure and those are returned apart.
+/// Runs `f` over the targets on `jobs` threads and hands each outcome to `emit`, on this
+/// thread, in the targets' order, as soon as it and every one before it are done. Memory holds
+/// the tenants in flight (a few per job), not the fleet. With `fail_fast`, no tenant starts after
+/// the first failure; the names of those not started are returned, in order.
+#[allow(clippy::too_many_arguments)]
 fn pool<T: Send>(
-    targets: &[Target],
+    targets: &mut Targets<'_>,
+    total: usize,
     jobs: usize,
     fail_fast: bool,
     progress: &dyn Progress,
     label: &str,
     f: impl Fn(&Target) -> Result<T> + Sync,
-) -> (Batch<T>, Vec<String>) {
-    let next = AtomicUsize::new(0);
+    emit: &mut dyn FnMut(Outcome<T>),
+) -> Result<Vec<String>> {
+    use std::sync::mpsc::{self, TrySendError};
     let stop = AtomicBool::new(false);
-    let slots: Vec<Mutex<Option<Result<T>>>> = targets.iter().map(|_| Mutex::new(None)).collect();
-    progress.start(targets.len() as u64, label);
-    let jobs = jobs.clamp(1, targets.len().max(1));
+    let jobs = jobs.clamp(1, total.max(1));
+    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Target)>(jobs * 2);
+    let work_rx = Mutex::new(work_rx);
+    // `None`: not started (the run stopped first).
+    type Done<T> = (usize, String, Option<Result<T>>);
+    let (done_tx, done_rx) = mpsc::channel::<Done<T>>();
+    progress.start(total as u64, label);
+    let mut not_started = Vec::new();
+    let mut feed_error = None;
+    let mut held: Option<Target> = None;
     std::thread::scope(|s| {
         for _ in 0..jobs {
-            s.spawn(|| loop {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(t) = targets.get(i) else { break };
-                let r = f(t);
-                if r.is_err() && fail_fast {
+            let done_tx = done_tx.clone();
+            let (work_rx, stop, f) = (&work_rx, &stop, &f);
+            s.spawn(move || loop {
+                let job = match work_rx.lock() {
+                    Ok(rx) => rx.recv(),
+                    Err(_) => break,
+                };
+                let Ok((i, t)) = job else { break };
+                let r = (!stop.load(Ordering::SeqCst)).then(|| f(&t));
+                if fail_fast && matches!(r, Some(Err(_))) {
                     stop.store(true, Ordering::SeqCst);
                 }
-                if let Ok(mut slot) = slots[i].lock() {
-                    *slot = Some(r);
+                if done_tx.send((i, t.name, r)).is_err() {
+                    break;
                 }
-                progress.advance(1, &t.name);
             });
+        }
+        drop(done_tx);
+        let mut work_tx = Some(work_tx);
+        let (mut sent, mut received, mut next_out) = (0usize, 0usize, 0usize);
+        let mut ready: BTreeMap<usize, (String, Option<Result<T>>)> = BTreeMap::new();
+        loop {
+            // Keep the workers' queue full; the rest of the fleet stays in the registry.
+            while let Some(tx) = &work_tx {
+                if stop.load(Ordering::SeqCst) {
+                    work_tx = None;
+                    break;
+                }
+                let next = match held.take() {
+                    Some(t) => Some(t),
+                    None => match targets.next() {
+                        Ok(t) => t,
+                        Err(e) => {
+                            feed_error = Some(e);
+                            stop.store(true, Ordering::SeqCst);
+                            None
+                        }
+                    },
+                };
+                let Some(t) = next else {
+                    work_tx = None;
+                    break;
+                };
+                match tx.try_send((sent, t)) {
+                    Ok(()) => sent += 1,
+                    Err(TrySendError::Full((_, t))) => {
+                        held = Some(t);
+                        break;
+                    }
+                    Err(TrySendError::Disconnected((_, t))) => {
+                        held = Some(t);
+                        work_tx = None;
+                    }
+                }
+            }
+            if work_tx.is_none() && received == sent {
+                break;
+            }
+            let Ok((i, name, r)) = done_rx.recv() else {
+                break;
+            };
+            received += 1;
+            progress.advance(1, &name);
+            ready.insert(i, (name, r));
+            while let Some((name, r)) = ready.remove(&next_out) {
+                next_out += 1;
+                match r {
+                    Some(r) => emit(Outcome::of(name, r)),
+                    None => not_started.push(name),
+                }
+            }
         }
     });
     progress.finish();
-    let mut batch = Batch::default();
-    let mut not_started = Vec::new();
-    for (t, slot) in targets.iter().zip(slots) {
-        match slot.into_inner().ok().flatten() {
-            Some(r) => batch.push(&t.name, r),
-            None => not_started.push(t.name.clone()),
+    if let Some(e) = feed_error {
+        return Err(e);
+    }
+    // Stopped early: the tenants never handed to a worker are not started either.
+    if stop.load(Ordering::SeqCst) {
+        not_started.extend(held.map(|t| t.name));
+        while let Some(t) = targets.next()? {
+            not_started.push(t.name);
         }
     }
-    (batch, not_started)
+    Ok(not_started)
 }
 
 /// Destructive analyses already made, by schema and pending migrations: tenants share a schema,
@@ -567,15 +689,22 @@ pub struct Summary {
     pub skipped: usize,
 }
 
+/// What a survey is about, known before any tenant is read (the head of its JSON).
 #[derive(Debug, Clone, Serialize)]
-pub struct Survey {
+pub struct SurveyHead {
     pub infra: InfraStatus,
     pub target: i64,
     pub migrations: Vec<MigInfo>,
     /// The holder of the run lock when a run is in progress.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_in_progress: Option<Holder>,
-    pub tenants: Batch<TenantStatus>,
+}
+
+/// A survey once every tenant was handed to the sink.
+#[derive(Debug, Clone)]
+pub struct Survey {
+    pub head: SurveyHead,
+    pub tenants: Tally,
     pub summary: Summary,
 }
 
@@ -588,7 +717,7 @@ impl Survey {
             exit::DIVERGED
         } else if s.corrupt > 0 {
             exit::CORRUPT
-        } else if s.locked > 0 || self.run_in_progress.is_some() {
+        } else if s.locked > 0 || self.head.run_in_progress.is_some() {
             exit::BUSY
         } else if s.failed > 0 {
             self.tenants.exit_code()
@@ -670,12 +799,12 @@ pub fn survey(
     opts: &RunOptions,
     plan: bool,
     progress: &dyn Progress,
+    sink: &mut dyn RunSink<SurveyHead, TenantStatus>,
 ) -> Result<Survey> {
     let target = set.target(opts.target)?;
     let reg = ws.registry()?;
     let infra = infra_status(&reg)?;
-    let (targets, skipped) = select(&reg, &opts.selection)?;
-    drop(reg);
+    let (mut targets, selected, skipped) = select(&reg, &opts.selection)?;
     let run_lock = run_lock_path(ws);
     let run_in_progress = match lock::inspect(&run_lock) {
         Ok(LockState::Held { holder }) => Some(holder.unwrap_or(Holder {
@@ -686,9 +815,30 @@ pub fn survey(
         })),
         _ => None,
     };
+    let head = SurveyHead {
+        infra,
+        target,
+        migrations: set
+            .migs
+            .iter()
+            .map(|m| MigInfo {
+                version: m.version,
+                name: m.name.clone(),
+                file: m.file.clone(),
+            })
+            .collect(),
+        run_in_progress,
+    };
+    sink.begin(&head);
+    let mut summary = Summary {
+        skipped,
+        ..Summary::default()
+    };
+    let mut tally = Tally::default();
     let analyses = Analyses::default();
-    let (tenants, _) = pool(
-        &targets,
+    pool(
+        &mut targets,
+        selected,
         opts.jobs,
         false,
         progress,
@@ -750,50 +900,36 @@ pub fn survey(
             }
             Ok(st)
         },
-    );
-    let mut summary = Summary {
-        skipped,
-        ..Summary::default()
-    };
-    for o in &tenants.results {
-        summary.tenants += 1;
-        match &o.result {
-            Some(st) => {
-                let i = &st.inspection;
-                *summary.by_version.entry(i.version).or_default() += 1;
-                summary.pending += usize::from(!i.pending.is_empty());
-                summary.up_to_date += usize::from(i.pending.is_empty());
-                summary.adopt += usize::from(i.adopt);
-                summary.diverged += usize::from(!i.diverged.is_empty());
-                summary.missing += usize::from(!i.missing.is_empty());
-                summary.locked += usize::from(st.locked);
-                summary.destructive += usize::from(!st.destructive.is_empty());
-                summary.would_fail += usize::from(st.would_fail.is_some());
+        &mut |o: Outcome<TenantStatus>| {
+            summary.tenants += 1;
+            match &o.result {
+                Some(st) => {
+                    let i = &st.inspection;
+                    *summary.by_version.entry(i.version).or_default() += 1;
+                    summary.pending += usize::from(!i.pending.is_empty());
+                    summary.up_to_date += usize::from(i.pending.is_empty());
+                    summary.adopt += usize::from(i.adopt);
+                    summary.diverged += usize::from(!i.diverged.is_empty());
+                    summary.missing += usize::from(!i.missing.is_empty());
+                    summary.locked += usize::from(st.locked);
+                    summary.destructive += usize::from(!st.destructive.is_empty());
+                    summary.would_fail += usize::from(st.would_fail.is_some());
+                }
+                None => {
+                    summary.failed += 1;
+                    summary.corrupt += usize::from(o.exit_code == exit::CORRUPT);
+                }
             }
-            None => {
-                summary.failed += 1;
-                summary.corrupt += usize::from(o.exit_code == exit::CORRUPT);
-            }
-        }
-    }
+            tally.add(&o);
+            sink.outcome(o);
+        },
+    )?;
     Ok(Survey {
-        infra,
-        target,
-        migrations: set
-            .migs
-            .iter()
-            .map(|m| MigInfo {
-                version: m.version,
-                name: m.name.clone(),
-                file: m.file.clone(),
-            })
-            .collect(),
-        run_in_progress,
-        tenants,
+        head,
+        tenants: tally,
         summary,
     })
 }
-
 /// The destructive findings of the migrations up to `target`, on a baseline tenant: what a run
 /// may do, for the confirmation before `up --allow-destructive`.
 pub fn destructive_in_set(set: &MigrationSet, target: Option<i64>) -> Result<Vec<Finding>> {
@@ -840,18 +976,25 @@ pub struct UpSummary {
     pub skipped: usize,
 }
 
+/// What a run is about, known once the infra database is migrated and before any tenant is (the
+/// head of its JSON).
 #[derive(Debug, Clone, Serialize)]
-pub struct UpReport {
+pub struct UpHead {
     pub run_id: String,
     pub target: i64,
     pub infra: InfraUp,
     /// The holder of a run lock left by a dead process, taken over by this run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub took_over_stale_lock: Option<Holder>,
+}
+
+/// A run once every tenant was handed to the sink.
+#[derive(Debug, Clone)]
+pub struct UpReport {
+    pub head: UpHead,
     /// Where this run's snapshots are, when a destructive migration ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<PathBuf>,
-    pub tenants: Batch<TenantUp>,
+    pub tenants: Tally,
     /// Tenants not started because of `--fail-fast`.
     pub not_started: Vec<String>,
     pub summary: UpSummary,
@@ -871,10 +1014,9 @@ impl UpReport {
     /// The tenants to retry: failed and not started.
     pub fn retry(&self) -> Vec<&str> {
         self.tenants
-            .results
+            .failures
             .iter()
-            .filter(|o| !o.ok)
-            .map(|o| o.tenant.as_str())
+            .map(|(n, _)| n.as_str())
             .chain(self.not_started.iter().map(String::as_str))
             .collect()
     }
@@ -1148,12 +1290,14 @@ fn up_in_tx(cx: &UpCtx<'_>, t: &Target, conn: &Connection, path: &Path) -> Resul
 }
 
 /// `migrate up`: the infra database first, then every selected tenant in parallel, each in one
-/// transaction. A failed tenant does not stop the others (unless `fail_fast`).
+/// transaction. A failed tenant does not stop the others (unless `fail_fast`). Each tenant's
+/// outcome goes to `sink` as soon as it is known.
 pub fn up(
     ws: &Workspace,
     set: &MigrationSet,
     opts: &RunOptions,
     progress: &dyn Progress,
+    sink: &mut dyn RunSink<UpHead, TenantUp>,
 ) -> Result<UpReport> {
     let target = set.target(opts.target)?;
     // Fail on a missing infra database before taking any lock or creating anything.
@@ -1161,13 +1305,23 @@ pub fn up(
     let run_lock = Lock::acquire(&run_lock_path(ws), "monkctl migrate up")?;
     let reg = ws.registry_for_write()?;
     let after = infra_status(&reg)?;
-    let (targets, skipped) = select(&reg, &opts.selection)?;
-    drop(reg);
+    let (mut targets, selected, skipped) = select(&reg, &opts.selection)?;
     let run_id = format!(
         "{}-{}",
         ids::file_stamp(SystemTime::now()),
         &ids::uuid_v4()[..8]
     );
+    let head = UpHead {
+        run_id: run_id.clone(),
+        target,
+        infra: InfraUp {
+            path: after.path,
+            from: before.version,
+            to: after.version,
+        },
+        took_over_stale_lock: run_lock.took_over.clone(),
+    };
+    sink.begin(&head);
     let cx = UpCtx {
         ws,
         set,
@@ -1179,38 +1333,37 @@ pub fn up(
             manifest: Mutex::new(None),
         },
     };
-    let (tenants, not_started) = pool(
-        &targets,
+    let mut summary = UpSummary {
+        tenants: selected,
+        skipped,
+        ..UpSummary::default()
+    };
+    let mut tally = Tally::default();
+    let not_started = pool(
+        &mut targets,
+        selected,
         opts.jobs,
         opts.fail_fast,
         progress,
         "migrating",
         |t| up_one(&cx, t),
-    );
-    let mut summary = UpSummary {
-        tenants: targets.len(),
-        failed: tenants.failed,
-        not_started: not_started.len(),
-        skipped,
-        ..UpSummary::default()
-    };
-    for r in tenants.results.iter().filter_map(|o| o.result.as_ref()) {
-        summary.migrated += usize::from(!r.applied.is_empty());
-        summary.adopted += usize::from(r.adopted);
-        summary.up_to_date += usize::from(r.applied.is_empty() && !r.adopted);
-    }
+        &mut |o: Outcome<TenantUp>| {
+            if let Some(r) = &o.result {
+                summary.migrated += usize::from(!r.applied.is_empty());
+                summary.adopted += usize::from(r.adopted);
+                summary.up_to_date += usize::from(r.applied.is_empty() && !r.adopted);
+            }
+            tally.add(&o);
+            sink.outcome(o);
+        },
+    )?;
+    summary.failed = tally.failed;
+    summary.not_started = not_started.len();
     let snapshots = cx.run.dir.is_dir().then(|| cx.run.dir.clone());
     Ok(UpReport {
-        run_id,
-        target,
-        infra: InfraUp {
-            path: after.path,
-            from: before.version,
-            to: after.version,
-        },
-        took_over_stale_lock: run_lock.took_over.clone(),
+        head,
         snapshots,
-        tenants,
+        tenants: tally,
         not_started,
         summary,
     })

@@ -135,30 +135,35 @@ impl<T> Default for Batch<T> {
     }
 }
 
+impl<T> Outcome<T> {
+    pub fn of(tenant: String, r: Result<T>) -> Outcome<T> {
+        match r {
+            Ok(v) => Outcome {
+                tenant,
+                ok: true,
+                result: Some(v),
+                error: None,
+                exit_code: exit::SUCCESS,
+            },
+            Err(e) => Outcome {
+                tenant,
+                ok: false,
+                result: None,
+                error: Some(e.to_string()),
+                exit_code: e.exit_code(),
+            },
+        }
+    }
+}
+
 impl<T> Batch<T> {
     pub fn push(&mut self, tenant: &str, r: Result<T>) {
-        let outcome = match r {
-            Ok(v) => {
-                self.succeeded += 1;
-                Outcome {
-                    tenant: tenant.to_string(),
-                    ok: true,
-                    result: Some(v),
-                    error: None,
-                    exit_code: exit::SUCCESS,
-                }
-            }
-            Err(e) => {
-                self.failed += 1;
-                Outcome {
-                    tenant: tenant.to_string(),
-                    ok: false,
-                    result: None,
-                    error: Some(e.to_string()),
-                    exit_code: e.exit_code(),
-                }
-            }
-        };
+        let outcome = Outcome::of(tenant.to_string(), r);
+        if outcome.ok {
+            self.succeeded += 1;
+        } else {
+            self.failed += 1;
+        }
         self.results.push(outcome);
     }
 
@@ -179,5 +184,72 @@ impl<T> Batch<T> {
         } else {
             exit::PARTIAL
         }
+    }
+}
+
+/// The counts of a run whose outcomes were handed on as they came (see `RunSink`) instead of
+/// being kept: it keeps only the failures (name and exit code), which the retry line names.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    pub succeeded: usize,
+    pub failed: usize,
+    pub failures: Vec<(String, i32)>,
+}
+
+impl Tally {
+    pub fn add<T>(&mut self, o: &Outcome<T>) {
+        if o.ok {
+            self.succeeded += 1;
+        } else {
+            self.failed += 1;
+            self.failures.push((o.tenant.clone(), o.exit_code));
+        }
+    }
+
+    /// As `Batch::exit_code`: 0, the one code every item failed with, or `PARTIAL`.
+    pub fn exit_code(&self) -> i32 {
+        match self.failures.first() {
+            None => exit::SUCCESS,
+            Some((_, first))
+                if self.succeeded == 0 && self.failures.iter().all(|(_, c)| c == first) =>
+            {
+                *first
+            }
+            Some(_) => exit::PARTIAL,
+        }
+    }
+}
+
+/// Where a run over many tenants puts what it finds as soon as it is known: first the run's
+/// head (what it is about), then each tenant's outcome in the run's order. A sink that writes
+/// them out keeps memory flat however many tenants there are.
+pub trait RunSink<H, T> {
+    fn begin(&mut self, head: &H);
+    fn outcome(&mut self, o: Outcome<T>);
+}
+
+/// A sink that keeps everything, for callers that need the whole list (tables, one tenant).
+#[derive(Debug)]
+pub struct Collected<H, T> {
+    pub head: Option<H>,
+    pub results: Vec<Outcome<T>>,
+}
+
+impl<H, T> Default for Collected<H, T> {
+    fn default() -> Self {
+        Collected {
+            head: None,
+            results: Vec::new(),
+        }
+    }
+}
+
+impl<H: Clone, T> RunSink<H, T> for Collected<H, T> {
+    fn begin(&mut self, head: &H) {
+        self.head = Some(head.clone());
+    }
+
+    fn outcome(&mut self, o: Outcome<T>) {
+        self.results.push(o);
     }
 }

@@ -91,6 +91,16 @@ fn tenant_from_row(r: &Row<'_>) -> rusqlite::Result<TenantRow> {
     })
 }
 
+/// Where a tenant's file is, and whether it is trashed or deleted (see `locations_after`).
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub name: String,
+    pub database: String,
+    pub schema: String,
+    pub trashed: bool,
+    pub deleted: bool,
+}
+
 /// An open infra database.
 pub struct Registry {
     pub conn: Connection,
@@ -318,33 +328,56 @@ impl Registry {
         )
     }
 
-    /// Calls `f(name, database, schema, trashed, deleted)` for every tenant, ordered by name,
-    /// without building whole rows: for runs over large fleets that keep only what they need.
-    pub fn for_each_location(
-        &self,
-        mut f: impl FnMut(String, String, String, bool, bool) -> Result<()>,
-    ) -> Result<()> {
-        let mut st = self
-            .conn
-            .prepare(if self.columns == LEGACY_TENANT_COLUMNS {
-                "SELECT name, database, schema, trashed_at IS NOT NULL, \
-                 deleted_at IS NOT NULL FROM tenants ORDER BY name"
-            } else {
-                "SELECT name, database, schema, trashed_at IS NOT NULL, \
-                 (deleted_at IS NOT NULL OR status = 'deleted') FROM tenants ORDER BY name"
+    /// The "is deleted" expression of this registry: a pre-6 registry has no `status` column.
+    fn deleted_expr(&self) -> &'static str {
+        if self.columns == LEGACY_TENANT_COLUMNS {
+            "deleted_at IS NOT NULL"
+        } else {
+            "(deleted_at IS NOT NULL OR status = 'deleted')"
+        }
+    }
+
+    /// Up to `limit` tenants whose name sorts after `after` ("" for the first page), by name,
+    /// with only where their file is and their state: runs over large fleets read the registry
+    /// a page at a time instead of holding every row.
+    pub fn locations_after(&self, after: &str, limit: usize) -> Result<Vec<Location>> {
+        let sql = format!(
+            "SELECT name, database, schema, trashed_at IS NOT NULL, {} FROM tenants \
+             WHERE name > ?1 ORDER BY name LIMIT ?2",
+            self.deleted_expr()
+        );
+        let mut st = self.conn.prepare_cached(&sql).at(&self.path)?;
+        let rows = st
+            .query_map(params![after, limit as i64], |r| {
+                Ok(Location {
+                    name: r.get(0)?,
+                    database: r.get(1)?,
+                    schema: r.get(2)?,
+                    trashed: r.get(3)?,
+                    deleted: r.get(4)?,
+                })
             })
             .at(&self.path)?;
-        let mut rows = st.query([]).at(&self.path)?;
-        while let Some(r) = rows.next().at(&self.path)? {
-            f(
-                r.get(0).at(&self.path)?,
-                r.get(1).at(&self.path)?,
-                r.get(2).at(&self.path)?,
-                r.get(3).at(&self.path)?,
-                r.get(4).at(&self.path)?,
-            )?;
-        }
-        Ok(())
+        rows.collect::<rusqlite::Result<_>>().at(&self.path)
+    }
+
+    /// How many tenants there are: (neither trashed nor deleted, trashed, deleted).
+    pub fn count_states(&self) -> Result<(usize, usize, usize)> {
+        let d = self.deleted_expr();
+        let sql = format!(
+            "SELECT coalesce(sum(trashed_at IS NULL AND NOT {d}), 0), \
+             coalesce(sum(trashed_at IS NOT NULL AND NOT {d}), 0), \
+             coalesce(sum({d}), 0) FROM tenants"
+        );
+        self.conn
+            .query_row(&sql, [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    r.get::<_, i64>(1)? as usize,
+                    r.get::<_, i64>(2)? as usize,
+                ))
+            })
+            .at(&self.path)
     }
 
     /// Deployed fixtures of every tenant, by tenant id, in deployment order.

@@ -275,7 +275,7 @@ fn create_batch(
         pending.retain(|p| match fsutil::sync_file(&p.tmp) {
             Ok(()) => true,
             Err(e) => {
-                results[p.index] = Some(Err(e));
+                results[p.index] = Some(Err(as_final(e, &p.tmp, &p.final_path)));
                 false
             }
         });
@@ -423,7 +423,9 @@ fn build_all(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(slot) = slots.get(i) else { break };
             let spec = &specs[slot.index];
-            out.push((i, builder(&slot.tmp, spec)));
+            let built =
+                builder(&slot.tmp, spec).map_err(|e| as_final(e, &slot.tmp, &slot.final_path));
+            out.push((i, built));
             progress.advance(1, &spec.name);
         }
         out
@@ -531,6 +533,13 @@ fn new_row(spec: &CreateSpec, database: &str, schema: &str, built: &Built) -> Te
     }
 }
 
+/// An error about a tenant's private temporary file, told about the file it was to become: the
+/// temporary one is gone by the time the user reads the message (a full disk names the device's
+/// file the tenant would have had).
+fn as_final(e: Error, tmp: &Path, final_path: &Path) -> Error {
+    e.renamed(tmp, &final_path.display().to_string())
+}
+
 /// A batch-wide failure, reported for each tenant of the batch with the same exit code.
 fn same_kind(e: &Error) -> Error {
     match e {
@@ -543,6 +552,10 @@ fn same_kind(e: &Error) -> Error {
             detail: detail.clone(),
         },
         Error::Corrupt { path, detail } => Error::Corrupt {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        Error::DiskFull { path, detail } => Error::DiskFull {
             path: path.clone(),
             detail: detail.clone(),
         },
@@ -574,9 +587,9 @@ pub fn create_one(
     }
     let tmp = fsutil::temp_beside(&final_path);
     let guard = fsutil::TempFile(Some(tmp.clone()));
-    let built = builder(&tmp, spec)?;
+    let built = builder(&tmp, spec).map_err(|e| as_final(e, &tmp, &final_path))?;
     // Builders do not sync (a batch syncs all its files at once): this one file is synced here.
-    fsutil::sync_file(&tmp)?;
+    fsutil::sync_file(&tmp).map_err(|e| as_final(e, &tmp, &final_path))?;
     super::pause_point("tenant.built");
 
     let row = new_row(spec, &database, &schema, &built);

@@ -579,3 +579,56 @@ fn restore_force_on_a_full_disk_keeps_the_live_tenant_and_its_row() {
     env.ok(&["restore", &archive, "--force", "--yes"]);
     assert!(!users(env, "acme").contains(&"later".to_string()));
 }
+
+#[test]
+fn deleting_a_tenant_without_room_for_its_trash_copy_changes_nothing() {
+    let Some(rig) = rig(1024) else { return };
+    let env = &rig.env;
+    env.ok(&["tenant", "create", "acme"]);
+    let size = tenant_size(env, "acme");
+    let (files_before, rows_before) = (files(env), registry_rows(env));
+    // The deletion is committed before the file is copied to the trash, so the copy's room is
+    // checked first: nothing at all, less than the tenant, the tenant but not SQLite's files.
+    for free in [0, size / 2, size + PAGE] {
+        rig.disk.fill_leaving(free);
+        let err = env.fails(&["tenant", "delete", "acme", "--yes"], DISK_FULL);
+        assert!(err.contains(NO_SPACE), "{free} bytes free: {err}");
+        if free > 0 {
+            assert!(
+                err.contains("/trash/") && err.contains("copying tenant 'acme' to the trash needs"),
+                "{free} bytes free: {err}"
+            );
+        }
+        assert_eq!(files(env), files_before, "{free} bytes free");
+        assert_eq!(temp_files(&env.data()), Vec::<PathBuf>::new());
+        rig.disk.free_up();
+        assert_eq!(registry_rows(env), rows_before, "{free} bytes free");
+    }
+    env.ok(&["tenant", "delete", "acme", "--yes"]);
+    assert!(!env.tenant_file("acme").exists());
+    let v = env.json(&["tenant", "show", "acme"]);
+    assert_eq!(v["status"], "deleted", "{v}");
+}
+
+#[test]
+fn init_on_a_full_disk_fails_with_19_and_a_retry_finishes_it() {
+    let env = Env::with_data_dir("disk/data");
+    let Some(disk) = Disk::mount(&env.root().join("disk"), 512) else {
+        eprintln!("note: cannot mount a tmpfs here (needs root); full-disk test skipped");
+        return;
+    };
+    let rig = Rig { disk, env };
+    // Nothing left, and room for the file's first pages but not for the registry's tables.
+    for free in [0, 64 * 1024] {
+        rig.disk.fill_leaving(free);
+        let err = rig.env.fails(&["init"], DISK_FULL);
+        assert!(
+            err.contains(&format!("{NO_SPACE} {}", rig.env.infra().display())),
+            "{free} bytes free: {err}"
+        );
+        rig.disk.free_up();
+        rig.env.ok(&["init"]);
+        assert_eq!(tenant_names(&rig.env), Vec::<String>::new());
+        fs::remove_dir_all(rig.env.data()).unwrap();
+    }
+}

@@ -268,19 +268,31 @@ impl Error {
                 path,
                 detail: source.to_string(),
             },
-            Some(C::DiskFull) => Error::DiskFull {
-                path,
-                detail: source.to_string(),
-            },
-            Some(C::SystemIoFailure) if write_side(&source) => match full_device(&path) {
-                Some(left) => Error::DiskFull {
-                    detail: format!("{source} while writing, with {left} bytes left there"),
-                    path,
-                },
+            Some(C::DiskFull | C::SystemIoFailure) => match Error::disk_full(&path, &source) {
+                Some(full) => full,
                 None => Error::Sqlite { path, source },
             },
             _ => Error::Sqlite { path, source },
         }
+    }
+
+    /// `DiskFull` when the SQLite error `e` on `path` comes from a full disk: SQLITE_FULL, or an
+    /// I/O error while writing on a nearly full device (see `full_device`); `None` otherwise.
+    /// For callers that wrap SQLite errors in messages of their own (a migration's statement, a
+    /// refinery run) and must keep a full disk recognisable.
+    pub fn disk_full(path: &Path, e: &rusqlite::Error) -> Option<Error> {
+        let detail = match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => e.to_string(),
+            Some(rusqlite::ErrorCode::SystemIoFailure) if write_side(e) => {
+                let left = full_device(path)?;
+                format!("{e} while writing, with {left} bytes left there")
+            }
+            _ => return None,
+        };
+        Some(Error::DiskFull {
+            path: path.to_path_buf(),
+            detail,
+        })
     }
 }
 

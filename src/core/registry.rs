@@ -240,10 +240,16 @@ impl Registry {
             .set_abort_missing(false)
             .run(&mut self.conn)
             .map_err(|e| {
-                Error::Other(format!(
-                    "{}: infra migration failed: {e}; the database was left as it was",
-                    self.path.display()
-                ))
+                // A full disk stays recognisable (exit 19) through refinery's wrapping.
+                let sqlite = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<rusqlite::Error>())
+                    .and_then(|s| Error::disk_full(&self.path, s));
+                sqlite.unwrap_or_else(|| {
+                    Error::Other(format!(
+                        "{}: infra migration failed: {e}; the database was left as it was",
+                        self.path.display()
+                    ))
+                })
             })?;
         Ok(())
     }

@@ -904,6 +904,7 @@ pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
             }
             return Ok(t);
         }
+        room_in_trash(name, &live, &layout.trash_path(&t.schema, &t.id)?)?;
         let now = ids::now_iso();
         t.status = "deleted".into();
         t.is_active = false;
@@ -915,8 +916,41 @@ pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
     super::pause_point("tenant.deleted");
     let live = layout.tenant_path(&tenant.database, &tenant.schema)?;
     let trash = layout.trash_path(&tenant.schema, &tenant.id)?;
-    let moved = move_to_trash(&live, &trash)?;
+    let moved = move_to_trash(&live, &trash).map_err(|e| match e {
+        // Space ran out between the check and the copy: the registry says deleted already.
+        Error::DiskFull { path, detail } => Error::DiskFull {
+            path,
+            detail: format!(
+                "{detail} while copying tenant '{name}' to the trash; it was marked deleted first and keeps its file until `monkctl tenant delete {name}` runs again"
+            ),
+        },
+        other => other,
+    })?;
     Ok(Deleted { tenant, moved })
+}
+
+/// Room the copy of a tenant into the trash needs besides its content: SQLite's `-shm` and
+/// `-wal` set up when the live file is opened, and the copy's last pages.
+const TRASH_MARGIN: u64 = 256 * 1024;
+
+/// Refuses to delete a tenant whose file cannot be copied into the trash for lack of space,
+/// before the registry is changed: the copy comes after the deletion is committed, and a full
+/// disk there would leave a deleted tenant with its file in place.
+fn room_in_trash(name: &str, live: &Path, trash: &Path) -> Result<()> {
+    let Some(size) = fsutil::size_of(live) else {
+        return Ok(());
+    };
+    let need =
+        size + fsutil::size_of(&fsutil::with_suffix(live, "-wal")).unwrap_or(0) + TRASH_MARGIN;
+    match fsutil::available_bytes(trash) {
+        Some(left) if left < need => Err(Error::DiskFull {
+            path: trash.to_path_buf(),
+            detail: format!(
+                "copying tenant '{name}' to the trash needs about {need} bytes and {left} are left"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Moves a live tenant database into the trash without ever renaming or unlinking a file that a

@@ -632,3 +632,37 @@ fn init_on_a_full_disk_fails_with_19_and_a_retry_finishes_it() {
         fs::remove_dir_all(rig.env.data()).unwrap();
     }
 }
+
+#[test]
+fn deploying_a_fixture_that_fills_the_disk_fails_with_19_and_applies_nothing() {
+    let Some(rig) = rig(8192) else { return };
+    let env = &rig.env;
+    env.ok(&["tenant", "create", "acme"]);
+    // About 3 MB of rows: more than SQLite's page cache, so the statement itself writes to the
+    // WAL and runs out of space, before any COMMIT.
+    common::fixture(
+        env,
+        "big",
+        "name = \"big\"\nversion = \"1\"\nfiles = [\"big.sql\"]\n",
+        &[("big.sql", PAD.replace("i < 100", "i < 3000").as_bytes())],
+    );
+    let before = (tenant_files(env, "acme"), schema_and_history(env, "acme"));
+    let rows_before = registry_rows(env);
+    rig.disk.fill_leaving(1024 * 1024);
+    let err = env.fails(&["fixture", "deploy", "big", "--tenant", "acme"], DISK_FULL);
+    assert!(
+        err.contains(&format!("{NO_SPACE} {}", env.tenant_file("acme").display()))
+            && err.contains("big.sql:2: statement failed: database or disk is full"),
+        "{err}"
+    );
+    assert_eq!(temp_files(&env.data()), Vec::<PathBuf>::new());
+    rig.disk.free_up();
+    assert_eq!(
+        (tenant_files(env, "acme"), schema_and_history(env, "acme")),
+        before
+    );
+    assert_eq!(registry_rows(env), rows_before);
+    env.ok(&["fixture", "deploy", "big", "--tenant", "acme"]);
+    let (tables, _) = schema_and_history(env, "acme");
+    assert!(tables.contains(&"pad".to_string()), "{tables:?}");
+}

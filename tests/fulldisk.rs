@@ -627,6 +627,12 @@ fn init_on_a_full_disk_fails_with_19_and_a_retry_finishes_it() {
             "{free} bytes free: {err}"
         );
         rig.disk.free_up();
+        // What is left is an unfinished registry, and commands say how to finish it.
+        let err = rig.env.fails(&["tenant", "list"], 3);
+        assert!(
+            err.contains("run `monkctl init`"),
+            "{free} bytes free: {err}"
+        );
         rig.env.ok(&["init"]);
         assert_eq!(tenant_names(&rig.env), Vec::<String>::new());
         fs::remove_dir_all(rig.env.data()).unwrap();

@@ -45,6 +45,8 @@ pub mod exit {
     pub const DIVERGED: i32 = 17;
     /// A migration would drop or rewrite data and `--allow-destructive` was not given.
     pub const DESTRUCTIVE: i32 = 18;
+    /// The device holding a file ran out of space (or the user's disk quota is used up).
+    pub const DISK_FULL: i32 = 19;
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -159,6 +161,12 @@ pub enum Error {
     #[error("{0}")]
     Destructive(String),
 
+    /// No space left where a file was being written (ENOSPC, EDQUOT, SQLITE_FULL). The
+    /// operations that can hit it write privately and roll back, so the message can promise that
+    /// nothing was changed.
+    #[error("no space left on the device holding {}: {detail}; free space there (or write to another directory) and retry; nothing was changed", path.display())]
+    DiskFull { path: PathBuf, detail: String },
+
     #[error("{0}")]
     Other(String),
 }
@@ -198,12 +206,16 @@ impl Error {
             Error::Failing(_) => exit::FAILING,
             Error::Diverged(_) => exit::DIVERGED,
             Error::Destructive(_) => exit::DESTRUCTIVE,
+            Error::DiskFull { .. } => exit::DISK_FULL,
             Error::Cancelled | Error::Other(_) => exit::FAILURE,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,
                 std::io::ErrorKind::AlreadyExists => exit::CONFLICT,
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
                     exit::PERMISSION
+                }
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                    exit::DISK_FULL
                 }
                 _ => exit::FAILURE,
             },
@@ -212,6 +224,7 @@ impl Error {
                 Some(C::DatabaseCorrupt | C::NotADatabase) => exit::CORRUPT,
                 Some(C::ReadOnly | C::PermissionDenied | C::CannotOpen) => exit::PERMISSION,
                 Some(C::ConstraintViolation) => exit::CONFLICT,
+                Some(C::DiskFull) => exit::DISK_FULL,
                 _ => exit::FAILURE,
             },
         }
@@ -222,6 +235,12 @@ impl Error {
         match source.kind() {
             std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
                 Error::Permission {
+                    path,
+                    detail: source.to_string(),
+                }
+            }
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                Error::DiskFull {
                     path,
                     detail: source.to_string(),
                 }
@@ -249,9 +268,64 @@ impl Error {
                 path,
                 detail: source.to_string(),
             },
+            Some(C::DiskFull | C::SystemIoFailure) => match Error::disk_full(&path, &source) {
+                Some(full) => full,
+                None => Error::Sqlite { path, source },
+            },
             _ => Error::Sqlite { path, source },
         }
     }
+
+    /// `DiskFull` when the SQLite error `e` on `path` comes from a full disk: SQLITE_FULL, or an
+    /// I/O error while writing on a nearly full device (see `full_device`); `None` otherwise.
+    /// For callers that wrap SQLite errors in messages of their own (a migration's statement, a
+    /// refinery run) and must keep a full disk recognisable.
+    pub fn disk_full(path: &Path, e: &rusqlite::Error) -> Option<Error> {
+        let detail = match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => e.to_string(),
+            Some(rusqlite::ErrorCode::SystemIoFailure) if write_side(e) => {
+                let left = full_device(path)?;
+                format!("{e} while writing, with {left} bytes left there")
+            }
+            _ => return None,
+        };
+        Some(Error::DiskFull {
+            path: path.to_path_buf(),
+            detail,
+        })
+    }
+}
+
+/// Below this many free bytes, an I/O error while writing is taken for a full disk.
+const NEARLY_FULL_BYTES: u64 = 1 << 20;
+
+/// Whether a SQLite I/O error comes from writing, extending or syncing a file (the calls that
+/// fail with ENOSPC or EDQUOT), as opposed to reading, locking or opening one.
+fn write_side(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    let rusqlite::Error::SqliteFailure(f, _) = e else {
+        return false;
+    };
+    matches!(
+        f.extended_code,
+        ffi::SQLITE_IOERR
+            | ffi::SQLITE_IOERR_WRITE
+            | ffi::SQLITE_IOERR_FSYNC
+            | ffi::SQLITE_IOERR_DIR_FSYNC
+            | ffi::SQLITE_IOERR_TRUNCATE
+            | ffi::SQLITE_IOERR_SHMSIZE
+            | ffi::SQLITE_IOERR_SHMMAP
+    )
+}
+
+/// The free bytes of the file system holding `path` when it is (nearly) full.
+///
+/// SQLite reports ENOSPC as SQLITE_FULL only for writes to a database or journal; extending the
+/// `-shm` index (`SQLITE_IOERR_SHMSIZE`, the first write when a WAL database is opened) and a
+/// failed sync surface as a generic "disk I/O error" without the errno. A write-side I/O error on
+/// a file system with less than `NEARLY_FULL_BYTES` left is a full disk for the user.
+fn full_device(path: &Path) -> Option<u64> {
+    super::fsutil::available_bytes(path).filter(|left| *left < NEARLY_FULL_BYTES)
 }
 
 impl Error {
@@ -281,6 +355,10 @@ impl Error {
                 detail,
             },
             Error::Corrupt { path, detail } if path == tmp => Error::Corrupt {
+                path: PathBuf::from(name),
+                detail,
+            },
+            Error::DiskFull { path, detail } if path == tmp => Error::DiskFull {
                 path: PathBuf::from(name),
                 detail,
             },
@@ -329,5 +407,76 @@ mod tests {
         assert_eq!(Error::sqlite("/x", notadb).exit_code(), exit::CORRUPT);
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
         assert_eq!(Error::io("/x", denied).exit_code(), exit::PERMISSION);
+    }
+
+    fn full() -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None)
+    }
+
+    #[test]
+    fn a_full_disk_has_its_own_exit_code_from_sqlite_and_from_the_os() {
+        let e = Error::sqlite("/data/db_main/ns_tenant_acme.db", full());
+        assert!(matches!(e, Error::DiskFull { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), exit::DISK_FULL);
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("no space left on the device holding /data/db_main/ns_tenant_acme.db")
+                && msg.contains("free space there"),
+            "{msg}"
+        );
+        for kind in [
+            std::io::ErrorKind::StorageFull,
+            std::io::ErrorKind::QuotaExceeded,
+        ] {
+            let e = Error::io("/data/locks/x.lock", std::io::Error::from(kind));
+            assert!(matches!(e, Error::DiskFull { .. }), "{kind:?}");
+            assert_eq!(e.exit_code(), exit::DISK_FULL);
+            // An error built without `Error::io` still exits with the same code.
+            let raw = Error::Io {
+                path: "/x".into(),
+                source: std::io::Error::from(kind),
+            };
+            assert_eq!(raw.exit_code(), exit::DISK_FULL);
+        }
+        let raw = Error::Sqlite {
+            path: "/x".into(),
+            source: full(),
+        };
+        assert_eq!(raw.exit_code(), exit::DISK_FULL);
+    }
+
+    #[test]
+    fn an_io_error_while_writing_is_a_full_disk_only_on_a_nearly_full_device() {
+        let ioerr = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        assert!(write_side(&ioerr(rusqlite::ffi::SQLITE_IOERR_SHMSIZE)));
+        assert!(write_side(&ioerr(rusqlite::ffi::SQLITE_IOERR_FSYNC)));
+        assert!(!write_side(&ioerr(rusqlite::ffi::SQLITE_IOERR_READ)));
+        assert!(!write_side(&ioerr(rusqlite::ffi::SQLITE_IOERR_LOCK)));
+        // The build directory has room: a failed `-shm` extension there is a plain I/O error.
+        let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("no-such.db");
+        if super::super::fsutil::available_bytes(&here).is_some_and(|b| b > NEARLY_FULL_BYTES) {
+            let e = Error::sqlite(&here, ioerr(rusqlite::ffi::SQLITE_IOERR_SHMSIZE));
+            assert!(matches!(e, Error::Sqlite { .. }), "{e:?}");
+            assert_eq!(e.exit_code(), exit::FAILURE);
+        }
+    }
+
+    #[test]
+    fn renamed_keeps_a_full_disk_and_names_the_final_file() {
+        let tmp = Path::new("/data/db_main/.ns_tenant_acme.db.monktmp-1-ab");
+        let e = Error::sqlite(tmp, full()).renamed(tmp, "/data/db_main/ns_tenant_acme.db");
+        assert_eq!(e.exit_code(), exit::DISK_FULL);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("/data/db_main/ns_tenant_acme.db") && !msg.contains("monktmp"),
+            "{msg}"
+        );
+        // Another file's full disk is left as it is.
+        let other = Error::io(
+            "/data/infra/monk.db",
+            std::io::ErrorKind::StorageFull.into(),
+        )
+        .renamed(tmp, "tenant 'acme'");
+        assert!(other.to_string().contains("/data/infra/monk.db"));
     }
 }

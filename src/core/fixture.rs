@@ -898,6 +898,17 @@ fn columns_of(conn: &Connection, table: &str) -> rusqlite::Result<Vec<(String, A
     rows.collect()
 }
 
+/// The error of a fixture's statement or row that failed with `e`: the fixture's fault (exit 1),
+/// unless the disk holding the database is full, which keeps its own kind (exit 19) naming the
+/// database, with `what` (the fixture file, line and statement) as the detail.
+fn statement_error(conn: &Connection, e: &rusqlite::Error, what: String) -> Error {
+    let db = Path::new(conn.path().unwrap_or_default());
+    match Error::disk_full(db, e) {
+        Some(Error::DiskFull { path, .. }) => Error::DiskFull { path, detail: what },
+        _ => Error::Other(what),
+    }
+}
+
 /// Applies a parsed fixture to an open connection (the caller owns the transaction). Each problem
 /// goes to `on_error`: returning `Err` stops (deploy), `Ok` goes on with the next item (check).
 pub fn apply(
@@ -910,12 +921,16 @@ pub fn apply(
             Part::Sql { file, statements } => {
                 for s in statements {
                     if let Err(e) = conn.execute_batch(&s.sql) {
-                        on_error(Error::Other(format!(
-                            "{}:{}: statement failed: {e}: {}",
-                            file.display(),
-                            s.line,
-                            excerpt(&s.sql)
-                        )))?;
+                        on_error(statement_error(
+                            conn,
+                            &e,
+                            format!(
+                                "{}:{}: statement failed: {e}: {}",
+                                file.display(),
+                                s.line,
+                                excerpt(&s.sql)
+                            ),
+                        ))?;
                     }
                 }
             }
@@ -1022,11 +1037,15 @@ fn apply_rows(
                 .and_then(|mut st| st.execute(rusqlite::params_from_iter(values.iter()))),
         };
         if let Err(e) = r {
-            on_error(Error::Other(format!(
-                "{}:{}: row rejected by table '{table}': {e}",
-                file.display(),
-                row.line
-            )))?;
+            on_error(statement_error(
+                conn,
+                &e,
+                format!(
+                    "{}:{}: row rejected by table '{table}': {e}",
+                    file.display(),
+                    row.line
+                ),
+            ))?;
         }
     }
     Ok(())

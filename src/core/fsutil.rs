@@ -208,6 +208,45 @@ impl FsSyncer {
     }
 }
 
+/// Bytes an unprivileged writer can still use on the file system holding `path` (its nearest
+/// existing ancestor when it does not exist, such as a temporary file already removed); `None`
+/// when that cannot be told. Used to recognise a full disk behind SQLite's generic I/O errors.
+pub fn available_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    statvfs_available(existing)
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+fn statvfs_available(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    /// `struct statvfs` of 64-bit Linux (glibc and musl agree on the fields read here), with
+    /// room to spare after them so that no libc can write past it.
+    #[repr(C)]
+    #[derive(Default)]
+    struct StatVfs {
+        f_bsize: u64,
+        f_frsize: u64,
+        f_blocks: u64,
+        f_bfree: u64,
+        f_bavail: u64,
+        rest: [u64; 32],
+    }
+    extern "C" {
+        fn statvfs(path: *const std::os::raw::c_char, buf: *mut StatVfs) -> std::os::raw::c_int;
+    }
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut buf = StatVfs::default();
+    // SAFETY: `c` is a NUL-terminated path that lives through the call, and `buf` is a writable
+    // buffer larger than any `struct statvfs` of this target.
+    let rc = unsafe { statvfs(c.as_ptr(), &mut buf) };
+    (rc == 0).then(|| buf.f_bavail.saturating_mul(buf.f_frsize))
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+fn statvfs_available(_path: &Path) -> Option<u64> {
+    None
+}
+
 /// Moves `path` into `dir` under a name that does not exist there yet; returns the new path.
 pub fn move_into(path: &Path, dir: &Path) -> Result<PathBuf> {
     create_private_dir(dir)?;
@@ -320,4 +359,21 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 pub fn wider_than_owner(path: &Path) -> Option<u32> {
     let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
     (mode & 0o077 != 0).then_some(mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    fn available_bytes_reads_the_file_system_of_the_nearest_existing_ancestor() {
+        let dir = tempfile::tempdir().unwrap();
+        let here = available_bytes(dir.path()).expect("statvfs of an existing directory");
+        let missing = available_bytes(&dir.path().join("gone/.x.monktmp-1-ab"))
+            .expect("statvfs of the ancestor");
+        // The same file system, measured twice: only what other processes wrote in between differs.
+        assert!(here.abs_diff(missing) < 64 << 20, "{here} vs {missing}");
+        assert!(here > 0);
+    }
 }

@@ -180,12 +180,43 @@ impl Registry {
                     hint: "run `monkctl init` to create it".into(),
                 });
             }
+            if self.only_empty_history()? {
+                // What an init that ran out of space leaves: refinery's history table, created
+                // before the migrations' transaction, and nothing else.
+                return Err(Error::FileNotFound {
+                    what: "registry in the infra database (an init did not finish)",
+                    path: self.path.clone(),
+                    hint: "run `monkctl init` to finish it".into(),
+                });
+            }
             return Err(Error::Corrupt {
                 path: self.path.clone(),
                 detail: "it has no tenants table, so it is not a Monk infra database".into(),
             });
         }
         Ok(())
+    }
+
+    /// Whether the database holds nothing but refinery's history table, with no row.
+    fn only_empty_history(&self) -> Result<bool> {
+        let others: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE tbl_name <> 'refinery_schema_history'",
+                [],
+                |r| r.get(0),
+            )
+            .at(&self.path)?;
+        if others > 0 {
+            return Ok(false);
+        }
+        let applied: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM refinery_schema_history", [], |r| {
+                r.get(0)
+            })
+            .at(&self.path)?;
+        Ok(applied == 0)
     }
 
     fn applied_version(&self) -> Result<i64> {
@@ -250,10 +281,16 @@ impl Registry {
             .set_abort_missing(false)
             .run(&mut self.conn)
             .map_err(|e| {
-                Error::Other(format!(
-                    "{}: infra migration failed: {e}; the database was left as it was",
-                    self.path.display()
-                ))
+                // A full disk stays recognisable (exit 19) through refinery's wrapping.
+                let sqlite = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<rusqlite::Error>())
+                    .and_then(|s| Error::disk_full(&self.path, s));
+                sqlite.unwrap_or_else(|| {
+                    Error::Other(format!(
+                        "{}: infra migration failed: {e}; the database was left as it was",
+                        self.path.display()
+                    ))
+                })
             })?;
         Ok(())
     }

@@ -275,7 +275,7 @@ fn create_batch(
         pending.retain(|p| match fsutil::sync_file(&p.tmp) {
             Ok(()) => true,
             Err(e) => {
-                results[p.index] = Some(Err(e));
+                results[p.index] = Some(Err(as_final(e, &p.tmp, &p.final_path)));
                 false
             }
         });
@@ -423,7 +423,9 @@ fn build_all(
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(slot) = slots.get(i) else { break };
             let spec = &specs[slot.index];
-            out.push((i, builder(&slot.tmp, spec)));
+            let built =
+                builder(&slot.tmp, spec).map_err(|e| as_final(e, &slot.tmp, &slot.final_path));
+            out.push((i, built));
             progress.advance(1, &spec.name);
         }
         out
@@ -531,6 +533,13 @@ fn new_row(spec: &CreateSpec, database: &str, schema: &str, built: &Built) -> Te
     }
 }
 
+/// An error about a tenant's private temporary file, told about the file it was to become: the
+/// temporary one is gone by the time the user reads the message (a full disk names the device's
+/// file the tenant would have had).
+fn as_final(e: Error, tmp: &Path, final_path: &Path) -> Error {
+    e.renamed(tmp, &final_path.display().to_string())
+}
+
 /// A batch-wide failure, reported for each tenant of the batch with the same exit code.
 fn same_kind(e: &Error) -> Error {
     match e {
@@ -543,6 +552,10 @@ fn same_kind(e: &Error) -> Error {
             detail: detail.clone(),
         },
         Error::Corrupt { path, detail } => Error::Corrupt {
+            path: path.clone(),
+            detail: detail.clone(),
+        },
+        Error::DiskFull { path, detail } => Error::DiskFull {
             path: path.clone(),
             detail: detail.clone(),
         },
@@ -574,9 +587,9 @@ pub fn create_one(
     }
     let tmp = fsutil::temp_beside(&final_path);
     let guard = fsutil::TempFile(Some(tmp.clone()));
-    let built = builder(&tmp, spec)?;
+    let built = builder(&tmp, spec).map_err(|e| as_final(e, &tmp, &final_path))?;
     // Builders do not sync (a batch syncs all its files at once): this one file is synced here.
-    fsutil::sync_file(&tmp)?;
+    fsutil::sync_file(&tmp).map_err(|e| as_final(e, &tmp, &final_path))?;
     super::pause_point("tenant.built");
 
     let row = new_row(spec, &database, &schema, &built);
@@ -891,6 +904,7 @@ pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
             }
             return Ok(t);
         }
+        room_in_trash(name, &live, &layout.trash_path(&t.schema, &t.id)?)?;
         let now = ids::now_iso();
         t.status = "deleted".into();
         t.is_active = false;
@@ -902,8 +916,41 @@ pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
     super::pause_point("tenant.deleted");
     let live = layout.tenant_path(&tenant.database, &tenant.schema)?;
     let trash = layout.trash_path(&tenant.schema, &tenant.id)?;
-    let moved = move_to_trash(&live, &trash)?;
+    let moved = move_to_trash(&live, &trash).map_err(|e| match e {
+        // Space ran out between the check and the copy: the registry says deleted already.
+        Error::DiskFull { path, detail } => Error::DiskFull {
+            path,
+            detail: format!(
+                "{detail} while copying tenant '{name}' to the trash; it was marked deleted first and keeps its file until `monkctl tenant delete {name}` runs again"
+            ),
+        },
+        other => other,
+    })?;
     Ok(Deleted { tenant, moved })
+}
+
+/// Room the copy of a tenant into the trash needs besides its content: SQLite's `-shm` and
+/// `-wal` set up when the live file is opened, and the copy's last pages.
+const TRASH_MARGIN: u64 = 256 * 1024;
+
+/// Refuses to delete a tenant whose file cannot be copied into the trash for lack of space,
+/// before the registry is changed: the copy comes after the deletion is committed, and a full
+/// disk there would leave a deleted tenant with its file in place.
+fn room_in_trash(name: &str, live: &Path, trash: &Path) -> Result<()> {
+    let Some(size) = fsutil::size_of(live) else {
+        return Ok(());
+    };
+    let need =
+        size + fsutil::size_of(&fsutil::with_suffix(live, "-wal")).unwrap_or(0) + TRASH_MARGIN;
+    match fsutil::available_bytes(trash) {
+        Some(left) if left < need => Err(Error::DiskFull {
+            path: trash.to_path_buf(),
+            detail: format!(
+                "copying tenant '{name}' to the trash needs about {need} bytes and {left} are left"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Moves a live tenant database into the trash without ever renaming or unlinking a file that a

@@ -10,12 +10,21 @@ use tempfile::TempDir;
 /// A temporary working directory with a data directory inside it (`<tmp>/data`).
 pub struct Env {
     pub dir: TempDir,
+    /// The data directory, relative to `dir`.
+    data: PathBuf,
 }
 
 impl Env {
     pub fn new() -> Env {
+        Env::with_data_dir("data")
+    }
+
+    /// The data directory at `<tmp>/<relative>` instead: for a test that mounts a file system
+    /// of its own at a parent of it (see `tests/fulldisk.rs`).
+    pub fn with_data_dir(relative: &str) -> Env {
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
+            data: PathBuf::from(relative),
         }
     }
 
@@ -24,7 +33,7 @@ impl Env {
     }
 
     pub fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.dir.path().join(&self.data)
     }
 
     /// `monkctl --data-dir <data> ARGS`, run in the temporary directory with a clean environment.

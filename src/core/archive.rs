@@ -555,7 +555,9 @@ pub fn extract_file(
     }
     let mut tmp = fsutil::TempFile(Some(fsutil::temp_beside(final_path)));
     let tmp_path = tmp.path().to_path_buf();
-    let (content, schema_version) = {
+    // Errors name the archive being made, not its temporary file (gone by then).
+    let shown = final_path.display().to_string();
+    let (content, schema_version) = (|| -> Result<_> {
         let src = db::open_for_inspection(live)?;
         let mut dst = open_scratch(&tmp_path)?;
         // The checksum is computed from the live tenant by a second connection that reads the
@@ -609,9 +611,10 @@ pub fn extract_file(
         };
         write_metadata(&mut dst, &meta, &tmp_path)?;
         dst.close().map_err(|(_, e)| e).at(&tmp_path)?;
-        (content, schema_version)
-    };
-    fsutil::sync_file(&tmp_path)?;
+        fsutil::sync_file(&tmp_path)?;
+        Ok((content, schema_version))
+    })()
+    .map_err(|e| e.renamed(&tmp_path, &shown))?;
     place(&tmp_path, final_path, force)?;
     tmp.disarm();
     Ok(Extracted {
@@ -1330,11 +1333,18 @@ fn replace_existing(
     //    reader sees the old or the new content, and its own -wal/-shm stay consistent. The
     //    WAL, then the file, are flushed while SQLite writes them.
     {
-        let src = open_archive(staging.path())?;
-        let mut live_conn = db::open(&live, db::Mode::ReadWrite)?;
+        // Until the copy commits the live tenant is as it was, and its saved copy not needed.
+        let unsave = |e: Error| {
+            let _ = fs::remove_file(&saved);
+            let _ = fsutil::sync_dir(&trash);
+            e
+        };
+        let src = open_archive(staging.path()).map_err(unsave)?;
+        let mut live_conn = db::open(&live, db::Mode::ReadWrite).map_err(unsave)?;
         fsutil::while_flushing(&[fsutil::with_suffix(&live, "-wal")], || {
             db::backup_all(&src, &mut live_conn, &live, LIVE_WRITE_WAIT)
-        })?;
+        })
+        .map_err(unsave)?;
         drop(src);
         // Best effort: fold the copy into the file now so the WAL does not stay large.
         fsutil::while_flushing(std::slice::from_ref(&live), || {

@@ -1126,7 +1126,10 @@ fn run_statements(conn: &Connection, path: &Path, m: &Mig, from: i64) -> Result<
                     detail,
                 }
             }
-            _ => Error::Other(format!("{}: {detail}", path.display())),
+            _ => match Error::disk_full(path, &e) {
+                Some(Error::DiskFull { path, .. }) => Error::DiskFull { path, detail },
+                _ => Error::Other(format!("{}: {detail}", path.display())),
+            },
         }
     };
     let mut batch = SqlBatch::new(conn, &m.sql);

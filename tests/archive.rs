@@ -844,3 +844,39 @@ fn a_connection_open_during_a_restore_sees_the_old_or_the_new_tenant_never_a_mix
         .unwrap();
     assert_eq!(n, 3000);
 }
+
+#[test]
+fn restore_over_a_tenant_with_another_page_size_keeps_its_page_size_and_content() {
+    let env = Env::new();
+    tenant_with_data(&env, "acme", 300, 700);
+    let archived = checksum_of(&env, "acme");
+    let archive = extract(&env, "acme", "acme.monk.db");
+    let rows = widgets(&env, "acme");
+    // The live tenant moves to 8 KiB pages (as a hand-tuned deployment might) and changes.
+    {
+        let conn = env.open(&env.tenant_file("acme"));
+        conn.execute_batch(
+            "PRAGMA journal_mode=DELETE; PRAGMA page_size=8192; VACUUM; PRAGMA journal_mode=WAL;
+             DELETE FROM widgets WHERE id % 2 = 0;",
+        )
+        .unwrap();
+        let ps: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ps, 8192);
+    }
+    assert_ne!(widgets(&env, "acme"), rows);
+    env.ok(&["restore", archive.to_str().unwrap(), "--force", "--yes"]);
+    let conn = env.open(&env.tenant_file("acme"));
+    let ps: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ps, 8192, "the live file keeps its page size");
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    drop(conn);
+    assert_eq!(widgets(&env, "acme"), rows);
+    assert_eq!(checksum_of(&env, "acme"), archived);
+}

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -1236,28 +1237,35 @@ fn check_target(
 
 /// Copies an archive's tenant content into a new private file at `dst` (no metadata table),
 /// with `page_size` when given; in WAL mode (as the API expects) and synced when `final_file`
-/// (a staging copy that only feeds the backup API is neither).
+/// (a staging copy that only feeds the backup API is neither). An archive is a self-contained
+/// file that nothing writes (no WAL, no journal: the same bytes `open_archive` reads), so its
+/// bytes are copied as they are, by the kernel, and the copy, private to this process, is then
+/// changed through SQLite.
 fn copy_content(
     archive: &Path,
     dst: &Path,
     page_size: Option<i64>,
     final_file: bool,
 ) -> Result<()> {
-    let src = open_archive(archive)?;
-    let mut conn = open_scratch(dst)?;
-    let flush = if final_file {
-        vec![dst.to_path_buf()]
-    } else {
-        Vec::new()
-    };
-    fsutil::while_flushing(&flush, || {
-        db::backup_all(&src, &mut conn, dst, Duration::ZERO)
-    })?;
-    drop(src);
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; DROP TABLE {META_TABLE};"
-    ))
-    .at(dst)?;
+    {
+        let mut from = fs::File::open(archive).at(archive)?;
+        let mut to = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(dst)
+            .at(dst)?;
+        let flush = if final_file {
+            vec![dst.to_path_buf()]
+        } else {
+            Vec::new()
+        };
+        fsutil::while_flushing(&flush, || std::io::copy(&mut from, &mut to)).at(dst)?;
+    }
+    let conn = open_scratch(dst)?;
+    conn.execute_batch(&format!("DROP TABLE {META_TABLE};"))
+        .at(dst)?;
     if let Some(ps) = page_size {
         let cur: i64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))

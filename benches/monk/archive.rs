@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{median, monk, peak_rss_mib_of, report, run_ok, scratch};
+use crate::util::{median, monk, peak_rss_mib_of, report, run_ok, scratch, settle};
 
 /// Runs a command to its end, sampling its peak resident memory (VmHWM) while it runs.
 fn measured(c: &mut Command) -> (Duration, f64) {
@@ -46,12 +46,6 @@ fn copy_and_sync(from: &Path, to: &Path) -> Duration {
     let d = t.elapsed();
     std::fs::remove_file(to).expect("remove copy");
     d
-}
-
-/// Flushes every dirty page of the system, so that one figure does not pay for the writes of the
-/// one before it.
-fn settle() {
-    let _ = Command::new("sync").status();
 }
 
 fn mem(figure: &str, mib: f64) {

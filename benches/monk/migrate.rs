@@ -11,7 +11,7 @@ use monkctl::core::layout::Layout;
 use monkctl::core::registry::{Registry, TenantRow};
 use monkctl::core::{ids, system};
 
-use crate::util::{monk, report, report_abs, scratch};
+use crate::util::{monk, report, report_abs, scratch, settle};
 
 const MIGRATION: &str =
     "ALTER TABLE users ADD COLUMN nick TEXT;\nCREATE INDEX users_nick ON users (nick);\n";
@@ -112,20 +112,24 @@ pub fn run() {
     let data = root.join("data");
 
     populate(&data, &template, n);
+    settle();
     let (par, par_rss, v) = up(&data, &mig, &[]);
     assert_eq!(
         v["summary"]["migrated"], n,
         "parallel run did not migrate all"
     );
+    settle();
     let (none, none_rss, v) = up(&data, &mig, &[]);
     assert_eq!(v["summary"]["up_to_date"], n);
 
     populate(&data, &template, n);
+    settle();
     let (seq, seq_rss, v) = up(&data, &mig, &["--jobs", "1"]);
     assert_eq!(v["summary"]["migrated"], n);
 
     // The bare minimum one thread can do: open, one transaction with the two statements, close.
     populate(&data, &template, n);
+    settle();
     let start = Instant::now();
     for i in 0..n {
         let p = data.join(format!("db_main/ns_tenant_t{i:05}.db"));

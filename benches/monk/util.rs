@@ -78,3 +78,9 @@ pub fn scratch(name: &str) -> PathBuf {
     std::fs::create_dir_all(&p).expect("scratch dir");
     p
 }
+
+/// Flushes every dirty page of the system, so that one figure does not pay for the writes of the
+/// one before it.
+pub fn settle() {
+    let _ = Command::new("sync").status();
+}

@@ -880,3 +880,90 @@ fn restore_over_a_tenant_with_another_page_size_keeps_its_page_size_and_content(
     assert_eq!(widgets(&env, "acme"), rows);
     assert_eq!(checksum_of(&env, "acme"), archived);
 }
+
+/// A tenant whose WAL is empty is copied as its file's bytes, under a read transaction that
+/// keeps any checkpoint from writing the file: a writer that commits and checkpoints as hard as
+/// it can while the extract runs must not get a half-written state into the archive.
+#[test]
+fn extract_of_a_quiet_tenant_stays_consistent_while_a_writer_checkpoints() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    let live = env.tenant_file("acme");
+    {
+        let conn = env.open(&live);
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount INTEGER, pad BLOB);
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000)
+             INSERT INTO ledger (amount, pad) SELECT (x % 2) * 2 - 1, zeroblob(3000) FROM c;",
+        )
+        .unwrap();
+    }
+    let go = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (go, stop, live) = (go.clone(), stop.clone(), live.clone());
+        std::thread::spawn(move || {
+            let mut conn = rusqlite::Connection::open(&live).unwrap();
+            conn.busy_timeout(Duration::from_secs(5)).unwrap();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if !go.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                let tx = conn.transaction().unwrap();
+                for k in 1..=20i64 {
+                    for amount in [k, -k] {
+                        tx.execute(
+                            "INSERT INTO ledger (amount, pad) VALUES (?1, zeroblob(1000))",
+                            [amount],
+                        )
+                        .unwrap();
+                    }
+                }
+                tx.commit().unwrap();
+                // Tries to write the WAL back into the file being copied.
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                n += 1;
+            }
+            n
+        })
+    };
+    for i in 0..8 {
+        // An empty WAL, so that the extract may copy the file; the writer starts with it.
+        go.store(false, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(20));
+        env.open(&live)
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        let out = env.root().join(format!("quiet{i}.monk.db"));
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("monkctl"))
+            .current_dir(env.root())
+            .env_remove("DATABASE_URL")
+            .arg("--data-dir")
+            .arg(env.data())
+            .args(["extract", "acme", "-o", out.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(i * 3));
+        go.store(true, Ordering::Relaxed);
+        assert!(child.wait().unwrap().success());
+        env.ok(&["archive", "verify", out.to_str().unwrap()]);
+        let (count, sum): (i64, i64) = env
+            .open(&out)
+            .query_row(
+                "SELECT count(*), coalesce(sum(amount), 0) FROM ledger",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(sum, 0, "a half-committed transaction was copied");
+        assert_eq!(count % 40, 0, "{count}");
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+}

@@ -6,8 +6,11 @@
 //! the fixtures, the schema version, where and when it was made, row counts and a content
 //! checksum. So any `sqlite3` can read an archive, and `verify` can tell damage apart.
 //!
-//! Rules this module keeps: a live tenant database is read and written only through SQLite (the
-//! backup API), never by copying or rewriting its file; every file it makes is written beside
+//! Rules this module keeps: a live tenant database is written only through SQLite (the backup
+//! API into the open database), and read only as SQLite sees it: through the backup API, or,
+//! when its WAL holds nothing, as its file's bytes while an open SQLite read transaction keeps
+//! every checkpoint from writing the file (never the file and its `-wal` separately); every
+//! file it makes is written beside
 //! its final name, synced, then renamed or linked; a restore computes every path from the layout
 //! and validated names, never from what the archive says; memory stays bounded whatever the
 //! tenant's size (SQLite copies page by page, the checksum streams row by row).
@@ -282,6 +285,27 @@ fn open_archive(path: &Path) -> Result<Connection> {
     conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
         .at(path)?;
     Ok(conn)
+}
+
+/// Copies the first `len` bytes of `from` into the new private file `to`, by the kernel.
+fn copy_file_prefix(from: &Path, to: &Path, len: u64) -> Result<()> {
+    use std::io::Read;
+    let src = fs::File::open(from).at(from)?;
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(to)
+        .at(to)?;
+    let copied = std::io::copy(&mut src.take(len), &mut out).at(to)?;
+    if copied != len {
+        return Err(Error::Other(format!(
+            "{}: copied {copied} of its {len} bytes; the file is shorter than its pages",
+            from.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Opens a new private file of our own for writing with no journal and no syncing: the file is
@@ -560,16 +584,39 @@ pub fn extract_file(
     let shown = final_path.display().to_string();
     let (content, schema_version) = (|| -> Result<_> {
         let src = db::open_for_inspection(live)?;
-        let mut dst = open_scratch(&tmp_path)?;
         // The checksum is computed from the live tenant by a second connection that reads the
-        // very state the copy reads, on another core while the copy runs; the copy's pages go
-        // to disk as they are written.
+        // very state the copy reads, on another core while the copy runs; the copy goes to disk
+        // as it is written.
         let twin = db::open_for_inspection(live)?;
-        let shared = db::begin_shared_snapshot(live, &[&src, &twin], SNAPSHOT_GATE_WAIT)?;
+        let snapshot = db::begin_shared_snapshot(live, &[&src, &twin], SNAPSHOT_GATE_WAIT)?;
+        // When that state is the database file alone, held unchanging by the open snapshot, its
+        // pages are copied by the kernel; otherwise SQLite copies them (backup API).
+        let file_bytes = match snapshot {
+            db::Snapshot::SharedFileOnly => {
+                let bytes: i64 = src
+                    .query_row(
+                        "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .at(live)?;
+                Some(bytes as u64)
+            }
+            _ => None,
+        };
+        let mut dst = match file_bytes {
+            Some(_) => None,
+            None => Some(open_scratch(&tmp_path)?),
+        };
+        let shared = snapshot != db::Snapshot::NotShared;
         let (copied, twin_content) = std::thread::scope(|s| {
             let sum = shared.then(|| s.spawn(move || content_of(&twin, live)));
             let copied = fsutil::while_flushing(std::slice::from_ref(&tmp_path), || {
-                db::backup_all(&src, &mut dst, &tmp_path, LIVE_WRITE_WAIT)
+                match (file_bytes, dst.as_mut()) {
+                    (Some(len), _) => copy_file_prefix(live, &tmp_path, len),
+                    (None, Some(dst)) => db::backup_all(&src, dst, &tmp_path, LIVE_WRITE_WAIT),
+                    (None, None) => unreachable!("a copy without a destination"),
+                }
             });
             let sum = sum.map(|h| {
                 h.join()
@@ -579,6 +626,10 @@ pub fn extract_file(
         });
         drop(src);
         copied?;
+        let mut dst = match dst {
+            Some(d) => d,
+            None => open_scratch(&tmp_path)?,
+        };
         // The copy carries the live file's WAL flag; an archive is one self-contained file.
         let jm: String = dst
             .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))

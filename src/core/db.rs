@@ -179,14 +179,32 @@ pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>)
     f(&conn, path)
 }
 
+/// How `begin_shared_snapshot` went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Snapshot {
+    /// The write lock could not be had: no transaction was begun.
+    NotShared,
+    /// The readers share one state.
+    Shared,
+    /// The readers share one state, and it is the database file alone: the WAL held no frame
+    /// when they began (checked under the write lock). SQLite then reads the file only, and
+    /// while such a reader lasts no checkpoint may write to the file, so the file's bytes are
+    /// that state, unchanging.
+    SharedFileOnly,
+}
+
 /// Starts a read transaction on each of `readers` (connections to `path`) such that all of them
 /// see one and the same state of the database: they begin while a third connection holds the
 /// write lock, so that no commit can land in between, and the lock is given back at once. Lets
 /// two threads read one consistent snapshot side by side (a copy and a checksum of a live
-/// tenant). Returns false, with no transaction left open, when the write lock cannot be had
+/// tenant). `NotShared`, with no transaction left open, when the write lock cannot be had
 /// within `wait` (a long write by the API, or a file this user may only read); the caller then
 /// reads with one connection.
-pub fn begin_shared_snapshot(path: &Path, readers: &[&Connection], wait: Duration) -> Result<bool> {
+pub fn begin_shared_snapshot(
+    path: &Path,
+    readers: &[&Connection],
+    wait: Duration,
+) -> Result<Snapshot> {
     let end = |readers: &[&Connection]| {
         for r in readers {
             if !r.is_autocommit() {
@@ -198,22 +216,30 @@ pub fn begin_shared_snapshot(path: &Path, readers: &[&Connection], wait: Duratio
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     ) else {
-        return Ok(false);
+        return Ok(Snapshot::NotShared);
     };
     gate.busy_timeout(wait).at(path)?;
     if gate.execute_batch("BEGIN IMMEDIATE").is_err() {
-        return Ok(false);
+        return Ok(Snapshot::NotShared);
     }
     let begun = readers.iter().try_for_each(|r| {
         r.execute_batch("BEGIN")?;
         r.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
     });
+    // Nothing can be appended to the WAL while the gate holds the write lock.
+    let wal_empty = fsutil::with_suffix(path, "-wal")
+        .metadata()
+        .map_or(true, |m| m.len() == 0);
     let _ = gate.execute_batch("ROLLBACK");
     if let Err(e) = begun {
         end(readers);
         return Err(Error::sqlite(path, e));
     }
-    Ok(true)
+    Ok(if wal_empty {
+        Snapshot::SharedFileOnly
+    } else {
+        Snapshot::Shared
+    })
 }
 
 /// Copies every page of `from` into `to` with SQLite's backup API, in one step: the source is

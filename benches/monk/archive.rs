@@ -103,6 +103,37 @@ pub fn run() {
         "< 1.5x",
     );
 
+    // The same tenant while a connection holds it open with frames in its WAL, as an API
+    // writing it would: the file alone is not the tenant, so SQLite copies the pages.
+    let busy_archive = root.join("big-busy.monk.db");
+    let (t_busy, m_busy) = {
+        let holder = rusqlite::Connection::open(&live).expect("open");
+        holder
+            .execute_batch(
+                "PRAGMA wal_autocheckpoint=0; CREATE TABLE IF NOT EXISTS note (x); INSERT INTO note VALUES (1);",
+            )
+            .expect("write");
+        settle();
+        let r = measured(monk(&data).args([
+            "extract",
+            "big",
+            "-o",
+            busy_archive.to_str().expect("utf-8"),
+        ]));
+        holder
+            .execute_batch("DROP TABLE note; PRAGMA wal_checkpoint(TRUNCATE);")
+            .expect("undo");
+        r
+    };
+    std::fs::remove_file(&busy_archive).expect("remove");
+    report(
+        "extract while the API holds it open (WAL not empty)",
+        t_busy,
+        "copy file + fsync (floor)",
+        floor,
+        "(context: the page-copy path)",
+    );
+
     settle();
     let (t_new, m_new) = measured(monk(&data).args([
         "restore",
@@ -133,6 +164,7 @@ pub fn run() {
         "< 2.5x",
     );
     mem("extract", m_extract);
+    mem("extract while the API holds it open", m_busy);
     mem("restore to a new name", m_new);
     mem("restore over the existing tenant", m_over);
     let _ = std::io::stdout().flush();

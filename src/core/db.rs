@@ -272,6 +272,55 @@ pub fn backup_all(
     }
 }
 
+/// Copies every page of `from` (a file nothing else writes, such as a snapshot) into `to` in
+/// one write transaction that is decided under its write lock: the lock is taken first, with
+/// nothing copied yet; then `check` runs (typically reading `to` through another connection,
+/// which sees the last commit, and no commit can land meanwhile) and only if it passes are the
+/// pages copied and committed. Otherwise `to` is as it was. Waits up to `wait` for the lock.
+pub fn backup_checked(
+    from: &Connection,
+    to: &mut Connection,
+    to_path: &Path,
+    wait: Duration,
+    check: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    // Only a source without a single page would be copied (and committed) by the first step.
+    let pages: i64 = from
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .at(to_path)?;
+    if pages == 0 {
+        return Err(Error::Other(format!(
+            "{}: the content to copy in is empty; nothing was changed",
+            to_path.display()
+        )));
+    }
+    let b = Backup::new(from, to).at(to_path)?;
+    let start = Instant::now();
+    let mut check = Some(check);
+    loop {
+        // The first step copies no page: it only takes the destination's write lock.
+        let pages = if check.is_some() { 0 } else { -1 };
+        match b.step(pages).at(to_path)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More => {
+                if let Some(c) = check.take() {
+                    c()?;
+                }
+            }
+            StepResult::Busy | StepResult::Locked => {
+                if start.elapsed() > wait {
+                    return Err(Error::Busy {
+                        what: to_path.display().to_string(),
+                        detail: "another connection held it locked throughout; retry when the API is idle".into(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Rows of one table, for reports (`tenant show`, `tenant usage`, `archive inspect`).
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct TableCount {

@@ -1459,39 +1459,26 @@ fn restore_one(
     let snap = run.join(&l.snapshot);
     let mut live = db::open(&path, Mode::ReadWrite)?;
     live.busy_timeout(timeout).at(&path)?;
-    let now = content_hash(&live).at(&path)?;
-    if now != l.post_hash {
-        return Err(Error::Conflict(format!(
-            "tenant '{}' changed since the migration run (its content differs from what the run left), so it was not restored; its snapshot stays at {}",
-            l.tenant,
-            snap.display()
-        )));
-    }
-    let was = schema::tenant_version(&live).at(&path)?;
     // Read-write flags so that closing it leaves no -wal/-shm beside the snapshot.
     let src = db::open_for_inspection(&snap)?;
-    {
-        // Restored into the open live database: SQLite takes its write lock and replaces the
-        // pages in one step; readers see the old or the new content, never a mix.
-        let b = Backup::new(&src, &mut live).at(&path)?;
-        let mut busy = 0;
-        loop {
-            match b.step(-1).at(&path)? {
-                StepResult::Done => break,
-                StepResult::More => {}
-                _ => {
-                    busy += 1;
-                    if busy > 250 {
-                        return Err(Error::Busy {
-                            what: path.display().to_string(),
-                            detail: "another process kept it locked; retry `migrate undo`".into(),
-                        });
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
+    let mut was = 0;
+    // Restored into the open live database: SQLite takes its write lock, the tenant is checked
+    // under it (a second connection reads the last commit, and none can land meanwhile), then
+    // the pages are replaced in one transaction; readers see the old or the new content.
+    db::backup_checked(&src, &mut live, &path, timeout, || {
+        let reader = db::open_for_inspection(&path)?;
+        let now = content_hash(&reader).at(&path)?;
+        if now != l.post_hash {
+            return Err(Error::Conflict(format!(
+                "tenant '{}' changed since the migration run (its content differs from what the run left), so it was not restored; its snapshot stays at {}",
+                l.tenant,
+                snap.display()
+            )));
         }
-    }
+        was = schema::tenant_version(&reader).at(&path)?;
+        Ok(())
+    })?;
+    drop(src);
     let restored_to = schema::tenant_version(&live).at(&path)?;
     Ok(Restored {
         restored_to,

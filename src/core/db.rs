@@ -242,8 +242,9 @@ pub fn begin_shared_snapshot(
     })
 }
 
-/// Copies every page of `from` into `to` with SQLite's backup API, in one step: the source is
-/// read inside one read transaction, so the copy is one consistent snapshot even while other
+/// Copies every page of `from` into `to` with SQLite's backup API, all pages in one step (after
+/// one that only locks `to`): the source is read inside one read transaction (its own, or the
+/// one `from` has open), so the copy is one consistent snapshot even while other
 /// connections write (in WAL mode they never block it), and SQLite never holds more than its
 /// page cache in memory. Waits up to `wait` for a destination that another connection locks.
 pub fn backup_all(
@@ -252,24 +253,7 @@ pub fn backup_all(
     to_path: &Path,
     wait: Duration,
 ) -> Result<()> {
-    let b = Backup::new(from, to).at(to_path)?;
-    let start = Instant::now();
-    loop {
-        match b.step(-1).at(to_path)? {
-            StepResult::Done => return Ok(()),
-            StepResult::More => {}
-            StepResult::Busy | StepResult::Locked => {
-                if start.elapsed() > wait {
-                    return Err(Error::Busy {
-                        what: to_path.display().to_string(),
-                        detail: "another connection held it locked during the whole copy; retry when the API is idle".into(),
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            _ => {}
-        }
-    }
+    backup_checked(from, to, to_path, wait, || Ok(()))
 }
 
 /// Copies every page of `from` (a file nothing else writes, such as a snapshot) into `to` in
@@ -311,7 +295,7 @@ pub fn backup_checked(
                 if start.elapsed() > wait {
                     return Err(Error::Busy {
                         what: to_path.display().to_string(),
-                        detail: "another connection held it locked throughout; retry when the API is idle".into(),
+                        detail: "another connection held it locked during the whole copy; retry when the API is idle".into(),
                     });
                 }
                 std::thread::sleep(Duration::from_millis(20));

@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::{snapshot, Env};
+use common::{snapshot, table_rows, Env};
 use serde_json::Value;
 
 const DEGRADED: i32 = 10;
@@ -58,28 +58,7 @@ fn problems(v: &Value) -> Vec<String> {
 
 /// Every row of every table of a database, for "data unchanged" checks.
 fn dump(path: &Path) -> Vec<String> {
-    let conn = rusqlite::Connection::open(path).expect("open");
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = Vec::new();
-    for t in tables {
-        let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
-        let n = st.column_count();
-        let mut rows = st.query([]).unwrap();
-        while let Some(r) = rows.next().unwrap() {
-            let cells: Vec<String> = (0..n)
-                .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
-                .collect();
-            out.push(format!("{t}: {}", cells.join("|")));
-        }
-    }
-    out.sort();
-    out
+    table_rows(&rusqlite::Connection::open(path).expect("open"))
 }
 
 fn registry_rows(env: &Env) -> Vec<String> {

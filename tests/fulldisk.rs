@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-use common::{snapshot, Env};
+use common::{snapshot, table_rows, Env};
 use serde_json::Value;
 
 const DISK_FULL: i32 = 19;
@@ -146,32 +146,6 @@ fn files(env: &Env) -> Vec<(PathBuf, u64, SystemTime)> {
 /// Every committed row of every table of the registry, as text, sorted.
 fn registry_rows(env: &Env) -> Vec<String> {
     table_rows(&env.open(&env.infra()))
-}
-
-fn table_rows(c: &rusqlite::Connection) -> Vec<String> {
-    let tables: Vec<String> = c
-        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut out = Vec::new();
-    for t in tables {
-        let mut st = c
-            .prepare(&format!("SELECT * FROM \"{}\"", t.replace('"', "\"\"")))
-            .unwrap();
-        let n = st.column_count();
-        let mut rows = st.query([]).unwrap();
-        while let Some(r) = rows.next().unwrap() {
-            let vals: Vec<String> = (0..n)
-                .map(|i| format!("{:?}", r.get::<_, rusqlite::types::Value>(i).unwrap()))
-                .collect();
-            out.push(format!("{t}: {}", vals.join(", ")));
-        }
-    }
-    out.sort();
-    out
 }
 
 /// monkctl's temporary files (`.monktmp-`) below `dir`.

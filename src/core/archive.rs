@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -291,13 +290,8 @@ fn open_archive(path: &Path) -> Result<Connection> {
 fn copy_file_prefix(from: &Path, to: &Path, len: u64) -> Result<()> {
     use std::io::Read;
     let src = fs::File::open(from).at(from)?;
-    let mut out = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(to)
-        .at(to)?;
+    // A new file (never one found at the temporary name): owner-only.
+    let mut out = fsutil::create_private_file(to)?;
     let copied = std::io::copy(&mut src.take(len), &mut out).at(to)?;
     if copied != len {
         return Err(Error::Other(format!(
@@ -1300,13 +1294,8 @@ fn copy_content(
 ) -> Result<()> {
     {
         let mut from = fs::File::open(archive).at(archive)?;
-        let mut to = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(dst)
-            .at(dst)?;
+        // A new file (never one found at the temporary name): owner-only.
+        let mut to = fsutil::create_private_file(dst)?;
         let flush = if final_file {
             vec![dst.to_path_buf()]
         } else {

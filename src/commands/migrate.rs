@@ -16,48 +16,57 @@ use super::{confirm, show, Bar, Outcome};
 
 /// Where a run's outcomes go: JSON is written as they come (memory stays flat however many
 /// tenants there are); a table or CSV needs them all, so they are kept. Either way a failed
-/// tenant is reported on stderr as soon as it is known.
-enum Sink<H, T> {
+/// tenant is reported on stderr as soon as it is known (above the progress bar, if any).
+struct Sink<H, T> {
+    out: Out<H, T>,
+    bar: Bar,
+}
+
+enum Out<H, T> {
     Json(Option<JsonStream<std::io::BufWriter<std::io::Stdout>>>),
     Kept(Collected<H, T>),
 }
 
 impl<H, T> Sink<H, T> {
-    fn new(format: crate::cli::Format) -> Sink<H, T> {
-        if format == crate::cli::Format::Json {
-            Sink::Json(None)
+    fn new(format: crate::cli::Format, bar: &Bar) -> Sink<H, T> {
+        let out = if format == crate::cli::Format::Json {
+            Out::Json(None)
         } else {
-            Sink::Kept(Collected::default())
+            Out::Kept(Collected::default())
+        };
+        Sink {
+            out,
+            bar: bar.clone(),
         }
     }
 }
 
 impl<H: serde::Serialize + Clone, T: serde::Serialize> RunSink<H, T> for Sink<H, T> {
     fn begin(&mut self, head: &H) {
-        match self {
-            Sink::Json(js) => {
+        match &mut self.out {
+            Out::Json(js) => {
                 let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
                 *js = Some(JsonStream::begin(out, head, "tenants", "results"));
             }
-            Sink::Kept(c) => c.begin(head),
+            Out::Kept(c) => c.begin(head),
         }
     }
 
     fn outcome(&mut self, o: TenantOutcome<T>) {
         if !o.ok {
-            eprintln!(
+            self.bar.note(&format!(
                 "error: {}: {}",
                 o.tenant,
                 o.error.as_deref().unwrap_or("failed")
-            );
+            ));
         }
-        match self {
-            Sink::Json(js) => {
+        match &mut self.out {
+            Out::Json(js) => {
                 if let Some(js) = js {
                     js.item(&o);
                 }
             }
-            Sink::Kept(c) => c.outcome(o),
+            Out::Kept(c) => c.outcome(o),
         }
     }
 }
@@ -77,10 +86,10 @@ fn finish<H, T, D: Render>(
     tail: &impl serde::Serialize,
     doc: impl FnOnce(Vec<TenantOutcome<T>>) -> D,
 ) -> anyhow::Result<()> {
-    match sink {
-        Sink::Json(Some(js)) => Ok(js.finish(&counts, tail)?),
-        Sink::Json(None) => Ok(()),
-        Sink::Kept(c) => Ok(output::print(format, &doc(c.results))?),
+    match sink.out {
+        Out::Json(Some(js)) => Ok(js.finish(&counts, tail)?),
+        Out::Json(None) => Ok(()),
+        Out::Kept(c) => Ok(output::print(format, &doc(c.results))?),
     }
 }
 
@@ -141,8 +150,9 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                     )?;
                 }
             }
-            let mut sink = Sink::new(g.format);
-            let report = migrate::up(&ws, &set, &opts, &Bar::new(), &mut sink)?;
+            let bar = Bar::new();
+            let mut sink = Sink::new(g.format, &bar);
+            let report = migrate::up(&ws, &set, &opts, &bar, &mut sink)?;
             if let Some(h) = &report.head.took_over_stale_lock {
                 eprintln!(
                     "note: took over the migration lock left by pid {} on {} ({}) since {}, which is no longer running",
@@ -238,8 +248,9 @@ fn survey(
     s: &MigrateSelect,
     plan: bool,
 ) -> Outcome {
-    let mut sink = Sink::new(g.format);
-    let survey = migrate::survey(ws, set, &options(s)?, plan, &Bar::new(), &mut sink)?;
+    let bar = Bar::new();
+    let mut sink = Sink::new(g.format, &bar);
+    let survey = migrate::survey(ws, set, &options(s)?, plan, &bar, &mut sink)?;
     let tail = SurveyTail {
         summary: &survey.summary,
     };

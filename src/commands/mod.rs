@@ -142,11 +142,20 @@ pub fn confirm(action: &str, yes: bool) -> anyhow::Result<()> {
 }
 
 /// A progress bar on stderr when it is a terminal; nothing otherwise.
+#[derive(Clone)]
 pub struct Bar(Option<ProgressBar>);
 
 impl Bar {
     pub fn new() -> Bar {
         Bar(io::stderr().is_terminal().then(ProgressBar::hidden))
+    }
+
+    /// Prints a line on stderr while the bar runs, without drawing over it.
+    pub fn note(&self, line: &str) {
+        match &self.0 {
+            Some(b) => b.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
     }
 }
 

@@ -170,6 +170,15 @@ impl<W: Write> JsonStream<W> {
     }
 }
 
+/// Row counts of tables as one cell: `users (3), widgets (12)`.
+pub fn table_counts(tables: &[crate::core::db::TableCount]) -> String {
+    tables
+        .iter()
+        .map(|c| format!("{} ({})", c.table, c.rows))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }

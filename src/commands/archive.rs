@@ -5,7 +5,7 @@ use crate::core::archive::{
     self, Extracted, Inspection, Output, RestoreOptions, Restored, Verified,
 };
 use crate::core::Batch;
-use crate::output::{opt, size, Render, Table};
+use crate::output::{self, opt, size, Render, Table};
 
 use super::{confirm, show, show_batch, workspace, Bar, Outcome};
 
@@ -129,14 +129,7 @@ impl Render for Inspection {
             }
             None => rows.push(("metadata_error", opt(&self.metadata_error))),
         }
-        rows.push((
-            "tables",
-            self.tables
-                .iter()
-                .map(|c| format!("{} ({})", c.table, c.rows))
-                .collect::<Vec<_>>()
-                .join(", "),
-        ));
+        rows.push(("tables", output::table_counts(&self.tables)));
         Table::fields(rows)
     }
 }

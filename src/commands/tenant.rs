@@ -224,14 +224,7 @@ impl Render for TenantDetail {
         if let Some(e) = &self.file_error {
             rows.push(("file_error", e.clone()));
         }
-        rows.push((
-            "tables",
-            self.tables
-                .iter()
-                .map(|c| format!("{} ({})", c.table, c.rows))
-                .collect::<Vec<_>>()
-                .join(", "),
-        ));
+        rows.push(("tables", output::table_counts(&self.tables)));
         rows.push((
             "fixtures",
             self.fixtures

@@ -286,20 +286,21 @@ fn open_archive(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Copies the first `len` bytes of `from` into the new private file `to`, by the kernel.
-fn copy_file_prefix(from: &Path, to: &Path, len: u64) -> Result<()> {
+/// Copies `from` into the new private file `to`, by the kernel: its first `len` bytes, or all of
+/// it when `len` is `None`.
+fn copy_file_bytes(from: &Path, to: &Path, len: Option<u64>) -> Result<()> {
     use std::io::Read;
     let src = fs::File::open(from).at(from)?;
     // A new file (never one found at the temporary name): owner-only.
     let mut out = fsutil::create_private_file(to)?;
-    let copied = std::io::copy(&mut src.take(len), &mut out).at(to)?;
-    if copied != len {
-        return Err(Error::Other(format!(
+    let copied = std::io::copy(&mut src.take(len.unwrap_or(u64::MAX)), &mut out).at(to)?;
+    match len {
+        Some(len) if copied != len => Err(Error::Other(format!(
             "{}: copied {copied} of its {len} bytes; the file is shorter than its pages",
             from.display()
-        )));
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Opens a new private file of our own for writing with no journal and no syncing: the file is
@@ -585,33 +586,29 @@ pub fn extract_file(
         let snapshot = db::begin_shared_snapshot(live, &[&src, &twin], SNAPSHOT_GATE_WAIT)?;
         // When that state is the database file alone, held unchanging by the open snapshot, its
         // pages are copied by the kernel; otherwise SQLite copies them (backup API).
-        let file_bytes = match snapshot {
-            db::Snapshot::SharedFileOnly => {
-                let bytes: i64 = src
-                    .query_row(
-                        "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .at(live)?;
-                Some(bytes as u64)
-            }
-            _ => None,
-        };
-        let mut dst = match file_bytes {
-            Some(_) => None,
-            None => Some(open_scratch(&tmp_path)?),
+        enum Copy {
+            FileBytes(u64),
+            Pages(Connection),
+        }
+        let mut copy = match snapshot {
+            db::Snapshot::SharedFileOnly => Copy::FileBytes(
+                src.query_row(
+                    "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .at(live)? as u64,
+            ),
+            _ => Copy::Pages(open_scratch(&tmp_path)?),
         };
         let shared = snapshot != db::Snapshot::NotShared;
         let (copied, twin_content) = std::thread::scope(|s| {
             let sum = shared.then(|| s.spawn(move || content_of(&twin, live)));
-            let copied = fsutil::while_flushing(std::slice::from_ref(&tmp_path), || {
-                match (file_bytes, dst.as_mut()) {
-                    (Some(len), _) => copy_file_prefix(live, &tmp_path, len),
-                    (None, Some(dst)) => db::backup_all(&src, dst, &tmp_path, LIVE_WRITE_WAIT),
-                    (None, None) => unreachable!("a copy without a destination"),
-                }
-            });
+            let copied =
+                fsutil::while_flushing(std::slice::from_ref(&tmp_path), || match &mut copy {
+                    Copy::FileBytes(len) => copy_file_bytes(live, &tmp_path, Some(*len)),
+                    Copy::Pages(dst) => db::backup_all(&src, dst, &tmp_path, LIVE_WRITE_WAIT),
+                });
             let sum = sum.map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(Error::Other("computing the checksum failed".into())))
@@ -620,9 +617,9 @@ pub fn extract_file(
         });
         drop(src);
         copied?;
-        let mut dst = match dst {
-            Some(d) => d,
-            None => open_scratch(&tmp_path)?,
+        let mut dst = match copy {
+            Copy::Pages(dst) => dst,
+            Copy::FileBytes(_) => open_scratch(&tmp_path)?,
         };
         // The copy carries the live file's WAL flag; an archive is one self-contained file.
         let jm: String = dst
@@ -1292,17 +1289,12 @@ fn copy_content(
     page_size: Option<i64>,
     final_file: bool,
 ) -> Result<()> {
-    {
-        let mut from = fs::File::open(archive).at(archive)?;
-        // A new file (never one found at the temporary name): owner-only.
-        let mut to = fsutil::create_private_file(dst)?;
-        let flush = if final_file {
-            vec![dst.to_path_buf()]
-        } else {
-            Vec::new()
-        };
-        fsutil::while_flushing(&flush, || std::io::copy(&mut from, &mut to)).at(dst)?;
-    }
+    let flush = if final_file {
+        vec![dst.to_path_buf()]
+    } else {
+        Vec::new()
+    };
+    fsutil::while_flushing(&flush, || copy_file_bytes(archive, dst, None))?;
     let conn = open_scratch(dst)?;
     conn.execute_batch(&format!("DROP TABLE {META_TABLE};"))
         .at(dst)?;

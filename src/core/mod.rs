@@ -170,20 +170,23 @@ impl<T> Batch<T> {
     /// 0 when all succeeded; the items' own code when every item failed with the same one;
     /// otherwise `PARTIAL`.
     pub fn exit_code(&self) -> i32 {
-        if self.failed == 0 {
-            return exit::SUCCESS;
-        }
-        let codes: Vec<i32> = self
-            .results
-            .iter()
-            .filter(|o| !o.ok)
-            .map(|o| o.exit_code)
-            .collect();
-        if self.succeeded == 0 && codes.iter().all(|c| *c == codes[0]) {
-            codes[0]
-        } else {
-            exit::PARTIAL
-        }
+        run_exit_code(
+            self.succeeded,
+            self.results.iter().filter(|o| !o.ok).map(|o| o.exit_code),
+        )
+    }
+}
+
+/// The exit code of a run over many items from its failed items' codes: 0 when none failed;
+/// their one code when every item failed with the same; otherwise `PARTIAL`.
+fn run_exit_code(succeeded: usize, mut failed_codes: impl Iterator<Item = i32>) -> i32 {
+    let Some(first) = failed_codes.next() else {
+        return exit::SUCCESS;
+    };
+    if succeeded == 0 && failed_codes.all(|c| c == first) {
+        first
+    } else {
+        exit::PARTIAL
     }
 }
 
@@ -208,15 +211,7 @@ impl Tally {
 
     /// As `Batch::exit_code`: 0, the one code every item failed with, or `PARTIAL`.
     pub fn exit_code(&self) -> i32 {
-        match self.failures.first() {
-            None => exit::SUCCESS,
-            Some((_, first))
-                if self.succeeded == 0 && self.failures.iter().all(|(_, c)| c == first) =>
-            {
-                *first
-            }
-            Some(_) => exit::PARTIAL,
-        }
+        run_exit_code(self.succeeded, self.failures.iter().map(|(_, c)| *c))
     }
 }
 

@@ -487,12 +487,20 @@ fn restore_force_on_a_full_disk_keeps_the_live_tenant_and_its_row() {
     let Some(rig) = rig(2048) else { return };
     let env = &rig.env;
     env.ok(&["tenant", "create", "acme"]);
-    let archive = archive_of_acme(env);
-    // The live tenant moves on after the archive: a restore would take this user away.
     env.open(&env.tenant_file("acme"))
-        .execute(
-            "INSERT INTO users (id, name, auth, access) VALUES ('u-later', 'later', 'later', 'root')",
-            [],
+        .execute_batch(
+            "CREATE TABLE pad (b BLOB);
+             WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 64)
+             INSERT INTO pad SELECT randomblob(4000) FROM c;",
+        )
+        .unwrap();
+    let archive = archive_of_acme(env);
+    // The live tenant moves on after the archive: a restore would take this user away, and
+    // every page of `pad` differs, so the restore has those pages to write.
+    env.open(&env.tenant_file("acme"))
+        .execute_batch(
+            "INSERT INTO users (id, name, auth, access) VALUES ('u-later', 'later', 'later', 'root');
+             UPDATE pad SET b = randomblob(4000);",
         )
         .unwrap();
     let size = tenant_size(env, "acme");
@@ -501,8 +509,8 @@ fn restore_force_on_a_full_disk_keeps_the_live_tenant_and_its_row() {
     let trash = env.data().join("trash");
     let (files_before, rows_before) = (files(env), registry_rows(env));
     // Room for less than the copy saved to the trash plus the staged new content (they are
-    // written at once): saving or staging runs out. Room for both but not for the new content's
-    // pages in the live tenant's WAL: the copy into the live database runs out.
+    // written at once): saving or staging runs out. Room for both but not for the pages that
+    // differ in the live tenant's WAL: writing them into the live database runs out.
     let live = env.tenant_file("acme").display().to_string();
     let staging = format!(
         "{}/.ns_tenant_acme.db.monktmp-",

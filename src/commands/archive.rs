@@ -174,6 +174,12 @@ impl Render for Restored {
                     .map(|p| p.display().to_string())
                     .unwrap_or_default(),
             ),
+            (
+                "pages_written",
+                self.pages
+                    .map(|r| format!("{} of {}", r.written, r.total))
+                    .unwrap_or_default(),
+            ),
             ("schema_version", self.schema_version.to_string()),
             ("needs_migration", self.needs_migration.to_string()),
             ("fixtures", self.fixtures.join(" ")),

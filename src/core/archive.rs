@@ -1068,6 +1068,9 @@ pub struct Restored {
     pub path: PathBuf,
     /// Where the replaced content was saved (an archive in `<data>/trash/`).
     pub previous_saved_to: Option<PathBuf>,
+    /// When replacing: how many pages the tenant database has now, and how many were written
+    /// (those that differed from the archive's, or every one where they could not be compared).
+    pub pages: Option<db::Replaced>,
     pub schema_version: i64,
     /// True when the schema is older than this monkctl's: run `monkctl migrate up`.
     pub needs_migration: bool,
@@ -1093,8 +1096,9 @@ pub fn restore_target(
 
 /// Restores an archive: verifies it first; a tenant of that name that does not exist is created
 /// whole or not at all (the archived id kept unless `--as` names another tenant); an existing one
-/// is replaced only with `force`, after its content was saved to the trash, through the backup
-/// API into the open database so that a reader sees the old or the new content, never a mix.
+/// is replaced only with `force`, after its content was saved to the trash, through SQLite into
+/// the open database, in one transaction, so that a reader sees the old or the new content,
+/// never a mix (`db::replace_content`).
 pub fn restore(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<Restored> {
     let mut restored = restore_content(ws, archive, opts)?;
     if opts.migrate {
@@ -1204,6 +1208,7 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
                 tenant: created.tenant,
                 path: created.path,
                 previous_saved_to: None,
+                pages: None,
                 schema_version: meta.schema_version,
                 needs_migration,
                 fixtures: built.fixtures,
@@ -1370,9 +1375,10 @@ fn replace_existing(
     saved_r?;
 
     // 3. Into the open live database through SQLite: one write transaction on its WAL, so a
-    //    reader sees the old or the new content, and its own -wal/-shm stay consistent. The
-    //    WAL, then the file, are flushed while SQLite writes them.
-    {
+    //    reader sees the old or the new content, and its own -wal/-shm stay consistent. Only
+    //    the pages that differ from the staged ones are written. The WAL, then the file, are
+    //    flushed while SQLite writes them.
+    let replaced = {
         // Until the copy commits the live tenant is as it was, and its saved copy not needed.
         let unsave = |e: Error| {
             let _ = fs::remove_file(&saved);
@@ -1380,18 +1386,21 @@ fn replace_existing(
             e
         };
         let src = open_archive(staging.path()).map_err(unsave)?;
-        let mut live_conn = db::open(&live, db::Mode::ReadWrite).map_err(unsave)?;
-        fsutil::while_flushing(&[fsutil::with_suffix(&live, "-wal")], || {
-            db::backup_all(&src, &mut live_conn, &live, LIVE_WRITE_WAIT)
+        let live_conn = db::open(&live, db::Mode::ReadWrite).map_err(unsave)?;
+        let replaced = fsutil::while_flushing(&[fsutil::with_suffix(&live, "-wal")], || {
+            db::replace_content(&src, live_conn, &live, LIVE_WRITE_WAIT, || Ok(()))
         })
         .map_err(unsave)?;
         drop(src);
-        // Best effort: fold the copy into the file now so the WAL does not stay large.
-        fsutil::while_flushing(std::slice::from_ref(&live), || {
-            let _ = live_conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        });
-        live_conn.close().map_err(|(_, e)| e).at(&live)?;
-    }
+        // Best effort: fold the new pages into the file now so the WAL does not stay large.
+        if let Ok(conn) = db::open(&live, db::Mode::ReadWrite) {
+            fsutil::while_flushing(std::slice::from_ref(&live), || {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            });
+            conn.close().map_err(|(_, e)| e).at(&live)?;
+        }
+        replaced
+    };
     drop(staging);
 
     // 4. The registry row keeps its id, name and state; what it says about the content follows
@@ -1424,6 +1433,7 @@ fn replace_existing(
         tenant,
         path: live,
         previous_saved_to: Some(saved),
+        pages: Some(replaced),
         schema_version: meta.schema_version,
         needs_migration,
         fixtures: fixture_names,

@@ -305,6 +305,148 @@ pub fn backup_checked(
     }
 }
 
+/// What `replace_content` wrote into the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Replaced {
+    /// Pages of the new content.
+    pub total: u64,
+    /// Pages written: those that differed from the destination's (page 1 always), or every
+    /// page when the backup API copied them.
+    pub written: u64,
+}
+
+/// The page that holds SQLite's lock bytes (offset 1 GiB): never written, and read as zeros.
+fn pending_byte_page(page_size: i64) -> i64 {
+    0x4000_0000 / page_size + 1
+}
+
+/// Replaces the content of the open database `to` with that of `from` (a file nothing else
+/// writes, such as a staged archive or a snapshot), in one write transaction of `to`: a reader
+/// of `to` sees the old or the new content, never a mix, and a crash before the commit leaves
+/// the old. The write lock is taken first (waiting up to `wait`); then `check` runs (as in
+/// `backup_checked`), and an error from it leaves `to` as it was.
+///
+/// Only the pages that differ are written, through SQLite's `sqlite_dbpage` table, so putting
+/// back a copy of a tenant that changed little since writes little (every written page goes
+/// to the WAL and then to the file). Page 1 is always written, with two fields of the header
+/// set as the backup API sets them: the file format bytes of `to`'s journal mode, and, last of
+/// all, the schema cookie one past `to`'s, so that every open connection re-reads the schema. The
+/// commit is synced before this returns. Where that does not apply (the page sizes differ,
+/// `to` uses auto-vacuum, whose commit rearranges pages from what it read before the pages
+/// changed, or this SQLite has no `sqlite_dbpage`), every page is copied with the backup API.
+/// `to` is closed when done: open a new connection to use the new content.
+pub fn replace_content(
+    from: &Connection,
+    mut to: Connection,
+    to_path: &Path,
+    wait: Duration,
+    check: impl FnOnce() -> Result<()>,
+) -> Result<Replaced> {
+    // `from` is read in one read transaction, so its pages are one state of it.
+    let read =
+        rusqlite::Transaction::new_unchecked(from, TransactionBehavior::Deferred).at(to_path)?;
+    let page_size: i64 = read
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .at(to_path)?;
+    let pages: i64 = read
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .at(to_path)?;
+    if pages == 0 {
+        return Err(Error::Other(format!(
+            "{}: the content to copy in is empty; nothing was changed",
+            to_path.display()
+        )));
+    }
+    to.busy_timeout(wait).at(to_path)?;
+    to.execute_batch("PRAGMA synchronous=FULL").at(to_path)?;
+    let tx = rusqlite::Transaction::new(&mut to, TransactionBehavior::Immediate).at(to_path)?;
+    let to_page_size: i64 = tx
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .at(to_path)?;
+    let auto_vacuum: i64 = tx
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .at(to_path)?;
+    let has_dbpage = |c: &Connection| c.prepare("SELECT data FROM sqlite_dbpage").is_ok();
+    if to_page_size != page_size || auto_vacuum != 0 || !has_dbpage(&tx) || !has_dbpage(&read) {
+        drop(tx);
+        drop(read);
+        backup_checked(from, &mut to, to_path, wait, check)?;
+        to.close().map_err(|(_, e)| e).at(to_path)?;
+        return Ok(Replaced {
+            total: pages as u64,
+            written: pages as u64,
+        });
+    }
+    check()?;
+    let to_pages: i64 = tx
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .at(to_path)?;
+    let written = {
+        let mut source = read
+            .prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
+            .at(to_path)?;
+        let mut current = tx
+            .prepare("SELECT data FROM sqlite_dbpage WHERE pgno = ?1")
+            .at(to_path)?;
+        let mut write = tx
+            .prepare("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?1, ?2)")
+            .at(to_path)?;
+        let header: Vec<u8> = current.query_row([1], |r| r.get(0)).at(to_path)?;
+        let cookie = u32::from_be_bytes([header[40], header[41], header[42], header[43]]);
+        let pending = pending_byte_page(page_size);
+        let mut written = 0u64;
+        let mut rows = source.query([]).at(to_path)?;
+        while let Some(row) = rows.next().at(to_path)? {
+            let pgno: i64 = row.get(0).at(to_path)?;
+            let data = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).at(to_path)?;
+            if pgno == pending {
+                continue;
+            }
+            if pgno == 1 {
+                // The cookie stays `to`'s until the end: a statement that found it changed
+                // would re-read the schema from pages not all written yet.
+                let mut first = data.to_vec();
+                first[18..20].copy_from_slice(&header[18..20]);
+                first[40..44].copy_from_slice(&header[40..44]);
+                write.execute(rusqlite::params![pgno, first]).at(to_path)?;
+            } else {
+                if pgno <= to_pages {
+                    let same = current
+                        .query_row([pgno], |r| Ok(r.get_ref(0)?.as_blob()? == data))
+                        .at(to_path)?;
+                    if same {
+                        continue;
+                    }
+                }
+                write.execute(rusqlite::params![pgno, data]).at(to_path)?;
+            }
+            written += 1;
+        }
+        if pages < to_pages {
+            // Page `pages + 1` and every one after it go: the last page written (a later one
+            // would cancel it).
+            write
+                .execute(rusqlite::params![pages + 1, rusqlite::types::Null])
+                .at(to_path)?;
+        }
+        // Last, the cookie: every connection, this one included, re-reads the schema next time.
+        tx.execute_batch(&format!(
+            "PRAGMA schema_version = {}",
+            (cookie as i32).wrapping_add(1)
+        ))
+        .at(to_path)?;
+        written
+    };
+    tx.commit().at(to_path)?;
+    // Closed, never used again: SQLite keeps what it parsed of a page beside the page in its
+    // cache, and the pages were changed underneath that, so this connection could misread them.
+    to.close().map_err(|(_, e)| e).at(to_path)?;
+    Ok(Replaced {
+        total: pages as u64,
+        written,
+    })
+}
+
 /// Rows of one table, for reports (`tenant show`, `tenant usage`, `archive inspect`).
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct TableCount {

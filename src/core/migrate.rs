@@ -1457,15 +1457,14 @@ fn restore_one(
     names::path_component("snapshot", &l.snapshot)?;
     let path = ws.layout.tenant_path(&l.database, &l.schema)?;
     let snap = run.join(&l.snapshot);
-    let mut live = db::open(&path, Mode::ReadWrite)?;
-    live.busy_timeout(timeout).at(&path)?;
+    let live = db::open(&path, Mode::ReadWrite)?;
     // Read-write flags so that closing it leaves no -wal/-shm beside the snapshot.
     let src = db::open_for_inspection(&snap)?;
     let mut was = 0;
     // Restored into the open live database: SQLite takes its write lock, the tenant is checked
     // under it (a second connection reads the last commit, and none can land meanwhile), then
     // the pages are replaced in one transaction; readers see the old or the new content.
-    db::backup_checked(&src, &mut live, &path, timeout, || {
+    db::replace_content(&src, live, &path, timeout, || {
         let reader = db::open_for_inspection(&path)?;
         let now = content_hash(&reader).at(&path)?;
         if now != l.post_hash {
@@ -1479,7 +1478,7 @@ fn restore_one(
         Ok(())
     })?;
     drop(src);
-    let restored_to = schema::tenant_version(&live).at(&path)?;
+    let restored_to = schema::tenant_version(&db::open_for_inspection(&path)?).at(&path)?;
     Ok(Restored {
         restored_to,
         was,

@@ -558,117 +558,161 @@ pub fn extract_file(
     final_path: &Path,
     force: bool,
 ) -> Result<Extracted> {
-    // A bare file name is in the working directory; say so, so that its directory can be synced.
-    let final_path = &match final_path.parent() {
-        Some(d) if d.as_os_str().is_empty() => Path::new(".").join(final_path),
-        _ => final_path.to_path_buf(),
-    };
-    check_free(final_path, force)?;
-    if let Some(dir) = final_path.parent() {
-        if !dir.is_dir() {
-            return Err(Error::FileNotFound {
-                what: "output directory",
-                path: dir.to_path_buf(),
-                hint: "create it first".into(),
-            });
+    Extraction::begin(live, final_path, force, false)?.finish(t, fixtures)
+}
+
+/// An archive being written: the state it copies is fixed when it begins (two read
+/// transactions on the live database, one for the copy and one for the checksum).
+struct Extraction {
+    live: PathBuf,
+    final_path: PathBuf,
+    force: bool,
+    src: Connection,
+    twin: Connection,
+    snapshot: db::Snapshot,
+}
+
+impl Extraction {
+    /// Checks the output and fixes the state to copy. `lock_held`: the caller holds the live
+    /// database's write lock (with nothing written under it), and the archive is then exactly
+    /// the content of the last commit; otherwise the lock is taken for an instant.
+    fn begin(live: &Path, final_path: &Path, force: bool, lock_held: bool) -> Result<Self> {
+        // A bare file name is in the working directory; say so, so that its directory can be
+        // synced.
+        let final_path = match final_path.parent() {
+            Some(d) if d.as_os_str().is_empty() => Path::new(".").join(final_path),
+            _ => final_path.to_path_buf(),
+        };
+        check_free(&final_path, force)?;
+        if let Some(dir) = final_path.parent() {
+            if !dir.is_dir() {
+                return Err(Error::FileNotFound {
+                    what: "output directory",
+                    path: dir.to_path_buf(),
+                    hint: "create it first".into(),
+                });
+            }
         }
-    }
-    let mut tmp = fsutil::TempFile(Some(fsutil::temp_beside(final_path)));
-    let tmp_path = tmp.path().to_path_buf();
-    // Errors name the archive being made, not its temporary file (gone by then).
-    let shown = final_path.display().to_string();
-    let (content, schema_version) = (|| -> Result<_> {
         let src = db::open_for_inspection(live)?;
         // The checksum is computed from the live tenant by a second connection that reads the
-        // very state the copy reads, on another core while the copy runs; the copy goes to disk
-        // as it is written.
+        // very state the copy reads, on another core while the copy runs.
         let twin = db::open_for_inspection(live)?;
-        let snapshot = db::begin_shared_snapshot(live, &[&src, &twin], SNAPSHOT_GATE_WAIT)?;
-        // When that state is the database file alone, held unchanging by the open snapshot, its
-        // pages are copied by the kernel; otherwise SQLite copies them (backup API).
-        enum Copy {
-            FileBytes(u64),
-            Pages(Connection),
-        }
-        let mut copy = match snapshot {
-            db::Snapshot::SharedFileOnly => Copy::FileBytes(
-                src.query_row(
-                    "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
-                    [],
-                    |r| r.get::<_, i64>(0),
-                )
-                .at(live)? as u64,
-            ),
-            _ => Copy::Pages(open_scratch(&tmp_path)?),
+        let snapshot = if lock_held {
+            db::begin_readers_under_lock(live, &[&src, &twin])?
+        } else {
+            db::begin_shared_snapshot(live, &[&src, &twin], SNAPSHOT_GATE_WAIT)?
         };
-        let shared = snapshot != db::Snapshot::NotShared;
-        let (copied, twin_content) = std::thread::scope(|s| {
-            let sum = shared.then(|| s.spawn(move || content_of(&twin, live)));
-            let copied =
-                fsutil::while_flushing(std::slice::from_ref(&tmp_path), || match &mut copy {
-                    Copy::FileBytes(len) => copy_file_bytes(live, &tmp_path, Some(*len)),
-                    Copy::Pages(dst) => db::backup_all(&src, dst, &tmp_path, LIVE_WRITE_WAIT),
+        Ok(Extraction {
+            live: live.to_path_buf(),
+            final_path,
+            force,
+            src,
+            twin,
+            snapshot,
+        })
+    }
+
+    /// Copies the state, writes the metadata, syncs and puts the archive in place.
+    fn finish(self, t: &TenantRow, fixtures: &[FixtureRow]) -> Result<Extracted> {
+        let Extraction {
+            live,
+            final_path,
+            force,
+            src,
+            twin,
+            snapshot,
+        } = self;
+        let (live, final_path) = (live.as_path(), final_path.as_path());
+        let mut tmp = fsutil::TempFile(Some(fsutil::temp_beside(final_path)));
+        let tmp_path = tmp.path().to_path_buf();
+        // Errors name the archive being made, not its temporary file (gone by then).
+        let shown = final_path.display().to_string();
+        let (content, schema_version) = (|| -> Result<_> {
+            enum Copy {
+                FileBytes(u64),
+                Pages(Connection),
+            }
+            let mut copy = match snapshot {
+                db::Snapshot::SharedFileOnly => Copy::FileBytes(
+                    src.query_row(
+                        "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+                        [],
+                        |r| r.get::<_, i64>(0),
+                    )
+                    .at(live)? as u64,
+                ),
+                _ => Copy::Pages(open_scratch(&tmp_path)?),
+            };
+            let shared = snapshot != db::Snapshot::NotShared;
+            let (copied, twin_content) = std::thread::scope(|s| {
+                let sum = shared.then(|| s.spawn(move || content_of(&twin, live)));
+                let copied =
+                    fsutil::while_flushing(std::slice::from_ref(&tmp_path), || match &mut copy {
+                        Copy::FileBytes(len) => copy_file_bytes(live, &tmp_path, Some(*len)),
+                        Copy::Pages(dst) => db::backup_all(&src, dst, &tmp_path, LIVE_WRITE_WAIT),
+                    });
+                let sum = sum.map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Other("computing the checksum failed".into()))
+                    })
                 });
-            let sum = sum.map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::Other("computing the checksum failed".into())))
+                (copied, sum)
             });
-            (copied, sum)
-        });
-        drop(src);
-        copied?;
-        let mut dst = match copy {
-            Copy::Pages(dst) => dst,
-            Copy::FileBytes(_) => open_scratch(&tmp_path)?,
-        };
-        // The copy carries the live file's WAL flag; an archive is one self-contained file.
-        let jm: String = dst
-            .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
-            .at(&tmp_path)?;
-        if !jm.eq_ignore_ascii_case("delete") {
-            return Err(Error::Other(format!(
-                "{}: could not leave WAL mode (journal_mode is {jm})",
-                tmp_path.display()
-            )));
-        }
-        dst.execute_batch("PRAGMA synchronous=OFF;").at(&tmp_path)?;
-        let content = match twin_content {
-            Some(c) => c?,
-            // No shared snapshot (the API held its write lock throughout): read the copy back.
-            None => fsutil::while_flushing(std::slice::from_ref(&tmp_path), || {
-                content_of(&dst, &tmp_path)
-            })?,
-        };
-        let schema_version = schema::tenant_version(&dst).at(&tmp_path)?;
-        let meta = Metadata {
-            format: FORMAT_NAME.into(),
-            format_version: FORMAT_VERSION,
-            tenant: t.clone(),
-            fixtures: fixtures.to_vec(),
+            drop(src);
+            copied?;
+            let mut dst = match copy {
+                Copy::Pages(dst) => dst,
+                Copy::FileBytes(_) => open_scratch(&tmp_path)?,
+            };
+            // The copy carries the live file's WAL flag; an archive is one self-contained file.
+            let jm: String = dst
+                .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+                .at(&tmp_path)?;
+            if !jm.eq_ignore_ascii_case("delete") {
+                return Err(Error::Other(format!(
+                    "{}: could not leave WAL mode (journal_mode is {jm})",
+                    tmp_path.display()
+                )));
+            }
+            dst.execute_batch("PRAGMA synchronous=OFF;").at(&tmp_path)?;
+            let content = match twin_content {
+                Some(c) => c?,
+                // No shared snapshot (the API held its write lock throughout): read the copy back.
+                None => fsutil::while_flushing(std::slice::from_ref(&tmp_path), || {
+                    content_of(&dst, &tmp_path)
+                })?,
+            };
+            let schema_version = schema::tenant_version(&dst).at(&tmp_path)?;
+            let meta = Metadata {
+                format: FORMAT_NAME.into(),
+                format_version: FORMAT_VERSION,
+                tenant: t.clone(),
+                fixtures: fixtures.to_vec(),
+                schema_version,
+                created_at: ids::now_iso(),
+                host: lock::hostname(),
+                monkctl_version: env!("CARGO_PKG_VERSION").into(),
+                row_counts: content.row_counts.clone(),
+                checksum: content.checksum.clone(),
+            };
+            write_metadata(&mut dst, &meta, &tmp_path)?;
+            dst.close().map_err(|(_, e)| e).at(&tmp_path)?;
+            fsutil::sync_file(&tmp_path)?;
+            Ok((content, schema_version))
+        })()
+        .map_err(|e| e.renamed(&tmp_path, &shown))?;
+        place(&tmp_path, final_path, force)?;
+        tmp.disarm();
+        Ok(Extracted {
+            tenant: t.name.clone(),
+            size_bytes: fsutil::size_of(final_path).unwrap_or(0),
+            path: final_path.to_path_buf(),
             schema_version,
-            created_at: ids::now_iso(),
-            host: lock::hostname(),
-            monkctl_version: env!("CARGO_PKG_VERSION").into(),
-            row_counts: content.row_counts.clone(),
-            checksum: content.checksum.clone(),
-        };
-        write_metadata(&mut dst, &meta, &tmp_path)?;
-        dst.close().map_err(|(_, e)| e).at(&tmp_path)?;
-        fsutil::sync_file(&tmp_path)?;
-        Ok((content, schema_version))
-    })()
-    .map_err(|e| e.renamed(&tmp_path, &shown))?;
-    place(&tmp_path, final_path, force)?;
-    tmp.disarm();
-    Ok(Extracted {
-        tenant: t.name.clone(),
-        size_bytes: fsutil::size_of(final_path).unwrap_or(0),
-        path: final_path.to_path_buf(),
-        schema_version,
-        checksum: content.checksum,
-        tables: content.row_counts.len(),
-        rows: content.row_counts.values().sum(),
-    })
+            checksum: content.checksum,
+            tables: content.row_counts.len(),
+            rows: content.row_counts.values().sum(),
+        })
+    }
 }
 
 fn write_metadata(conn: &mut Connection, m: &Metadata, path: &Path) -> Result<()> {
@@ -1347,60 +1391,77 @@ fn replace_existing(
     names::path_component("tenants.id", &current.id)?;
     let fixtures = reg.fixtures_of(&current.id)?;
 
-    // 2. The new content, without the metadata table and in the live file's page size, staged
-    //    as a private file beside the live one. Independent of step 1, so both run at once.
-    let page_size: i64 = db::open(&live, db::Mode::ReadWrite)?
+    // 2. The live database's write lock, taken first and held until the new content commits:
+    //    the copy saved to the trash is then exactly the content replaced, with no commit of
+    //    the API in between (its writes wait meanwhile, as behind any writer). Nothing changes
+    //    before the archive's verification has passed.
+    let live_conn = db::open(&live, db::Mode::ReadWrite)?;
+    let page_size: i64 = live_conn
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .at(&live)?;
-    //    The archive's verification runs beside both; nothing live changes before it passed.
+    let replacement = db::Replacement::begin(live_conn, &live, LIVE_WRITE_WAIT)?;
+    let wal = [fsutil::with_suffix(&live, "-wal")];
+    // The new content, without the metadata table and in the live file's page size, staged as
+    // a private file beside the live one.
     let staging = fsutil::TempFile(Some(fsutil::temp_beside(&live)));
-    let (saved_r, verified_r, staged_r) = std::thread::scope(|s| {
-        let save = s.spawn(|| extract_file(&live, &current, &fixtures, &saved, false));
-        let verify = s.spawn(|| verified_as(archive, meta));
-        let staged = copy_content(archive, staging.path(), Some(page_size), false);
-        (
-            joined(save.join(), "saving the current database"),
-            joined(verify.join(), "verifying the archive"),
-            staged,
-        )
-    });
-    // On any failure the live tenant is untouched, so the copy saved of it is not needed.
-    if verified_r.is_err() || staged_r.is_err() {
-        if saved_r.is_ok() {
-            let _ = fs::remove_file(&saved);
-        }
-        verified_r?;
-        staged_r?;
-    }
-    saved_r?;
-
-    // 3. Into the open live database through SQLite: one write transaction on its WAL, so a
-    //    reader sees the old or the new content, and its own -wal/-shm stay consistent. Only
-    //    the pages that differ from the staged ones are written. The WAL, then the file, are
-    //    flushed while SQLite writes them.
-    let replaced = {
-        // Until the copy commits the live tenant is as it was, and its saved copy not needed.
-        let unsave = |e: Error| {
-            let _ = fs::remove_file(&saved);
-            let _ = fsutil::sync_dir(&trash);
-            e
-        };
-        let src = open_archive(staging.path()).map_err(unsave)?;
-        let live_conn = db::open(&live, db::Mode::ReadWrite).map_err(unsave)?;
-        let replaced = fsutil::while_flushing(&[fsutil::with_suffix(&live, "-wal")], || {
-            db::replace_content(&src, live_conn, &live, LIVE_WRITE_WAIT, || Ok(()))
-        })
-        .map_err(unsave)?;
-        drop(src);
-        // Best effort: fold the new pages into the file now so the WAL does not stay large.
-        if let Ok(conn) = db::open(&live, db::Mode::ReadWrite) {
-            fsutil::while_flushing(std::slice::from_ref(&live), || {
-                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-            });
-            conn.close().map_err(|(_, e)| e).at(&live)?;
-        }
-        replaced
+    let stage = || copy_content(archive, staging.path(), Some(page_size), false);
+    // Until the new content commits, the live tenant is as it was and its saved copy not needed.
+    let unsave = |e: Error| {
+        let _ = fs::remove_file(&saved);
+        let _ = fsutil::sync_dir(&trash);
+        e
     };
+    let replaced = match replacement {
+        db::Replacement::Pages(mut writer) => {
+            // 3. The save starts under the lock and runs beside everything else: the
+            //    verification and the staging, then the writing of the pages that differ into
+            //    the open transaction, which commits once the save is on disk.
+            let save = Extraction::begin(&live, &saved, false, true)?;
+            let (saved_r, written_r) = std::thread::scope(|s| {
+                let save = s.spawn(|| save.finish(&current, &fixtures));
+                let verify = s.spawn(|| verified_as(archive, meta));
+                let staged = stage();
+                let written = joined(verify.join(), "verifying the archive")
+                    .and(staged)
+                    .and_then(|()| open_archive(staging.path()))
+                    .and_then(|src| fsutil::while_flushing(&wal, || writer.write(&src)));
+                (joined(save.join(), "saving the current database"), written)
+            });
+            match (saved_r, written_r) {
+                (Ok(_), Ok(_)) => {}
+                (Ok(_), Err(e)) => return Err(unsave(e)),
+                (Err(e), _) => return Err(e),
+            }
+            fsutil::while_flushing(&wal, || writer.commit()).map_err(unsave)?
+        }
+        db::Replacement::Whole(conn) => {
+            // 3'. Every page is copied with the backup API, which takes the lock itself: the
+            //     archive is verified and staged first, and the save runs under that lock
+            //     before any page is copied.
+            let verified = std::thread::scope(|s| {
+                let verify = s.spawn(|| verified_as(archive, meta));
+                let staged = stage();
+                joined(verify.join(), "verifying the archive").and(staged)
+            });
+            verified?;
+            let src = open_archive(staging.path())?;
+            fsutil::while_flushing(&wal, || {
+                db::replace_content(&src, conn, &live, LIVE_WRITE_WAIT, || {
+                    Extraction::begin(&live, &saved, false, true)?
+                        .finish(&current, &fixtures)
+                        .map(|_| ())
+                })
+            })
+            .map_err(unsave)?
+        }
+    };
+    // Best effort: fold the new pages into the file now so the WAL does not stay large.
+    if let Ok(conn) = db::open(&live, db::Mode::ReadWrite) {
+        fsutil::while_flushing(std::slice::from_ref(&live), || {
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        });
+        conn.close().map_err(|(_, e)| e).at(&live)?;
+    }
     drop(staging);
 
     // 4. The registry row keeps its id, name and state; what it says about the content follows

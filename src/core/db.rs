@@ -205,13 +205,6 @@ pub fn begin_shared_snapshot(
     readers: &[&Connection],
     wait: Duration,
 ) -> Result<Snapshot> {
-    let end = |readers: &[&Connection]| {
-        for r in readers {
-            if !r.is_autocommit() {
-                let _ = r.execute_batch("ROLLBACK");
-            }
-        }
-    };
     let Ok(gate) = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -222,17 +215,29 @@ pub fn begin_shared_snapshot(
     if gate.execute_batch("BEGIN IMMEDIATE").is_err() {
         return Ok(Snapshot::NotShared);
     }
+    let begun = begin_readers_under_lock(path, readers);
+    let _ = gate.execute_batch("ROLLBACK");
+    begun
+}
+
+/// Starts a read transaction on each of `readers` (connections to `path`) while the caller
+/// holds the database's write lock, with nothing written yet under it: they all see the last
+/// commit, which is what the lock's holder is about to change. `Shared`, or `SharedFileOnly`
+/// when the WAL holds no frame (nothing can be appended to it while the lock is held).
+pub fn begin_readers_under_lock(path: &Path, readers: &[&Connection]) -> Result<Snapshot> {
     let begun = readers.iter().try_for_each(|r| {
         r.execute_batch("BEGIN")?;
         r.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
     });
-    // Nothing can be appended to the WAL while the gate holds the write lock.
     let wal_empty = fsutil::with_suffix(path, "-wal")
         .metadata()
         .map_or(true, |m| m.len() == 0);
-    let _ = gate.execute_batch("ROLLBACK");
     if let Err(e) = begun {
-        end(readers);
+        for r in readers {
+            if !r.is_autocommit() {
+                let _ = r.execute_batch("ROLLBACK");
+            }
+        }
         return Err(Error::sqlite(path, e));
     }
     Ok(if wal_empty {
@@ -305,7 +310,7 @@ pub fn backup_checked(
     }
 }
 
-/// What `replace_content` wrote into the destination.
+/// What a replacement wrote into the destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Replaced {
     /// Pages of the new content.
@@ -320,105 +325,131 @@ fn pending_byte_page(page_size: i64) -> i64 {
     0x4000_0000 / page_size + 1
 }
 
-/// Replaces the content of the open database `to` with that of `from` (a file nothing else
-/// writes, such as a staged archive or a snapshot), in one write transaction of `to`: a reader
-/// of `to` sees the old or the new content, never a mix, and a crash before the commit leaves
-/// the old. The write lock is taken first (waiting up to `wait`); then `check` runs (as in
-/// `backup_checked`), and an error from it leaves `to` as it was.
-///
-/// Only the pages that differ are written, through SQLite's `sqlite_dbpage` table, so putting
-/// back a copy of a tenant that changed little since writes little (every written page goes
-/// to the WAL and then to the file). Page 1 is always written, with two fields of the header
-/// set as the backup API sets them: the file format bytes of `to`'s journal mode, and, last of
-/// all, the schema cookie one past `to`'s, so that every open connection re-reads the schema. The
-/// commit is synced before this returns. Where that does not apply (the page sizes differ,
-/// `to` uses auto-vacuum, whose commit rearranges pages from what it read before the pages
-/// changed, or this SQLite has no `sqlite_dbpage`), every page is copied with the backup API.
-/// `to` is closed when done: open a new connection to use the new content.
-pub fn replace_content(
-    from: &Connection,
-    mut to: Connection,
-    to_path: &Path,
-    wait: Duration,
-    check: impl FnOnce() -> Result<()>,
-) -> Result<Replaced> {
-    // `from` is read in one read transaction, so its pages are one state of it.
-    let read =
-        rusqlite::Transaction::new_unchecked(from, TransactionBehavior::Deferred).at(to_path)?;
-    let page_size: i64 = read
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .at(to_path)?;
-    let pages: i64 = read
-        .query_row("PRAGMA page_count", [], |r| r.get(0))
-        .at(to_path)?;
-    if pages == 0 {
-        return Err(Error::Other(format!(
-            "{}: the content to copy in is empty; nothing was changed",
-            to_path.display()
-        )));
+/// How the content of an open database is replaced (see `Replacement::begin`).
+pub enum Replacement {
+    /// The write lock is held and nothing is written yet: `PageWriter::write`, then `commit`.
+    Pages(PageWriter),
+    /// Pages cannot be written one by one into this database (it uses auto-vacuum, whose
+    /// commit rearranges pages from what it read before they changed, or this SQLite has no
+    /// `sqlite_dbpage`): copy every page with `backup_checked`, which takes the lock itself.
+    Whole(Connection),
+}
+
+/// One write transaction on a database whose content is being replaced with that of another
+/// file, writing only the pages that differ. Dropped without `commit`, it rolls back.
+pub struct PageWriter {
+    conn: Connection,
+    path: std::path::PathBuf,
+    written: Option<Replaced>,
+}
+
+impl Replacement {
+    /// Starts replacing the content of the open database `to` (at `path`): takes its write lock
+    /// (waiting up to `wait`) when its pages can be written one by one, so that whatever the
+    /// caller reads from now on (another connection's read transaction, begun now) is exactly
+    /// the content that will be replaced.
+    ///
+    /// A reader of `to` sees the old or the new content, never a mix, and a crash before the
+    /// commit leaves the old: the new pages go to the WAL in that one transaction. Only the
+    /// pages that differ are written, through SQLite's `sqlite_dbpage` table, so putting back
+    /// a copy of a tenant that changed little writes little (each written page goes to the WAL
+    /// and then to the file). Page 1 is always written, with two header fields set as the
+    /// backup API sets them: the file format bytes of `to`'s journal mode, and, last of all,
+    /// the schema cookie one past `to`'s, so that every open connection re-reads the schema.
+    pub fn begin(to: Connection, path: &Path, wait: Duration) -> Result<Replacement> {
+        to.busy_timeout(wait).at(path)?;
+        to.execute_batch("PRAGMA synchronous=FULL").at(path)?;
+        if to.prepare("SELECT data FROM sqlite_dbpage").is_err() {
+            return Ok(Replacement::Whole(to));
+        }
+        to.execute_batch("BEGIN IMMEDIATE").at(path)?;
+        let auto_vacuum = to
+            .query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))
+            .at(path);
+        match auto_vacuum {
+            Ok(0) => Ok(Replacement::Pages(PageWriter {
+                conn: to,
+                path: path.to_path_buf(),
+                written: None,
+            })),
+            Ok(_) => {
+                to.execute_batch("ROLLBACK").at(path)?;
+                Ok(Replacement::Whole(to))
+            }
+            Err(e) => Err(e),
+        }
     }
-    to.busy_timeout(wait).at(to_path)?;
-    to.execute_batch("PRAGMA synchronous=FULL").at(to_path)?;
-    let tx = rusqlite::Transaction::new(&mut to, TransactionBehavior::Immediate).at(to_path)?;
-    let to_page_size: i64 = tx
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .at(to_path)?;
-    let auto_vacuum: i64 = tx
-        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
-        .at(to_path)?;
-    let has_dbpage = |c: &Connection| c.prepare("SELECT data FROM sqlite_dbpage").is_ok();
-    if to_page_size != page_size || auto_vacuum != 0 || !has_dbpage(&tx) || !has_dbpage(&read) {
-        drop(tx);
-        drop(read);
-        backup_checked(from, &mut to, to_path, wait, check)?;
-        to.close().map_err(|(_, e)| e).at(to_path)?;
-        return Ok(Replaced {
-            total: pages as u64,
-            written: pages as u64,
-        });
-    }
-    check()?;
-    let to_pages: i64 = tx
-        .query_row("PRAGMA page_count", [], |r| r.get(0))
-        .at(to_path)?;
-    let written = {
+}
+
+impl PageWriter {
+    /// Writes the pages of `from` (a file nothing else writes, such as a staged archive or a
+    /// snapshot, read in one read transaction) that differ from the database's, and cuts off
+    /// the database's pages past `from`'s last. Once only.
+    pub fn write(&mut self, from: &Connection) -> Result<Replaced> {
+        let path = self.path.as_path();
+        if self.written.is_some() {
+            return Err(Error::Other(format!(
+                "{}: its content was already replaced in this transaction",
+                path.display()
+            )));
+        }
+        let read =
+            rusqlite::Transaction::new_unchecked(from, TransactionBehavior::Deferred).at(path)?;
+        let page_size: i64 = read
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .at(path)?;
+        let pages: i64 = read
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .at(path)?;
+        let to = &self.conn;
+        let to_page_size: i64 = to
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .at(path)?;
+        if pages == 0 || page_size != to_page_size {
+            return Err(Error::Other(format!(
+                "{}: the content to copy in has {pages} pages of {page_size} bytes, this database pages of {to_page_size}; nothing was changed",
+                path.display()
+            )));
+        }
+        let to_pages: i64 = to
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .at(path)?;
         let mut source = read
             .prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
-            .at(to_path)?;
-        let mut current = tx
+            .at(path)?;
+        let mut current = to
             .prepare("SELECT data FROM sqlite_dbpage WHERE pgno = ?1")
-            .at(to_path)?;
-        let mut write = tx
+            .at(path)?;
+        let mut write = to
             .prepare("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?1, ?2)")
-            .at(to_path)?;
-        let header: Vec<u8> = current.query_row([1], |r| r.get(0)).at(to_path)?;
-        let cookie = u32::from_be_bytes([header[40], header[41], header[42], header[43]]);
+            .at(path)?;
+        let header: Vec<u8> = current.query_row([1], |r| r.get(0)).at(path)?;
         let pending = pending_byte_page(page_size);
         let mut written = 0u64;
-        let mut rows = source.query([]).at(to_path)?;
-        while let Some(row) = rows.next().at(to_path)? {
-            let pgno: i64 = row.get(0).at(to_path)?;
-            let data = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).at(to_path)?;
+        let mut rows = source.query([]).at(path)?;
+        while let Some(row) = rows.next().at(path)? {
+            let pgno: i64 = row.get(0).at(path)?;
+            let data = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).at(path)?;
             if pgno == pending {
                 continue;
             }
             if pgno == 1 {
-                // The cookie stays `to`'s until the end: a statement that found it changed
-                // would re-read the schema from pages not all written yet.
+                // The cookie stays the database's until `commit`: a statement that found it
+                // changed would re-read the schema from pages not all written yet.
                 let mut first = data.to_vec();
                 first[18..20].copy_from_slice(&header[18..20]);
                 first[40..44].copy_from_slice(&header[40..44]);
-                write.execute(rusqlite::params![pgno, first]).at(to_path)?;
+                write.execute(rusqlite::params![pgno, first]).at(path)?;
             } else {
                 if pgno <= to_pages {
                     let same = current
                         .query_row([pgno], |r| Ok(r.get_ref(0)?.as_blob()? == data))
-                        .at(to_path)?;
+                        .at(path)?;
                     if same {
                         continue;
                     }
                 }
-                write.execute(rusqlite::params![pgno, data]).at(to_path)?;
+                write.execute(rusqlite::params![pgno, data]).at(path)?;
             }
             written += 1;
         }
@@ -427,24 +458,72 @@ pub fn replace_content(
             // would cancel it).
             write
                 .execute(rusqlite::params![pages + 1, rusqlite::types::Null])
-                .at(to_path)?;
+                .at(path)?;
         }
-        // Last, the cookie: every connection, this one included, re-reads the schema next time.
-        tx.execute_batch(&format!(
-            "PRAGMA schema_version = {}",
-            (cookie as i32).wrapping_add(1)
-        ))
-        .at(to_path)?;
-        written
-    };
-    tx.commit().at(to_path)?;
-    // Closed, never used again: SQLite keeps what it parsed of a page beside the page in its
-    // cache, and the pages were changed underneath that, so this connection could misread them.
-    to.close().map_err(|(_, e)| e).at(to_path)?;
-    Ok(Replaced {
-        total: pages as u64,
-        written,
-    })
+        let done = Replaced {
+            total: pages as u64,
+            written,
+        };
+        self.written = Some(done);
+        Ok(done)
+    }
+
+    /// Sets the schema cookie one past the database's, commits (synced) and closes the
+    /// connection, which is never used again: SQLite keeps what it parsed of a page beside the
+    /// page in its cache, and the pages changed underneath that. Open a new connection to read
+    /// the new content.
+    pub fn commit(self) -> Result<Replaced> {
+        let path = self.path.as_path();
+        let Some(done) = self.written else {
+            return Err(Error::Other(format!(
+                "{}: nothing was written to replace its content; nothing was changed",
+                path.display()
+            )));
+        };
+        let cookie: i64 = self
+            .conn
+            .query_row("PRAGMA schema_version", [], |r| r.get(0))
+            .at(path)?;
+        self.conn
+            .execute_batch(&format!(
+                "PRAGMA schema_version = {}; COMMIT;",
+                (cookie as i32).wrapping_add(1)
+            ))
+            .at(path)?;
+        self.conn.close().map_err(|(_, e)| e).at(path)?;
+        Ok(done)
+    }
+}
+
+/// Replaces the content of the open database `to` with that of `from` (a file nothing else
+/// writes, such as a snapshot) in one write transaction (see `Replacement::begin`). `check`
+/// runs once the write lock is held, before any page changes (as in `backup_checked`); an
+/// error from it leaves `to` as it was. `to` is closed when done.
+pub fn replace_content(
+    from: &Connection,
+    to: Connection,
+    to_path: &Path,
+    wait: Duration,
+    check: impl FnOnce() -> Result<()>,
+) -> Result<Replaced> {
+    match Replacement::begin(to, to_path, wait)? {
+        Replacement::Pages(mut w) => {
+            check()?;
+            w.write(from)?;
+            w.commit()
+        }
+        Replacement::Whole(mut to) => {
+            let total: i64 = from
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .at(to_path)?;
+            backup_checked(from, &mut to, to_path, wait, check)?;
+            to.close().map_err(|(_, e)| e).at(to_path)?;
+            Ok(Replaced {
+                total: total as u64,
+                written: total as u64,
+            })
+        }
+    }
 }
 
 /// Rows of one table, for reports (`tenant show`, `tenant usage`, `archive inspect`).

@@ -6,8 +6,9 @@
 //! the fixtures, the schema version, where and when it was made, row counts and a content
 //! checksum. So any `sqlite3` can read an archive, and `verify` can tell damage apart.
 //!
-//! Rules this module keeps: a live tenant database is written only through SQLite (the backup
-//! API into the open database), and read only as SQLite sees it: through the backup API, or,
+//! Rules this module keeps: a live tenant database is written only through SQLite, into the
+//! open database in one transaction (`db::Replacement`), and read only as SQLite sees it:
+//! through the backup API, or,
 //! when its WAL holds nothing, as its file's bytes while an open SQLite read transaction keeps
 //! every checkpoint from writing the file (never the file and its `-wal` separately); every
 //! file it makes is written beside
@@ -1328,7 +1329,7 @@ fn check_target(
 
 /// Copies an archive's tenant content into a new private file at `dst` (no metadata table),
 /// with `page_size` when given; in WAL mode (as the API expects) and synced when `final_file`
-/// (a staging copy that only feeds the backup API is neither). An archive is a self-contained
+/// (a staging copy that only feeds a replacement is neither). An archive is a self-contained
 /// file that nothing writes (no WAL, no journal: the same bytes `open_archive` reads), so its
 /// bytes are copied as they are, by the kernel, and the copy, private to this process, is then
 /// changed through SQLite.
@@ -1376,7 +1377,7 @@ fn replace_existing(
     needs_migration: bool,
 ) -> Result<Restored> {
     let live = ws.layout.tenant_path(&current.database, &current.schema)?;
-    // 1. Save what is there now, as an archive, so that nothing is lost.
+    // 1. Where what is there now is saved, as an archive, so that nothing is lost.
     let trash = ws.layout.trash_dir();
     fsutil::create_private_dir(&trash)?;
     // The random part keeps two restores within one second from colliding.

@@ -287,21 +287,31 @@ fn open_archive(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Copies `from` into the new private file `to`, by the kernel: its first `len` bytes, or all of
-/// it when `len` is `None`.
-fn copy_file_bytes(from: &Path, to: &Path, len: Option<u64>) -> Result<()> {
-    use std::io::Read;
-    let src = fs::File::open(from).at(from)?;
+/// Copies the file `from` (an archive: a file no SQLite connection of this process holds locks
+/// on, see `db::read_main_file`) into the new private file `to`, by the kernel.
+fn copy_file_bytes(from: &Path, to: &Path) -> Result<()> {
+    let mut src = fs::File::open(from).at(from)?;
     // A new file (never one found at the temporary name): owner-only.
     let mut out = fsutil::create_private_file(to)?;
-    let copied = std::io::copy(&mut src.take(len.unwrap_or(u64::MAX)), &mut out).at(to)?;
-    match len {
-        Some(len) if copied != len => Err(Error::Other(format!(
-            "{}: copied {copied} of its {len} bytes; the file is shorter than its pages",
-            from.display()
-        ))),
-        _ => Ok(()),
+    std::io::copy(&mut src, &mut out).at(to)?;
+    Ok(())
+}
+
+/// Copies the first `len` bytes of the main database file of `conn` (at `from`) into the new
+/// private file `to`, read through SQLite's own handle on it (`db::read_main_file`: the live
+/// tenant is never opened beside SQLite).
+fn copy_main_file(conn: &Connection, from: &Path, to: &Path, len: u64) -> Result<()> {
+    use std::io::Write;
+    let mut out = fsutil::create_private_file(to)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let n = buf.len().min((len - at) as usize);
+        db::read_main_file(conn, at, &mut buf[..n], from)?;
+        out.write_all(&buf[..n]).at(to)?;
+        at += n as u64;
     }
+    Ok(())
 }
 
 /// Opens a new private file of our own for writing with no journal and no syncing: the file is
@@ -649,7 +659,7 @@ impl Extraction {
                 let sum = shared.then(|| s.spawn(move || content_of(&twin, live)));
                 let copied =
                     fsutil::while_flushing(std::slice::from_ref(&tmp_path), || match &mut copy {
-                        Copy::FileBytes(len) => copy_file_bytes(live, &tmp_path, Some(*len)),
+                        Copy::FileBytes(len) => copy_main_file(&src, live, &tmp_path, *len),
                         Copy::Pages(dst) => db::backup_all(&src, dst, &tmp_path, LIVE_WRITE_WAIT),
                     });
                 let sum = sum.map(|h| {
@@ -1344,7 +1354,7 @@ fn copy_content(
     } else {
         Vec::new()
     };
-    fsutil::while_flushing(&flush, || copy_file_bytes(archive, dst, None))?;
+    fsutil::while_flushing(&flush, || copy_file_bytes(archive, dst))?;
     let conn = open_scratch(dst)?;
     conn.execute_batch(&format!("DROP TABLE {META_TABLE};"))
         .at(dst)?;
@@ -1456,13 +1466,15 @@ fn replace_existing(
             .map_err(unsave)?
         }
     };
-    // Best effort: fold the new pages into the file now so the WAL does not stay large.
-    if let Ok(conn) = db::open(&live, db::Mode::ReadWrite) {
-        fsutil::while_flushing(std::slice::from_ref(&live), || {
+    // Best effort: fold the new pages into the file now so the WAL does not stay large. The
+    // flushing thread's descriptor of the file is closed only once this process has no
+    // connection to it left (see `db::read_main_file`).
+    fsutil::while_flushing(std::slice::from_ref(&live), || {
+        if let Ok(conn) = db::open(&live, db::Mode::ReadWrite) {
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-        });
-        conn.close().map_err(|(_, e)| e).at(&live)?;
-    }
+            let _ = conn.close();
+        }
+    });
     drop(staging);
 
     // 4. The registry row keeps its id, name and state; what it says about the content follows

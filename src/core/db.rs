@@ -179,6 +179,48 @@ pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>)
     f(&conn, path)
 }
 
+/// Reads `buf.len()` bytes at `offset` of the main database file of `conn` (at `path`), through
+/// the file handle SQLite itself holds. A database file that a connection of this process has
+/// open must never be opened and closed again beside it: closing any descriptor of a file drops
+/// every POSIX lock the process holds on it, SQLite's own included, and another process could
+/// then act as if nobody else had the file open (the API's last connection, closing, would
+/// checkpoint into the file and delete its WAL while this process still reads or writes them).
+pub fn read_main_file(conn: &Connection, offset: u64, buf: &mut [u8], path: &Path) -> Result<()> {
+    use rusqlite::ffi;
+    let failed = |rc: std::ffi::c_int| {
+        Error::sqlite(
+            path,
+            rusqlite::Error::SqliteFailure(ffi::Error::new(rc), None),
+        )
+    };
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: `conn.handle()` is a live connection used by this thread only for the call;
+    // SQLITE_FCNTL_FILE_POINTER writes one `sqlite3_file *` into `file`.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&mut file as *mut *mut ffi::sqlite3_file).cast(),
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return Err(failed(rc));
+    }
+    // SAFETY: a non-null `file` is the connection's open main database file, valid while
+    // `conn` lives; its methods are SQLite's VFS, whose `xRead` fills `buf` (up to its length).
+    let read = unsafe { file.as_ref() }
+        .and_then(|f| unsafe { f.pMethods.as_ref() })
+        .and_then(|m| m.xRead)
+        .ok_or_else(|| failed(ffi::SQLITE_CANTOPEN))?;
+    let len = std::ffi::c_int::try_from(buf.len()).map_err(|_| failed(ffi::SQLITE_TOOBIG))?;
+    let rc = unsafe { read(file, buf.as_mut_ptr().cast(), len, offset as i64) };
+    if rc != ffi::SQLITE_OK {
+        return Err(failed(rc));
+    }
+    Ok(())
+}
+
 /// How `begin_shared_snapshot` went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Snapshot {
@@ -566,4 +608,33 @@ pub fn user_tables(conn: &Connection) -> rusqlite::Result<Vec<String>> {
 pub fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
     let mut st = conn.prepare("SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2")?;
     st.exists([table, column])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `read_main_file` reads through the connection's own descriptor, never the path: the
+    /// bytes come from the file the connection opened even after another file took its name.
+    #[test]
+    fn read_main_file_reads_the_open_file_not_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES ('first file');")
+            .unwrap();
+        let original = std::fs::read(&path).unwrap();
+        std::fs::rename(&path, dir.path().join("moved.db")).unwrap();
+        std::fs::write(&path, vec![7u8; original.len()]).unwrap();
+
+        let mut buf = vec![0u8; original.len()];
+        read_main_file(&conn, 0, &mut buf, &path).unwrap();
+        assert_eq!(buf, original);
+        let mut tail = vec![0u8; 100];
+        read_main_file(&conn, 100, &mut tail, &path).unwrap();
+        assert_eq!(tail, original[100..200]);
+        // Past the end: an error, not zeros passed off as content.
+        let mut past = vec![0u8; 10];
+        assert!(read_main_file(&conn, original.len() as u64 + 5, &mut past, &path).is_err());
+    }
 }

@@ -382,7 +382,21 @@ pub enum Replacement {
 pub struct PageWriter {
     conn: Connection,
     path: std::path::PathBuf,
+    /// The WAL held no frame when the write lock was taken: the database file alone is the
+    /// content being replaced, and stays so (no commit, so no checkpoint, can change it before
+    /// this transaction's own commit).
+    file_is_content: bool,
     written: Option<Replaced>,
+}
+
+/// Whether the file at `path` alone holds its database's content: no `-wal` with frames and no
+/// `-journal` beside it (looked at, never opened).
+fn file_alone(path: &Path) -> bool {
+    ["-wal", "-journal"].iter().all(|suffix| {
+        fsutil::with_suffix(path, suffix)
+            .metadata()
+            .map_or(true, |m| m.len() == 0)
+    })
 }
 
 impl Replacement {
@@ -412,6 +426,7 @@ impl Replacement {
             Ok(0) => Ok(Replacement::Pages(PageWriter {
                 conn: to,
                 path: path.to_path_buf(),
+                file_is_content: file_alone(path),
                 written: None,
             })),
             Ok(_) => {
@@ -456,25 +471,15 @@ impl PageWriter {
         let to_pages: i64 = to
             .query_row("PRAGMA page_count", [], |r| r.get(0))
             .at(path)?;
-        let mut source = read
-            .prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
-            .at(path)?;
-        let mut current = to
-            .prepare("SELECT data FROM sqlite_dbpage WHERE pgno = ?1")
-            .at(path)?;
         let mut write = to
             .prepare("INSERT INTO sqlite_dbpage (pgno, data) VALUES (?1, ?2)")
             .at(path)?;
-        let header: Vec<u8> = current.query_row([1], |r| r.get(0)).at(path)?;
-        let pending = pending_byte_page(page_size);
-        let mut written = 0u64;
-        let mut rows = source.query([]).at(path)?;
-        while let Some(row) = rows.next().at(path)? {
-            let pgno: i64 = row.get(0).at(path)?;
-            let data = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).at(path)?;
-            if pgno == pending {
-                continue;
-            }
+        let header: Vec<u8> = to
+            .query_row("SELECT data FROM sqlite_dbpage WHERE pgno = 1", [], |r| {
+                r.get(0)
+            })
+            .at(path)?;
+        let mut put = |pgno: i64, data: &[u8]| -> Result<()> {
             if pgno == 1 {
                 // The cookie stays the database's until `commit`: a statement that found it
                 // changed would re-read the schema from pages not all written yet.
@@ -483,17 +488,73 @@ impl PageWriter {
                 first[40..44].copy_from_slice(&header[40..44]);
                 write.execute(rusqlite::params![pgno, first]).at(path)?;
             } else {
-                if pgno <= to_pages {
-                    let same = current
-                        .query_row([pgno], |r| Ok(r.get_ref(0)?.as_blob()? == data))
-                        .at(path)?;
-                    if same {
-                        continue;
-                    }
-                }
                 write.execute(rusqlite::params![pgno, data]).at(path)?;
             }
-            written += 1;
+            Ok(())
+        };
+        let pending = pending_byte_page(page_size);
+        let ps = page_size as usize;
+        let holds =
+            |p: &Path, n: i64| fsutil::size_of(p).is_some_and(|len| len >= n as u64 * ps as u64);
+        let from_file = from
+            .path()
+            .map(std::path::PathBuf::from)
+            .filter(|p| file_alone(p) && holds(p, pages));
+        let mut written = 0u64;
+        match from_file {
+            Some(from_path) if self.file_is_content && holds(path, to_pages) => {
+                // Both files are their content: compared a megabyte at a time, read through
+                // the handles SQLite holds on them.
+                let chunk = ((1 << 20) / ps).max(1);
+                let (mut new, mut old) = (vec![0u8; chunk * ps], vec![0u8; chunk * ps]);
+                let mut first = 1i64;
+                while first <= pages {
+                    let n = chunk.min((pages - first + 1) as usize);
+                    let at = (first - 1) as u64 * ps as u64;
+                    read_main_file(from, at, &mut new[..n * ps], &from_path)?;
+                    let m = n.min((to_pages - first + 1).max(0) as usize);
+                    read_main_file(to, at, &mut old[..m * ps], path)?;
+                    for i in 0..n {
+                        let pgno = first + i as i64;
+                        let page = &new[i * ps..(i + 1) * ps];
+                        if pgno == pending
+                            || (pgno > 1 && i < m && *page == old[i * ps..(i + 1) * ps])
+                        {
+                            continue;
+                        }
+                        put(pgno, page)?;
+                        written += 1;
+                    }
+                    first += n as i64;
+                }
+            }
+            _ => {
+                // Through SQLite, which reads what the WAL holds.
+                let mut source = read
+                    .prepare("SELECT pgno, data FROM sqlite_dbpage ORDER BY pgno")
+                    .at(path)?;
+                let mut current = to
+                    .prepare("SELECT data FROM sqlite_dbpage WHERE pgno = ?1")
+                    .at(path)?;
+                let mut rows = source.query([]).at(path)?;
+                while let Some(row) = rows.next().at(path)? {
+                    let pgno: i64 = row.get(0).at(path)?;
+                    let data = row.get_ref(1).and_then(|v| Ok(v.as_blob()?)).at(path)?;
+                    if pgno == pending {
+                        continue;
+                    }
+                    if pgno > 1 && pgno <= to_pages {
+                        let same = current
+                            .query_row([pgno], |r| Ok(r.get_ref(0)?.as_blob()? == data))
+                            .at(path)?;
+                        if same {
+                            continue;
+                        }
+                    }
+                    put(pgno, data)?;
+                    written += 1;
+                }
+            }
         }
         if pages < to_pages {
             // Page `pages + 1` and every one after it go: the last page written (a later one

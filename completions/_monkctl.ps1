@@ -554,7 +554,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: table for people, json and csv for scripts')
-            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace the content of an existing tenant (its current database is saved to the trash first)')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace the content of an existing tenant (its current database is saved to the trash first; writes to it wait until the new content is in place)')
             [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation (required with --force without a terminal)')
             [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation (required with --force without a terminal)')
             [CompletionResult]::new('--migrate', '--migrate', [CompletionResultType]::ParameterName, 'Bring an older schema up to date after restoring (`migrate up` for this tenant; destructive migrations are left to `migrate up --allow-destructive`)')

@@ -491,7 +491,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
             cand --format 'Output format: table for people, json and csv for scripts'
-            cand --force 'Replace the content of an existing tenant (its current database is saved to the trash first)'
+            cand --force 'Replace the content of an existing tenant (its current database is saved to the trash first; writes to it wait until the new content is in place)'
             cand -y 'Do not ask for confirmation (required with --force without a terminal)'
             cand --yes 'Do not ask for confirmation (required with --force without a terminal)'
             cand --migrate 'Bring an older schema up to date after restoring (`migrate up` for this tenant; destructive migrations are left to `migrate up --allow-destructive`)'

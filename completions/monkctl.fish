@@ -382,7 +382,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l config -d 'C
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
-complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l force -d 'Replace the content of an existing tenant (its current database is saved to the trash first)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l force -d 'Replace the content of an existing tenant (its current database is saved to the trash first; writes to it wait until the new content is in place)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s y -l yes -d 'Do not ask for confirmation (required with --force without a terminal)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l migrate -d 'Bring an older schema up to date after restoring (`migrate up` for this tenant; destructive migrations are left to `migrate up --allow-destructive`)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s h -l help -d 'Print help'

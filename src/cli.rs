@@ -467,7 +467,8 @@ pub struct RestoreArgs {
     #[arg(long = "as", value_name = "NAME")]
     pub as_name: Option<String>,
 
-    /// Replace the content of an existing tenant (its current database is saved to the trash first)
+    /// Replace the content of an existing tenant (its current database is saved to the trash
+    /// first; writes to it wait until the new content is in place)
     #[arg(long)]
     pub force: bool,
 

@@ -8,10 +8,10 @@
 //!
 //! Rules this module keeps: a live tenant database is written only through SQLite, into the
 //! open database in one transaction (`db::Replacement`), and read only as SQLite sees it:
-//! through the backup API, or,
-//! when its WAL holds nothing, as its file's bytes while an open SQLite read transaction keeps
-//! every checkpoint from writing the file (never the file and its `-wal` separately); every
-//! file it makes is written beside
+//! through the backup API, or, when its WAL holds nothing, as its file's bytes while an open
+//! SQLite read transaction (or the write lock) keeps every checkpoint from writing the file,
+//! read through SQLite's own handle on it (`db::read_main_file`), never the file and its `-wal`
+//! separately and never by opening the file beside SQLite; every file it makes is written beside
 //! its final name, synced, then renamed or linked; a restore computes every path from the layout
 //! and validated names, never from what the archive says; memory stays bounded whatever the
 //! tenant's size (SQLite copies page by page, the checksum streams row by row).
@@ -1438,10 +1438,12 @@ fn replace_existing(
                     .and_then(|src| fsutil::while_flushing(&wal, || writer.write(&src)));
                 (joined(save.join(), "saving the current database"), written)
             });
+            // Dropped on an error, the writer rolls back: the live tenant is as it was. A
+            // problem with the archive is the one to report when the save failed as well.
             match (saved_r, written_r) {
                 (Ok(_), Ok(_)) => {}
                 (Ok(_), Err(e)) => return Err(unsave(e)),
-                (Err(e), _) => return Err(e),
+                (Err(_), Err(e)) | (Err(e), Ok(_)) => return Err(e),
             }
             fsutil::while_flushing(&wal, || writer.commit()).map_err(unsave)?
         }

@@ -1468,12 +1468,19 @@ fn replace_existing(
             .map_err(unsave)?
         }
     };
-    // Best effort: fold the new pages into the file now so the WAL does not stay large. The
-    // flushing thread's descriptor of the file is closed only once this process has no
-    // connection to it left (see `db::read_main_file`).
+    // Best effort: fold the new pages into the file now so the WAL does not stay large; not
+    // waiting for a reader of an older state (an API request), which leaves what it still
+    // needs for the API's own checkpoints. The flushing thread's descriptor of the file is
+    // closed only once this process has no connection to it left (see `db::read_main_file`).
     fsutil::while_flushing(std::slice::from_ref(&live), || {
         if let Ok(conn) = db::open(&live, db::Mode::ReadWrite) {
-            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            let _ = conn.busy_timeout(Duration::ZERO);
+            let truncated = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+            if truncated != Ok(0) {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
             let _ = conn.close();
         }
     });

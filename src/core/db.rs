@@ -228,11 +228,30 @@ pub enum Snapshot {
     NotShared,
     /// The readers share one state.
     Shared,
-    /// The readers share one state, and it is the database file alone: the WAL held no frame
-    /// when they began (checked under the write lock). SQLite then reads the file only, and
+    /// The readers share one state, and it is the database file alone: every frame of the WAL
+    /// was in the file when they began (see `wal_folded`). SQLite then reads the file only, and
     /// while such a reader lasts no checkpoint may write to the file, so the file's bytes are
     /// that state, unchanging.
     SharedFileOnly,
+}
+
+/// Whether the file of the database at `path` holds its last commit, with nothing of it only
+/// in the WAL: the WAL is empty, or a checkpoint run now (through `conn`, a connection to it
+/// that has no transaction open) copies every frame into the file. Meant for a caller that
+/// holds the write lock through another connection, so that no frame can be added after. The
+/// checkpoint is SQLite's own passive one, as the API runs after its commits; it does not
+/// wait, and it cannot complete while a reader still needs an older state, in which case the
+/// answer is no.
+pub fn wal_folded(conn: &Connection, path: &Path) -> bool {
+    let wal_empty = fsutil::with_suffix(path, "-wal")
+        .metadata()
+        .map_or(true, |m| m.len() == 0);
+    wal_empty
+        || conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+            })
+            .unwrap_or(false)
 }
 
 /// Starts a read transaction on each of `readers` (connections to `path`) such that all of them
@@ -265,15 +284,14 @@ pub fn begin_shared_snapshot(
 /// Starts a read transaction on each of `readers` (connections to `path`) while the caller
 /// holds the database's write lock, with nothing written yet under it: they all see the last
 /// commit, which is what the lock's holder is about to change. `Shared`, or `SharedFileOnly`
-/// when the WAL holds no frame (nothing can be appended to it while the lock is held).
+/// when the file alone holds that commit (`wal_folded`; nothing can be appended to the WAL
+/// while the lock is held).
 pub fn begin_readers_under_lock(path: &Path, readers: &[&Connection]) -> Result<Snapshot> {
+    let file_only = readers.first().is_some_and(|r| wal_folded(r, path));
     let begun = readers.iter().try_for_each(|r| {
         r.execute_batch("BEGIN")?;
         r.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
     });
-    let wal_empty = fsutil::with_suffix(path, "-wal")
-        .metadata()
-        .map_or(true, |m| m.len() == 0);
     if let Err(e) = begun {
         for r in readers {
             if !r.is_autocommit() {
@@ -282,7 +300,7 @@ pub fn begin_readers_under_lock(path: &Path, readers: &[&Connection]) -> Result<
         }
         return Err(Error::sqlite(path, e));
     }
-    Ok(if wal_empty {
+    Ok(if file_only {
         Snapshot::SharedFileOnly
     } else {
         Snapshot::Shared
@@ -382,9 +400,9 @@ pub enum Replacement {
 pub struct PageWriter {
     conn: Connection,
     path: std::path::PathBuf,
-    /// The WAL held no frame when the write lock was taken: the database file alone is the
-    /// content being replaced, and stays so (no commit, so no checkpoint, can change it before
-    /// this transaction's own commit).
+    /// When the write lock was taken, the database file held the last commit (`wal_folded`):
+    /// it alone is the content being replaced, and stays so (no commit, so no checkpoint, can
+    /// change it before this transaction's own commit).
     file_is_content: bool,
     written: Option<Replaced>,
 }
@@ -423,12 +441,21 @@ impl Replacement {
             .query_row("PRAGMA auto_vacuum", [], |r| r.get::<_, i64>(0))
             .at(path);
         match auto_vacuum {
-            Ok(0) => Ok(Replacement::Pages(PageWriter {
-                conn: to,
-                path: path.to_path_buf(),
-                file_is_content: file_alone(path),
-                written: None,
-            })),
+            Ok(0) => {
+                // The checkpoint needs a connection without a transaction: a second one, which
+                // SQLite closes itself (see `read_main_file`).
+                let file_is_content = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .is_ok_and(|c| wal_folded(&c, path));
+                Ok(Replacement::Pages(PageWriter {
+                    conn: to,
+                    path: path.to_path_buf(),
+                    file_is_content,
+                    written: None,
+                }))
+            }
             Ok(_) => {
                 to.execute_batch("ROLLBACK").at(path)?;
                 Ok(Replacement::Whole(to))

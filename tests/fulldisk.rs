@@ -655,3 +655,61 @@ fn deploying_a_fixture_that_fills_the_disk_fails_with_19_and_applies_nothing() {
     let (tables, _) = schema_and_history(env, "acme");
     assert!(tables.contains(&"pad".to_string()), "{tables:?}");
 }
+
+/// The pad of each row, to compare a tenant's content across runs.
+fn pad_of(env: &Env, tenant: &str) -> Vec<Vec<u8>> {
+    let c = env.open(&env.tenant_file(tenant));
+    let mut st = c.prepare("SELECT data FROM pad ORDER BY id").unwrap();
+    let rows = st.query_map([], |r| r.get(0)).unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+#[test]
+fn migrate_undo_on_a_full_disk_fails_with_19_and_a_retry_restores_the_snapshot() {
+    let Some(rig) = rig(4096) else { return };
+    let env = &rig.env;
+    env.ok(&["tenant", "create", "t1"]);
+    env.open(&env.tenant_file("t1")).execute_batch(PAD).unwrap();
+    let original = pad_of(env, "t1");
+    // A destructive migration (it deletes rows) that rewrites every row of `pad`: the run takes
+    // a snapshot, and undoing it has every page of `pad` to write back.
+    let mig = mig_dir(
+        env,
+        "DELETE FROM pad;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+         INSERT INTO pad (data) SELECT randomblob(1000) FROM n;",
+    );
+    env.ok(&[
+        "migrate",
+        "--migrations",
+        &mig,
+        "up",
+        "--allow-destructive",
+        "--yes",
+    ]);
+    let migrated = pad_of(env, "t1");
+    assert_ne!(migrated, original);
+    let files_before = tenant_files(env, "t1");
+
+    // Less room than those pages take in the tenant's WAL.
+    rig.disk.fill_leaving(48 * 1024);
+    let (v, err) = json_fails(env, &["migrate", "undo", "--yes"], DISK_FULL);
+    let result = &v["tenants"]["results"][0];
+    assert_eq!(result["exit_code"], DISK_FULL, "{v}");
+    assert!(
+        result["error"].as_str().unwrap().starts_with(NO_SPACE),
+        "{v} {err}"
+    );
+    rig.disk.free_up();
+    assert_eq!(
+        tenant_files(env, "t1"),
+        files_before,
+        "the tenant was changed"
+    );
+    assert_eq!(pad_of(env, "t1"), migrated);
+    assert_eq!(temp_files(&env.data()), Vec::<PathBuf>::new());
+
+    // Once there is room, the same undo puts the snapshot back.
+    env.ok(&["migrate", "undo", "--yes"]);
+    assert_eq!(pad_of(env, "t1"), original);
+}

@@ -139,15 +139,22 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
             opts.fail_fast = u.fail_fast;
             opts.allow_destructive = u.allow_destructive;
             if u.allow_destructive {
-                let findings = migrate::destructive_in_set(&set, opts.target)?;
-                if !findings.is_empty() {
-                    confirm(
-                        &format!(
-                            "Apply destructive migrations ({}) to the tenants that have them pending; each is snapshotted first",
-                            destructive::summary(&findings)
-                        ),
-                        u.yes,
-                    )?;
+                let question = match migrate::destructive_in_set(&set, opts.target) {
+                    Ok(findings) if findings.is_empty() => None,
+                    Ok(findings) => Some(format!(
+                        "Apply destructive migrations ({}) to the tenants that have them pending; each is snapshotted first",
+                        destructive::summary(&findings)
+                    )),
+                    // A migration about tables a baseline tenant lacks (the API's model tables)
+                    // cannot be looked at in advance; each tenant is still analysed against its
+                    // own schema before anything runs on it.
+                    Err(e) => {
+                        eprintln!("note: the destructive statements could not be listed in advance on a baseline tenant ({e})");
+                        Some("Apply the pending migrations, destructive statements included, to the selected tenants; each tenant that has them is snapshotted first".into())
+                    }
+                };
+                if let Some(q) = question {
+                    confirm(&q, u.yes)?;
                 }
             }
             let bar = Bar::new();

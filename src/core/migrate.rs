@@ -1438,7 +1438,7 @@ pub fn list_runs(ws: &Workspace) -> Result<Vec<RunInfo>> {
         out.push(RunInfo {
             run_id: e.file_name().to_string_lossy().into_owned(),
             tenants: read_manifest(&p)?.len(),
-            undone: p.join("undone.json").exists(),
+            undone: read_undone(&p).is_some_and(|u| u.failed.is_empty()),
             path: p,
             bytes,
             modified,
@@ -1486,6 +1486,26 @@ fn restore_one(
     })
 }
 
+/// What the undo attempts of a run did so far (`undone.json` in the run's directory).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Undone {
+    undone_at: String,
+    /// Tenants whose snapshot was put back.
+    restored: Vec<String>,
+    /// Tenants changed since the run, left alone on purpose.
+    left: Vec<String>,
+    /// Tenants that could not be restored for another reason (a full disk, a lock held): the
+    /// run stays open, and the next `undo` tries these again.
+    failed: Vec<String>,
+}
+
+/// The undo record of a run: `None` when it was never undone. A record this version cannot
+/// read (an older monkctl's) counts as a run undone whole.
+fn read_undone(run: &Path) -> Option<Undone> {
+    let text = fs::read_to_string(run.join("undone.json")).ok()?;
+    Some(serde_json::from_str(&text).unwrap_or_default())
+}
+
 /// `migrate undo`: restores the snapshots of the last run not undone yet. A tenant changed since
 /// the run is reported and left alone.
 pub fn undo(ws: &Workspace, timeout: Duration, progress: &dyn Progress) -> Result<UndoReport> {
@@ -1498,19 +1518,42 @@ pub fn undo(ws: &Workspace, timeout: Duration, progress: &dyn Progress) -> Resul
             path: snapshots_dir(ws),
             hint: "only runs that applied destructive migrations take snapshots; `migrate snapshots list` shows them".into(),
         })?;
-    let lines = read_manifest(&run.path)?;
+    // A run undone before with failures: only the tenants that failed are tried again.
+    let mut record = read_undone(&run.path).unwrap_or_default();
+    let done: std::collections::HashSet<String> = record
+        .restored
+        .iter()
+        .chain(&record.left)
+        .cloned()
+        .collect();
+    let lines: Vec<ManifestLine> = read_manifest(&run.path)?
+        .into_iter()
+        .filter(|l| !done.contains(&l.tenant))
+        .collect();
     progress.start(lines.len() as u64, "restoring");
     let mut tenants = Batch::default();
+    record.failed.clear();
     for l in &lines {
-        tenants.push(&l.tenant, restore_one(ws, &run.path, l, timeout));
+        let r = restore_one(ws, &run.path, l, timeout);
+        match &r {
+            Ok(_) => record.restored.push(l.tenant.clone()),
+            Err(Error::Conflict(_)) => record.left.push(l.tenant.clone()),
+            Err(_) => record.failed.push(l.tenant.clone()),
+        }
+        tenants.push(&l.tenant, r);
         progress.advance(1, &l.tenant);
     }
     progress.finish();
+    record.undone_at = ids::now_iso();
     let marker = run.path.join("undone.json");
     let tmp = fsutil::temp_beside(&marker);
     let mut f = fsutil::create_private_file(&tmp)?;
-    let text = serde_json::json!({ "undone_at": ids::now_iso(), "restored": tenants.succeeded, "skipped": tenants.failed });
-    f.write_all(text.to_string().as_bytes()).at(&tmp)?;
+    f.write_all(
+        serde_json::to_string(&record)
+            .unwrap_or_default()
+            .as_bytes(),
+    )
+    .at(&tmp)?;
     f.sync_all().at(&tmp)?;
     fs::rename(&tmp, &marker).at(&marker)?;
     fsutil::sync_dir(&run.path)?;

@@ -872,10 +872,7 @@ fn restore_over_a_tenant_with_another_page_size_keeps_its_page_size_and_content(
         .query_row("PRAGMA page_size", [], |r| r.get(0))
         .unwrap();
     assert_eq!(ps, 8192, "the live file keeps its page size");
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
+    assert_eq!(integrity(&conn), "ok");
     drop(conn);
     assert_eq!(widgets(&env, "acme"), rows);
     assert_eq!(checksum_of(&env, "acme"), archived);
@@ -973,6 +970,12 @@ fn pragma(conn: &rusqlite::Connection, name: &str) -> i64 {
         .unwrap()
 }
 
+/// SQLite's integrity check of a database: "ok" when it finds nothing.
+fn integrity(conn: &rusqlite::Connection) -> String {
+    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap()
+}
+
 /// Over a tenant that changed little since its archive was made, a restore writes only the pages
 /// that differ; whether the tenant grew or shrank since, it ends with exactly the archive's pages
 /// and content.
@@ -994,10 +997,7 @@ fn restore_over_a_tenant_writes_only_what_differs_and_ends_with_the_archived_pag
         let live = env.tenant_file("acme");
         let conn = env.open(&live);
         assert_eq!(pragma(&conn, "page_count"), pages, "{what}: page count");
-        let ok: String = conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(ok, "ok", "{what}");
+        assert_eq!(integrity(&conn), "ok", "{what}");
         drop(conn);
         assert_eq!(
             std::fs::metadata(&live).unwrap().len(),
@@ -1111,10 +1111,7 @@ fn a_connection_open_across_a_restore_reads_the_restored_schema() {
         .query_row("SELECT count(*) FROM gadgets", [], |r| r.get::<_, i64>(0))
         .unwrap_err();
     assert!(err.to_string().contains("no such table"), "{err}");
-    let ok: String = open
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
+    assert_eq!(integrity(&open), "ok");
 }
 
 /// A tenant in auto-vacuum mode (never the API's default, but a hand-tuned file may be) cannot
@@ -1137,10 +1134,7 @@ fn restore_over_an_auto_vacuum_tenant_copies_every_page() {
     let v = env.json(&["restore", archive.to_str().unwrap(), "--force", "--yes"]);
     assert_eq!(v["pages"]["written"], v["pages"]["total"], "{v}");
     let conn = env.open(&env.tenant_file("acme"));
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
+    assert_eq!(integrity(&conn), "ok");
     drop(conn);
     assert_eq!(widgets(&env, "acme"), rows);
     assert_eq!(checksum_of(&env, "acme"), sum);

@@ -1459,7 +1459,7 @@ fn replace_existing(
             verified?;
             let src = open_archive(staging.path())?;
             fsutil::while_flushing(&wal, || {
-                db::replace_content(&src, conn, &live, LIVE_WRITE_WAIT, || {
+                db::replace_whole(&src, conn, &live, LIVE_WRITE_WAIT, || {
                     Extraction::begin(&live, &saved, false, true)?
                         .finish(&current, &fixtures)
                         .map(|_| ())

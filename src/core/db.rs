@@ -243,10 +243,7 @@ pub enum Snapshot {
 /// wait, and it cannot complete while a reader still needs an older state, in which case the
 /// answer is no.
 pub fn wal_folded(conn: &Connection, path: &Path) -> bool {
-    let wal_empty = fsutil::with_suffix(path, "-wal")
-        .metadata()
-        .map_or(true, |m| m.len() == 0);
-    wal_empty
+    file_alone(path)
         || conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
@@ -391,7 +388,7 @@ pub enum Replacement {
     Pages(PageWriter),
     /// Pages cannot be written one by one into this database (it uses auto-vacuum, whose
     /// commit rearranges pages from what it read before they changed, or this SQLite has no
-    /// `sqlite_dbpage`): copy every page with `backup_checked`, which takes the lock itself.
+    /// `sqlite_dbpage`): copy every page with `replace_whole`, which takes the lock itself.
     Whole(Connection),
 }
 
@@ -642,18 +639,29 @@ pub fn replace_content(
             w.write(from)?;
             w.commit()
         }
-        Replacement::Whole(mut to) => {
-            let total: i64 = from
-                .query_row("PRAGMA page_count", [], |r| r.get(0))
-                .at(to_path)?;
-            backup_checked(from, &mut to, to_path, wait, check)?;
-            to.close().map_err(|(_, e)| e).at(to_path)?;
-            Ok(Replaced {
-                total: total as u64,
-                written: total as u64,
-            })
-        }
+        Replacement::Whole(to) => replace_whole(from, to, to_path, wait, check),
     }
+}
+
+/// `Replacement::Whole`: every page of `from` copied into `to` with the backup API, `check`
+/// running under its write lock before any page is copied (`backup_checked`). `to` is closed
+/// when done.
+pub fn replace_whole(
+    from: &Connection,
+    mut to: Connection,
+    to_path: &Path,
+    wait: Duration,
+    check: impl FnOnce() -> Result<()>,
+) -> Result<Replaced> {
+    let total: i64 = from
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .at(to_path)?;
+    backup_checked(from, &mut to, to_path, wait, check)?;
+    to.close().map_err(|(_, e)| e).at(to_path)?;
+    Ok(Replaced {
+        total: total as u64,
+        written: total as u64,
+    })
 }
 
 /// Rows of one table, for reports (`tenant show`, `tenant usage`, `archive inspect`).

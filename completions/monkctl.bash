@@ -398,7 +398,7 @@ _monkctl() {
 
     case "${cmd}" in
         monkctl)
-            opts="-h -V --data-dir --database-url --config --format --help --version init config tenant fixture template extract archive restore doctor migrate generate-docs help"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version init config tenant fixture template extract archive restore doctor migrate generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -416,6 +416,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -428,7 +436,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive)
-            opts="-h -V --data-dir --database-url --config --format --help --version inspect verify help"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version inspect verify help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -444,6 +452,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -514,7 +530,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__inspect)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -530,6 +546,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -544,7 +568,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__verify)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -562,6 +586,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -574,7 +606,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__config)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -592,6 +624,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -604,7 +644,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__doctor)
-            opts="-j -h -V --tenant --full --repair --jobs --data-dir --database-url --config --format --help --version"
+            opts="-j -h -V --tenant --full --repair --jobs --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -634,6 +674,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -646,7 +694,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__extract)
-            opts="-o -j -h -V --all --output --force --jobs --data-dir --database-url --config --format --help --version"
+            opts="-o -j -h -V --all --output --force --jobs --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -680,6 +728,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -692,7 +748,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture)
-            opts="-h -V --data-dir --database-url --config --format --help --version list show check deploy status help"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version list show check deploy status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -710,6 +766,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -722,7 +786,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__check)
-            opts="-h -V --fixtures --data-dir --database-url --config --format --help --version"
+            opts="-h -V --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -744,6 +808,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -756,7 +828,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__deploy)
-            opts="-h -V --tenant --all --force --fixtures --data-dir --database-url --config --format --help --version"
+            opts="-h -V --tenant --all --force --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -780,6 +852,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -892,7 +972,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__list)
-            opts="-h -V --fixtures --data-dir --database-url --config --format --help --version"
+            opts="-h -V --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -912,6 +992,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -926,7 +1014,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__show)
-            opts="-h -V --fixtures --data-dir --database-url --config --format --help --version"
+            opts="-h -V --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -948,6 +1036,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -960,7 +1056,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__status)
-            opts="-h -V --tenant --data-dir --database-url --config --format --help --version"
+            opts="-h -V --tenant --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -982,6 +1078,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -994,7 +1098,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__generate__subcmd__docs)
-            opts="-h -V --out --data-dir --database-url --config --format --help --version"
+            opts="-h -V --out --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1014,6 +1118,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -1616,7 +1728,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__init)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1632,6 +1744,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -1646,16 +1766,12 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate)
-            opts="-h -V --migrations --data-dir --database-url --config --format --help --version status plan up undo snapshots help"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version status plan up undo snapshots help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --migrations)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1666,6 +1782,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -1806,7 +1930,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__plan)
-            opts="-h -V --tenant --include-trashed --target --jobs --busy-timeout --migrations --data-dir --database-url --config --format --help --version"
+            opts="-h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1828,10 +1952,6 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --migrations)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1842,6 +1962,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -1856,16 +1984,12 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots)
-            opts="-h -V --migrations --data-dir --database-url --config --format --help --version list prune help"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version list prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --migrations)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1876,6 +2000,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -1946,16 +2078,12 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots__subcmd__list)
-            opts="-h -V --migrations --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --migrations)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1966,6 +2094,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -1980,7 +2116,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots__subcmd__prune)
-            opts="-y -h -V --keep --older-than --yes --migrations --data-dir --database-url --config --format --help --version"
+            opts="-y -h -V --keep --older-than --yes --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1994,10 +2130,6 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --migrations)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2008,6 +2140,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -2022,7 +2162,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__status)
-            opts="-h -V --tenant --include-trashed --target --jobs --busy-timeout --migrations --data-dir --database-url --config --format --help --version"
+            opts="-h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2044,10 +2184,6 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --migrations)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2058,6 +2194,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -2072,17 +2216,13 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__undo)
-            opts="-y -h -V --busy-timeout --yes --migrations --data-dir --database-url --config --format --help --version"
+            opts="-y -h -V --busy-timeout --yes --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --busy-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --migrations)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2098,6 +2238,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2110,7 +2258,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__up)
-            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --yes --migrations --data-dir --database-url --config --format --help --version"
+            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --yes --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2132,10 +2280,6 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --migrations)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2146,6 +2290,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -2160,7 +2312,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__restore)
-            opts="-y -h -V --as --force --yes --migrate --data-dir --database-url --config --format --help --version"
+            opts="-y -h -V --as --force --yes --migrate --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2182,6 +2334,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2194,7 +2354,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template)
-            opts="-h -V --data-dir --database-url --config --format --help --version build list show rm help"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version build list show rm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2212,6 +2372,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2224,7 +2392,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__build)
-            opts="-h -V --fixture --fixtures --data-dir --database-url --config --format --help --version"
+            opts="-h -V --fixture --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2248,6 +2416,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -2346,7 +2522,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__list)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2362,6 +2538,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -2376,7 +2560,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__rm)
-            opts="-y -h -V --yes --data-dir --database-url --config --format --help --version"
+            opts="-y -h -V --yes --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2392,6 +2576,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -2406,7 +2598,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__show)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2424,6 +2616,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2436,7 +2636,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant)
-            opts="-h -V --data-dir --database-url --config --format --help --version create list show trash untrash suspend activate delete purge vacuum usage help"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version create list show trash untrash suspend activate delete purge vacuum usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2454,6 +2654,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2466,7 +2674,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__activate)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2484,6 +2692,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2496,7 +2712,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__create)
-            opts="-h -V --owner --description --from-file --fixture --template --fixtures --data-dir --database-url --config --format --help --version"
+            opts="-h -V --owner --description --from-file --fixture --template --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2538,6 +2754,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2550,7 +2774,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__delete)
-            opts="-y -h -V --yes --data-dir --database-url --config --format --help --version"
+            opts="-y -h -V --yes --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2566,6 +2790,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -2762,7 +2994,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__list)
-            opts="-a -r -h -V --status --trashed --deleted --all --sort --reverse --data-dir --database-url --config --format --help --version"
+            opts="-a -r -h -V --status --trashed --deleted --all --sort --reverse --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2788,6 +3020,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2800,7 +3040,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__purge)
-            opts="-y -h -V --older-than --dry-run --yes --data-dir --database-url --config --format --help --version"
+            opts="-y -h -V --older-than --dry-run --yes --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2822,6 +3062,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2834,7 +3082,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__show)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2850,6 +3098,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -2864,7 +3120,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__suspend)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2880,6 +3136,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -2894,7 +3158,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__trash)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2910,6 +3174,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -2924,7 +3196,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__untrash)
-            opts="-h -V --data-dir --database-url --config --format --help --version"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2942,6 +3214,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2954,7 +3234,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__usage)
-            opts="-a -r -h -V --all --sort --reverse --data-dir --database-url --config --format --help --version"
+            opts="-a -r -h -V --all --sort --reverse --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2976,6 +3256,14 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
                     return 0
@@ -2988,7 +3276,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__vacuum)
-            opts="-h -V --all --data-dir --database-url --config --format --help --version"
+            opts="-h -V --all --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3004,6 +3292,14 @@ _monkctl() {
                     ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
                     ;;
                 --format)

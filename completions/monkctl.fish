@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_monkctl_global_optspecs
-    string join \n data-dir= database-url= config= format= h/help V/version
+    string join \n data-dir= database-url= config= migrations= layout= format= h/help V/version
 end
 
 function __fish_monkctl_needs_command
@@ -27,6 +27,9 @@ end
 complete -c monkctl -n "__fish_monkctl_needs_command" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_needs_command" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_needs_command" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_needs_command" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_needs_command" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_needs_command" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -47,6 +50,9 @@ complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "help" -d 'Print thi
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -55,6 +61,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand init" -s V -l version -d
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand config" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand config" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -63,6 +72,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s V -l version 
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete purge vacuum usage help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -89,6 +101,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -106,6 +121,9 @@ size\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -118,6 +136,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -126,6 +147,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -134,6 +158,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -142,6 +169,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -150,6 +180,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -158,6 +191,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -168,6 +204,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -178,6 +217,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -193,6 +235,9 @@ changed\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -215,6 +260,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -230,6 +278,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -239,6 +290,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -248,6 +302,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -258,6 +315,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -269,6 +329,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -283,6 +346,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -298,6 +364,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_see
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -306,6 +375,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_see
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -314,6 +386,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_see
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -322,6 +397,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_see
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -338,6 +416,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s j -l jobs -d
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -348,6 +429,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s V -l version
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -359,6 +443,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -367,6 +454,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -379,6 +469,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l as -d 'Resto
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -392,6 +485,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s j -l jobs -d 
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -399,10 +495,12 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l full -d 'Run 
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l repair -d 'Repair what is safe (temp leftovers, stale locks, orphans to <data>/orphans/, WAL checkpoints, permissions, unrecorded fixtures), list each action, then check again'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -418,10 +516,12 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l target -d 'Stop at this version instead of the latest' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l busy-timeout -d 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -432,10 +532,12 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l target -d 'Stop at this version instead of the latest' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l busy-timeout -d 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -446,10 +548,12 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l target -d 'Stop at this version instead of the latest' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l busy-timeout -d 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -461,20 +565,24 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l busy-timeout -d 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l migrations -d 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
@@ -493,6 +601,9 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l out -d
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand generate-docs" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"

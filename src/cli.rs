@@ -13,9 +13,10 @@ conflicting state, 5 busy or locked, 6 corrupt file, 7 unsupported, 8 partial fa
 unreadable, 15 archive checksum or row counts mismatch, 16 archive of another tenant, \
 17 diverged or missing migrations, 18 destructive migration refused, 19 disk full.
 
-Settings come from flags, then the environment (MONK_DATA_DIR, DATABASE_URL, MONK_CONFIG), then \
-the config file (--config, ./monk.toml, or the user's config directory), then the defaults \
-(./.data, sqlite:monk). `monkctl config` shows the effective ones.";
+Settings come from flags, then the environment (MONK_DATA_DIR, DATABASE_URL, MONK_CONFIG, \
+MONK_MIGRATIONS_DIR, MONK_LAYOUT), then the config file (--config, ./monk.toml, or the user's \
+config directory), then the defaults (./.data, sqlite:monk, or the one registry the data \
+directory holds). `monkctl config` shows the effective ones.";
 
 /// Administer the tenants of a Monk API SQLite deployment: the infra registry and every tenant's
 /// database file, with the API running or not.
@@ -44,6 +45,19 @@ pub struct GlobalArgs {
     /// Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+
+    /// Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of
+    /// the deployment, read by every command that creates, judges or changes a tenant's schema
+    /// [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub migrations: Option<PathBuf>,
+
+    /// Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api
+    /// (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the
+    /// directory when not given, and the design layout for a new one [env: MONK_LAYOUT]
+    /// [config: layout]
+    #[arg(long, global = true, value_name = "LAYOUT", value_parser = ["design", "api"])]
+    pub layout: Option<String>,
 
     /// Output format: table for people, json and csv for scripts
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
@@ -484,11 +498,6 @@ pub struct RestoreArgs {
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones
-    /// [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub migrations: Option<PathBuf>,
-
     #[command(subcommand)]
     pub command: MigrateCommand,
 }
@@ -527,9 +536,12 @@ pub struct MigrateSelect {
     pub jobs: Option<usize>,
 
     /// How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)
-    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_BUSY_TIMEOUT)]
     pub busy_timeout: String,
 }
+
+/// `--busy-timeout` when not given.
+pub const DEFAULT_BUSY_TIMEOUT: &str = "5s";
 
 #[derive(Debug, Args)]
 pub struct UpArgs {

@@ -388,7 +388,7 @@ fn bad_archives_are_refused_with_distinct_codes_and_change_nothing() {
         (&flipped_data, 15, "checksum"),
         (&flipped_page, 6, "not a valid SQLite database"),
         (&newer_format, 7, "version 99 archive"),
-        (&newer_schema, 7, "schema version 999"),
+        (&newer_schema, 14, "schema version 999"),
         (&no_meta, 14, "_monk_archive is missing"),
         (&bad_meta, 14, "not valid JSON"),
         (&extra_row, 15, "row counts differ"),
@@ -750,28 +750,43 @@ fn an_older_schema_is_reported_and_migrate_brings_it_up_to_date() {
         .unwrap();
     assert_eq!(has, 1);
 
-    // An archive that records an older schema than this monkctl's, restored without --migrate,
-    // is reported as needing `migrate up`.
-    env.open(&file)
-        .execute(
-            "UPDATE _monk_archive SET value = '0' WHERE key = 'schema_version'",
-            [],
-        )
-        .unwrap();
-    let v = env.json(&["archive", "verify", file.to_str().unwrap()]);
+    // The same archive judged against the deployment's migrations without --migrate: it is
+    // behind them, and a restore says so.
+    let v: Value = serde_json::from_slice(
+        &env.cmd()
+            .env("MONK_MIGRATIONS_DIR", &migrations)
+            .args([
+                "--format",
+                "json",
+                "archive",
+                "verify",
+                file.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(v["needs_migration"], true);
-    let out = env.run(&[
-        "--format",
-        "json",
-        "restore",
-        file.to_str().unwrap(),
-        "--as",
-        "acme_old",
-    ]);
+    assert_eq!(v["pending_migrations"], serde_json::json!([2]));
+    let out = env
+        .cmd()
+        .env("MONK_MIGRATIONS_DIR", &migrations)
+        .args([
+            "--format",
+            "json",
+            "restore",
+            file.to_str().unwrap(),
+            "--as",
+            "acme_old",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["needs_migration"], true);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("monkctl migrate up"));
+    assert_eq!(v["schema_version"], 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("monkctl migrate up --tenant acme_old"));
 }
 
 #[test]

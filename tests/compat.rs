@@ -115,6 +115,9 @@ fn assert_same<T: PartialEq + std::fmt::Debug>(ours: Vec<T>, theirs: Vec<T>, wha
     );
 }
 
+/// monkctl's migration history in a tenant it created (the API never reads it).
+const MONKCTL_HISTORY: &str = "refinery_schema_history";
+
 const MODEL_COLUMNS: &str = "model_name, status, description, sudo, frozen, immutable, external, \
      passthrough, access_read, access_edit, access_full, access_deny, trashed_at, deleted_at";
 const FIELD_COLUMNS: &str = "model_name, field_name, type, required, default_value, description, \
@@ -130,10 +133,16 @@ fn a_created_tenant_matches_the_api_schema_and_system_rows() {
     let ours = open_ro(&env.tenant_file("globex"));
     let theirs = open_ro(&reference("ns_tenant_globex.db"));
 
+    // Besides the API's tables, a created tenant holds monkctl's record of its schema version
+    // (refinery's history table, which the API never reads): V1, the API 6.2 baseline.
     assert_same(
-        schema_facts(&ours, &[]),
+        schema_facts(&ours, &[MONKCTL_HISTORY]),
         schema_facts(&theirs, &[]),
         "schema",
+    );
+    assert_eq!(
+        rows(&ours, "SELECT version, name FROM refinery_schema_history"),
+        vec![vec!["1".to_string(), "'api_6_2_baseline'".to_string()]]
     );
 
     for (table, cols, order) in [
@@ -196,7 +205,7 @@ fn an_owned_tenant_has_the_owner_user_as_the_api_writes_it() {
     let theirs = open_ro(&reference("ns_tenant_acme.db"));
     // acme also holds the user model `widgets` that the API added later; the rest is identical.
     assert_same(
-        schema_facts(&ours, &[]),
+        schema_facts(&ours, &[MONKCTL_HISTORY]),
         schema_facts(&theirs, &["widgets"]),
         "schema",
     );
@@ -292,7 +301,7 @@ fn an_api6_data_directory_is_administered_in_place() {
         .iter()
         .any(|t| t["table"] == "widgets" && t["rows"] == 2));
     let cfg = env.json(&["config"]);
-    assert_eq!(cfg["layout"], "api6");
+    assert_eq!(cfg["layout"], "api");
 
     // A write adopts the API's infra database: its rows are untouched, no design dirs appear.
     env.ok(&["tenant", "create", "initech", "--owner", "boss"]);
@@ -362,7 +371,12 @@ fn an_api6_directory_built_from_the_spec_and_an_older_registry_without_status() 
         .unwrap();
     drop(infra);
     for t in ["legacy", "paused"] {
-        monkctl::core::system::build(&dir.join(format!("ns_tenant_{t}.db")), "root").unwrap();
+        monkctl::core::system::build(
+            &dir.join(format!("ns_tenant_{t}.db")),
+            "root",
+            &monkctl::core::migrate::MigrationSet::builtin(),
+        )
+        .unwrap();
     }
     let v = env.json(&["--database-url", "sqlite:prod", "tenant", "list", "--all"]);
     assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");

@@ -518,6 +518,15 @@ fn tenant_filter_checks_only_that_tenant() {
 #[test]
 fn unrecorded_system_fixture_is_info_and_recorded_on_repair() {
     let env = setup();
+    // monkctl records it at creation; the API does not.
+    let (v, _) = doctor(&env, &[]);
+    assert!(with_code(&v, "fixture_unrecorded").is_empty(), "{v:#}");
+    env.open(&env.infra())
+        .execute(
+            "DELETE FROM tenant_fixtures WHERE fixture_name = 'system'",
+            [],
+        )
+        .unwrap();
     let (v, code) = doctor(&env, &[]);
     assert_eq!(code, 0);
     assert_eq!(with_code(&v, "fixture_unrecorded").len(), 2, "{v:#}");

@@ -109,10 +109,12 @@ fn deploy_resolves_dependencies_types_values_and_is_idempotent() {
         ),
         1
     );
+    // A created tenant records its `system` fixture first.
     let status = env.json(&["fixture", "status", "--tenant", "acme"]);
-    assert_eq!(status[0]["fixture"], "base");
-    assert_eq!(status[0]["version"], "1.0");
-    assert_eq!(status[1]["version"], "2");
+    assert_eq!(status[0]["fixture"], "system");
+    assert_eq!(status[1]["fixture"], "base");
+    assert_eq!(status[1]["version"], "1.0");
+    assert_eq!(status[2]["version"], "2");
 
     // Twice: nothing changes, not even deployed_at.
     let before = snapshot(&env.data().join("db_main"));
@@ -176,7 +178,11 @@ fn a_failing_fixture_leaves_that_tenant_as_it_was_and_others_go_on() {
     // beta: base and extra deployed.
     assert_eq!(count(&env, "beta", "SELECT count(*) FROM people"), 2);
     let st = env.json(&["fixture", "status", "--tenant", "beta"]);
-    assert_eq!(st.as_array().unwrap().len(), 2);
+    assert_eq!(
+        st.as_array().unwrap().len(),
+        3,
+        "system, base and extra: {st}"
+    );
 }
 
 #[test]
@@ -202,8 +208,18 @@ fn tenant_create_with_fixture_deploys_at_creation() {
     env.ok(&["tenant", "create", "acme", "--fixture", "people"]);
     assert_eq!(count(&env, "acme", "SELECT count(*) FROM people"), 4);
     let st = env.json(&["fixture", "status", "--tenant", "acme"]);
-    assert_eq!(st.as_array().unwrap().len(), 2);
-    assert_eq!(st[1]["version"], "2");
+    assert_eq!(
+        st.as_array().unwrap().len(),
+        3,
+        "system and the fixtures: {st}"
+    );
+    let people = st
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["fixture"] == "people")
+        .unwrap();
+    assert_eq!(people["version"], "2");
     // A broken fixture creates nothing.
     fixture(
         &env,

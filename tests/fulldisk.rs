@@ -348,10 +348,8 @@ fn migrate_up_on_a_full_disk_leaves_failed_tenants_untouched_and_names_them_for_
         );
     }
     assert!(
-        err.contains(&format!(
-            "retry with: monkctl migrate up --tenant {}",
-            failed.join(",")
-        )),
+        err.contains("retry with: monkctl --data-dir")
+            && err.contains(&format!("migrate up --tenant {}", failed.join(","))),
         "{err}"
     );
     assert_eq!(temp_files(&env.data()), Vec::<PathBuf>::new());

@@ -12,12 +12,19 @@ use serde_json::Value;
 const ADD_NICK: &str =
     "ALTER TABLE users ADD COLUMN nick TEXT;\nCREATE INDEX users_nick ON users (nick);\n";
 
+/// Tenants as the API leaves them: the baseline schema without migration history (monkctl's
+/// own creates record theirs, see tests/deployment.rs), so that adoption is exercised.
 fn env_with(tenants: &[&str]) -> Env {
     let env = Env::new();
     env.ok(&["init"]);
     let mut args = vec!["tenant", "create"];
     args.extend_from_slice(tenants);
     env.ok(&args);
+    for t in tenants {
+        env.open(&env.tenant_file(t))
+            .execute_batch("DROP TABLE refinery_schema_history")
+            .unwrap();
+    }
     env
 }
 
@@ -111,7 +118,11 @@ fn api_created_data_directory_is_adopted_without_running_anything() {
     let env = Env::new();
     let api = env.data().join("monk");
     std::fs::create_dir_all(&api).unwrap();
-    for e in std::fs::read_dir("/work/shared/reference/monk-api-6.2").unwrap() {
+    for e in std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/monk-api-6.2"),
+    )
+    .unwrap()
+    {
         let p = e.unwrap().path();
         std::fs::copy(&p, api.join(p.file_name().unwrap())).unwrap();
     }

@@ -41,7 +41,8 @@ fn content(env: &Env, tenant: &str) -> Vec<(String, Vec<String>)> {
         .map(Result::unwrap)
         .collect();
     tables.sort();
-    let skip = ["id", "parent_id", "created_at", "updated_at"];
+    // Ids are fresh per tenant; times (refinery's `applied_on` included) are when it was made.
+    let skip = ["id", "parent_id", "created_at", "updated_at", "applied_on"];
     let mut out = Vec::new();
     for t in tables {
         let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();
@@ -159,6 +160,7 @@ fn a_cloned_tenant_equals_an_executed_one_row_for_row() {
     let st = env.json(&["fixture", "status", "--tenant", "clone1"]);
     assert_eq!(st[0]["fixture"], "shop");
     assert_eq!(st[0]["version"], "3");
+    assert_eq!(st[1]["fixture"], "system");
 }
 
 #[test]
@@ -271,7 +273,7 @@ fn create_from_a_template_with_extra_fixtures() {
         .iter()
         .map(|f| f["fixture"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["more", "shop"]);
+    assert_eq!(names, ["more", "shop", "system"]);
 }
 
 #[test]
@@ -293,7 +295,7 @@ fn a_template_from_another_system_or_schema_version_is_refused_until_rebuilt() {
         let before = snapshot(&env.data());
         let err = env.fails(&["tenant", "create", "acme", "--template", "shop_tpl"], 7);
         assert!(
-            err.contains("template 'shop_tpl' was built from")
+            err.contains("template 'shop_tpl' is stale")
                 && err.contains("rebuild it with `monkctl template build shop_tpl --fixture shop`"),
             "{err}"
         );

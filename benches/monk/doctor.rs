@@ -17,12 +17,17 @@ const ROUNDS: usize = 3;
 /// A data directory with `TENANTS` copies of one built tenant and their registry rows.
 fn build(data: &Path) -> Vec<PathBuf> {
     run_ok(monk(data).arg("init"));
-    let layout = Layout::detect(data, "monk");
+    let layout = Layout::detect(data, "monk").unwrap();
     let dir = data.join("db_main");
     fs::create_dir_all(&dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
     let template = data.join("template.db.build");
-    let owner = system::build(&template, "root").unwrap();
+    let owner = system::build(
+        &template,
+        "root",
+        &monkctl::core::migrate::MigrationSet::builtin(),
+    )
+    .unwrap();
     let now = ids::now_iso();
     let mut files = Vec::with_capacity(TENANTS);
     let mut rows = Vec::with_capacity(TENANTS);

@@ -24,7 +24,7 @@ fn populate(data: &Path, template: &Path, n: usize) {
     for i in 0..n {
         std::fs::copy(template, dir.join(format!("ns_tenant_t{i:05}.db"))).unwrap();
     }
-    let layout = Layout::detect(data, "monk");
+    let layout = Layout::detect(data, "monk").unwrap();
     let mut reg = Registry::open_for_write(&layout).unwrap();
     let now = ids::now_iso();
     reg.write(|w| {
@@ -105,7 +105,12 @@ pub fn run() {
         .unwrap_or(10_000);
     let root = scratch("migrate");
     let template = root.join("template.db");
-    system::build(&template, "root").unwrap();
+    system::build(
+        &template,
+        "root",
+        &monkctl::core::migrate::MigrationSet::builtin(),
+    )
+    .unwrap();
     let mig = root.join("mig");
     std::fs::create_dir_all(&mig).unwrap();
     std::fs::write(mig.join("V2__add_nick.sql"), MIGRATION).unwrap();

@@ -31,9 +31,11 @@ pub fn extract(g: &GlobalArgs, a: ExtractArgs) -> Outcome {
 }
 
 pub fn run(g: &GlobalArgs, cmd: ArchiveCommand) -> Outcome {
+    let ws = workspace(g)?;
+    let set = ws.migration_set()?;
     match cmd {
-        ArchiveCommand::Inspect(a) => show(g.format, &archive::inspect(&a.file)?),
-        ArchiveCommand::Verify(a) => show(g.format, &archive::verify(&a.file)?),
+        ArchiveCommand::Inspect(a) => show(g.format, &archive::inspect(&a.file, set)?),
+        ArchiveCommand::Verify(a) => show(g.format, &archive::verify(&a.file, set)?),
     }
 }
 
@@ -63,8 +65,8 @@ pub fn restore(g: &GlobalArgs, a: RestoreArgs) -> Outcome {
     )?;
     if r.needs_migration {
         eprintln!(
-            "note: tenant '{}' is at schema version {}, older than this monkctl's; run `monkctl migrate up` for it",
-            r.tenant.name, r.schema_version
+            "note: tenant '{}' is at schema version {}, behind the deployment's migrations; run `monkctl migrate up --tenant {}` (or restore with --migrate)",
+            r.tenant.name, r.schema_version, r.tenant.name
         );
     }
     show(g.format, &r)

@@ -46,7 +46,11 @@ impl Render for Report {
                 }
                 .into(),
                 f.code.into(),
-                opt(&f.tenant),
+                if f.count > 1 {
+                    format!("{} tenants", f.count)
+                } else {
+                    opt(&f.tenant)
+                },
                 what,
                 f.fix.clone(),
             ]);

@@ -15,13 +15,13 @@ pub fn run(g: &GlobalArgs, cmd: FixtureCommand) -> Outcome {
         FixtureCommand::Deploy(a) => a.dir.fixtures_dir.clone(),
         FixtureCommand::Status(_) => None,
     };
-    let ws = Workspace::new(settings_with(g, dir_flag)?);
+    let ws = Workspace::new(settings_with(g, dir_flag)?)?;
     let dir = ws.settings.fixtures_dir.value.clone();
     match cmd {
         FixtureCommand::List(_) => show(g.format, &List(fixture::list(&dir)?)),
         FixtureCommand::Show(a) => show(g.format, &fixture::show(&dir, &a.name)?),
         FixtureCommand::Check(a) => {
-            let report = fixture::check(&dir, a.name.as_deref())?;
+            let report = fixture::check(&dir, a.name.as_deref(), ws.migration_set()?)?;
             crate::output::print(g.format, &report)?;
             if report.problems.is_empty() {
                 Ok(exit::SUCCESS)

@@ -2,14 +2,14 @@
 
 use std::time::Duration;
 
-use crate::cli::{GlobalArgs, MigrateArgs, MigrateCommand, MigrateSelect, SnapshotsCommand};
+use crate::cli::{
+    GlobalArgs, MigrateArgs, MigrateCommand, MigrateSelect, SnapshotsCommand, UpArgs,
+};
 use crate::core::migrate::{
     self, destructive, MigrationSet, RunInfo, RunOptions, Selection, Summary, SurveyHead,
     TenantStatus, TenantUp, UndoReport, UpHead, UpSummary,
 };
-use crate::core::{
-    ids, Collected, Error, Outcome as TenantOutcome, Overrides, RunSink, Settings, Workspace,
-};
+use crate::core::{ids, Collected, Error, Outcome as TenantOutcome, RunSink, Workspace};
 use crate::output::{self, size, JsonStream, List, Render, Table};
 
 use super::{confirm, show, Bar, Outcome};
@@ -93,17 +93,6 @@ fn finish<H, T, D: Render>(
     }
 }
 
-fn workspace(g: &GlobalArgs, a: &MigrateArgs) -> anyhow::Result<Workspace> {
-    let settings = Settings::resolve(&Overrides {
-        data_dir: g.data_dir.clone(),
-        database_url: g.database_url.clone(),
-        config: g.config.clone(),
-        migrations_dir: a.migrations.clone(),
-        ..Overrides::default()
-    })?;
-    Ok(Workspace::new(settings))
-}
-
 fn timeout(s: &str) -> anyhow::Result<Duration> {
     Ok(ids::parse_wait(s).map_err(|e| Error::Usage(format!("--busy-timeout: {e}")))?)
 }
@@ -125,21 +114,20 @@ fn options(s: &MigrateSelect) -> anyhow::Result<RunOptions> {
 }
 
 pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
-    let ws = workspace(g, &a)?;
-    let load = || MigrationSet::load(ws.settings.migrations_dir.value.as_deref());
+    let ws = super::workspace(g)?;
     match &a.command {
-        MigrateCommand::Status(s) => survey(g, &ws, &load()?, s, false),
-        MigrateCommand::Plan(s) => survey(g, &ws, &load()?, s, true),
+        MigrateCommand::Status(s) => survey(g, &ws, ws.migration_set()?, s, false),
+        MigrateCommand::Plan(s) => survey(g, &ws, ws.migration_set()?, s, true),
         MigrateCommand::Up(u) => {
-            let set = load()?;
+            let set = ws.migration_set()?;
             if u.dry_run {
-                return survey(g, &ws, &set, &u.select, true);
+                return survey(g, &ws, set, &u.select, true);
             }
             let mut opts = options(&u.select)?;
             opts.fail_fast = u.fail_fast;
             opts.allow_destructive = u.allow_destructive;
             if u.allow_destructive {
-                let question = match migrate::destructive_in_set(&set, opts.target) {
+                let question = match migrate::destructive_in_set(set, opts.target) {
                     Ok(findings) if findings.is_empty() => None,
                     Ok(findings) => Some(format!(
                         "Apply destructive migrations ({}) to the tenants that have them pending; each is snapshotted first",
@@ -159,7 +147,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
             }
             let bar = Bar::new();
             let mut sink = Sink::new(g.format, &bar);
-            let report = migrate::up(&ws, &set, &opts, &bar, &mut sink)?;
+            let report = migrate::up(&ws, set, &opts, &bar, &mut sink)?;
             if let Some(h) = &report.head.took_over_stale_lock {
                 eprintln!(
                     "note: took over the migration lock left by pid {} on {} ({}) since {}, which is no longer running",
@@ -188,10 +176,10 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
             let retry = report.retry();
             if !retry.is_empty() {
                 eprintln!(
-                    "{} failed, {} not started; retry with: monkctl migrate up --tenant {}",
+                    "{} failed, {} not started; retry with: {}",
                     report.summary.failed,
                     report.summary.not_started,
-                    retry.join(",")
+                    retry_line(g, u, &report)
                 );
             }
             Ok(report.exit_code())
@@ -245,6 +233,42 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
             show(g.format, &List(migrate::prune(&ws, p.keep, older)?))
         }
     }
+}
+
+/// The `migrate up` that retries the tenants of `report` that failed or did not start, with every
+/// flag of this run that changes what runs, and `--allow-destructive` when that is what some
+/// tenants lacked (with `--yes` where no terminal could answer its question).
+fn retry_line(g: &GlobalArgs, u: &UpArgs, report: &migrate::UpReport) -> String {
+    let s = &u.select;
+    let mut args: Vec<String> = vec!["migrate".into(), "up".into()];
+    args.extend(["--tenant".into(), report.retry().join(",")]);
+    if s.include_trashed {
+        args.push("--include-trashed".into());
+    }
+    if let Some(t) = s.target {
+        args.extend(["--target".into(), t.to_string()]);
+    }
+    if let Some(j) = s.jobs {
+        args.extend(["--jobs".into(), j.to_string()]);
+    }
+    if s.busy_timeout != crate::cli::DEFAULT_BUSY_TIMEOUT {
+        args.extend(["--busy-timeout".into(), s.busy_timeout.clone()]);
+    }
+    if u.fail_fast {
+        args.push("--fail-fast".into());
+    }
+    let refused = report
+        .tenants
+        .failures
+        .iter()
+        .any(|(_, code)| *code == crate::core::exit::DESTRUCTIVE);
+    if u.allow_destructive || refused {
+        args.push("--allow-destructive".into());
+        if u.yes || !super::can_prompt() {
+            args.push("--yes".into());
+        }
+    }
+    super::command_line(g, &args)
 }
 
 /// `status` (`plan == false`), `plan` and `up --dry-run`.

@@ -37,10 +37,25 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             };
         }
     };
-    match run(cli) {
+    let global = cli.global.clone();
+    let existed = settings(&global).is_ok_and(|s| s.data_dir.value.exists());
+    let code = match run(cli) {
         Ok(code) => code,
         Err(e) => report_error(&e),
+    };
+    // A typo'd --data-dir must not start a new deployment without a word.
+    if !existed {
+        if let Ok(ws) = workspace(&global) {
+            if ws.layout.data_dir.exists() {
+                eprintln!(
+                    "note: created a new data directory {}: {}",
+                    ws.layout.data_dir.display(),
+                    ws.layout.describe()
+                );
+            }
+        }
     }
+    code
 }
 
 /// Prints an error on stderr and returns its exit code. A closed stdout is not an error.
@@ -71,7 +86,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::GenerateDocs(a) => docs::generate(&a.out),
         Command::Config => {
             let settings = settings(g)?;
-            let ws = Workspace::new(settings);
+            let ws = Workspace::new(settings)?;
             show(g.format, &ConfigView::from(&ws))
         }
         Command::Init => {
@@ -103,12 +118,51 @@ pub fn settings_with(
         database_url: g.database_url.clone(),
         config: g.config.clone(),
         fixtures_dir,
-        ..Overrides::default()
+        migrations_dir: g.migrations.clone(),
+        layout: g.layout.clone(),
     })?)
 }
 
 pub fn workspace(g: &GlobalArgs) -> anyhow::Result<Workspace> {
-    Ok(Workspace::new(settings(g)?))
+    Ok(Workspace::new(settings(g)?)?)
+}
+
+/// A monkctl command line to print for the user to run again (a `retry with:` line): the
+/// global settings this run was given as flags, then `args`, each quoted for a POSIX shell, so
+/// that the line runs as printed. Settings from the environment or a config file are left to
+/// them, as they are where the line is pasted.
+pub fn command_line(g: &GlobalArgs, args: &[String]) -> String {
+    let mut words: Vec<String> = vec!["monkctl".into()];
+    let mut flag = |name: &str, value: Option<String>| {
+        if let Some(v) = value {
+            words.push(name.to_string());
+            words.push(v);
+        }
+    };
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    flag("--data-dir", path(&g.data_dir));
+    flag("--database-url", g.database_url.clone());
+    flag("--config", path(&g.config));
+    flag("--migrations", path(&g.migrations));
+    words.extend(args.iter().cloned());
+    words
+        .iter()
+        .map(|w| quoted(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A word as a POSIX shell reads it back: as it is when it holds only characters no shell
+/// treats specially (tenant lists `a,b` stay readable), quoted by shlex otherwise.
+fn quoted(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b));
+    if plain {
+        return word.to_string();
+    }
+    shlex::try_quote(word).map_or_else(|_| word.to_string(), |q| q.into_owned())
 }
 
 /// Prints `value` and returns success.
@@ -123,7 +177,7 @@ pub fn confirm(action: &str, yes: bool) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }
-    if !(io::stdin().is_terminal() && io::stderr().is_terminal()) {
+    if !can_prompt() {
         return Err(Error::NeedsConfirmation {
             action: action.to_string(),
         }
@@ -139,6 +193,11 @@ pub fn confirm(action: &str, yes: bool) -> anyhow::Result<()> {
     } else {
         Err(Error::Cancelled.into())
     }
+}
+
+/// Whether a question can be asked: stdin and stderr are a terminal.
+pub fn can_prompt() -> bool {
+    io::stdin().is_terminal() && io::stderr().is_terminal()
 }
 
 /// A progress bar on stderr when it is a terminal; nothing otherwise.
@@ -211,6 +270,9 @@ struct ConfigView {
     fixtures_dir: ConfigEntry,
     migrations_dir: ConfigEntry,
     layout: core::LayoutKind,
+    layout_source: Source,
+    /// What the API needs to serve the data directory; `null` for the design layout.
+    api_env: Option<std::collections::BTreeMap<String, String>>,
     infra_path: String,
     infra_exists: bool,
 }
@@ -229,12 +291,27 @@ impl From<&Workspace> for ConfigView {
         ConfigView {
             config_file: s.config_file.as_ref().map(|p| p.display().to_string()),
             data_dir: entry(&s.data_dir, path),
-            database_url: entry(&s.database_url, |v| Some(v.clone())),
+            database_url: if s.database_url.source == Source::Default
+                && ws.layout.database_name != s.database_name
+            {
+                // The one registry of the directory, found under another name.
+                ConfigEntry {
+                    value: Some(format!("sqlite:{}", ws.layout.database_name)),
+                    source: Source::Detected,
+                }
+            } else {
+                entry(&s.database_url, |v| Some(v.clone()))
+            },
             fixtures_dir: entry(&s.fixtures_dir, path),
             migrations_dir: entry(&s.migrations_dir, |v| {
                 v.as_ref().map(|p| p.display().to_string())
             }),
             layout: ws.layout.kind,
+            layout_source: match s.layout.source {
+                Source::Default => Source::Detected,
+                ref other => other.clone(),
+            },
+            api_env: ws.layout.api_env(),
             infra_path: ws.layout.infra_path.display().to_string(),
             infra_exists: ws.layout.infra_path.exists(),
         }
@@ -262,9 +339,18 @@ impl Render for ConfigView {
         ]);
         t.rows.push(vec![
             "layout".into(),
-            format!("{:?}", self.layout).to_lowercase(),
-            "detected".into(),
+            self.layout.as_str().into(),
+            self.layout_source.to_string(),
         ]);
+        if let Some(env) = &self.api_env {
+            for (k, v) in env {
+                t.rows.push(vec![
+                    format!("api {k}"),
+                    v.clone(),
+                    "what the API needs".into(),
+                ]);
+            }
+        }
         t.rows.push(vec![
             "infra_path".into(),
             self.infra_path.clone(),
@@ -283,10 +369,21 @@ impl Render for core::InitReport {
     fn table(&self) -> Table {
         Table::fields(vec![
             ("data_dir", self.data_dir.display().to_string()),
-            ("layout", format!("{:?}", self.layout).to_lowercase()),
+            ("layout", self.layout.as_str().to_string()),
             ("infra_path", self.infra_path.display().to_string()),
             ("created", self.created.to_string()),
             ("infra_version", self.infra_version.to_string()),
+            (
+                "api_env",
+                match &self.api_env {
+                    Some(env) => env
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    None => "(design layout: the Monk API 6 reads only --layout api)".into(),
+                },
+            ),
         ])
     }
 }

@@ -12,7 +12,7 @@ pub fn run(g: &GlobalArgs, cmd: TemplateCommand) -> Outcome {
         TemplateCommand::Build(a) => a.dir.fixtures_dir.clone(),
         _ => None,
     };
-    let ws = Workspace::new(settings_with(g, dir_flag)?);
+    let ws = Workspace::new(settings_with(g, dir_flag)?)?;
     match cmd {
         TemplateCommand::Build(a) => {
             let dir = ws.settings.fixtures_dir.value.clone();

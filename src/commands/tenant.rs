@@ -84,7 +84,7 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
 
 /// `tenant create`: executes the schema (plus `--fixture`s), or clones `--template`.
 fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
-    let ws = Workspace::new(settings_with(g, a.dir.fixtures_dir.clone())?);
+    let ws = Workspace::new(settings_with(g, a.dir.fixtures_dir.clone())?)?;
     let specs = create_specs(a)?;
     tenant::validate_specs(&specs)?;
     let fixtures = if a.fixtures.is_empty() {
@@ -92,6 +92,7 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
     } else {
         fixture::prepare(&ws.settings.fixtures_dir.value, &a.fixtures)?
     };
+    let set = ws.migration_set()?;
     let batch = match &a.template {
         Some(name) => {
             let image = template::load(&ws, name)?;
@@ -99,10 +100,10 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
             tenant::create_many(&ws, &specs, &b, &Bar::new())?
         }
         None if fixtures.is_empty() => {
-            tenant::create_many(&ws, &specs, &tenant::system_builder, &Bar::new())?
+            tenant::create_many(&ws, &specs, &tenant::system_builder(set), &Bar::new())?
         }
         None => {
-            let b = fixture::builder(&fixtures);
+            let b = fixture::builder(set, &fixtures);
             tenant::create_many(&ws, &specs, &b, &Bar::new())?
         }
     };

@@ -33,6 +33,7 @@ use super::error::{Context, Error, Result};
 use super::fsutil;
 use super::ids;
 use super::lock::{self, Lock};
+use super::migrate::{self, MigrationSet};
 use super::names;
 use super::progress::Progress;
 use super::registry::{FixtureRow, TenantRow};
@@ -938,15 +939,45 @@ fn read_metadata(conn: &Connection, path: &Path) -> Result<Metadata> {
     if !m.checksum.starts_with(&format!("{CHECKSUM_ALGORITHM}:")) {
         return Err(meta_err(path, format!("unknown checksum '{}'", m.checksum)));
     }
-    if m.schema_version > schema::latest_tenant_version() {
-        return Err(Error::Unsupported(format!(
-            "{} holds a tenant at schema version {}; this monkctl knows versions up to {}: upgrade monkctl",
-            path.display(),
-            m.schema_version,
-            schema::latest_tenant_version()
-        )));
-    }
     Ok(m)
+}
+
+/// Where an archive's tenant schema stands against the deployment's migrations.
+#[derive(Debug, Clone, Serialize)]
+pub struct SchemaStanding {
+    /// The version its migration history (or, without one, its tables) shows.
+    pub version: i64,
+    /// True when the deployment's migrations have versions it lacks: restore with `--migrate`,
+    /// or run `migrate up` for it after the restore.
+    pub needs_migration: bool,
+    /// Those versions.
+    pub pending: Vec<i64>,
+}
+
+/// `standing` of the archive at `path`, which must agree with the version its metadata records.
+fn judged(path: &Path, set: &MigrationSet, recorded: i64) -> Result<SchemaStanding> {
+    let s = standing(&open_archive(path)?, path, set)?;
+    if s.version != recorded {
+        return Err(meta_err(
+            path,
+            format!(
+                "its metadata says schema version {recorded}, but its content is at version {}",
+                s.version
+            ),
+        ));
+    }
+    Ok(s)
+}
+
+/// Judges an archive's migration history against the deployment's set (`migrate::judge`): a
+/// migration the set does not have, or has with other content, is exit 17.
+fn standing(conn: &Connection, path: &Path, set: &MigrationSet) -> Result<SchemaStanding> {
+    let ins = migrate::judge(conn, path, set)?;
+    Ok(SchemaStanding {
+        version: ins.version,
+        needs_migration: !ins.pending.is_empty(),
+        pending: ins.pending,
+    })
 }
 
 /// A registry id from an archive: hex digits and hyphens (a UUID), as the API writes them.
@@ -966,14 +997,24 @@ pub struct Inspection {
     /// `null` when the file has no usable metadata; `metadata_error` says why.
     pub metadata: Option<Metadata>,
     pub metadata_error: Option<String>,
+    /// Its schema against the deployment's migrations; `null` when it cannot be judged, and
+    /// `schema_error` says why (a migration the deployment does not have, for one).
+    pub schema: Option<SchemaStanding>,
+    pub schema_error: Option<String>,
     pub tables: Vec<db::TableCount>,
 }
 
-pub fn inspect(path: &Path) -> Result<Inspection> {
+/// `archive inspect`: reports what the file holds, problems included, and fails only when it is
+/// not a readable SQLite file.
+pub fn inspect(path: &Path, set: &MigrationSet) -> Result<Inspection> {
     check_header(path)?;
     let conn = open_archive(path)?;
     let (metadata, metadata_error) = match read_metadata(&conn, path) {
         Ok(m) => (Some(m), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let (schema, schema_error) = match standing(&conn, path, set) {
+        Ok(s) => (Some(s), None),
         Err(e) => (None, Some(e.to_string())),
     };
     let mut tables = db::table_counts(&conn).at(path)?;
@@ -983,6 +1024,8 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         path: path.to_path_buf(),
         metadata,
         metadata_error,
+        schema,
+        schema_error,
         tables,
     })
 }
@@ -996,8 +1039,11 @@ pub struct Verified {
     pub tenant_id: String,
     pub format_version: i64,
     pub schema_version: i64,
-    /// True when the tenant's schema is older than this monkctl's: run `migrate up` after a restore.
+    /// True when the deployment's migrations have versions the archive lacks: restore it with
+    /// `--migrate` (or run `migrate up` for it after the restore).
     pub needs_migration: bool,
+    /// Those versions.
+    pub pending_migrations: Vec<i64>,
     pub checksum: String,
     pub rows: i64,
     pub tables: usize,
@@ -1008,7 +1054,19 @@ pub struct Verified {
 /// Checks an archive: header (not SQLite → `NotArchive`, short → `Truncated`), metadata
 /// (missing → `ArchiveMetadata`, newer → `Unsupported`), `PRAGMA integrity_check` (→ `Corrupt`),
 /// then the row counts and content checksum (→ `ChecksumMismatch`). Never changes the file.
-pub fn verify(path: &Path) -> Result<Verified> {
+/// Last, its migration history against the deployment's set (`standing`: a migration the set
+/// does not have → `Diverged`).
+pub fn verify(path: &Path, set: &MigrationSet) -> Result<Verified> {
+    let mut v = verify_file(path)?;
+    let s = judged(path, set, v.schema_version)?;
+    v.schema_version = s.version;
+    v.needs_migration = s.needs_migration;
+    v.pending_migrations = s.pending;
+    Ok(v)
+}
+
+/// The checks of `verify` on the file alone: header, metadata, integrity and checksum.
+fn verify_file(path: &Path) -> Result<Verified> {
     check_header(path)?;
     let conn = open_archive(path)?;
     let meta = read_metadata(&conn, path)?;
@@ -1076,7 +1134,8 @@ fn verify_content(conn: &Connection, path: &Path, meta: Metadata) -> Result<Veri
         tenant_id: meta.tenant.id.clone(),
         format_version: meta.format_version,
         schema_version: meta.schema_version,
-        needs_migration: meta.schema_version < schema::latest_tenant_version(),
+        needs_migration: false,
+        pending_migrations: Vec::new(),
         checksum: content.checksum,
         rows: content.row_counts.values().sum(),
         tables: content.row_counts.len(),
@@ -1127,7 +1186,8 @@ pub struct Restored {
     /// (those that differed from the archive's, or every one where they could not be compared).
     pub pages: Option<db::Replaced>,
     pub schema_version: i64,
-    /// True when the schema is older than this monkctl's: run `monkctl migrate up`.
+    /// True when the deployment's migrations have versions the restored tenant lacks (restored
+    /// without `--migrate`): run `monkctl migrate up` for it.
     pub needs_migration: bool,
     pub fixtures: Vec<String>,
 }
@@ -1158,7 +1218,7 @@ pub fn restore(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<
     let mut restored = restore_content(ws, archive, opts)?;
     if opts.migrate {
         // The operator's migrations count too; destructive ones are left to `migrate up`.
-        let set = super::migrate::MigrationSet::load(ws.settings.migrations_dir.value.as_deref())?;
+        let set = ws.migration_set()?;
         let run = super::migrate::RunOptions {
             selection: super::migrate::Selection {
                 tenants: vec![restored.tenant.name.clone()],
@@ -1167,7 +1227,7 @@ pub fn restore(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<
             ..Default::default()
         };
         let mut outcomes = super::Collected::default();
-        super::migrate::up(ws, &set, &run, &super::progress::Silent, &mut outcomes)?;
+        super::migrate::up(ws, set, &run, &super::progress::Silent, &mut outcomes)?;
         match outcomes.results.into_iter().next() {
             Some(o) if o.ok => {
                 restored.schema_version = o.result.map(|r| r.to).unwrap_or(restored.schema_version);
@@ -1195,7 +1255,9 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
     // The metadata now, for the checks and the plan; the whole verification runs beside the
     // copies below, and nothing the user can see changes before it has passed.
     let meta = metadata_of(archive)?;
-    let needs_migration = meta.schema_version < schema::latest_tenant_version();
+    let set = ws.migration_set()?;
+    let standing = judged(archive, set, meta.schema_version)?;
+    let needs_migration = standing.needs_migration;
     let archived_name = meta.tenant.name.clone();
     let name = opts
         .as_name
@@ -1206,6 +1268,9 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
     // Refusals come before the lock, so that a refused restore leaves no file behind; the checks
     // run again under the lock (create_one re-checks in its registry transaction).
     let current = check_target(&reg, &name, &archived_name, renamed, opts.force, &meta, ws)?;
+    if let Some(t) = &current {
+        refuse_rollback(ws, t, &standing, opts.migrate)?;
+    }
     let _lock = Lock::acquire_transient(
         &ws.layout.locks_dir().join(format!("restore-{name}.lock")),
         &format!("monkctl restore {}", archive.display()),
@@ -1264,19 +1329,19 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
                 path: created.path,
                 previous_saved_to: None,
                 pages: None,
-                schema_version: meta.schema_version,
+                schema_version: standing.version,
                 needs_migration,
                 fixtures: built.fixtures,
             })
         }
-        Some(current) => replace_existing(ws, &mut reg, archive, &meta, current, needs_migration),
+        Some(current) => replace_existing(ws, &mut reg, archive, &meta, current, &standing),
     }
 }
 
 /// The full verification of an archive whose metadata `meta` was read before: the same file
 /// must still carry the same content.
 fn verified_as(archive: &Path, meta: &Metadata) -> Result<Verified> {
-    let v = verify(archive)?;
+    let v = verify_file(archive)?;
     if v.checksum != meta.checksum || v.tenant_id != meta.tenant.id {
         return Err(Error::Conflict(format!(
             "{} changed while it was being restored; nothing was changed, run the restore again",
@@ -1289,6 +1354,29 @@ fn verified_as(archive: &Path, meta: &Metadata) -> Result<Verified> {
 /// The result of a scoped thread; a panic there becomes an error naming `what`.
 fn joined<T>(r: std::thread::Result<Result<T>>, what: &str) -> Result<T> {
     r.unwrap_or_else(|_| Err(Error::Other(format!("{what} failed"))))
+}
+
+/// An archive whose schema is older than the tenant it would replace would roll the tenant's
+/// schema back behind the deployment's: refused (exit 4) unless `--migrate` brings the restored
+/// content up again.
+fn refuse_rollback(
+    ws: &Workspace,
+    current: &TenantRow,
+    archived: &SchemaStanding,
+    migrate: bool,
+) -> Result<()> {
+    if migrate {
+        return Ok(());
+    }
+    let live = ws.layout.tenant_path(&current.database, &current.schema)?;
+    let live_version = db::read_quietly(&live, |conn, path| schema::tenant_version(conn).at(path))?;
+    if archived.version < live_version {
+        return Err(Error::Conflict(format!(
+            "the archive holds tenant '{}' at schema version {}, older than the tenant here (version {live_version}): restoring it would roll the tenant's schema back; pass --migrate to bring the restored content up to the deployment's migrations, or --as NEW_NAME to restore it beside",
+            current.name, archived.version
+        )));
+    }
+    Ok(())
 }
 
 /// Whether the archive may go to tenant `name`: the existing row when it replaces one (with
@@ -1384,7 +1472,7 @@ fn replace_existing(
     archive: &Path,
     meta: &Metadata,
     current: TenantRow,
-    needs_migration: bool,
+    standing: &SchemaStanding,
 ) -> Result<Restored> {
     let live = ws.layout.tenant_path(&current.database, &current.schema)?;
     // 1. Where what is there now is saved, as an archive, so that nothing is lost.
@@ -1517,8 +1605,8 @@ fn replace_existing(
         path: live,
         previous_saved_to: Some(saved),
         pages: Some(replaced),
-        schema_version: meta.schema_version,
-        needs_migration,
+        schema_version: standing.version,
+        needs_migration: standing.needs_migration,
         fixtures: fixture_names,
     })
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Error, Result};
+use super::layout::LayoutKind;
 
 /// Where a setting's value came from, for `monkctl config`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -17,6 +18,8 @@ pub enum Source {
     Env(String),
     ConfigFile(PathBuf),
     Default,
+    /// Found from what the data directory holds.
+    Detected,
 }
 
 impl fmt::Display for Source {
@@ -26,6 +29,7 @@ impl fmt::Display for Source {
             Source::Env(v) => write!(f, "env {v}"),
             Source::ConfigFile(p) => write!(f, "config {}", p.display()),
             Source::Default => write!(f, "default"),
+            Source::Detected => write!(f, "detected"),
         }
     }
 }
@@ -44,6 +48,8 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     pub fixtures_dir: Option<PathBuf>,
     pub migrations_dir: Option<PathBuf>,
+    /// `design` or `api`.
+    pub layout: Option<String>,
 }
 
 /// The keys a config file may hold. Unknown keys are an error, so a typo is not ignored.
@@ -54,6 +60,7 @@ struct FileConfig {
     database_url: Option<String>,
     fixtures_dir: Option<PathBuf>,
     migrations_dir: Option<PathBuf>,
+    layout: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +73,8 @@ pub struct Settings {
     pub database_name: String,
     pub fixtures_dir: Setting<PathBuf>,
     pub migrations_dir: Setting<Option<PathBuf>>,
+    /// The layout to use; `None`: found from the data directory (`Layout::resolve`).
+    pub layout: Setting<Option<LayoutKind>>,
 }
 
 pub const ENV_DATA_DIR: &str = "MONK_DATA_DIR";
@@ -73,6 +82,7 @@ pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_CONFIG: &str = "MONK_CONFIG";
 pub const ENV_FIXTURES_DIR: &str = "MONK_FIXTURES_DIR";
 pub const ENV_MIGRATIONS_DIR: &str = "MONK_MIGRATIONS_DIR";
+pub const ENV_LAYOUT: &str = "MONK_LAYOUT";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:monk";
 
 impl Settings {
@@ -130,6 +140,28 @@ impl Settings {
             None,
             |s| Some(PathBuf::from(s)),
         );
+        let layout = pick(
+            o.layout.clone().map(Some),
+            ENV_LAYOUT,
+            &env,
+            file.layout.map(Some),
+            &config_file,
+            None,
+            Some,
+        );
+        let layout = Setting {
+            value: match &layout.value {
+                None => None,
+                Some(v) => Some(LayoutKind::parse(v).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "layout '{}' ({}) is not understood: use design or api",
+                        v.escape_debug(),
+                        layout.source
+                    ))
+                })?),
+            },
+            source: layout.source,
+        };
         let database_name = parse_database_url(&database_url.value)?;
         Ok(Settings {
             config_file,
@@ -138,6 +170,7 @@ impl Settings {
             database_name,
             fixtures_dir,
             migrations_dir,
+            layout,
         })
     }
 }
@@ -218,7 +251,7 @@ fn read_config(path: &Path) -> Result<FileConfig> {
             path: path.to_path_buf(),
             line,
             message: format!(
-                "{}; valid keys are data_dir, database_url, fixtures_dir, migrations_dir",
+                "{}; valid keys are data_dir, database_url, fixtures_dir, migrations_dir, layout",
                 e.message()
             ),
         }

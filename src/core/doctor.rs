@@ -25,6 +25,7 @@ use super::fsutil;
 use super::ids;
 use super::layout::Layout;
 use super::lock::{self, LockState};
+use super::migrate::MigrationSet;
 use super::names;
 use super::progress::Progress;
 use super::registry::{Registry, TenantRow};
@@ -40,7 +41,7 @@ pub const WAL_WARN_BYTES: u64 = 64 * 1024 * 1024;
 /// The fixture every tenant built from the API's schema holds.
 const SYSTEM_FIXTURE: &str = "system";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -84,7 +85,13 @@ enum Action {
 pub struct Finding {
     pub severity: Severity,
     pub code: &'static str,
+    /// The tenant it is about; `null` for the data directory, or for a finding that stands for
+    /// several tenants (`tenants`).
     pub tenant: Option<String>,
+    /// Every tenant it is about, in name order (one, or the tenants of a grouped finding).
+    pub tenants: Vec<String>,
+    /// How many places it stands for: 1, or the number of tenants of a grouped finding.
+    pub count: usize,
     pub path: Option<PathBuf>,
     pub message: String,
     pub fix: String,
@@ -99,6 +106,8 @@ impl Finding {
             severity,
             code,
             tenant: None,
+            tenants: Vec::new(),
+            count: 1,
             path: None,
             message,
             fix: fix.to_string(),
@@ -185,6 +194,51 @@ fn summarize(findings: &[Finding], tenants_checked: usize) -> Summary {
     }
 }
 
+/// A finding about this many tenants or more, with the same code and fix, is reported once.
+const GROUP_AT: usize = 3;
+
+/// Reports a finding that stands for many tenants once: with the count, every tenant in
+/// `tenants`, and the first tenant's message as the example. The status and the repairs are
+/// decided on the findings as found, before grouping.
+fn grouped(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut sizes: HashMap<(Severity, &'static str, String), usize> = HashMap::new();
+    for f in findings.iter().filter(|f| f.tenant.is_some()) {
+        *sizes
+            .entry((f.severity, f.code, f.fix.clone()))
+            .or_default() += 1;
+    }
+    let mut out: Vec<Finding> = Vec::new();
+    let mut group_at: HashMap<(Severity, &'static str, String), usize> = HashMap::new();
+    for mut f in findings {
+        let key = (f.severity, f.code, f.fix.clone());
+        let Some(tenant) = f.tenant.clone() else {
+            out.push(f);
+            continue;
+        };
+        if sizes.get(&key).copied().unwrap_or(0) < GROUP_AT {
+            f.tenants = vec![tenant];
+            out.push(f);
+            continue;
+        }
+        match group_at.get(&key) {
+            Some(&i) => {
+                out[i].tenants.push(tenant);
+                out[i].count += 1;
+            }
+            None => {
+                let n = sizes[&key];
+                f.message = format!("{n} tenants, for example '{tenant}': {}", f.message);
+                f.tenant = None;
+                f.path = None;
+                f.tenants = vec![tenant];
+                group_at.insert(key, out.len());
+                out.push(f);
+            }
+        }
+    }
+    out
+}
+
 /// Runs the checks, and with `opts.repair` the repairs and the checks again.
 pub fn run(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<Report> {
     for t in &opts.tenants {
@@ -195,7 +249,7 @@ pub fn run(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<Re
         return Ok(Report {
             status: status_of(&findings),
             summary: summarize(&findings, checked),
-            findings,
+            findings: grouped(findings),
             repairs: Vec::new(),
             status_before: None,
         });
@@ -206,7 +260,7 @@ pub fn run(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<Re
     Ok(Report {
         status: status_of(&findings),
         summary: summarize(&findings, checked),
-        findings,
+        findings: grouped(findings),
         repairs,
         status_before: Some(before),
     })
@@ -229,6 +283,7 @@ struct Ctx<'a> {
 /// independent: a new kind of file (templates, snapshots, archives) adds its own function here.
 const DATA_DIR_CHECKS: &[fn(&Ctx<'_>, &mut Vec<Finding>)] = &[
     check_infra,
+    check_second_registry,
     check_registry_rules,
     check_orphans,
     check_temp_leftovers,
@@ -288,7 +343,14 @@ fn check(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<(Vec
             check(&ctx, t, &mut out);
         }
     }
-    let checked = check_tenant_files(&ctx, &selected, opts, progress, &mut out);
+    let checked = check_tenant_files(
+        &ctx,
+        ws.migration_set()?,
+        &selected,
+        opts,
+        progress,
+        &mut out,
+    );
     drop(ctx);
     drop(reg);
     out.sort_by(|a, b| {
@@ -411,6 +473,26 @@ fn infra_version(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 /// Rules over all rows: unique names and locations (a hand edit can drop the constraints).
+/// Another registry in the data directory (the other layout, or another API database): the API
+/// reads the one its `DATABASE_URL` names, monkctl the one its settings chose.
+fn check_second_registry(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    for other in ctx.layout.other_registries() {
+        out.push(
+            Finding::new(
+                Severity::Warning,
+                "second_registry",
+                format!(
+                    "the data directory holds a second registry besides {} ({} layout), which monkctl does not administer",
+                    ctx.layout.infra_path.display(),
+                    ctx.layout.kind.as_str()
+                ),
+                "make sure the API's DATABASE_URL names the registry monkctl administers; move the unused one out of the data directory",
+            )
+            .path(&other),
+        );
+    }
+}
+
 fn check_registry_rules(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
     let mut by_loc: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
@@ -824,22 +906,14 @@ fn compare(
     Ok(drift(&expected, &actual))
 }
 
-/// What a tenant at `version` should hold: the `system` fixture's SQL executed into an in-memory
-/// database (no file is written anywhere), with the embedded migrations up to `version` applied.
-/// Built once per version and run.
-fn reference_shape(version: i64) -> Result<Reference> {
+/// What a tenant at `version` should hold: the deployment's schema (the `system` fixture and
+/// its migrations up to `version`, operator ones included) executed into an in-memory database
+/// (no file is written anywhere). Built once per version and run.
+fn reference_shape(set: &MigrationSet, version: i64) -> Result<Reference> {
     let here = Path::new(":memory: (reference schema)");
     let conn = Connection::open_in_memory().at(here)?;
     system::register_functions(&conn).at(here)?;
-    conn.execute_batch(system::SYSTEM_SQL).at(here)?;
-    for m in schema::tenant_migrations() {
-        let v = i64::from(m.version());
-        if v > 1 && v <= version {
-            if let Some(sql) = m.sql() {
-                conn.execute_batch(sql).at(here)?;
-            }
-        }
-    }
+    set.execute_schema_to(&conn, here, version)?;
     let mut shape = shape_of(&conn).at(here)?;
     shape.remove(schema::HISTORY_TABLE);
     let mut sql = BTreeMap::new();
@@ -903,14 +977,20 @@ fn pragma_lines(conn: &Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
     Ok(lines.into_iter().filter(|l| l != "ok").collect())
 }
 
-/// Shared state of the parallel tenant checks: reference shapes by version, built on demand.
-struct Shapes(Mutex<HashMap<i64, Arc<Result<Reference, String>>>>);
+/// Shared state of the parallel tenant checks: the deployment's migrations, and the reference
+/// shapes by version, built on demand.
+struct Shapes<'a> {
+    set: &'a MigrationSet,
+    built: Mutex<HashMap<i64, Arc<Result<Reference, String>>>>,
+}
 
-impl Shapes {
+impl Shapes<'_> {
     fn get(&self, version: i64) -> Arc<Result<Reference, String>> {
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self.built.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(version)
-            .or_insert_with(|| Arc::new(reference_shape(version).map_err(|e| e.to_string())))
+            .or_insert_with(|| {
+                Arc::new(reference_shape(self.set, version).map_err(|e| e.to_string()))
+            })
             .clone()
     }
 }
@@ -919,6 +999,7 @@ impl Shapes {
 /// checked.
 fn check_tenant_files(
     ctx: &Ctx<'_>,
+    set: &MigrationSet,
     selected: &[&TenantRow],
     opts: &Options,
     progress: &dyn Progress,
@@ -938,7 +1019,10 @@ fn check_tenant_files(
         opts.jobs
     }
     .clamp(1, work.len().max(1));
-    let shapes = Shapes(Mutex::new(HashMap::new()));
+    let shapes = Shapes {
+        set,
+        built: Mutex::new(HashMap::new()),
+    };
     // The context holds the registry connection, which must stay on this thread.
     let recorded = &ctx.fixtures;
     let next = AtomicUsize::new(0);
@@ -973,7 +1057,7 @@ fn check_tenant_file(
     path: &Path,
     fixtures: &[String],
     full: bool,
-    shapes: &Shapes,
+    shapes: &Shapes<'_>,
     out: &mut Vec<Finding>,
 ) {
     let name = t.name.as_str();
@@ -1089,7 +1173,7 @@ fn check_tenant_file(
             return;
         }
     };
-    let latest = schema::latest_tenant_version();
+    let latest = shapes.set.latest();
     // Set when the tenant was compared with its reference and no system table or column is
     // missing: that proves the `system` fixture.
     let mut system_proven = false;
@@ -1107,13 +1191,16 @@ fn check_tenant_file(
         );
         return;
     }
-    if version > latest {
+    if shapes.set.get(version).is_none() {
         out.push(
             Finding::new(
                 Severity::Warning,
                 "schema_newer",
-                format!("schema version {version} is newer than this monkctl knows ({latest})"),
-                "upgrade monkctl; its schema was not compared",
+                format!(
+                    "schema version {version} is not among the deployment's migrations ({}, up to version {latest})",
+                    shapes.set.origin()
+                ),
+                "set --migrations (MONK_MIGRATIONS_DIR, migrations_dir) to the directory the tenant was migrated with, or upgrade monkctl; its schema was not compared",
             )
             .tenant(name)
             .path(path),

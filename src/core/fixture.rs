@@ -23,6 +23,7 @@ use super::db::{self, Mode};
 use super::error::{Context, Error, Result};
 use super::fsutil;
 use super::ids;
+use super::migrate::MigrationSet;
 use super::names;
 use super::progress::Progress;
 use super::registry::TenantRow;
@@ -1231,14 +1232,17 @@ pub fn apply_all(conn: &mut Connection, path: &Path, plan: &[&Loaded]) -> Result
 
 /// A tenant builder that executes `system` and then `fixtures` into the new file (one
 /// transaction), for `tenant create --fixture`.
-pub fn builder(fixtures: &[Loaded]) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + '_ {
+pub fn builder<'a>(
+    set: &'a MigrationSet,
+    fixtures: &'a [Loaded],
+) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + 'a {
     move |path: &Path, spec: &CreateSpec| {
         // The file is a private temporary one: errors name the tenant, not it.
         let build = || -> Result<String> {
             let mut conn = system::open_build(path)?;
             // A private file being built: an error discards it, so no rollback is needed.
             conn.execute_batch("BEGIN").at(path)?;
-            conn.execute_batch(system::SYSTEM_SQL).at(path)?;
+            set.execute_schema(&conn, path)?;
             let owner_id = system::add_owner(&conn, &spec.owner).at(path)?;
             let plan: Vec<&Loaded> = fixtures.iter().collect();
             apply_guarded(&mut conn, path, &plan, &mut |e| Err(e))?;
@@ -1247,15 +1251,14 @@ pub fn builder(fixtures: &[Loaded]) -> impl Fn(&Path, &CreateSpec) -> Result<Bui
             Ok(owner_id)
         };
         let owner_id = build().map_err(|e| e.renamed(path, &format!("tenant '{}'", spec.name)))?;
-        Ok(Built {
-            owner_id,
-            fixtures: fixtures.iter().map(|l| l.fixture.name.clone()).collect(),
-            fixture_versions: fixtures
-                .iter()
-                .map(|l| (l.fixture.name.clone(), l.fixture.version.clone()))
-                .collect(),
-            ..Built::default()
-        })
+        let mut built = Built::with_system(owner_id);
+        for l in fixtures {
+            built.fixtures.push(l.fixture.name.clone());
+            built
+                .fixture_versions
+                .push((l.fixture.name.clone(), l.fixture.version.clone()));
+        }
+        Ok(built)
     }
 }
 
@@ -1412,7 +1415,7 @@ impl Drop for Scratch {
 /// `fixture check [NAME]`: parses every manifest and file, resolves dependencies, and applies the
 /// fixtures in order to a scratch tenant (a temporary file outside the data directory), reporting
 /// every failing statement and row with its file and line. Writes nothing in the data directory.
-pub fn check(dir: &Path, name: Option<&str>) -> Result<CheckReport> {
+pub fn check(dir: &Path, name: Option<&str>, set: &MigrationSet) -> Result<CheckReport> {
     let mut problems = Vec::new();
     let mut checked = Vec::new();
     let wanted: Vec<String> = match name {
@@ -1454,7 +1457,7 @@ pub fn check(dir: &Path, name: Option<&str>) -> Result<CheckReport> {
     }
     let scratch = Scratch::new()?;
     let path = scratch.0.join("scratch.db");
-    system::build(&path, "root")?;
+    system::build(&path, "root", set)?;
     let mut conn = Connection::open(&path).at(&path)?;
     system::register_functions(&conn).at(&path)?;
     conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=OFF; BEGIN;")

@@ -15,8 +15,27 @@ use super::names;
 pub enum LayoutKind {
     /// `<data>/infra/NAME.db`, tenants in `<data>/db_main/`.
     Design,
-    /// Monk API 6: `<data>/NAME/public.db`, tenants beside it.
+    /// Monk API 6: `<data>/NAME/public.db`, tenants beside it. The only layout the API reads.
+    #[serde(rename = "api")]
     Api6,
+}
+
+impl LayoutKind {
+    /// The name users give it (`--layout`, `MONK_LAYOUT`, `layout` in the config file).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LayoutKind::Design => "design",
+            LayoutKind::Api6 => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LayoutKind> {
+        match s {
+            "design" => Some(LayoutKind::Design),
+            "api" => Some(LayoutKind::Api6),
+            _ => None,
+        }
+    }
 }
 
 /// The database directory name that new tenants get in the design layout.
@@ -31,22 +50,124 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Finds which layout the data directory holds. A directory with neither infra file gets the
-    /// design layout; one the API wrote (`<data>/NAME/public.db`) is used in place.
-    pub fn detect(data_dir: &Path, database_name: &str) -> Layout {
-        let design = Self::design_infra(data_dir, database_name);
-        let api = Self::api_infra(data_dir, database_name);
-        let (kind, infra_path) = if !design.exists() && api.exists() {
-            (LayoutKind::Api6, api)
-        } else {
-            (LayoutKind::Design, design)
-        };
-        Layout {
+    /// The layout for the infra database `database_name` named explicitly (`DATABASE_URL`):
+    /// `resolve` with the name given and the layout detected.
+    pub fn detect(data_dir: &Path, database_name: &str) -> Result<Layout> {
+        Self::resolve(data_dir, database_name, true, None)
+    }
+
+    /// Finds the registry a data directory holds, never guessing between two.
+    ///
+    /// - `wanted` (`--layout`) decides the layout outright.
+    /// - With the name given (`DATABASE_URL` set): its design file `<data>/infra/NAME.db` or its
+    ///   API file `<data>/NAME/public.db`, whichever exists; both existing is exit 2.
+    /// - Without (`DATABASE_URL` unset, so `database_name` is the default): every registry in the
+    ///   directory counts, `<data>/infra/<default>.db` and any `<data>/<NAME>/public.db`. Exactly
+    ///   one is used, whatever its name (the API's unconfigured `sqlite:root` included); none
+    ///   gives a new design layout; two or more are exit 2, naming each and the setting that
+    ///   chooses.
+    pub fn resolve(
+        data_dir: &Path,
+        database_name: &str,
+        name_given: bool,
+        wanted: Option<LayoutKind>,
+    ) -> Result<Layout> {
+        let at = |kind: LayoutKind, name: &str| Layout {
             data_dir: data_dir.to_path_buf(),
-            database_name: database_name.to_string(),
+            database_name: name.to_string(),
             kind,
-            infra_path,
+            infra_path: match kind {
+                LayoutKind::Design => Self::design_infra(data_dir, name),
+                LayoutKind::Api6 => Self::api_infra(data_dir, name),
+            },
+        };
+        let found: Vec<Layout> = if name_given {
+            [LayoutKind::Design, LayoutKind::Api6]
+                .into_iter()
+                .map(|k| at(k, database_name))
+                .filter(|l| l.infra_path.exists())
+                .collect()
+        } else {
+            let mut found: Vec<Layout> = Vec::new();
+            let design = at(LayoutKind::Design, database_name);
+            if design.infra_path.exists() {
+                found.push(design);
+            }
+            found.extend(
+                api_names(data_dir)
+                    .into_iter()
+                    .map(|n| at(LayoutKind::Api6, &n)),
+            );
+            found
+        };
+        let candidates: Vec<&Layout> = found
+            .iter()
+            .filter(|l| wanted.is_none_or(|k| l.kind == k))
+            .collect();
+        match candidates.as_slice() {
+            [] => Ok(at(wanted.unwrap_or(LayoutKind::Design), database_name)),
+            [one] => Ok((*one).clone()),
+            many => Err(Error::Usage(format!(
+                "{} holds {} registries: {}; monkctl does not guess between them: choose one with {}",
+                data_dir.display(),
+                many.len(),
+                many.iter()
+                    .map(|l| format!("{} ({} layout)", l.infra_path.display(), l.kind.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if many.iter().all(|l| l.database_name == many[0].database_name) {
+                    "--layout design|api (MONK_LAYOUT, or layout in the config file)"
+                } else {
+                    "DATABASE_URL=sqlite:NAME (or --database-url, or database_url in the config file)"
+                }
+            ))),
         }
+    }
+
+    /// The settings under which the API serves this data directory: only the API layout has
+    /// them (`DATABASE_URL=sqlite:NAME`, `SQLITE_DATA_DIR=<data, absolute>`).
+    pub fn api_env(&self) -> Option<std::collections::BTreeMap<String, String>> {
+        if self.kind != LayoutKind::Api6 {
+            return None;
+        }
+        let dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
+        Some(
+            [
+                ("DATABASE_URL", format!("sqlite:{}", self.database_name)),
+                ("SQLITE_DATA_DIR", dir.display().to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        )
+    }
+
+    /// One line for people: which layout this is and what the API needs to read it.
+    pub fn describe(&self) -> String {
+        match self.api_env() {
+            Some(env) => format!(
+                "API layout; the Monk API serves it with {}",
+                env.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            None => "design layout (the Monk API 6 reads only the API layout: see `monkctl init --layout api`)".to_string(),
+        }
+    }
+
+    /// The registries in the data directory besides this one (for `doctor`): the other layout's
+    /// file of the same name and any other `<data>/<NAME>/public.db`.
+    pub fn other_registries(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = api_names(&self.data_dir)
+            .into_iter()
+            .map(|n| Self::api_infra(&self.data_dir, &n))
+            .collect();
+        out.push(Self::design_infra(&self.data_dir, &self.database_name));
+        out.retain(|p| *p != self.infra_path && p.exists());
+        out.sort();
+        out.dedup();
+        out
     }
 
     pub fn design_infra(data_dir: &Path, name: &str) -> PathBuf {
@@ -115,6 +236,21 @@ impl Layout {
     }
 }
 
+/// The names `NAME` of the API registries `<data>/<NAME>/public.db` in a data directory.
+fn api_names(data_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !RESERVED_DIRS.contains(&n.as_str()) && names::path_component("", n).is_ok())
+        .filter(|n| Layout::api_infra(data_dir, n).is_file())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Directories of the data directory that hold monkctl's own files; never a tenant's database.
 pub const RESERVED_DIRS: &[&str] = &[
     "infra",
@@ -151,7 +287,7 @@ mod tests {
 
     #[test]
     fn tenant_paths_come_from_the_row_and_stay_inside() {
-        let l = Layout::detect(Path::new("/nonexistent-data"), "monk");
+        let l = Layout::detect(Path::new("/nonexistent-data"), "monk").unwrap();
         assert_eq!(l.kind, LayoutKind::Design);
         assert_eq!(
             l.tenant_path("db_main", "ns_tenant_acme").unwrap(),

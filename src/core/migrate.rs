@@ -61,6 +61,8 @@ pub struct Mig {
 #[derive(Debug, Clone)]
 pub struct MigrationSet {
     pub migs: Vec<Mig>,
+    /// The operator directory, when there is one.
+    pub dir: Option<PathBuf>,
 }
 
 /// `V<version>__<name>.sql` with a positive version that fits refinery's 32-bit versions and a
@@ -152,7 +154,45 @@ impl MigrationSet {
             }
         }
         migs.sort_by_key(|m| m.version);
-        Ok(MigrationSet { migs })
+        Ok(MigrationSet {
+            migs,
+            dir: dir.map(Path::to_path_buf),
+        })
+    }
+
+    /// Executes the deployment's tenant schema into a database being built, inside the caller's
+    /// open transaction: the `system` fixture (the API's baseline, V1), then every later
+    /// migration of the set, each recorded in the database's migration history as `migrate up`
+    /// records it. A tenant, template or scratch copy built this way is at `latest()`, and
+    /// `migrate status` finds nothing to adopt or run. Returns the version.
+    pub fn execute_schema(&self, conn: &Connection, path: &Path) -> Result<i64> {
+        self.execute_schema_to(conn, path, self.latest())
+    }
+
+    /// `execute_schema` up to `version` (the reference schema of a tenant at that version).
+    pub fn execute_schema_to(&self, conn: &Connection, path: &Path, version: i64) -> Result<i64> {
+        conn.execute_batch(system::SYSTEM_SQL).at(path)?;
+        conn.execute_batch(HISTORY_DDL).at(path)?;
+        for m in self.migs.iter().take_while(|m| m.version <= version) {
+            if m.version > schema::BASELINE_VERSION {
+                run_statements(conn, path, m, schema::BASELINE_VERSION)?;
+            }
+            record_applied(conn, path, m)?;
+        }
+        Ok(version.max(schema::BASELINE_VERSION))
+    }
+
+    /// The built-in migrations alone: for code that has no deployment (tests, benchmarks).
+    pub fn builtin() -> MigrationSet {
+        MigrationSet::load(None).expect("the built-in migrations load")
+    }
+
+    /// Where the set's migrations come from, for messages.
+    pub fn origin(&self) -> String {
+        match &self.dir {
+            Some(d) => format!("the built-in migrations and {}", d.display()),
+            None => "the built-in migrations (no --migrations directory is set)".to_string(),
+        }
     }
 
     pub fn latest(&self) -> i64 {
@@ -255,8 +295,11 @@ fn inspect(conn: &Connection, path: &Path, set: &MigrationSet, target: i64) -> R
             applied.insert(a.version);
             match set.get(a.version) {
                 None => ins.missing.push(format!(
-                    "V{} {} is applied but no longer among the migrations",
-                    a.version, a.name
+                    "V{} {} is applied but {} hold no V{}",
+                    a.version,
+                    a.name,
+                    set.origin(),
+                    a.version
                 )),
                 Some(m) if m.name != a.name || m.checksum.to_string() != a.checksum => {
                     ins.diverged.push(format!(
@@ -1209,7 +1252,29 @@ fn up_one(cx: &UpCtx<'_>, t: &Target) -> Result<TenantUp> {
     r
 }
 
+/// Where a database that is not migrated in place (an archive) stands against the deployment's
+/// set: its version and what `migrate up` would run on it. A migration it records that the set
+/// does not have, or has with other content, is exit 17, naming each one and where the set
+/// expected it.
+pub fn judge(conn: &Connection, path: &Path, set: &MigrationSet) -> Result<Inspection> {
+    let ins = inspect(conn, path, set, set.latest())?;
+    refuse_unknown(
+        &ins,
+        path,
+        "run with the migrations it was made with (--migrations, MONK_MIGRATIONS_DIR or migrations_dir)",
+    )?;
+    Ok(ins)
+}
+
 fn refuse_diverged(ins: &Inspection, path: &Path) -> Result<()> {
+    refuse_unknown(
+        ins,
+        path,
+        "restore the original migration files (or the database) before migrating",
+    )
+}
+
+fn refuse_unknown(ins: &Inspection, path: &Path, fix: &str) -> Result<()> {
     if ins.diverged.is_empty() && ins.missing.is_empty() {
         return Ok(());
     }
@@ -1220,7 +1285,7 @@ fn refuse_diverged(ins: &Inspection, path: &Path) -> Result<()> {
         .map(String::as_str)
         .collect();
     Err(Error::Diverged(format!(
-        "{}: {}; restore the original migration files (or the database) before migrating",
+        "{}: {}; {fix}",
         path.display(),
         all.join("; ")
     )))
@@ -1651,12 +1716,17 @@ mod tests {
         let rm = refinery::Migration::unapplied("V2__add_col", &m.sql).unwrap();
         assert_eq!(m.checksum, rm.checksum());
         let p = dir.path().join("t.db");
-        system::build(&p, "root").unwrap();
+        // A tenant built at the set's latest version runs V2 and records the whole history.
+        system::build(&p, "root", &set).unwrap();
         let conn = Connection::open(&p).unwrap();
-        conn.execute_batch(HISTORY_DDL).unwrap();
-        for m in &set.migs {
-            record_applied(&conn, &p, m).unwrap();
-        }
+        let nick: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'nick'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(nick, 1);
         // refinery agrees the database is fully migrated and finds nothing to apply.
         let mut conn = conn;
         let runner = refinery::Runner::new(

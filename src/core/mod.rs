@@ -52,12 +52,37 @@ pub fn pause_point(name: &str) {
 pub struct Workspace {
     pub settings: Settings,
     pub layout: Layout,
+    /// The deployment's tenant migration set, read on first use (`migration_set`).
+    set: std::sync::OnceLock<migrate::MigrationSet>,
 }
 
 impl Workspace {
-    pub fn new(settings: Settings) -> Workspace {
-        let layout = Layout::detect(&settings.data_dir.value, &settings.database_name);
-        Workspace { settings, layout }
+    /// The settings and the registry they find (`Layout::resolve`): exit 2 when the data
+    /// directory holds two registries and nothing chooses between them.
+    pub fn new(settings: Settings) -> Result<Workspace> {
+        let layout = Layout::resolve(
+            &settings.data_dir.value,
+            &settings.database_name,
+            settings.database_url.source != config::Source::Default,
+            settings.layout.value,
+        )?;
+        Ok(Workspace {
+            settings,
+            layout,
+            set: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The deployment's tenant migrations: the built-in ones plus the operator directory
+    /// (`--migrations`, `MONK_MIGRATIONS_DIR` or `migrations_dir`). Every command that creates,
+    /// judges or changes a tenant's schema reads its versions from here, so that archives,
+    /// templates, doctor and create agree with `migrate`. Read once per process.
+    pub fn migration_set(&self) -> Result<&migrate::MigrationSet> {
+        if let Some(set) = self.set.get() {
+            return Ok(set);
+        }
+        let set = migrate::MigrationSet::load(self.settings.migrations_dir.value.as_deref())?;
+        Ok(self.set.get_or_init(|| set))
     }
 
     /// The infra database for reading; never creates anything.
@@ -88,11 +113,25 @@ pub struct InitReport {
     /// False when the infra database existed already.
     pub created: bool,
     pub infra_version: i64,
+    /// What the API needs to serve this data directory (`DATABASE_URL`, `SQLITE_DATA_DIR`);
+    /// `null` for the design layout, which the API does not read.
+    pub api_env: Option<std::collections::BTreeMap<String, String>>,
 }
 
-/// Creates the data directory and the infra database (idempotent).
+/// Creates the data directory and the infra database (idempotent). Refuses to make a second
+/// registry beside one the directory holds already (another layout or another name).
 pub fn init(ws: &Workspace) -> Result<InitReport> {
     let existed = ws.layout.infra_path.exists();
+    if !existed {
+        if let Some(other) = ws.layout.other_registries().first() {
+            return Err(Error::Conflict(format!(
+                "{} already holds a registry at {}; init would make a second one at {}, and the API and monkctl would each read another: use the one there (drop --layout and DATABASE_URL, or set them to it), or another --data-dir",
+                ws.layout.data_dir.display(),
+                other.display(),
+                ws.layout.infra_path.display()
+            )));
+        }
+    }
     let reg = ws.registry_for_write()?;
     drop(reg);
     Ok(InitReport {
@@ -101,6 +140,7 @@ pub fn init(ws: &Workspace) -> Result<InitReport> {
         infra_path: ws.layout.infra_path.clone(),
         created: !existed,
         infra_version: Registry::latest_version(),
+        api_env: ws.layout.api_env(),
     })
 }
 

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OpenFlags};
 use super::error::{Context, Result};
 use super::fsutil;
 use super::ids;
+use super::migrate::MigrationSet;
 
 /// The SQL of the `system` fixture. Its checksum identifies the fixture's version.
 pub const SYSTEM_SQL: &str = include_str!("sql/system.sql");
@@ -67,12 +68,12 @@ pub fn finish_build(conn: Connection, path: &Path) -> Result<()> {
     conn.close().map_err(|(_, e)| e).at(path)
 }
 
-/// Builds a complete `system` tenant database at `path` (a new file) with `owner` as its owner;
-/// returns the owner id.
-pub fn build(path: &Path, owner: &str) -> Result<String> {
+/// Builds a complete tenant database at `path` (a new file) at the latest version of the
+/// deployment's migration `set`, with `owner` as its owner; returns the owner id.
+pub fn build(path: &Path, owner: &str, set: &MigrationSet) -> Result<String> {
     let mut conn = open_build(path)?;
     let tx = conn.transaction().at(path)?;
-    tx.execute_batch(SYSTEM_SQL).at(path)?;
+    set.execute_schema(&tx, path)?;
     let owner_id = add_owner(&tx, owner).at(path)?;
     tx.commit().at(path)?;
     finish_build(conn, path)?;

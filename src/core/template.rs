@@ -20,6 +20,7 @@ use super::fixture::{self, FixtureVersion, Loaded};
 use super::fsutil;
 use super::ids;
 use super::layout::Layout;
+use super::migrate::MigrationSet;
 use super::names;
 use super::schema;
 use super::system;
@@ -43,6 +44,10 @@ pub struct Meta {
     pub built_at: String,
     /// The tenant schema version of the template database.
     pub schema_version: i64,
+    /// The migrations it was built with, `V<version>:<checksum>` each (`set_fingerprint`);
+    /// empty in sidecars written before monkctl recorded them.
+    #[serde(default)]
+    pub migrations: Vec<String>,
     /// `fixture::checksum_hex` of the whole `.db` file.
     pub checksum: String,
     pub size_bytes: u64,
@@ -100,11 +105,17 @@ pub fn build(ws: &Workspace, fixtures_dir: &Path, name: &str, wanted: &[String])
         ));
     }
     let loaded = fixture::prepare(fixtures_dir, wanted)?;
+    let set = ws.migration_set()?;
     let _lock = lock(&ws.layout, name)?;
-    build_locked(&ws.layout, name, &loaded)
+    build_locked(&ws.layout, set, name, &loaded)
 }
 
-fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> {
+fn build_locked(
+    layout: &Layout,
+    set: &MigrationSet,
+    name: &str,
+    loaded: &[Loaded],
+) -> Result<Meta> {
     let (db_path, meta_path) = paths(layout, name);
     fsutil::create_private_dir(&layout.templates_dir())?;
     let previous = read_meta(&meta_path).ok().flatten();
@@ -115,7 +126,7 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
         let mut conn = system::open_build(&tmp)?;
         // A private file being built: an error discards it, so no rollback is needed.
         conn.execute_batch("BEGIN").at(&tmp)?;
-        conn.execute_batch(system::SYSTEM_SQL).at(&tmp)?;
+        set.execute_schema(&conn, &tmp)?;
         let plan: Vec<&Loaded> = loaded.iter().collect();
         fixture::apply_guarded(&mut conn, &tmp, &plan, &mut |e| Err(e))?;
         fixture::commit(&conn, &tmp)?;
@@ -132,6 +143,7 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
         generation: previous.map(|m| m.generation + 1).unwrap_or(1),
         built_at: ids::now_iso(),
         schema_version,
+        migrations: set_fingerprint(set),
         checksum: fixture::checksum_hex(&bytes),
         size_bytes: bytes.len() as u64,
         system_version: fixture::system_version(),
@@ -191,16 +203,13 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
     // The `system` template is derived data: whatever is wrong with it (no sidecar, an unreadable
     // one, another system fixture, a file that fails its checksum after a damaged disk or a build
     // interrupted between its renames), it is rebuilt rather than refused.
+    let set = ws.migration_set()?;
     let mut meta = match read_meta(&meta_path) {
         Err(_) if name == SYSTEM => None,
         other => other?,
     };
-    if name == SYSTEM
-        && meta
-            .as_ref()
-            .is_none_or(|m| m.system_version != fixture::system_version())
-    {
-        meta = Some(build_locked(&ws.layout, SYSTEM, &[])?);
+    if name == SYSTEM && meta.as_ref().is_none_or(|m| stale(m, set).is_some()) {
+        meta = Some(build_locked(&ws.layout, set, SYSTEM, &[])?);
     }
     let Some(mut meta) = meta else {
         return Err(Error::FileNotFound {
@@ -212,11 +221,11 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
         });
     };
     if name != SYSTEM {
-        refuse_other_version(&meta)?;
+        refuse_other_version(&meta, set)?;
     }
     let mut bytes = read_if_exists(&db_path)?;
     if name == SYSTEM && !matches(&bytes, &meta) {
-        meta = build_locked(&ws.layout, SYSTEM, &[])?;
+        meta = build_locked(&ws.layout, set, SYSTEM, &[])?;
         bytes = read_if_exists(&db_path)?;
     }
     let Some(bytes) = bytes.filter(|b| fixture::checksum_hex(b) == meta.checksum) else {
@@ -269,24 +278,56 @@ fn matches(bytes: &Option<Vec<u8>>, meta: &Meta) -> bool {
         .is_some_and(|b| fixture::checksum_hex(b) == meta.checksum)
 }
 
-/// A user template built from another `system` fixture or at another tenant schema version than
-/// this binary's would give tenants a schema the binary does not create (and the registry would
-/// record them as if it did): it is refused (exit 7) until rebuilt. The `system` template is
-/// rebuilt instead, as it holds nothing but derived data.
-fn refuse_other_version(meta: &Meta) -> Result<()> {
-    let (system_version, schema_version) =
-        (fixture::system_version(), schema::latest_tenant_version());
-    if meta.system_version == system_version && meta.schema_version == schema_version {
-        return Ok(());
+/// The deployment's migrations as a template records them: `V<version>:<checksum>` each.
+fn set_fingerprint(set: &MigrationSet) -> Vec<String> {
+    set.migs
+        .iter()
+        .map(|m| format!("V{}:{}", m.version, m.checksum))
+        .collect()
+}
+
+/// Why a template no longer matches this deployment, if it does not: another `system` fixture,
+/// or a migration set that moved on (another latest version, or migrations added or edited
+/// since it was built; a sidecar from before migrations were recorded is judged by version).
+fn stale(meta: &Meta, set: &MigrationSet) -> Option<String> {
+    let system_version = fixture::system_version();
+    if meta.system_version != system_version {
+        return Some(format!(
+            "it was built from system fixture {}, but this monkctl has {system_version}",
+            meta.system_version
+        ));
     }
+    let latest = set.latest();
+    if meta.schema_version != latest {
+        return Some(format!(
+            "it was built at tenant schema version {}, but the deployment's migrations are at version {latest}",
+            meta.schema_version
+        ));
+    }
+    if !meta.migrations.is_empty() && meta.migrations != set_fingerprint(set) {
+        return Some(
+            "the deployment's migrations were added to or edited since it was built".to_string(),
+        );
+    }
+    None
+}
+
+/// A user template that no longer matches the deployment's schema would give tenants a schema
+/// the deployment does not create (and the registry would record them as if it did): it is
+/// refused (exit 7) until rebuilt. The `system` template is rebuilt instead, as it holds nothing
+/// but derived data.
+fn refuse_other_version(meta: &Meta, set: &MigrationSet) -> Result<()> {
+    let Some(why) = stale(meta, set) else {
+        return Ok(());
+    };
     let fixtures: String = meta
         .fixtures
         .iter()
         .map(|f| format!(" --fixture {}", f.name))
         .collect();
     Err(Error::Unsupported(format!(
-        "template '{}' was built from system fixture {} at tenant schema version {}, but this monkctl has system fixture {system_version} at schema version {schema_version}; rebuild it with `monkctl template build {}{fixtures}`",
-        meta.name, meta.system_version, meta.schema_version, meta.name
+        "template '{}' is stale: {why}; rebuild it with `monkctl template build {}{fixtures}`",
+        meta.name, meta.name
     )))
 }
 
@@ -411,12 +452,15 @@ fn clone_into(image: &Image, extra: &[Loaded], path: &Path, spec: &CreateSpec) -
         fixture::apply_all(&mut conn, path, &plan)?;
     }
     system::finish_build(conn, path)?;
-    let mut versions: Vec<(String, String)> = image
-        .meta
-        .fixtures
-        .iter()
-        .map(|f| (f.name.clone(), f.version.clone()))
-        .collect();
+    let mut versions: Vec<(String, String)> =
+        vec![(SYSTEM.to_string(), image.meta.system_version.clone())];
+    versions.extend(
+        image
+            .meta
+            .fixtures
+            .iter()
+            .map(|f| (f.name.clone(), f.version.clone())),
+    );
     versions.extend(
         plan.iter()
             .map(|l| (l.fixture.name.clone(), l.fixture.version.clone())),

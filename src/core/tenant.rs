@@ -14,9 +14,11 @@ use serde::Serialize;
 
 use super::db;
 use super::error::{Context, Error, Result};
+use super::fixture;
 use super::fsutil;
 use super::ids;
 use super::layout::Layout;
+use super::migrate::MigrationSet;
 use super::names;
 use super::progress::Progress;
 use super::registry::{FixtureRow, Registry, TenantRow, Writer};
@@ -52,12 +54,26 @@ pub struct Built {
 /// Builds a complete tenant database at a new private path.
 pub type Builder<'a> = dyn Fn(&Path, &CreateSpec) -> Result<Built> + Sync + 'a;
 
-/// The builder of a plain tenant: the `system` fixture executed into a new file.
-pub fn system_builder(path: &Path, spec: &CreateSpec) -> Result<Built> {
-    Ok(Built {
-        owner_id: system::build(path, &spec.owner)?,
-        ..Built::default()
-    })
+/// The builder of a plain tenant: the `system` fixture and the deployment's later migrations
+/// executed into a new file; the tenant records its `system` fixture.
+pub fn system_builder(
+    set: &MigrationSet,
+) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + '_ {
+    move |path: &Path, spec: &CreateSpec| {
+        Ok(Built::with_system(system::build(path, &spec.owner, set)?))
+    }
+}
+
+impl Built {
+    /// What a tenant built from the `system` fixture holds, before any other fixture.
+    pub fn with_system(owner_id: String) -> Built {
+        Built {
+            owner_id,
+            fixtures: vec![fixture::SYSTEM.to_string()],
+            fixture_versions: vec![(fixture::SYSTEM.to_string(), fixture::system_version())],
+            ..Built::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

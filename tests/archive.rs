@@ -786,7 +786,7 @@ fn an_older_schema_is_reported_and_migrate_brings_it_up_to_date() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["needs_migration"], true);
     assert_eq!(v["schema_version"], 1);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("monkctl migrate up --tenant acme_old"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("migrate up --tenant acme_old"));
 }
 
 #[test]

@@ -217,7 +217,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;tenant;purge' {
-            [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Retention: purge tenants deleted longer ago than this (s, m, h, d, w)')
+            [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Retention: purge tenants deleted longer ago than this (a number and a unit: ms, s, m, h, d, w)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -667,7 +667,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
-            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)')
+            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -685,7 +685,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
-            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)')
+            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -703,7 +703,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
-            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)')
+            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -723,7 +723,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;migrate;undo' {
-            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)')
+            [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -769,7 +769,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         }
         'monkctl;migrate;snapshots;prune' {
             [CompletionResult]::new('--keep', '--keep', [CompletionResultType]::ParameterName, 'Keep the newest N runs')
-            [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Remove runs older than this (s, m, h, d, w)')
+            [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Remove runs older than this (a number and a unit: ms, s, m, h, d, w)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')

@@ -202,7 +202,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --version 'Print version'
         }
         &'monkctl;tenant;purge'= {
-            cand --older-than 'Retention: purge tenants deleted longer ago than this (s, m, h, d, w)'
+            cand --older-than 'Retention: purge tenants deleted longer ago than this (a number and a unit: ms, s, m, h, d, w)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -601,7 +601,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --tenant 'Only these tenants (repeatable, or comma-separated)'
             cand --target 'Stop at this version instead of the latest'
             cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
-            cand --busy-timeout 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)'
+            cand --busy-timeout 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -618,7 +618,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --tenant 'Only these tenants (repeatable, or comma-separated)'
             cand --target 'Stop at this version instead of the latest'
             cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
-            cand --busy-timeout 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)'
+            cand --busy-timeout 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -635,7 +635,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --tenant 'Only these tenants (repeatable, or comma-separated)'
             cand --target 'Stop at this version instead of the latest'
             cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
-            cand --busy-timeout 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)'
+            cand --busy-timeout 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -654,7 +654,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --version 'Print version'
         }
         &'monkctl;migrate;undo'= {
-            cand --busy-timeout 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)'
+            cand --busy-timeout 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -697,7 +697,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         }
         &'monkctl;migrate;snapshots;prune'= {
             cand --keep 'Keep the newest N runs'
-            cand --older-than 'Remove runs older than this (s, m, h, d, w)'
+            cand --older-than 'Remove runs older than this (a number and a unit: ms, s, m, h, d, w)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'

@@ -200,7 +200,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l older-than -d 'Retention: purge tenants deleted longer ago than this (s, m, h, d, w)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l older-than -d 'Retention: purge tenants deleted longer ago than this (a number and a unit: ms, s, m, h, d, w)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -515,7 +515,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l target -d 'Stop at this version instead of the latest' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l busy-timeout -d 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l busy-timeout -d 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -531,7 +531,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l target -d 'Stop at this version instead of the latest' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l busy-timeout -d 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l busy-timeout -d 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -547,7 +547,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l target -d 'Stop at this version instead of the latest' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l busy-timeout -d 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l busy-timeout -d 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -564,7 +564,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s y -l yes -d 'Do not ask for confirmation of destructive migrations (required without a terminal)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l busy-timeout -d 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l busy-timeout -d 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F

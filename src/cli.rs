@@ -409,7 +409,7 @@ pub struct DeleteArgs {
 
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
-    /// Retention: purge tenants deleted longer ago than this (s, m, h, d, w)
+    /// Retention: purge tenants deleted longer ago than this (a number and a unit: ms, s, m, h, d, w)
     #[arg(long, value_name = "DURATION", default_value = "30d")]
     pub older_than: String,
 
@@ -535,7 +535,7 @@ pub struct MigrateSelect {
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)
+    /// How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_BUSY_TIMEOUT)]
     pub busy_timeout: String,
 }
@@ -567,7 +567,7 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct UndoArgs {
-    /// How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)
+    /// How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub busy_timeout: String,
 
@@ -590,7 +590,7 @@ pub struct PruneSnapshotsArgs {
     #[arg(long, value_name = "N")]
     pub keep: Option<usize>,
 
-    /// Remove runs older than this (s, m, h, d, w)
+    /// Remove runs older than this (a number and a unit: ms, s, m, h, d, w)
     #[arg(long, value_name = "DURATION")]
     pub older_than: Option<String>,
 

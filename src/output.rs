@@ -153,7 +153,11 @@ impl<W: Write> JsonStream<W> {
 
     /// Closes the list, writes the rest of the outer object (`outer_rest`'s fields) and the
     /// fields of `tail`, and flushes.
-    pub fn finish(mut self, outer_rest: &impl Serialize, tail: &impl Serialize) -> io::Result<()> {
+    pub fn finish(self, outer_rest: &impl Serialize, tail: &impl Serialize) -> io::Result<()> {
+        reader_gone_is_done(self.close(outer_rest, tail))
+    }
+
+    fn close(mut self, outer_rest: &impl Serialize, tail: &impl Serialize) -> io::Result<()> {
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -186,8 +190,17 @@ pub fn opt<T: ToString>(v: &Option<T>) -> String {
 pub fn print<T: Render>(format: Format, value: &T) -> io::Result<()> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    write(&mut out, format, value)?;
-    out.flush()
+    reader_gone_is_done(write(&mut out, format, value).and_then(|_| out.flush()))
+}
+
+/// A reader that closed the pipe (`monkctl ... | head`) wants no more output: writing stops
+/// there, and the command goes on to exit with the code its result decides, never with one that
+/// rendering decided.
+pub fn reader_gone_is_done(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 pub fn write<T: Render>(out: &mut dyn Write, format: Format, value: &T) -> io::Result<()> {

@@ -673,3 +673,41 @@ fn what_templates_fixtures_and_restores_leave_is_not_a_problem() {
     assert_eq!(saved[0]["severity"], "info");
     assert!(with_code(&v, "orphan_file").is_empty(), "{v:#}");
 }
+
+/// `<data>/snapshots/` holds whole tenant copies taken before destructive migrations: their
+/// permissions are checked and repaired like the tenants'.
+#[test]
+fn snapshot_copies_with_wide_permissions_are_found_and_repaired() {
+    let env = setup();
+    let mig = env.root().join("mig");
+    fs::create_dir_all(&mig).unwrap();
+    fs::write(mig.join("V2__drop_filters.sql"), "DROP TABLE filters;\n").unwrap();
+    env.ok(&[
+        "--migrations",
+        mig.to_str().unwrap(),
+        "migrate",
+        "up",
+        "--allow-destructive",
+        "--yes",
+    ]);
+    let copies: Vec<std::path::PathBuf> = fs::read_dir(env.data().join("snapshots"))
+        .unwrap()
+        .flatten()
+        .filter(|r| r.path().is_dir())
+        .flat_map(|r| fs::read_dir(r.path()).unwrap().flatten().map(|f| f.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "db"))
+        .collect();
+    assert!(!copies.is_empty());
+    fs::set_permissions(&copies[0], fs::Permissions::from_mode(0o644)).unwrap();
+    let (v, code) = doctor(&env, &["--migrations", mig.to_str().unwrap()]);
+    let wide = with_code(&v, "permissions_too_wide");
+    assert_eq!(code, 10, "{v:#}");
+    assert!(
+        wide.iter()
+            .any(|f| f["path"].as_str() == copies[0].to_str()),
+        "{v:#}"
+    );
+    doctor(&env, &["--migrations", mig.to_str().unwrap(), "--repair"]);
+    let mode = fs::metadata(&copies[0]).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -848,3 +848,75 @@ fn destructive_migrations_on_tables_only_tenants_have_run_and_are_undone() {
     env.ok(&["migrate", "undo", "--yes"]);
     assert_eq!(names(&env), ["a", "b", "c"]);
 }
+
+/// The exit code is decided by the result, never by rendering: a reader that closed the pipe
+/// (`monkctl ... | head -c 100`) does not turn a partial failure into success.
+#[test]
+fn a_closed_pipe_keeps_the_exit_code_of_the_result() {
+    let env = env_with(&["acme", "beta"]);
+    std::fs::write(
+        env.tenant_file("beta"),
+        b"this is not a database, not at all......",
+    )
+    .unwrap();
+    let run_into_closed_pipe = |args: &[&str]| -> (Option<i32>, String) {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // every write to stdout now fails with EPIPE
+        let out = env
+            .std_cmd()
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for format in ["json", "table"] {
+        let (code, err) = run_into_closed_pipe(&["--format", format, "migrate", "status"]);
+        assert_eq!(code, Some(8), "{format}: {err}");
+    }
+    let dir = mig_dir(&env, &[("V2__add_nick.sql", ADD_NICK)]);
+    let (code, err) = run_into_closed_pipe(&[
+        "--format",
+        "json",
+        "migrate",
+        "--migrations",
+        &m(&dir),
+        "up",
+    ]);
+    assert_eq!(code, Some(8), "{err}");
+    assert!(
+        err.contains("retry with:") && err.contains("--tenant beta"),
+        "{err}"
+    );
+    // A command that succeeds still exits 0 into a closed pipe.
+    let (code, err) = run_into_closed_pipe(&["--format", "json", "tenant", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// `tenant vacuum` (ANALYZE) and the API's `PRAGMA optimize` write statistics, not content: a
+/// tenant analysed after a destructive run is still undone.
+#[test]
+fn undo_restores_a_tenant_analysed_after_the_run() {
+    let env = env_with(&["acme"]);
+    let dir = mig_dir(&env, &[("V2__drop_filters.sql", "DROP TABLE filters;\n")]);
+    env.ok(&[
+        "migrate",
+        "--migrations",
+        &m(&dir),
+        "up",
+        "--allow-destructive",
+        "--yes",
+    ]);
+    assert!(!has_object(&env, "acme", "filters"));
+    env.ok(&["tenant", "vacuum", "acme"]);
+    env.open(&env.tenant_file("acme"))
+        .execute_batch("ANALYZE; PRAGMA optimize;")
+        .unwrap();
+    let undo = env.json(&["migrate", "undo", "--yes"]);
+    assert_eq!(result_of(&undo, "acme")["ok"], true, "{undo}");
+    assert!(has_object(&env, "acme", "filters"));
+}

@@ -718,4 +718,10 @@ fn an_absurd_retention_is_refused_not_wrapped() {
     assert_eq!(snapshot(&env.data()), before);
     let v = env.json(&["tenant", "purge", "--older-than", "1000w", "--yes"]);
     assert_eq!(v["purged"].as_array().unwrap().len(), 0);
+    // A bare number is no duration: it once meant days here and seconds elsewhere.
+    let e = env.fails(&["tenant", "purge", "--older-than", "30", "--yes"], 2);
+    assert!(e.contains("no unit") && e.contains("30d"), "{e}");
+    let e = env.fails(&["migrate", "status", "--busy-timeout", "5"], 2);
+    assert!(e.contains("no unit"), "{e}");
+    assert_eq!(snapshot(&env.data()), before);
 }

@@ -506,7 +506,12 @@ fn copy_registry(infra: &Path, final_path: &Path, force: bool) -> Result<Extract
         let jm: String = dst
             .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
             .at(tmp.path())?;
-        debug_assert_eq!(jm.to_ascii_lowercase(), "delete");
+        if !jm.eq_ignore_ascii_case("delete") {
+            return Err(Error::Other(format!(
+                "{}: the registry copy stayed in journal mode '{jm}' instead of 'delete'; an archive must be one self-contained file",
+                tmp.path().display()
+            )));
+        }
         dst.close().map_err(|(_, e)| e).at(tmp.path())?;
     }
     fsutil::sync_file(tmp.path())?;

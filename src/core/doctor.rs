@@ -825,6 +825,28 @@ fn check_dir_permissions(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             out.push(permission_finding(&p, mode, false, None));
         }
     }
+    // The snapshots of destructive migrations are whole tenant copies: every run directory and
+    // every file in it is checked, not only the top directory.
+    let snapshots = l.snapshots_dir();
+    if let Some(mode) = fsutil::wider_than_owner(&snapshots) {
+        out.push(permission_finding(&snapshots, mode, true, None));
+    }
+    for run in fs::read_dir(&snapshots).into_iter().flatten().flatten() {
+        let run = run.path();
+        let is_dir = run.is_dir();
+        if let Some(mode) = fsutil::wider_than_owner(&run) {
+            out.push(permission_finding(&run, mode, is_dir, None));
+        }
+        if !is_dir {
+            continue;
+        }
+        for f in fs::read_dir(&run).into_iter().flatten().flatten() {
+            let f = f.path();
+            if let Some(mode) = fsutil::wider_than_owner(&f) {
+                out.push(permission_finding(&f, mode, f.is_dir(), None));
+            }
+        }
+    }
 }
 
 /// The tables and columns of a database: table → column → (type, notnull, pk).

@@ -171,19 +171,11 @@ pub fn place_new_unsynced(tmp: &Path, final_path: &Path) -> Result<()> {
     Ok(())
 }
 
-extern "C" {
-    /// `syncfs(2)` (Linux, glibc and musl): writes out everything of one file system.
-    fn syncfs(fd: std::os::raw::c_int) -> std::os::raw::c_int;
-    /// `sync_file_range(2)` (Linux): here only to start writing a file's dirty pages back.
-    fn sync_file_range(fd: std::os::raw::c_int, offset: i64, nbytes: i64, flags: u32) -> i32;
-}
-
 /// Starts writing back what is dirty of `f` without waiting for it (no durability by itself).
 fn start_writeback(f: &File) {
     use std::os::fd::AsRawFd;
-    const SYNC_FILE_RANGE_WRITE: u32 = 2;
     // SAFETY: a valid open descriptor; offset 0 and length 0 mean the whole file.
-    let rc = unsafe { sync_file_range(f.as_raw_fd(), 0, 0, SYNC_FILE_RANGE_WRITE) };
+    let rc = unsafe { libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
     if rc != 0 {
         let _ = f.sync_data();
     }
@@ -212,7 +204,7 @@ impl FsSyncer {
         use std::os::unix::io::AsRawFd;
         // SAFETY: `syncfs` takes a file descriptor and touches no memory of ours; the descriptor
         // is valid for the whole call because `self.handle` owns it and outlives the call.
-        let rc = unsafe { syncfs(self.handle.as_raw_fd()) };
+        let rc = unsafe { libc::syncfs(self.handle.as_raw_fd()) };
         if rc == 0 {
             Ok(())
         } else {
@@ -229,35 +221,21 @@ pub fn available_bytes(path: &Path) -> Option<u64> {
     statvfs_available(existing)
 }
 
-#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 fn statvfs_available(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
-    /// `struct statvfs` of 64-bit Linux (glibc and musl agree on the fields read here), with
-    /// room to spare after them so that no libc can write past it.
-    #[repr(C)]
-    #[derive(Default)]
-    struct StatVfs {
-        f_bsize: u64,
-        f_frsize: u64,
-        f_blocks: u64,
-        f_bfree: u64,
-        f_bavail: u64,
-        rest: [u64; 32],
-    }
-    extern "C" {
-        fn statvfs(path: *const std::os::raw::c_char, buf: *mut StatVfs) -> std::os::raw::c_int;
-    }
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut buf = StatVfs::default();
-    // SAFETY: `c` is a NUL-terminated path that lives through the call, and `buf` is a writable
-    // buffer larger than any `struct statvfs` of this target.
-    let rc = unsafe { statvfs(c.as_ptr(), &mut buf) };
-    (rc == 0).then(|| buf.f_bavail.saturating_mul(buf.f_frsize))
-}
-
-#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-fn statvfs_available(_path: &Path) -> Option<u64> {
-    None
+    let mut buf = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path that lives through the call, and `buf` is a
+    // `struct statvfs` as libc declares it for this target; it is read only when the call
+    // succeeded and so filled it.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), buf.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it wrote the whole struct.
+    let st = unsafe { buf.assume_init() };
+    #[allow(clippy::useless_conversion)] // fsblkcnt_t and c_ulong are u64 on 64-bit Linux only
+    Some(u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize)))
 }
 
 /// Moves `path` into `dir` under a name that does not exist there yet; returns the new path.

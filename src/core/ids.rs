@@ -1,29 +1,37 @@
 //! Random identifiers (UUID v4) and timestamps in the two forms the API writes.
 //!
-//! Randomness comes from SQLite's own CSPRNG (seeded from the operating system), so no extra
-//! dependency is needed. Owns no I/O besides reading the clock.
+//! UUIDs come from the `uuid` crate, calendar arithmetic and timestamp parsing from `time`:
+//! only valid dates and times are accepted (no 2026-02-31, no hour 25), since they feed purge
+//! cutoffs. Owns no I/O besides reading the clock.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
 /// A fresh random UUID v4, lower-case hyphenated, as the API writes ids.
 pub fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    // SAFETY: sqlite3_randomness writes exactly `len` bytes into the buffer it is given.
-    unsafe { rusqlite::ffi::sqlite3_randomness(16, b.as_mut_ptr().cast()) };
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    // Written digit by digit: a clone asks for one id per row, and formatting each byte through
-    // `format!` cost more than the SQL that uses the id.
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(36);
-    for (i, x) in b.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push(HEX[usize::from(x >> 4)] as char);
-        out.push(HEX[usize::from(x & 0x0f)] as char);
-    }
-    out
+    uuid::Uuid::new_v4().hyphenated().to_string()
+}
+
+/// The API's form: `2026-11-23T03:25:53.112Z`.
+const API_FORM: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// A file-name stamp: `20261123T032553Z`.
+const FILE_FORM: &[BorrowedFormatItem<'static>] =
+    format_description!("[year][month][day]T[hour][minute][second]Z");
+
+/// What the files hold: the API's form (fraction and `Z` optional) or SQL's
+/// `CURRENT_TIMESTAMP` form `2026-11-23 03:25:53`.
+const READ_FORM: &[BorrowedFormatItem<'static>] = format_description!(
+    version = 2,
+    "[year]-[month]-[day][first [T][ ]][hour]:[minute]:[second][optional [.[subsecond]]][optional [Z]]"
+);
+
+fn utc(t: SystemTime) -> OffsetDateTime {
+    OffsetDateTime::from(t)
 }
 
 /// Now as the API writes it: `2026-11-23T03:25:53.112Z`.
@@ -32,140 +40,80 @@ pub fn now_iso() -> String {
 }
 
 pub fn iso_from(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (y, mo, da, h, mi, s) = civil(d.as_secs() as i64);
-    format!(
-        "{y:04}-{mo:02}-{da:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
-        d.subsec_millis()
-    )
+    utc(t)
+        .format(API_FORM)
+        .expect("a UTC time formats in the API's form")
 }
 
 /// Compact UTC stamp for file names: `20261123T032553Z`.
 pub fn file_stamp(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (y, mo, da, h, mi, s) = civil(d.as_secs() as i64);
-    format!("{y:04}{mo:02}{da:02}T{h:02}{mi:02}{s:02}Z")
-}
-
-fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m,
-        d,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-    )
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    utc(t)
+        .format(FILE_FORM)
+        .expect("a UTC time formats as a file stamp")
 }
 
 /// Parses both timestamp forms the files hold (`2026-11-23T03:25:53.112Z` and
-/// `2026-11-23 03:25:53`) into seconds since the epoch, UTC. `None` for anything else.
+/// `2026-11-23 03:25:53`) into seconds since the epoch, UTC. `None` for anything else,
+/// impossible dates and times included.
 pub fn parse_timestamp(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let b = s.as_bytes();
-    if b.len() < 19 || !(b[10] == b'T' || b[10] == b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' || mo == 0 || mo > 12 {
-        return None;
-    }
-    Some(
-        days_from_civil(i64::from(y), mo, d) * 86_400
-            + i64::from(h) * 3600
-            + i64::from(mi) * 60
-            + i64::from(se),
-    )
+    parse_timestamp_ms(s).map(|ms| ms.div_euclid(1000))
 }
 
 /// Like `parse_timestamp`, in milliseconds (the API's form carries them; the SQL form has none).
 pub fn parse_timestamp_ms(s: &str) -> Option<i64> {
-    let secs = parse_timestamp(s)?;
-    let s = s.trim();
-    let ms = s
-        .get(19..)
-        .and_then(|rest| rest.strip_prefix('.'))
-        .map(|f| {
-            let digits: String = f.chars().take_while(char::is_ascii_digit).take(3).collect();
-            format!("{digits:0<3}").parse::<i64>().unwrap_or(0)
-        })
-        .unwrap_or(0);
-    Some(secs * 1000 + ms)
+    let t = PrimitiveDateTime::parse(s.trim(), READ_FORM)
+        .ok()?
+        .assume_utc();
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-/// Parses a retention like `30d`, `12h`, `90m`, `45s`, `2w`.
+/// The one duration grammar of every flag that takes one (`--older-than`, `--busy-timeout`, ...):
+/// a whole number and a unit, `ms`, `s`, `m`, `h`, `d` or `w` (`500ms`, `5s`, `30d`, `2w`); `0`
+/// alone is zero. A bare number is refused: it would mean seconds to one reader and days to
+/// another, and `--older-than 30` purging what was deleted 30 seconds ago is not a guess to make.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration: use a number and a unit, like 30d"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" | "" => 86_400,
-        "w" => 7 * 86_400,
-        _ => {
+    let n: u64 = n.parse().map_err(|_| {
+        format!("'{s}' is not a duration: use a whole number and a unit (ms, s, m, h, d, w), like 500ms, 5s or 30d")
+    })?;
+    let ms: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        "" if n == 0 => 1,
+        "" => {
             return Err(format!(
-                "'{s}' has an unknown unit '{unit}': use s, m, h, d or w"
+                "'{s}' has no unit: write {s}s, {s}m, {s}d or another unit (ms, s, m, h, d, w)"
             ))
         }
-    };
-    n.checked_mul(mult)
-        .filter(|s| *s <= 1_000 * 365 * 86_400)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("'{s}' is longer than 1000 years"))
-}
-
-/// A wait such as a busy timeout: a number with `ms`, `s` or `m`; a bare number is seconds.
-/// At most one hour (SQLite's busy timeout counts milliseconds in an int).
-pub fn parse_wait(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| {
-        format!("'{s}' is not a wait: use a number and a unit, like 500ms, 5s or 2m")
-    })?;
-    let ms = match unit {
-        "ms" => 1,
-        "s" | "" => 1_000,
-        "m" => 60_000,
         _ => {
             return Err(format!(
-                "'{s}' has an unknown unit '{unit}': use ms, s or m (a bare number is seconds)"
+                "'{s}' has an unknown unit '{unit}': use ms, s, m, h, d or w"
             ))
         }
     };
     n.checked_mul(ms)
-        .filter(|ms| *ms <= 3_600_000)
+        .filter(|ms| *ms <= 1_000 * 365 * 86_400_000)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("'{s}' is longer than the one hour a wait may last"))
+        .ok_or_else(|| format!("'{s}' is longer than 1000 years"))
+}
+
+/// A wait such as a busy timeout: `parse_duration`, at most one hour (SQLite's busy timeout
+/// counts milliseconds in an int).
+pub fn parse_wait(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d > Duration::from_secs(3600) {
+        return Err(format!(
+            "'{}' is longer than the one hour a wait may last",
+            s.trim()
+        ));
+    }
+    Ok(d)
 }
 
 pub fn unix_now() -> i64 {
@@ -180,16 +128,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn waits_take_ms_s_m_and_bare_seconds() {
+    fn one_duration_grammar_with_a_unit_always() {
         assert_eq!(parse_wait("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_wait("5"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_wait("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_wait("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_wait("0"), Ok(Duration::ZERO));
-        assert!(parse_wait("1d").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_wait("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_wait("5").unwrap_err().contains("no unit"));
+        assert!(parse_wait("1d").unwrap_err().contains("one hour"));
         assert!(parse_wait("61m").unwrap_err().contains("one hour"));
         assert!(parse_wait("99999999999999999999").is_err());
         assert!(parse_wait("fast").is_err());
+        assert!(parse_duration("30").unwrap_err().contains("30d"));
+        assert!(parse_duration("3y").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_duration("2w").unwrap().as_secs(), 14 * 86_400);
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
     }
 
     #[test]
@@ -222,6 +175,19 @@ mod tests {
             Some(1_795_404_353_000)
         );
         assert_eq!(file_stamp(t), "20261123T032553Z");
+        // Only real dates and times: they feed purge cutoffs.
+        for bad in [
+            "2026-02-31 00:00:00",
+            "2026-11-23 25:00:00",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T03:25:60.000Z",
+            "2026-11-23",
+            "2026-11-23T03:25:53.112Zjunk",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+        assert_eq!(parse_timestamp("2024-02-29 12:00:00"), Some(1_709_208_000));
+        assert_eq!(parse_timestamp("1969-12-31 23:59:59"), Some(-1));
     }
 
     #[test]

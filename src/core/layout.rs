@@ -230,6 +230,11 @@ impl Layout {
         self.data_dir.join("templates")
     }
 
+    /// Copies of tenants taken before destructive migrations, one directory per run.
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.data_dir.join("snapshots")
+    }
+
     /// Run-wide lock files live here.
     pub fn locks_dir(&self) -> PathBuf {
         self.data_dir.join("locks")

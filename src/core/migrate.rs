@@ -336,7 +336,7 @@ fn schema_sql(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     rows.collect()
 }
 
-/// FNV-1a, 64 bits: stable across builds (unlike std's hasher), for fingerprints kept on disk.
+/// FNV-1a, 64 bits: the form of fingerprints recorded before they were tagged (read only).
 struct Fnv(u64);
 
 impl Fnv {
@@ -356,10 +356,88 @@ impl Fnv {
     }
 }
 
+/// The tag of `content_hash`'s current form.
+const CONTENT_HASH_TAG: &str = "xxh3:";
+
 /// A fingerprint of a database's logical content (schema and every row), independent of how
-/// pages sit between the main file and the WAL. Used by undo to tell whether a tenant changed
-/// since the run that migrated it.
+/// pages sit between the main file and the WAL, and of what only describes the content: the
+/// statistics `ANALYZE` keeps (`sqlite_stat*`, written by `tenant vacuum` and the API's
+/// `PRAGMA optimize`) and the order pages happen to hold rows in (rows are read in rowid order,
+/// or primary-key order for WITHOUT ROWID tables). Tagged `xxh3:`; used by undo to tell whether
+/// a tenant changed since the run that migrated it.
 pub fn content_hash(conn: &Connection) -> rusqlite::Result<String> {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut field = |b: &[u8]| {
+        // Length-delimited, so that ("ab","c") and ("a","bc") differ.
+        h.update(&(b.len() as u64).to_le_bytes());
+        h.update(b);
+    };
+    let mut tables: Vec<(String, bool)> = Vec::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT m.type, m.name, coalesce(m.sql, ''), coalesce(t.wr, 0) FROM sqlite_master m \
+             LEFT JOIN pragma_table_list t ON t.schema = 'main' AND t.name = m.name \
+             WHERE m.name NOT LIKE 'sqlite\\_stat%' ESCAPE '\\' ORDER BY m.type, m.name",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let (t, n, s): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            field(t.as_bytes());
+            field(n.as_bytes());
+            field(s.as_bytes());
+            if t == "table" && !s.to_ascii_uppercase().starts_with("CREATE VIRTUAL") {
+                tables.push((n, r.get::<_, i64>(3)? != 0));
+            }
+        }
+    }
+    for (t, without_rowid) in tables {
+        field(t.as_bytes());
+        let order = if without_rowid {
+            let mut st =
+                conn.prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0 ORDER BY pk")?;
+            let pk = st
+                .query_map([&t], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            pk.iter()
+                .map(|c| db::quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            "_rowid_".to_string()
+        };
+        let mut st = conn.prepare(&format!(
+            "SELECT * FROM {} ORDER BY {order}",
+            db::quote_ident(&t)
+        ))?;
+        let n = st.column_count();
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            for i in 0..n {
+                match r.get_ref(i)? {
+                    ValueRef::Null => field(b"n"),
+                    ValueRef::Integer(v) => field(&[b"i".as_slice(), &v.to_le_bytes()].concat()),
+                    ValueRef::Real(v) => field(&[b"r".as_slice(), &v.to_le_bytes()].concat()),
+                    ValueRef::Text(v) => field(&[b"t".as_slice(), v].concat()),
+                    ValueRef::Blob(v) => field(&[b"b".as_slice(), v].concat()),
+                }
+            }
+        }
+    }
+    Ok(format!("{CONTENT_HASH_TAG}{:032x}", h.digest128()))
+}
+
+/// Whether a database's content is what a fingerprint recorded. Fingerprints of runs made
+/// before the tag (16 hex digits, FNV over unordered rows and statistics) are compared in
+/// their own form, so that those runs can still be undone.
+fn content_is(conn: &Connection, recorded: &str) -> rusqlite::Result<bool> {
+    if recorded.starts_with(CONTENT_HASH_TAG) {
+        return Ok(content_hash(conn)? == recorded);
+    }
+    Ok(legacy_content_hash(conn)? == recorded)
+}
+
+/// The untagged fingerprint of runs recorded before `content_hash` was tagged.
+fn legacy_content_hash(conn: &Connection) -> rusqlite::Result<String> {
     let mut h = Fnv::new();
     let mut tables = Vec::new();
     {
@@ -1118,13 +1196,13 @@ impl RunDir {
 }
 
 fn snapshots_dir(ws: &Workspace) -> PathBuf {
-    ws.layout.data_dir.join("snapshots")
+    ws.layout.snapshots_dir()
 }
 
 /// Copies the database through SQLite's backup API from a second connection: the migrating
 /// connection holds the write lock, so what this reads is exactly the state the migration
 /// starts from. The copy is written beside, synced, then renamed into place (0600).
-fn take_snapshot(path: &Path, run: &RunDir, t: &Target) -> Result<PathBuf> {
+fn take_snapshot(path: &Path, run: &RunDir, t: &Target, wait: Duration) -> Result<PathBuf> {
     run.ensure()?;
     let file = format!("{}.{}.db", t.database, t.schema);
     let dest = run.dir.join(&file);
@@ -1135,10 +1213,22 @@ fn take_snapshot(path: &Path, run: &RunDir, t: &Target) -> Result<PathBuf> {
         let mut dst = Connection::open(&tmp).at(&tmp)?;
         {
             let b = Backup::new(&src, &mut dst).at(&tmp)?;
+            // Busy or locked: another writer holds the tenant. Waited for as long as the run's
+            // --busy-timeout, like every other lock of the run, then reported as busy.
+            let deadline = std::time::Instant::now() + wait;
             loop {
                 match b.step(-1).at(&tmp)? {
                     StepResult::Done => break,
                     StepResult::More => {}
+                    _ if std::time::Instant::now() >= deadline => {
+                        return Err(Error::Busy {
+                            what: path.display().to_string(),
+                            detail: format!(
+                                "the snapshot before a destructive migration waited {} for another writer; nothing was changed, run it again (or raise --busy-timeout)",
+                                humantime(wait)
+                            ),
+                        })
+                    }
                     _ => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
@@ -1152,6 +1242,15 @@ fn take_snapshot(path: &Path, run: &RunDir, t: &Target) -> Result<PathBuf> {
         let _ = fs::remove_file(&tmp);
     }
     result.map(|_| dest)
+}
+
+/// `2.5s`, `500ms`: a wait as the flags write it.
+fn humantime(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 fn run_statements(conn: &Connection, path: &Path, m: &Mig, from: i64) -> Result<()> {
@@ -1317,7 +1416,7 @@ fn up_in_tx(cx: &UpCtx<'_>, t: &Target, conn: &Connection, path: &Path) -> Resul
                     destructive::summary(&findings)
                 )));
             }
-            snapshot = Some(take_snapshot(path, &cx.run, t)?);
+            snapshot = Some(take_snapshot(path, &cx.run, t, cx.opts.busy_timeout)?);
         }
     }
     conn.execute_batch(HISTORY_DDL).at(path)?;
@@ -1531,8 +1630,7 @@ fn restore_one(
     // the pages are replaced in one transaction; readers see the old or the new content.
     db::replace_content(&src, live, &path, timeout, || {
         let reader = db::open_for_inspection(&path)?;
-        let now = content_hash(&reader).at(&path)?;
-        if now != l.post_hash {
+        if !content_is(&reader, &l.post_hash).at(&path)? {
             return Err(Error::Conflict(format!(
                 "tenant '{}' changed since the migration run (its content differs from what the run left), so it was not restored; its snapshot stays at {}",
                 l.tenant,
@@ -1742,6 +1840,32 @@ mod tests {
         assert_eq!(applied.len(), 2);
         let report = runner.run(&mut conn).unwrap();
         assert!(report.applied_migrations().is_empty());
+    }
+
+    #[test]
+    fn content_hash_ignores_statistics_and_row_placement_and_reads_old_runs() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(
+            "CREATE TABLE t (a, b); CREATE INDEX t_a ON t (a);
+             CREATE TABLE w (k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+             INSERT INTO t VALUES (1, 'x'), (2, 'y'); INSERT INTO w VALUES ('b', 1), ('a', 2);",
+        )
+        .unwrap();
+        let h = content_hash(&c).unwrap();
+        assert!(h.starts_with(CONTENT_HASH_TAG), "{h}");
+        let legacy = legacy_content_hash(&c).unwrap();
+        // ANALYZE (tenant vacuum, the API's PRAGMA optimize) writes statistics, not content.
+        c.execute_batch("ANALYZE").unwrap();
+        assert_eq!(content_hash(&c).unwrap(), h);
+        assert_ne!(legacy_content_hash(&c).unwrap(), legacy);
+        // A run recorded before the tag is compared in its own form.
+        let c2 = Connection::open_in_memory().unwrap();
+        c2.execute_batch("CREATE TABLE t (a); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let old = legacy_content_hash(&c2).unwrap();
+        assert!(content_is(&c2, &old).unwrap());
+        c2.execute_batch("UPDATE t SET a = 2").unwrap();
+        assert!(!content_is(&c2, &old).unwrap());
     }
 
     #[test]

@@ -35,9 +35,12 @@ pub use registry::Registry;
 
 /// Environment variable naming a point where the process stops (pausing until killed), so that
 /// crash-safety tests can kill it with SIGKILL at an exact step: `MONKCTL_PAUSE_AT=tenant.placed`.
+/// Only debug builds (what `cargo test` runs) read it: a release binary never pauses.
 pub const PAUSE_ENV: &str = "MONKCTL_PAUSE_AT";
 
-/// Pauses here (printing `paused at NAME` on stderr) when `MONKCTL_PAUSE_AT` names this point.
+/// Pauses here (printing `paused at NAME` on stderr) when `MONKCTL_PAUSE_AT` names this point,
+/// in debug builds only.
+#[cfg(debug_assertions)]
 pub fn pause_point(name: &str) {
     static WANTED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let wanted = WANTED.get_or_init(|| std::env::var(PAUSE_ENV).ok());
@@ -46,6 +49,11 @@ pub fn pause_point(name: &str) {
         std::thread::sleep(std::time::Duration::from_secs(60));
     }
 }
+
+/// A release build has no pause points.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn pause_point(_name: &str) {}
 
 /// The resolved settings and the layout of the data directory they point at.
 #[derive(Debug, Clone)]

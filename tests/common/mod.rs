@@ -45,6 +45,24 @@ impl Env {
             .env_remove("MONK_CONFIG")
             .env_remove("MONK_FIXTURES_DIR")
             .env_remove("MONK_MIGRATIONS_DIR")
+            .env_remove("MONK_LAYOUT")
+            .env("HOME", self.root())
+            .env("XDG_CONFIG_HOME", self.root().join("xdg"))
+            .arg("--data-dir")
+            .arg(self.data());
+        c
+    }
+
+    /// `cmd()` as a `std::process::Command`, for a test that wires stdout itself.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_monkctl"));
+        c.current_dir(self.root())
+            .env_remove("MONK_DATA_DIR")
+            .env_remove("DATABASE_URL")
+            .env_remove("MONK_CONFIG")
+            .env_remove("MONK_FIXTURES_DIR")
+            .env_remove("MONK_MIGRATIONS_DIR")
+            .env_remove("MONK_LAYOUT")
             .env("HOME", self.root())
             .env("XDG_CONFIG_HOME", self.root().join("xdg"))
             .arg("--data-dir")

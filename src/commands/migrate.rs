@@ -230,7 +230,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                     p.yes,
                 )?;
             }
-            show(g.format, &List(migrate::prune(&ws, p.keep, older)?))
+            show(g.format, &List(migrate::prune(&ws, &due)?))
         }
     }
 }

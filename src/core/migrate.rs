@@ -1760,16 +1760,21 @@ pub fn prune_candidates(
         .collect())
 }
 
-/// Removes the snapshot runs `prune_candidates` names, under the run lock.
-pub fn prune(
-    ws: &Workspace,
-    keep: Option<usize>,
-    older_than: Option<Duration>,
-) -> Result<Vec<RunInfo>> {
+/// Removes exactly the snapshot runs given (those `prune_candidates` named and the user
+/// confirmed), under the run lock: a run that finished meanwhile shifts no window onto a run
+/// nobody confirmed. A run already gone is skipped.
+pub fn prune(ws: &Workspace, confirmed: &[RunInfo]) -> Result<Vec<RunInfo>> {
     let _lock = Lock::acquire(&run_lock_path(ws), "monkctl migrate snapshots prune")?;
-    let runs = prune_candidates(ws, keep, older_than)?;
-    for r in &runs {
-        fs::remove_dir_all(&r.path).at(&r.path)?;
+    let dir = snapshots_dir(ws);
+    let mut runs = Vec::new();
+    for r in confirmed {
+        // Only a run directory of this data directory's snapshots, whatever the list says.
+        names::path_component("snapshot run", &r.run_id)?;
+        let path = dir.join(&r.run_id);
+        if path.is_dir() {
+            fs::remove_dir_all(&path).at(&path)?;
+            runs.push(r.clone());
+        }
     }
     if !runs.is_empty() {
         fsutil::sync_dir(&snapshots_dir(ws))?;

@@ -19,6 +19,9 @@ _monkctl() {
             monkctl,archive)
                 cmd="monkctl__subcmd__archive"
                 ;;
+            monkctl,completion)
+                cmd="monkctl__subcmd__completion"
+                ;;
             monkctl,config)
                 cmd="monkctl__subcmd__config"
                 ;;
@@ -30,9 +33,6 @@ _monkctl() {
                 ;;
             monkctl,fixture)
                 cmd="monkctl__subcmd__fixture"
-                ;;
-            monkctl,generate-docs)
-                cmd="monkctl__subcmd__generate__subcmd__docs"
                 ;;
             monkctl,help)
                 cmd="monkctl__subcmd__help"
@@ -109,6 +109,9 @@ _monkctl() {
             monkctl__subcmd__help,archive)
                 cmd="monkctl__subcmd__help__subcmd__archive"
                 ;;
+            monkctl__subcmd__help,completion)
+                cmd="monkctl__subcmd__help__subcmd__completion"
+                ;;
             monkctl__subcmd__help,config)
                 cmd="monkctl__subcmd__help__subcmd__config"
                 ;;
@@ -120,9 +123,6 @@ _monkctl() {
                 ;;
             monkctl__subcmd__help,fixture)
                 cmd="monkctl__subcmd__help__subcmd__fixture"
-                ;;
-            monkctl__subcmd__help,generate-docs)
-                cmd="monkctl__subcmd__help__subcmd__generate__subcmd__docs"
                 ;;
             monkctl__subcmd__help,help)
                 cmd="monkctl__subcmd__help__subcmd__help"
@@ -398,7 +398,7 @@ _monkctl() {
 
     case "${cmd}" in
         monkctl)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version init config tenant fixture template extract archive restore doctor migrate generate-docs help"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version init config tenant fixture template extract archive restore doctor migrate completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -570,6 +570,44 @@ _monkctl() {
         monkctl__subcmd__archive__subcmd__verify)
             opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__completion)
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1097,50 +1135,8 @@ _monkctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        monkctl__subcmd__generate__subcmd__docs)
-            opts="-h -V --out --data-dir --database-url --config --migrations --layout --format --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --out)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --data-dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --database-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --migrations)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --layout)
-                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
-                    return 0
-                    ;;
-                --format)
-                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         monkctl__subcmd__help)
-            opts="init config tenant fixture template extract archive restore doctor migrate generate-docs help"
+            opts="init config tenant fixture template extract archive restore doctor migrate completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1184,6 +1180,20 @@ _monkctl() {
         monkctl__subcmd__help__subcmd__archive__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__completion)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1310,20 +1320,6 @@ _monkctl() {
         monkctl__subcmd__help__subcmd__fixture__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        monkctl__subcmd__help__subcmd__generate__subcmd__docs)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -38,7 +38,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
             cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
             cand migrate 'Schema migrations of the infra database and every tenant database'
-            cand generate-docs 'Write shell completions and man pages generated from this definition'
+            cand completion 'Print the completion script for a shell: `source <(monkctl completion bash)`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'monkctl;init'= {
@@ -748,8 +748,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         }
         &'monkctl;migrate;help;help'= {
         }
-        &'monkctl;generate-docs'= {
-            cand --out 'Directory that receives completions/ and man/'
+        &'monkctl;completion'= {
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -772,7 +771,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
             cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
             cand migrate 'Schema migrations of the infra database and every tenant database'
-            cand generate-docs 'Write shell completions and man pages generated from this definition'
+            cand completion 'Print the completion script for a shell: `source <(monkctl completion bash)`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'monkctl;help;init'= {
@@ -882,7 +881,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         }
         &'monkctl;help;migrate;snapshots;prune'= {
         }
-        &'monkctl;help;generate-docs'= {
+        &'monkctl;help;completion'= {
         }
         &'monkctl;help;help'= {
         }

@@ -107,9 +107,15 @@ pub enum Command {
     /// Schema migrations of the infra database and every tenant database
     Migrate(MigrateArgs),
 
-    /// Write shell completions and man pages generated from this definition
-    #[command(hide = true)]
-    GenerateDocs(GenerateDocsArgs),
+    /// Print the completion script for a shell: `source <(monkctl completion bash)`
+    Completion(CompletionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -420,13 +426,6 @@ pub struct PurgeArgs {
     /// Do not ask for confirmation (required without a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct GenerateDocsArgs {
-    /// Directory that receives completions/ and man/
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

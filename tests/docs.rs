@@ -77,3 +77,28 @@ fn readme_lists_every_exit_code_and_ci_runs_its_test_command() {
     assert!(ci.contains("cargo fmt --check"));
     assert!(ci.contains("cargo clippy --all-targets -- -D warnings"));
 }
+
+#[test]
+fn completion_prints_a_script_and_version_names_the_sqlite_build() {
+    let bin = || assert_cmd::Command::cargo_bin("monkctl").unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = bin().args(["completion", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            script.contains("tenant") && script.contains("migrate"),
+            "{shell}"
+        );
+        // The maintainers' generate-docs is no subcommand: never completed or suggested.
+        assert!(!script.contains("generate-docs"), "{shell}");
+    }
+    let typo = bin().arg("generat").output().unwrap();
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&typo.stderr).contains("generate-docs"));
+    let v = bin().arg("--version").output().unwrap();
+    let v = String::from_utf8(v.stdout).unwrap();
+    assert!(v.contains(env!("CARGO_PKG_VERSION")), "{v}");
+    assert!(v.contains("SQLite 3."), "{v}");
+    // The repository's build enables sqlite_dbpage (.cargo/config.toml).
+    assert!(v.contains("page-level restore: yes"), "{v}");
+}

@@ -12,9 +12,9 @@ pub mod template;
 pub mod tenant;
 
 use std::ffi::OsString;
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -26,7 +26,32 @@ use crate::output::{self, Render, Table};
 /// Runs monkctl with `args` and returns the process exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     crate::core::db::configure_sqlite();
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    // The maintainers' `generate-docs [--out DIR]` regenerates completions/ and man/. It is no
+    // clap subcommand, so that it appears in no completion, help or typo suggestion.
+    if args.get(1).is_some_and(|a| a == docs::COMMAND) {
+        return match docs::run(&args[2..]) {
+            Ok(code) => code,
+            Err(e) => report_error(&e),
+        };
+    }
+    let mut command = Cli::command();
+    // Only `--version` asks SQLite about its build: no start-up work for other commands.
+    if args.iter().any(|a| a == "--version") {
+        command = command.long_version(&*long_version().leak());
+    }
+    let matches = match command.try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -58,6 +83,22 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     code
 }
 
+/// `--version`: monkctl's version, the bundled SQLite's, and whether this build restores over a
+/// tenant by writing only the pages that differ (`sqlite_dbpage`).
+fn long_version() -> String {
+    let b = crate::core::db::build_info();
+    format!(
+        "{}\nSQLite {}\npage-level restore: {}",
+        env!("CARGO_PKG_VERSION"),
+        b.sqlite_version,
+        if b.dbpage {
+            "yes (sqlite_dbpage)"
+        } else {
+            "no: restore --force copies every page (a build without SQLITE_ENABLE_DBPAGE_VTAB)"
+        }
+    )
+}
+
 /// Prints an error on stderr and returns its exit code. A closed stdout is not an error.
 pub fn report_error(e: &anyhow::Error) -> i32 {
     if let Some(io) = e.downcast_ref::<io::Error>() {
@@ -83,7 +124,14 @@ pub type Outcome = anyhow::Result<i32>;
 pub fn run(cli: Cli) -> Outcome {
     let g = &cli.global;
     match cli.command {
-        Command::GenerateDocs(a) => docs::generate(&a.out),
+        Command::Completion(a) => {
+            // Into memory first: clap_complete panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut Cli::command(), "monkctl", &mut script);
+            let mut out = io::stdout();
+            output::reader_gone_is_done(out.write_all(&script).and_then(|_| out.flush()))?;
+            Ok(exit::SUCCESS)
+        }
         Command::Config => {
             let settings = settings(g)?;
             let ws = Workspace::new(settings)?;

@@ -25,6 +25,29 @@ pub enum Mode {
     Create,
 }
 
+/// What this build of SQLite is, for `--version`.
+pub struct BuildInfo {
+    pub sqlite_version: &'static str,
+    /// `sqlite_dbpage` is compiled in: `restore --force` writes only the pages that differ.
+    pub dbpage: bool,
+}
+
+pub fn build_info() -> BuildInfo {
+    let dbpage = Connection::open_in_memory()
+        .and_then(|c| {
+            c.query_row(
+                "SELECT sqlite_compileoption_used('ENABLE_DBPAGE_VTAB')",
+                [],
+                |r| r.get::<_, bool>(0),
+            )
+        })
+        .unwrap_or(false);
+    BuildInfo {
+        sqlite_version: rusqlite::version(),
+        dbpage,
+    }
+}
+
 /// Process-wide SQLite settings, applied once before the first connection (SQLite accepts them
 /// only before it initializes; later calls change nothing). Turns off SQLite's memory
 /// statistics: with them on, every allocation takes one global mutex, and the threads that open

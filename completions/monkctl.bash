@@ -756,7 +756,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__deploy)
-            opts="-h -V --tenant --all --force --fixtures --data-dir --database-url --config --format --help --version"
+            opts="-h -V --tenant --all --force --fixtures --statement-timeout --data-dir --database-url --config --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -767,6 +767,10 @@ _monkctl() {
                     return 0
                     ;;
                 --fixtures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --statement-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2110,7 +2114,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__up)
-            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --yes --migrations --data-dir --database-url --config --format --help --version"
+            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --yes --statement-timeout --migrations --data-dir --database-url --config --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2129,6 +2133,10 @@ _monkctl() {
                     return 0
                     ;;
                 --busy-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --statement-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2224,7 +2232,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__build)
-            opts="-h -V --fixture --fixtures --data-dir --database-url --config --format --help --version"
+            opts="-h -V --fixture --fixtures --statement-timeout --data-dir --database-url --config --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2235,6 +2243,10 @@ _monkctl() {
                     return 0
                     ;;
                 --fixtures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --statement-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2496,7 +2508,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__create)
-            opts="-h -V --owner --description --from-file --fixture --template --fixtures --data-dir --database-url --config --format --help --version"
+            opts="-h -V --owner --description --from-file --fixture --template --fixtures --statement-timeout --data-dir --database-url --config --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2523,6 +2535,10 @@ _monkctl() {
                     return 0
                     ;;
                 --fixtures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --statement-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -88,6 +88,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --fixture 'Deploy this fixture (and its dependencies) at creation (repeatable)'
             cand --template 'Clone this template instead of executing the schema (`system` is built in)'
             cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --statement-timeout 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -307,6 +308,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;fixture;deploy'= {
             cand --tenant 'Tenant to deploy to (repeatable)'
             cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --statement-timeout 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -367,6 +369,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;template;build'= {
             cand --fixture 'Fixture to include, with its dependencies (repeatable)'
             cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --statement-timeout 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -569,6 +572,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --target 'Stop at this version instead of the latest'
             cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
             cand --busy-timeout 'How long to wait for a database another process is writing (ms, s, m; a bare number is seconds)'
+            cand --statement-timeout 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)'
             cand --migrations 'Directory of operator migrations, V<version>__<name>.sql, added to the built-in ones [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'

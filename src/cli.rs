@@ -212,6 +212,17 @@ pub struct CreateArgs {
 
     #[command(flatten)]
     pub dir: FixturesDir,
+
+    #[command(flatten)]
+    pub limit: StatementTimeout,
+}
+
+/// The time limit of each fixture or migration statement on a real tenant.
+#[derive(Debug, Clone, Args)]
+pub struct StatementTimeout {
+    /// Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub statement_timeout: String,
 }
 
 /// Where fixture directories are read from.
@@ -278,6 +289,9 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub dir: FixturesDir,
+
+    #[command(flatten)]
+    pub limit: StatementTimeout,
 }
 
 #[derive(Debug, Args)]
@@ -311,6 +325,9 @@ pub struct TemplateBuildArgs {
 
     #[command(flatten)]
     pub dir: FixturesDir,
+
+    #[command(flatten)]
+    pub limit: StatementTimeout,
 }
 
 #[derive(Debug, Args)]
@@ -551,6 +568,9 @@ pub struct UpArgs {
     /// Do not ask for confirmation of destructive migrations (required without a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
+
+    #[command(flatten)]
+    pub limit: StatementTimeout,
 }
 
 #[derive(Debug, Args)]

@@ -168,6 +168,18 @@ pub fn parse_wait(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("'{s}' is longer than the one hour a wait may last"))
 }
 
+/// A wait as `parse_wait` reads it: `250ms`, `5s`, `2m`.
+pub fn format_wait(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1_000) {
+        format!("{}s", ms / 1_000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -190,6 +202,9 @@ mod tests {
         assert!(parse_wait("61m").unwrap_err().contains("one hour"));
         assert!(parse_wait("99999999999999999999").is_err());
         assert!(parse_wait("fast").is_err());
+        for w in ["250ms", "5s", "2m", "0s", "90s"] {
+            assert_eq!(format_wait(parse_wait(w).unwrap()), w);
+        }
     }
 
     #[test]

@@ -20,15 +20,15 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Batch as SqlBatch, Connection};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use self::destructive::{Failure, Finding};
+use self::destructive::{FailKind, Failure, Finding};
 use super::db::{self, Mode};
 use super::error::{exit, Context, Error, Result};
 use super::fsutil;
+use super::guard::{self, Kind};
 use super::ids;
 use super::lock::{self, Holder, Lock, LockState};
 use super::names;
@@ -82,7 +82,7 @@ pub fn parse_file_name(name: &str) -> Option<(i64, &str)> {
 impl MigrationSet {
     /// The embedded migrations plus every file of `dir`. Every file there must be a migration
     /// (refinery would skip a misnamed one silently; this refuses it), versions must be unique,
-    /// files UTF-8. Reads only.
+    /// files regular (no symbolic link, FIFO or device), UTF-8 without NUL bytes. Reads only.
     pub fn load(dir: Option<&Path>) -> Result<MigrationSet> {
         let mut migs: Vec<Mig> = schema::tenant_migrations()
             .into_iter()
@@ -113,7 +113,10 @@ impl MigrationSet {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                if p.is_dir() {
+                // Looked at without following a link: a linked file or directory is refused
+                // (`guard::read_source`), a FIFO or device never opened.
+                let meta = fs::symlink_metadata(&p).at(&p)?;
+                if meta.is_dir() {
                     return Err(Error::Usage(format!(
                         "{}: is a directory; the migrations directory is read flat: move its files up or the directory elsewhere",
                         p.display()
@@ -126,13 +129,8 @@ impl MigrationSet {
                         dir.display()
                     )));
                 };
-                let bytes = fs::read(&p).at(&p)?;
-                let sql = String::from_utf8(bytes).map_err(|_| {
-                    Error::Usage(format!(
-                        "{}: is not valid UTF-8; save the migration as UTF-8",
-                        p.display()
-                    ))
-                })?;
+                guard::check_regular(&p, &meta)?;
+                let sql = guard::read_source(&p)?;
                 if let Some(other) = migs.iter().find(|m| m.version == version) {
                     return Err(Error::Usage(format!(
                         "{}: version {version} is also used by {}; every migration needs its own version",
@@ -593,11 +591,20 @@ fn pool<T: Send>(
 }
 
 /// Destructive analyses already made, by schema and pending migrations: tenants share a schema,
-/// so a fleet costs one analysis per distinct schema.
-#[derive(Default)]
-struct Analyses(Mutex<HashMap<String, std::result::Result<Vec<Finding>, Failure>>>);
+/// so a fleet costs one analysis per distinct schema. Each statement is limited to `limit`.
+struct Analyses {
+    done: Mutex<HashMap<String, std::result::Result<Vec<Finding>, Failure>>>,
+    limit: Duration,
+}
 
 impl Analyses {
+    fn new(limit: Duration) -> Analyses {
+        Analyses {
+            done: Mutex::new(HashMap::new()),
+            limit,
+        }
+    }
+
     fn get(
         &self,
         schema: &[String],
@@ -616,13 +623,13 @@ impl Analyses {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        if let Some(r) = self.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(r) = self.done.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(r);
         }
         let mut scratch = destructive::scratch_from_schema(schema)
             .map_err(|e| Error::Other(format!("could not copy the schema for analysis: {e}")))?;
-        let r = destructive::analyse(&mut scratch, pending);
-        if let Ok(mut m) = self.0.lock() {
+        let r = destructive::analyse(&mut scratch, pending, self.limit, false);
+        if let Ok(mut m) = self.done.lock() {
             m.insert(key, r.clone());
         }
         Ok(r)
@@ -631,9 +638,35 @@ impl Analyses {
 
 fn failure_message(f: &Failure, from: i64) -> String {
     format!(
-        "{} (V{}): statement `{}` fails: {}; nothing was applied, the tenant stays at V{from}",
-        f.file, f.version, f.statement, f.message
+        "{}:{} (V{}): statement {} `{}` fails: {}; nothing was applied, the tenant stays at V{from}",
+        f.file,
+        f.line,
+        f.version,
+        f.number,
+        destructive::shorten(&f.statement),
+        f.message
     )
+}
+
+/// Runs every migration of the set up to `target` through the guard on a baseline scratch copy
+/// in memory, before a run touches anything: a statement the guard refuses, or one that runs
+/// longer than `limit`, fails the whole command (exit 2 or 20) with its file and line. Statements
+/// that only fail on the baseline (a table only the tenants have) are left to each tenant's own
+/// analysis.
+pub fn guard_set(set: &MigrationSet, target: i64, limit: Duration) -> Result<()> {
+    let migs: Vec<&Mig> = set
+        .migs
+        .iter()
+        .filter(|m| m.version > 1 && m.version <= target)
+        .collect();
+    if migs.is_empty() {
+        return Ok(());
+    }
+    let mut scratch = destructive::scratch_baseline()
+        .map_err(|e| Error::Other(format!("could not build a baseline for analysis: {e}")))?;
+    destructive::analyse(&mut scratch, &migs, limit, true)
+        .map(|_| ())
+        .map_err(|f| f.error(|f| Error::Other(failure_message(f, 1))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -739,6 +772,8 @@ pub struct RunOptions {
     pub allow_destructive: bool,
     /// How long to wait for a tenant database another process is writing.
     pub busy_timeout: Duration,
+    /// The time limit of each migration statement on a tenant (`up`).
+    pub statement_timeout: Duration,
 }
 
 impl Default for RunOptions {
@@ -750,6 +785,7 @@ impl Default for RunOptions {
             fail_fast: false,
             allow_destructive: false,
             busy_timeout: db::BUSY_TIMEOUT,
+            statement_timeout: guard::STATEMENT_TIMEOUT,
         }
     }
 }
@@ -802,6 +838,9 @@ pub fn survey(
     sink: &mut dyn RunSink<SurveyHead, TenantStatus>,
 ) -> Result<Survey> {
     let target = set.target(opts.target)?;
+    if plan {
+        guard_set(set, target, guard::ANALYSIS_TIMEOUT)?;
+    }
     let reg = ws.registry()?;
     let infra = infra_status(&reg)?;
     let (mut targets, selected, skipped) = select(&reg, &opts.selection)?;
@@ -835,7 +874,7 @@ pub fn survey(
         ..Summary::default()
     };
     let mut tally = Tally::default();
-    let analyses = Analyses::default();
+    let analyses = Analyses::new(guard::ANALYSIS_TIMEOUT);
     pool(
         &mut targets,
         selected,
@@ -894,7 +933,10 @@ pub fn survey(
                     let schema = schema_sql(&conn).at(&path)?;
                     match analyses.get(&schema, &pending)? {
                         Ok(f) => st.destructive = f,
-                        Err(f) => st.would_fail = Some(failure_message(&f, st.inspection.version)),
+                        Err(f) if f.kind == FailKind::Failed => {
+                            st.would_fail = Some(failure_message(&f, st.inspection.version))
+                        }
+                        Err(f) => return Err(f.error(|_| unreachable!("not a failure"))),
                     }
                 }
             }
@@ -941,7 +983,8 @@ pub fn destructive_in_set(set: &MigrationSet, target: Option<i64>) -> Result<Vec
         .iter()
         .filter(|m| m.version > 1 && m.version <= target)
         .collect();
-    destructive::analyse(&mut scratch, &migs).map_err(|f| Error::Other(failure_message(&f, 1)))
+    destructive::analyse(&mut scratch, &migs, guard::ANALYSIS_TIMEOUT, false)
+        .map_err(|f| f.error(|f| Error::Other(failure_message(f, 1))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1111,13 +1154,21 @@ fn take_snapshot(path: &Path, run: &RunDir, t: &Target) -> Result<PathBuf> {
     result.map(|_| dest)
 }
 
-fn run_statements(conn: &Connection, path: &Path, m: &Mig, from: i64) -> Result<()> {
-    let fail = |n: usize, stmt: &str, e: rusqlite::Error| {
+/// Runs the statements of `m` on a tenant, each through `guard` (installed on `conn`).
+fn run_statements(
+    conn: &Connection,
+    guard: &guard::Guard,
+    path: &Path,
+    m: &Mig,
+    from: i64,
+) -> Result<()> {
+    let fail = |n: usize, st: &guard::Statement, e: rusqlite::Error| {
         let detail = format!(
-            "{} (V{}), statement {n} `{}` failed: {e}; rolled back, the tenant stays at V{from}",
+            "{}:{} (V{}), statement {n} `{}` failed: {e}; rolled back, the tenant stays at V{from}",
             m.file,
+            st.line,
             m.version,
-            destructive::shorten(stmt)
+            destructive::shorten(&st.sql)
         );
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
@@ -1132,27 +1183,12 @@ fn run_statements(conn: &Connection, path: &Path, m: &Mig, from: i64) -> Result<
             },
         }
     };
-    let mut batch = SqlBatch::new(conn, &m.sql);
-    let mut cursor = destructive::Cursor::new(&m.sql);
-    let mut n = 0;
-    loop {
-        n += 1;
-        let mut stmt = match batch.next() {
-            Ok(Some(s)) => s,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(fail(n, cursor.next_text(), e)),
-        };
-        let text = stmt.expanded_sql().unwrap_or_default();
-        cursor.passed(&text);
-        let mut rows = stmt.raw_query();
-        loop {
-            match rows.next() {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => return Err(fail(n, &text, e)),
-            }
+    for (i, st) in guard::split(&m.sql).iter().enumerate() {
+        if let Err(f) = guard.run(conn, st) {
+            return Err(f.into_error(Path::new(&m.file), i + 1, st, |e| fail(i + 1, st, e)));
         }
     }
+    Ok(())
 }
 
 fn record_applied(conn: &Connection, path: &Path, m: &Mig) -> Result<()> {
@@ -1195,14 +1231,23 @@ fn up_one(cx: &UpCtx<'_>, t: &Target) -> Result<TenantUp> {
     // The lock of this database is SQLite's own write lock, held from BEGIN IMMEDIATE to the
     // commit: it excludes the API's writers as well as any other monkctl, and the history is
     // read again under it. (Runs exclude each other with the run lock.)
-    let conn = db::open(&path, Mode::ReadWrite)?;
+    let mut conn = db::open(&path, Mode::ReadWrite)?;
     conn.busy_timeout(cx.opts.busy_timeout).at(&path)?;
     system::register_functions(&conn).at(&path)?;
     conn.execute_batch("BEGIN IMMEDIATE").at(&path)?;
-    let r = up_in_tx(cx, t, &conn, &path).and_then(|up| {
-        conn.execute_batch("COMMIT").at(&path)?;
-        Ok(up)
-    });
+    // The guard is on from after monkctl's BEGIN to before its COMMIT: the operator's
+    // statements run under it; monkctl's own in between (history, snapshot) pass its rules.
+    let r = guard::install(&mut conn, Kind::Migration, cx.opts.statement_timeout)
+        .at(&path)
+        .and_then(|g| {
+            let r = up_in_tx(cx, t, &conn, &g, &path);
+            g.remove(&mut conn).at(&path)?;
+            r
+        })
+        .and_then(|up| {
+            conn.execute_batch("COMMIT").at(&path)?;
+            Ok(up)
+        });
     if r.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
@@ -1226,7 +1271,13 @@ fn refuse_diverged(ins: &Inspection, path: &Path) -> Result<()> {
     )))
 }
 
-fn up_in_tx(cx: &UpCtx<'_>, t: &Target, conn: &Connection, path: &Path) -> Result<TenantUp> {
+fn up_in_tx(
+    cx: &UpCtx<'_>,
+    t: &Target,
+    conn: &Connection,
+    guard: &guard::Guard,
+    path: &Path,
+) -> Result<TenantUp> {
     // Read again under the write lock: another process may have migrated meanwhile.
     let ins = inspect(conn, path, cx.set, cx.target)?;
     refuse_diverged(&ins, path)?;
@@ -1236,14 +1287,8 @@ fn up_in_tx(cx: &UpCtx<'_>, t: &Target, conn: &Connection, path: &Path) -> Resul
     if !pending.is_empty() {
         let schema = schema_sql(conn).at(path)?;
         let findings = cx.analyses.get(&schema, &pending)?.map_err(|f| {
-            Error::Other(format!("{}: {}", path.display(), failure_message(&f, from)))
+            f.error(|f| Error::Other(format!("{}: {}", path.display(), failure_message(f, from))))
         })?;
-        if let Some(f) = findings.iter().find(|f| f.action == "transaction_control") {
-            return Err(Error::Usage(format!(
-                "{} (V{}): statement `{}` controls transactions; a migration must not contain BEGIN, COMMIT, ROLLBACK or SAVEPOINT (each tenant runs in one transaction)",
-                f.file, f.version, f.statement
-            )));
-        }
         if !findings.is_empty() {
             if !cx.opts.allow_destructive {
                 return Err(Error::Destructive(format!(
@@ -1263,7 +1308,7 @@ fn up_in_tx(cx: &UpCtx<'_>, t: &Target, conn: &Connection, path: &Path) -> Resul
     }
     let mut applied = Vec::new();
     for m in &pending {
-        run_statements(conn, path, m, from)?;
+        run_statements(conn, guard, path, m, from)?;
         record_applied(conn, path, m)?;
         applied.push(m.version);
     }
@@ -1303,6 +1348,8 @@ pub fn up(
     sink: &mut dyn RunSink<UpHead, TenantUp>,
 ) -> Result<UpReport> {
     let target = set.target(opts.target)?;
+    // Every statement passes the guard on a scratch copy before anything is touched.
+    guard_set(set, target, opts.statement_timeout)?;
     // Fail on a missing infra database before taking any lock or creating anything.
     let before = infra_status(&ws.registry()?)?;
     let run_lock = Lock::acquire(&run_lock_path(ws), "monkctl migrate up")?;
@@ -1330,7 +1377,7 @@ pub fn up(
         set,
         target,
         opts,
-        analyses: Analyses::default(),
+        analyses: Analyses::new(opts.statement_timeout),
         run: RunDir {
             dir: snapshots_dir(ws).join(&run_id),
             manifest: Mutex::new(None),

@@ -298,7 +298,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and directory fixtures with version, dependencies and source')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a fixture''s manifest, files and the tables they touch')
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant; writes nothing in the data directory')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant in memory; creates no file anywhere')
             [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what a tenant has deployed, when, and at which version')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -371,7 +371,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;fixture;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and directory fixtures with version, dependencies and source')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a fixture''s manifest, files and the tables they touch')
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant; writes nothing in the data directory')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant in memory; creates no file anywhere')
             [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what a tenant has deployed, when, and at which version')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -849,7 +849,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;help;fixture' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and directory fixtures with version, dependencies and source')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a fixture''s manifest, files and the tables they touch')
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant; writes nothing in the data directory')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant in memory; creates no file anywhere')
             [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what a tenant has deployed, when, and at which version')
             break

@@ -267,7 +267,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --version 'Print version'
             cand list 'List the built-in and directory fixtures with version, dependencies and source'
             cand show 'Show a fixture''s manifest, files and the tables they touch'
-            cand check 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+            cand check 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
             cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
             cand status 'Show what a tenant has deployed, when, and at which version'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -334,7 +334,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;fixture;help'= {
             cand list 'List the built-in and directory fixtures with version, dependencies and source'
             cand show 'Show a fixture''s manifest, files and the tables they touch'
-            cand check 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+            cand check 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
             cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
             cand status 'Show what a tenant has deployed, when, and at which version'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -747,7 +747,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;help;fixture'= {
             cand list 'List the built-in and directory fixtures with version, dependencies and source'
             cand show 'Show a fixture''s manifest, files and the tables they touch'
-            cand check 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+            cand check 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
             cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
             cand status 'Show what a tenant has deployed, when, and at which version'
         }

@@ -11,7 +11,8 @@ conflicting state, 5 busy or locked, 6 corrupt file, 7 unsupported, 8 partial fa
 9 permission denied, 10 doctor found warnings (degraded), 11 doctor found errors (failing), \
 12 not an archive or SQLite file, 13 truncated archive, 14 archive metadata missing or \
 unreadable, 15 archive checksum or row counts mismatch, 16 archive of another tenant, \
-17 diverged or missing migrations, 18 destructive migration refused, 19 disk full.
+17 diverged or missing migrations, 18 destructive migration refused, 19 disk full, \
+20 a fixture or migration statement ran past its time limit.
 
 Settings come from flags, then the environment (MONK_DATA_DIR, DATABASE_URL, MONK_CONFIG), then \
 the config file (--config, ./monk.toml, or the user's config directory), then the defaults \
@@ -239,7 +240,7 @@ pub enum FixtureCommand {
     List(FixturesDir),
     /// Show a fixture's manifest, files and the tables they touch
     Show(FixtureShowArgs),
-    /// Check fixtures against a scratch tenant; writes nothing in the data directory
+    /// Check fixtures against a scratch tenant in memory; creates no file anywhere
     Check(FixtureCheckArgs),
     /// Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction
     Deploy(DeployArgs),

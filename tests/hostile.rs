@@ -472,3 +472,37 @@ fn renaming_a_table_or_a_column_is_destructive() {
         assert_same(&without_lock(before), &without_lock(tree(env.root())), file);
     }
 }
+
+#[test]
+fn a_killed_fixture_check_leaves_nothing_behind() {
+    let env = Env::new();
+    fixture(
+        &env,
+        "endless",
+        "name = \"endless\"\nversion = \"1\"\nfiles = [\"a.sql\"]\n",
+        &[("a.sql", &hostile("fixtures/endless.sql"))],
+    );
+    // The system temporary directory of the child, where scratch directories used to go.
+    let tmp = env.root().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let before = tree(env.root());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_monkctl"))
+        .current_dir(env.root())
+        .env("TMPDIR", &tmp)
+        .env_remove("MONK_FIXTURES_DIR")
+        .env_remove("MONK_CONFIG")
+        .env("HOME", env.root())
+        .arg("--data-dir")
+        .arg(env.data())
+        .args(["fixture", "check", "endless"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The endless statement runs for 5 s: kill the check in the middle of it.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the check ended early");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_unchanged(&env, &before, "a killed fixture check");
+}

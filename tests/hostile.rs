@@ -506,3 +506,40 @@ fn a_killed_fixture_check_leaves_nothing_behind() {
     child.wait().unwrap();
     assert_unchanged(&env, &before, "a killed fixture check");
 }
+
+#[test]
+fn a_refused_statement_in_a_migration_every_tenant_applied_does_not_block_the_fleet() {
+    let env = env_with(&["acme", "beta"]);
+    let dir = put(&env, "mig", "V2__x.sql", b"CREATE TABLE x (a);\n");
+    let d = dir.display().to_string();
+    env.ok(&["migrate", "--migrations", &d, "up"]);
+    // V2 as it was applied long ago, with a statement the guard now refuses (a no-op inside
+    // the tenant's transaction): editing it would diverge, so it must stay as it is.
+    let old = "PRAGMA foreign_keys = OFF;\nCREATE TABLE x (a);\n";
+    std::fs::write(dir.join("V2__x.sql"), old).unwrap();
+    let sum = refinery::Migration::unapplied("V2__x", old)
+        .unwrap()
+        .checksum()
+        .to_string();
+    for t in ["acme", "beta"] {
+        env.open(&env.tenant_file(t))
+            .execute(
+                "UPDATE refinery_schema_history SET checksum = ?1 WHERE version = 2",
+                [&sum],
+            )
+            .unwrap();
+    }
+    std::fs::write(dir.join("V3__y.sql"), "CREATE TABLE y (b);\n").unwrap();
+    let plan = env.json(&["migrate", "--migrations", &d, "plan"]);
+    assert_eq!(plan["summary"]["pending"], 2, "{plan}");
+    let up = env.json(&["migrate", "--migrations", &d, "up"]);
+    assert_eq!(up["summary"]["migrated"], 2, "{up}");
+    // A refused statement in a pending migration still stops everything.
+    std::fs::write(dir.join("V4__z.sql"), "CREATE TABLE z (c);\nVACUUM;\n").unwrap();
+    expect(
+        &env,
+        &["migrate", "--migrations", &d, "up"],
+        2,
+        &["V4__z.sql:2: statement 2 is refused", "VACUUM"],
+    );
+}

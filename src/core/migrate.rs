@@ -650,10 +650,19 @@ fn failure_message(f: &Failure, from: i64) -> String {
 
 /// Runs every migration of the set up to `target` through the guard on a baseline scratch copy
 /// in memory, before a run touches anything: a statement the guard refuses, or one that runs
-/// longer than `limit`, fails the whole command (exit 2 or 20) with its file and line. Statements
-/// that only fail on the baseline (a table only the tenants have) are left to each tenant's own
-/// analysis.
-pub fn guard_set(set: &MigrationSet, target: i64, limit: Duration) -> Result<()> {
+/// longer than `limit`, fails the whole command (exit 2 or 20) with its file and line, when its
+/// migration is pending on at least one selected tenant. (A migration every tenant applied
+/// already never runs again, and cannot be edited without diverging: a statement in it that
+/// this guard refuses does not block the fleet.) Statements that only fail on the baseline (a
+/// table only the tenants have) are left to each tenant's own analysis, which meets the guard
+/// again before anything runs on that tenant.
+pub fn guard_set(
+    ws: &Workspace,
+    set: &MigrationSet,
+    target: i64,
+    sel: &Selection,
+    limit: Duration,
+) -> Result<()> {
     let migs: Vec<&Mig> = set
         .migs
         .iter()
@@ -664,9 +673,36 @@ pub fn guard_set(set: &MigrationSet, target: i64, limit: Duration) -> Result<()>
     }
     let mut scratch = destructive::scratch_baseline()
         .map_err(|e| Error::Other(format!("could not build a baseline for analysis: {e}")))?;
-    destructive::analyse(&mut scratch, &migs, limit, true)
-        .map(|_| ())
-        .map_err(|f| f.error(|f| Error::Other(failure_message(f, 1))))
+    let refused = destructive::refusals(&mut scratch, &migs, limit);
+    if refused.is_empty() {
+        return Ok(());
+    }
+    // Rare: find which of those migrations some tenant still has to run (reads only).
+    let pending = pending_anywhere(ws, set, target, sel)?;
+    match refused.iter().find(|f| pending.contains(&f.version)) {
+        Some(f) => Err(f.error(|f| Error::Other(failure_message(f, 1)))),
+        None => Ok(()),
+    }
+}
+
+/// The versions pending on at least one selected tenant, read without a lock.
+fn pending_anywhere(
+    ws: &Workspace,
+    set: &MigrationSet,
+    target: i64,
+    sel: &Selection,
+) -> Result<HashSet<i64>> {
+    let reg = ws.registry()?;
+    let (mut targets, _, _) = select(&reg, sel)?;
+    let mut out = HashSet::new();
+    while let Some(t) = targets.next()? {
+        let path = t.path(ws)?;
+        // A tenant that cannot be read is reported by the run itself.
+        if let Ok(ins) = db::read_quietly(&path, |conn, path| inspect(conn, path, set, target)) {
+            out.extend(ins.pending);
+        }
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -839,7 +875,7 @@ pub fn survey(
 ) -> Result<Survey> {
     let target = set.target(opts.target)?;
     if plan {
-        guard_set(set, target, guard::ANALYSIS_TIMEOUT)?;
+        guard_set(ws, set, target, &opts.selection, guard::ANALYSIS_TIMEOUT)?;
     }
     let reg = ws.registry()?;
     let infra = infra_status(&reg)?;
@@ -936,7 +972,10 @@ pub fn survey(
                         Err(f) if f.kind == FailKind::Failed => {
                             st.would_fail = Some(failure_message(&f, st.inspection.version))
                         }
-                        Err(f) => return Err(f.error(|_| unreachable!("not a failure"))),
+                        Err(f) => {
+                            let from = st.inspection.version;
+                            return Err(f.error(|f| Error::Other(failure_message(f, from))));
+                        }
                     }
                 }
             }
@@ -1349,7 +1388,7 @@ pub fn up(
 ) -> Result<UpReport> {
     let target = set.target(opts.target)?;
     // Every statement passes the guard on a scratch copy before anything is touched.
-    guard_set(set, target, opts.statement_timeout)?;
+    guard_set(ws, set, target, &opts.selection, opts.statement_timeout)?;
     // Fail on a missing infra database before taking any lock or creating anything.
     let before = infra_status(&ws.registry()?)?;
     let run_lock = Lock::acquire(&run_lock_path(ws), "monkctl migrate up")?;

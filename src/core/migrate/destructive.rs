@@ -121,14 +121,33 @@ fn internal(name: &str) -> bool {
 
 /// Classifies and runs `migs` in order on `scratch`, each statement through the guard with
 /// `limit`. Returns the findings, or the first statement that is refused, runs too long or
-/// fails. With `keep_going`, a statement that merely fails is passed over (the set-wide check
-/// before a run, on a baseline that may lack the tenants' own tables), and only refusals and
-/// timeouts stop.
+/// fails. With `keep_going`, every statement that does not pass is passed over (none of them
+/// ran), and the findings of the others are returned.
 pub fn analyse(
     scratch: &mut Connection,
     migs: &[&Mig],
     limit: Duration,
     keep_going: bool,
+) -> Result<Vec<Finding>, Failure> {
+    analyse_collecting(scratch, migs, limit, keep_going, &mut Vec::new())
+}
+
+/// Every statement of `migs` that the guard refuses or stops on `scratch` (statements that
+/// merely fail there are passed over, as are the ones refused: none of them ran).
+pub fn refusals(scratch: &mut Connection, migs: &[&Mig], limit: Duration) -> Vec<Failure> {
+    let mut out = Vec::new();
+    if let Err(f) = analyse_collecting(scratch, migs, limit, true, &mut out) {
+        out.push(f);
+    }
+    out
+}
+
+fn analyse_collecting(
+    scratch: &mut Connection,
+    migs: &[&Mig],
+    limit: Duration,
+    keep_going: bool,
+    refused: &mut Vec<Failure>,
 ) -> Result<Vec<Finding>, Failure> {
     let g = guard::install(scratch, Kind::Migration, limit).map_err(|e| Failure {
         version: 0,
@@ -139,7 +158,7 @@ pub fn analyse(
         message: e.to_string(),
         kind: FailKind::Failed,
     })?;
-    let r = analyse_guarded(scratch, &g, migs, keep_going);
+    let r = analyse_guarded(scratch, &g, migs, keep_going, refused);
     let _ = g.remove(scratch);
     r
 }
@@ -149,6 +168,7 @@ fn analyse_guarded(
     g: &guard::Guard,
     migs: &[&Mig],
     keep_going: bool,
+    refused: &mut Vec<Failure>,
 ) -> Result<Vec<Finding>, Failure> {
     let mut findings = Vec::new();
     for m in migs {
@@ -175,10 +195,7 @@ fn analyse_guarded(
                         Fault::Timeout(d) => (FailKind::Timeout(d), String::new()),
                         Fault::Failed(e) => (FailKind::Failed, e.to_string()),
                     };
-                    if keep_going && kind == FailKind::Failed {
-                        continue;
-                    }
-                    return Err(Failure {
+                    let f = Failure {
                         version: m.version,
                         file: m.file.clone(),
                         line: st.line,
@@ -186,7 +203,14 @@ fn analyse_guarded(
                         statement: st.sql.clone(),
                         message,
                         kind,
-                    });
+                    };
+                    if !keep_going {
+                        return Err(f);
+                    }
+                    if f.kind != FailKind::Failed {
+                        refused.push(f);
+                    }
+                    continue;
                 }
             };
             let mut push = |action: &str, object: &str| {

@@ -131,13 +131,18 @@ fn expect(env: &Env, args: &[&str], code: i32, needles: &[&str]) -> String {
 fn migrations_reaching_past_the_guard_are_refused_by_plan_and_up_and_change_nothing() {
     let env = env_with(&["acme", "beta"]);
     // (data file, line of the refused statement, words of the message)
-    let cases: [(&str, usize, &str); 6] = [
+    let cases: [(&str, usize, &str); 7] = [
         ("attach.sql", 1, "ATTACH"),
         ("attach_new_file.sql", 3, "ATTACH"),
         ("dbpage.sql", 2, "sqlite_dbpage"),
         ("writable_schema.sql", 1, "writable_schema"),
         ("vacuum_into.sql", 2, "VACUUM"),
         ("nul.sql", 3, "NUL byte"),
+        (
+            "trigger_sequence.sql",
+            3,
+            "a trigger on 'counters' would do this when it runs",
+        ),
     ];
     let dirs: Vec<(PathBuf, usize, &str)> = cases
         .iter()

@@ -335,8 +335,11 @@ pub enum Act {
     DropView(String),
     DropTrigger(String),
     AlterTable(String),
-    /// Another change of the schema: an index, view, trigger or virtual table created, ANALYZE,
-    /// REINDEX.
+    /// A trigger created, on the table (or view) named.
+    CreateTrigger(String),
+    /// A view created.
+    CreateView(String),
+    /// Another change of the schema: an index or virtual table created, ANALYZE, REINDEX.
     OtherSchema,
     Insert(String),
     Update(String, String),
@@ -578,8 +581,72 @@ impl Guard {
                 }
             }
         }
+        drop(rows);
+        drop(stmt);
+        self.probe_stored(conn, &acts)?;
         Ok(acts)
     }
+
+    /// A trigger or view runs later, in whatever statement fires or reads it, the API's
+    /// included: what it would do is judged now. SQLite builds a trigger's program into every
+    /// statement that may fire it, and a view's query into every statement that reads it, so
+    /// preparing (never running) such statements asks the authorizer about their bodies.
+    fn probe_stored(&self, conn: &Connection, acts: &[Act]) -> std::result::Result<(), Fault> {
+        for a in acts {
+            let (what, probes) = match a {
+                Act::CreateTrigger(t) => {
+                    let q = quote(t);
+                    let col = first_column(conn, t).unwrap_or_else(|| "rowid".into());
+                    (
+                        format!("a trigger on '{t}'"),
+                        vec![
+                            format!("INSERT INTO {q} DEFAULT VALUES"),
+                            format!("UPDATE {q} SET {c} = {c}", c = quote(&col)),
+                            format!("DELETE FROM {q}"),
+                        ],
+                    )
+                }
+                Act::CreateView(v) => (
+                    format!("view '{v}'"),
+                    vec![format!("SELECT * FROM {}", quote(v))],
+                ),
+                _ => continue,
+            };
+            for sql in probes {
+                self.begin();
+                let prepared = conn.prepare(&sql).map(drop);
+                self.shared.recording.store(false, Ordering::SeqCst);
+                let inner: Vec<Act> = self
+                    .shared
+                    .acts
+                    .lock()
+                    .map(|v| v.clone())
+                    .unwrap_or_default();
+                // The probe's own write (an INSERT into the table) is not the body's.
+                let body: Vec<Act> = inner.into_iter().skip(1).collect();
+                if let Some(reason) = self.refusal().or_else(|| internal_write(&body)) {
+                    return Err(Fault::Refused(format!(
+                        "{what} would do this when it runs: {reason}"
+                    )));
+                }
+                let _ = prepared;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn first_column(conn: &Connection, table: &str) -> Option<String> {
+    conn.query_row(
+        "SELECT name FROM pragma_table_info(?1) LIMIT 1",
+        [table],
+        |r| r.get::<_, String>(0),
+    )
+    .ok()
 }
 
 /// Whether the program of `sql` holds SQLite's `Vacuum` instruction: VACUUM is the one
@@ -692,13 +759,16 @@ fn judge(kind: Kind, ctx: &AuthContext<'_>) -> std::result::Result<Option<Act>, 
             Ok(Some(Act::DropTrigger(s(trigger_name))))
         }
         AuthAction::AlterTable { table_name, .. } => Ok(Some(Act::AlterTable(s(table_name)))),
+        AuthAction::CreateTrigger { table_name, .. }
+        | AuthAction::CreateTempTrigger { table_name, .. } => {
+            Ok(Some(Act::CreateTrigger(s(table_name))))
+        }
+        AuthAction::CreateView { view_name } | AuthAction::CreateTempView { view_name } => {
+            Ok(Some(Act::CreateView(s(view_name))))
+        }
         AuthAction::CreateIndex { .. }
         | AuthAction::CreateTempIndex { .. }
         | AuthAction::CreateTempTable { .. }
-        | AuthAction::CreateTempTrigger { .. }
-        | AuthAction::CreateTempView { .. }
-        | AuthAction::CreateTrigger { .. }
-        | AuthAction::CreateView { .. }
         | AuthAction::DropTempIndex { .. }
         | AuthAction::DropTempTable { .. }
         | AuthAction::DropTempTrigger { .. }
@@ -808,6 +878,15 @@ mod tests {
         assert!(refused("COMMIT").contains("COMMIT"));
         assert!(refused("SAVEPOINT a").contains("savepoint"));
         assert!(refused("DELETE FROM sqlite_sequence").contains("sqlite_sequence"));
+        // Stored code is judged when it is created. (SQLite itself refuses raw-page tables in
+        // triggers and views: "unsafe use of virtual table".)
+        let t = refused(
+            "CREATE TABLE t (a); CREATE TRIGGER tr AFTER UPDATE ON t BEGIN DELETE FROM sqlite_sequence; END;",
+        );
+        assert!(
+            t.contains("trigger on 't'") && t.contains("sqlite_sequence"),
+            "{t}"
+        );
         // SQLite itself refuses this one while preparing it (writable_schema is refused above).
         assert!(run(Kind::Migration, "", "UPDATE sqlite_master SET sql = 'x'").is_err());
     }

@@ -291,6 +291,12 @@ fn bad_input_is_refused_with_file_and_line_and_changes_nothing() {
             "wide/people.csv:3:",
         ),
         (
+            "internal",
+            "name = \"internal\"\nversion = \"1\"\nfiles = [\n  \"sqlite_sequence.csv\",\n]\n",
+            vec![("sqlite_sequence.csv", b"name,seq\nusers,99\n")],
+            "internal/fixture.toml:4: 'sqlite_sequence.csv': a data file may not fill 'sqlite_sequence'",
+        ),
+        (
             "escape",
             "name = \"escape\"\nversion = \"1\"\nfiles = [\"../base/schema.sql\"]\n",
             vec![("a.sql", b"SELECT 1;")],

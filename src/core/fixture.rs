@@ -255,6 +255,14 @@ pub fn load(dir: &Path, name: &str) -> Result<Fixture> {
                         format!("'{f}': a data file is named after its table (letters, digits, _)"),
                     ));
                 }
+                let lower = stem.to_ascii_lowercase();
+                if lower.starts_with("sqlite_") || guard::FILE_TABLES.contains(&lower.as_str()) {
+                    return Err(bad(
+                        &path,
+                        line,
+                        format!("'{f}': a data file may not fill '{stem}', which belongs to SQLite itself; name it after one of the tenant's tables"),
+                    ));
+                }
             }
             _ => {
                 return Err(bad(

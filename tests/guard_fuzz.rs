@@ -151,7 +151,7 @@ fn generated_scripts_pass_the_guard_without_panic_hang_or_stray_file() {
     let started = std::time::Instant::now();
 
     let mut runner = TestRunner::new(Config {
-        cases: 2000,
+        cases: 1500,
         failure_persistence: None,
         ..Config::default()
     });

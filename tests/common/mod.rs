@@ -47,6 +47,9 @@ impl Env {
             .env_remove("MONK_MIGRATIONS_DIR")
             .env("HOME", self.root())
             .env("XDG_CONFIG_HOME", self.root().join("xdg"))
+            // The system temporary directory too, so that what `doctor` finds there is the
+            // test's own.
+            .env("TMPDIR", self.root())
             .arg("--data-dir")
             .arg(self.data());
         c

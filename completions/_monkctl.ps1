@@ -103,6 +103,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--fixture', '--fixture', [CompletionResultType]::ParameterName, 'Deploy this fixture (and its dependencies) at creation (repeatable)')
             [CompletionResult]::new('--template', '--template', [CompletionResultType]::ParameterName, 'Clone this template instead of executing the schema (`system` is built in)')
             [CompletionResult]::new('--fixtures', '--fixtures', [CompletionResultType]::ParameterName, 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]')
+            [CompletionResult]::new('--statement-timeout', '--statement-timeout', [CompletionResultType]::ParameterName, 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -329,7 +330,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and directory fixtures with version, dependencies and source')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a fixture''s manifest, files and the tables they touch')
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant; writes nothing in the data directory')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant in memory; creates no file anywhere')
             [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what a tenant has deployed, when, and at which version')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -380,6 +381,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;fixture;deploy' {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Tenant to deploy to (repeatable)')
             [CompletionResult]::new('--fixtures', '--fixtures', [CompletionResultType]::ParameterName, 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]')
+            [CompletionResult]::new('--statement-timeout', '--statement-timeout', [CompletionResultType]::ParameterName, 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -411,7 +413,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;fixture;help' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and directory fixtures with version, dependencies and source')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a fixture''s manifest, files and the tables they touch')
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant; writes nothing in the data directory')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant in memory; creates no file anywhere')
             [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what a tenant has deployed, when, and at which version')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -456,6 +458,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;template;build' {
             [CompletionResult]::new('--fixture', '--fixture', [CompletionResultType]::ParameterName, 'Fixture to include, with its dependencies (repeatable)')
             [CompletionResult]::new('--fixtures', '--fixtures', [CompletionResultType]::ParameterName, 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]')
+            [CompletionResult]::new('--statement-timeout', '--statement-timeout', [CompletionResultType]::ParameterName, 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -704,6 +707,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
             [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)')
+            [CompletionResult]::new('--statement-timeout', '--statement-timeout', [CompletionResultType]::ParameterName, 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -918,7 +922,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;help;fixture' {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and directory fixtures with version, dependencies and source')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a fixture''s manifest, files and the tables they touch')
-            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant; writes nothing in the data directory')
+            [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant in memory; creates no file anywhere')
             [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what a tenant has deployed, when, and at which version')
             break

@@ -866,7 +866,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__deploy)
-            opts="-h -V --tenant --all --force --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-h -V --tenant --all --force --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -877,6 +877,10 @@ _monkctl() {
                     return 0
                     ;;
                 --fixtures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --statement-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2254,7 +2258,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__up)
-            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --yes --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --yes --statement-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2273,6 +2277,10 @@ _monkctl() {
                     return 0
                     ;;
                 --busy-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --statement-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2388,7 +2396,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__build)
-            opts="-h -V --fixture --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-h -V --fixture --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2399,6 +2407,10 @@ _monkctl() {
                     return 0
                     ;;
                 --fixtures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --statement-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2708,7 +2720,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__create)
-            opts="-h -V --owner --description --from-file --fixture --template --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-h -V --owner --description --from-file --fixture --template --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2735,6 +2747,10 @@ _monkctl() {
                     return 0
                     ;;
                 --fixtures)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --statement-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -96,6 +96,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --fixture 'Deploy this fixture (and its dependencies) at creation (repeatable)'
             cand --template 'Clone this template instead of executing the schema (`system` is built in)'
             cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --statement-timeout 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -298,7 +299,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --version 'Print version'
             cand list 'List the built-in and directory fixtures with version, dependencies and source'
             cand show 'Show a fixture''s manifest, files and the tables they touch'
-            cand check 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+            cand check 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
             cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
             cand status 'Show what a tenant has deployed, when, and at which version'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -345,6 +346,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;fixture;deploy'= {
             cand --tenant 'Tenant to deploy to (repeatable)'
             cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --statement-timeout 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -374,7 +376,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;fixture;help'= {
             cand list 'List the built-in and directory fixtures with version, dependencies and source'
             cand show 'Show a fixture''s manifest, files and the tables they touch'
-            cand check 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+            cand check 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
             cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
             cand status 'Show what a tenant has deployed, when, and at which version'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -411,6 +413,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;template;build'= {
             cand --fixture 'Fixture to include, with its dependencies (repeatable)'
             cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
+            cand --statement-timeout 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -636,6 +639,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --target 'Stop at this version instead of the latest'
             cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
             cand --busy-timeout 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)'
+            cand --statement-timeout 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -816,7 +820,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;help;fixture'= {
             cand list 'List the built-in and directory fixtures with version, dependencies and source'
             cand show 'Show a fixture''s manifest, files and the tables they touch'
-            cand check 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+            cand check 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
             cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
             cand status 'Show what a tenant has deployed, when, and at which version'
         }

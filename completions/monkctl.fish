@@ -98,6 +98,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l fixture -d 'Deploy this fixture (and its dependencies) at creation (repeatable)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l template -d 'Clone this template instead of executing the schema (`system` is built in)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l statement-timeout -d 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -270,7 +271,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "show" -d 'Show a fixture\'s manifest, files and the tables they touch'
-complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "check" -d 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "check" -d 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "deploy" -d 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "status" -d 'Show what a tenant has deployed, when, and at which version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -312,6 +313,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l tenant -d 'Tenant to deploy to (repeatable)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l statement-timeout -d 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -339,7 +341,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a fixture\'s manifest, files and the tables they touch'
-complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "deploy" -d 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show what a tenant has deployed, when, and at which version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -361,6 +363,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l fixture -d 'Fixture to include, with its dependencies (repeatable)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l statement-timeout -d 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -548,6 +551,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l target -d 'Stop at this version instead of the latest' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l busy-timeout -d 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l statement-timeout -d 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -633,7 +637,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_su
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from tenant" -f -a "usage" -d 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "show" -d 'Show a fixture\'s manifest, files and the tables they touch'
-complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "check" -d 'Check fixtures against a scratch tenant; writes nothing in the data directory'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "check" -d 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "deploy" -d 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from fixture" -f -a "status" -d 'Show what a tenant has deployed, when, and at which version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from template" -f -a "build" -d 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'

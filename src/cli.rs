@@ -11,7 +11,8 @@ conflicting state, 5 busy or locked, 6 corrupt file, 7 unsupported, 8 partial fa
 9 permission denied, 10 doctor found warnings (degraded), 11 doctor found errors (failing), \
 12 not an archive or SQLite file, 13 truncated archive, 14 archive metadata missing or \
 unreadable, 15 archive checksum or row counts mismatch, 16 archive of another tenant, \
-17 diverged or missing migrations, 18 destructive migration refused, 19 disk full.
+17 diverged or missing migrations, 18 destructive migration refused, 19 disk full, \
+20 a fixture or migration statement ran past its time limit.
 
 Settings come from flags, then the environment (MONK_DATA_DIR, DATABASE_URL, MONK_CONFIG, \
 MONK_MIGRATIONS_DIR, MONK_LAYOUT), then the config file (--config, ./monk.toml, or the user's \
@@ -232,6 +233,17 @@ pub struct CreateArgs {
 
     #[command(flatten)]
     pub dir: FixturesDir,
+
+    #[command(flatten)]
+    pub limit: StatementTimeout,
+}
+
+/// The time limit of each fixture or migration statement on a real tenant.
+#[derive(Debug, Clone, Args)]
+pub struct StatementTimeout {
+    /// Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub statement_timeout: String,
 }
 
 /// Where fixture directories are read from.
@@ -248,7 +260,7 @@ pub enum FixtureCommand {
     List(FixturesDir),
     /// Show a fixture's manifest, files and the tables they touch
     Show(FixtureShowArgs),
-    /// Check fixtures against a scratch tenant; writes nothing in the data directory
+    /// Check fixtures against a scratch tenant in memory; creates no file anywhere
     Check(FixtureCheckArgs),
     /// Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction
     Deploy(DeployArgs),
@@ -298,6 +310,9 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub dir: FixturesDir,
+
+    #[command(flatten)]
+    pub limit: StatementTimeout,
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +346,9 @@ pub struct TemplateBuildArgs {
 
     #[command(flatten)]
     pub dir: FixturesDir,
+
+    #[command(flatten)]
+    pub limit: StatementTimeout,
 }
 
 #[derive(Debug, Args)]
@@ -562,6 +580,9 @@ pub struct UpArgs {
     /// Do not ask for confirmation of destructive migrations (required without a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
+
+    #[command(flatten)]
+    pub limit: StatementTimeout,
 }
 
 #[derive(Debug, Args)]

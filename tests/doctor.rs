@@ -711,3 +711,32 @@ fn snapshot_copies_with_wide_permissions_are_found_and_repaired() {
     let mode = fs::metadata(&copies[0]).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
 }
+
+#[test]
+fn scratch_directories_left_by_killed_fixture_checks_are_found_and_removed() {
+    let env = setup();
+    // What a `fixture check` of an older version, killed, left in the temporary directory
+    // (the tests' TMPDIR is the test's own directory): its pid is a finished child's.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let dead = env.root().join(format!("monkctl-check-{pid}-0a1b2c3d"));
+    std::fs::create_dir(&dead).unwrap();
+    std::fs::write(dead.join("scratch.db"), b"x").unwrap();
+    // A running process's, and names that are not monkctl's, are left alone.
+    let live = env
+        .root()
+        .join(format!("monkctl-check-{}-0a1b2c3d", std::process::id()));
+    std::fs::create_dir(&live).unwrap();
+    let other = env.root().join(format!("monkctl-check-{pid}-notours"));
+    std::fs::create_dir(&other).unwrap();
+    let (v, code) = doctor(&env, &[]);
+    assert_eq!(code, 10, "{v}");
+    let found = with_code(&v, "scratch_leftover");
+    assert_eq!(found.len(), 1, "{v}");
+    assert_eq!(found[0]["path"], dead.display().to_string());
+    let (v, code) = doctor(&env, &["--repair"]);
+    assert_eq!(code, 0, "{v}");
+    assert!(!dead.exists());
+    assert!(live.exists() && other.exists());
+}

@@ -307,6 +307,12 @@ fn bad_input_is_refused_with_file_and_line_and_changes_nothing() {
             "wide/people.csv:3:",
         ),
         (
+            "internal",
+            "name = \"internal\"\nversion = \"1\"\nfiles = [\n  \"sqlite_sequence.csv\",\n]\n",
+            vec![("sqlite_sequence.csv", b"name,seq\nusers,99\n")],
+            "internal/fixture.toml:4: 'sqlite_sequence.csv': a data file may not fill 'sqlite_sequence'",
+        ),
+        (
             "escape",
             "name = \"escape\"\nversion = \"1\"\nfiles = [\"../base/schema.sql\"]\n",
             vec![("a.sql", b"SELECT 1;")],
@@ -507,9 +513,10 @@ fn a_fixture_cannot_attach_files_or_end_its_transaction() {
     }
     let before = snapshot(&env.data());
     for name in ["attach"].into_iter().chain(forbidden.iter().map(|f| f.0)) {
-        let err = env.fails(&["fixture", "deploy", name, "--tenant", "acme"], 1);
+        // Refused by the guard on a scratch copy before any tenant is touched.
+        let err = env.fails(&["fixture", "deploy", name, "--tenant", "acme"], 2);
         assert!(
-            err.contains("a.sql:2:") && err.contains("not authorized"),
+            err.contains("a.sql:2: statement 2 is refused"),
             "{name}: {err}"
         );
         let out = env.run(&["--format", "json", "fixture", "check", name]);
@@ -518,7 +525,7 @@ fn a_fixture_cannot_attach_files_or_end_its_transaction() {
         assert!(
             report["problems"][0]["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("a.sql:2:") && m.contains("not authorized")),
+                .is_some_and(|m| m.contains("a.sql:2: statement 2 is refused")),
             "{name}: {report}"
         );
     }

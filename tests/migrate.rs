@@ -624,6 +624,13 @@ fn a_run_killed_mid_way_leaves_every_tenant_whole_and_a_rerun_finishes() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // The run takes its lock once every statement passed the guard on a scratch copy; kill it
+    // a little after that, among the tenants.
+    let lock = env.data().join("locks/migrate.lock");
+    let started = std::time::Instant::now();
+    while !lock.exists() && started.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     std::thread::sleep(std::time::Duration::from_millis(400));
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

@@ -5,7 +5,8 @@ use crate::core::fixture::{self, CheckReport, Deployed, Listed, Shown, Status, T
 use crate::core::{exit, Batch, Workspace};
 use crate::output::{opt, List, Render, Table};
 
-use super::{settings_with, show, show_batch, Bar, Outcome};
+use super::{settings_with, show, show_batch, statement_timeout, Bar, Outcome};
+use crate::core::guard;
 
 pub fn run(g: &GlobalArgs, cmd: FixtureCommand) -> Outcome {
     let dir_flag = match &cmd {
@@ -21,7 +22,12 @@ pub fn run(g: &GlobalArgs, cmd: FixtureCommand) -> Outcome {
         FixtureCommand::List(_) => show(g.format, &List(fixture::list(&dir)?)),
         FixtureCommand::Show(a) => show(g.format, &fixture::show(&dir, &a.name)?),
         FixtureCommand::Check(a) => {
-            let report = fixture::check(&dir, a.name.as_deref(), ws.migration_set()?)?;
+            let report = fixture::check(
+                &dir,
+                a.name.as_deref(),
+                ws.migration_set()?,
+                guard::ANALYSIS_TIMEOUT,
+            )?;
             crate::output::print(g.format, &report)?;
             if report.problems.is_empty() {
                 Ok(exit::SUCCESS)
@@ -37,7 +43,9 @@ pub fn run(g: &GlobalArgs, cmd: FixtureCommand) -> Outcome {
                 tenants: a.tenants,
                 all: a.all,
             };
-            let batch = fixture::deploy(&ws, &dir, &a.names, &targets, a.force, &Bar::new())?;
+            let limit = statement_timeout(&a.limit)?;
+            let batch =
+                fixture::deploy(&ws, &dir, &a.names, &targets, a.force, limit, &Bar::new())?;
             show_batch(g.format, &batch)
         }
         FixtureCommand::Status(a) => show(g.format, &List(fixture::status(&ws, &a.tenant)?)),

@@ -126,6 +126,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
             let mut opts = options(&u.select)?;
             opts.fail_fast = u.fail_fast;
             opts.allow_destructive = u.allow_destructive;
+            opts.statement_timeout = super::statement_timeout(&u.limit)?;
             if u.allow_destructive {
                 let question = match migrate::destructive_in_set(set, opts.target) {
                     Ok(findings) if findings.is_empty() => None,
@@ -136,6 +137,9 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                     // A migration about tables a baseline tenant lacks (the API's model tables)
                     // cannot be looked at in advance; each tenant is still analysed against its
                     // own schema before anything runs on it.
+                    Err(e @ (Error::Refused { .. } | Error::StatementTimeout { .. })) => {
+                        return Err(e.into())
+                    }
                     Err(e) => {
                         eprintln!("note: the destructive statements could not be listed in advance on a baseline tenant ({e})");
                         Some("Apply the pending migrations, destructive statements included, to the selected tenants; each tenant that has them is snapshotted first".into())

@@ -171,6 +171,19 @@ pub fn settings_with(
     })?)
 }
 
+/// The `--statement-timeout` of a command that runs fixtures or migrations on real tenants.
+pub fn statement_timeout(a: &crate::cli::StatementTimeout) -> anyhow::Result<std::time::Duration> {
+    let d = core::ids::parse_wait(&a.statement_timeout)
+        .map_err(|e| Error::Usage(format!("--statement-timeout: {e}")))?;
+    if d.is_zero() {
+        return Err(Error::Usage(
+            "--statement-timeout: give a limit above zero, like 500ms or 5m".into(),
+        )
+        .into());
+    }
+    Ok(d)
+}
+
 pub fn workspace(g: &GlobalArgs) -> anyhow::Result<Workspace> {
     Ok(Workspace::new(settings(g)?)?)
 }

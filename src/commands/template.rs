@@ -16,7 +16,16 @@ pub fn run(g: &GlobalArgs, cmd: TemplateCommand) -> Outcome {
     match cmd {
         TemplateCommand::Build(a) => {
             let dir = ws.settings.fixtures_dir.value.clone();
-            show(g.format, &template::build(&ws, &dir, &a.name, &a.fixtures)?)
+            show(
+                g.format,
+                &template::build(
+                    &ws,
+                    &dir,
+                    &a.name,
+                    &a.fixtures,
+                    super::statement_timeout(&a.limit)?,
+                )?,
+            )
         }
         TemplateCommand::List => show(g.format, &List(template::list(&ws)?)),
         TemplateCommand::Show(a) => show(g.format, &template::show(&ws, &a.name)?),

@@ -87,23 +87,24 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
     let ws = Workspace::new(settings_with(g, a.dir.fixtures_dir.clone())?)?;
     let specs = create_specs(a)?;
     tenant::validate_specs(&specs)?;
+    let limit = super::statement_timeout(&a.limit)?;
     let fixtures = if a.fixtures.is_empty() {
         Vec::new()
     } else {
-        fixture::prepare(&ws.settings.fixtures_dir.value, &a.fixtures)?
+        fixture::prepare(&ws.settings.fixtures_dir.value, &a.fixtures, limit)?
     };
     let set = ws.migration_set()?;
     let batch = match &a.template {
         Some(name) => {
             let image = template::load(&ws, name)?;
-            let b = template::builder(&image, &fixtures);
+            let b = template::builder(&image, &fixtures, limit);
             tenant::create_many(&ws, &specs, &b, &Bar::new())?
         }
         None if fixtures.is_empty() => {
             tenant::create_many(&ws, &specs, &tenant::system_builder(set), &Bar::new())?
         }
         None => {
-            let b = fixture::builder(set, &fixtures);
+            let b = fixture::builder(set, &fixtures, limit);
             tenant::create_many(&ws, &specs, &b, &Bar::new())?
         }
     };

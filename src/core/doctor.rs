@@ -4,7 +4,8 @@
 //! Owns the checks (each an independent function that appends findings), the findings' stable
 //! codes, and the repairs. Checks only read: tenant files are opened with
 //! `db::open_for_inspection` and never changed. Repairs never touch tenant data: they remove
-//! monkctl's own dead temporary files and stale lock files, move unclaimed files to
+//! monkctl's own dead temporary files (and the scratch directories killed `fixture check`s of
+//! older versions left in the system temporary directory) and stale lock files, move unclaimed files to
 //! `<data>/orphans/` (never delete them), checkpoint WALs through SQLite, narrow permissions,
 //! finish an interrupted move to the trash, and re-record fixture rows a tenant's content proves.
 
@@ -72,6 +73,7 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
     RemoveTemp(PathBuf),
+    RemoveScratch(PathBuf),
     RemoveStaleLock(PathBuf),
     MoveToOrphans(PathBuf),
     Checkpoint(PathBuf),
@@ -287,6 +289,7 @@ const DATA_DIR_CHECKS: &[fn(&Ctx<'_>, &mut Vec<Finding>)] = &[
     check_registry_rules,
     check_orphans,
     check_temp_leftovers,
+    check_scratch_leftovers,
     check_locks,
     check_dir_permissions,
 ];
@@ -726,6 +729,44 @@ fn check_temp_leftovers(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// The pid in the name of a scratch directory older monkctl versions made for `fixture check` in
+/// the system temporary directory: `monkctl-check-<pid>-<8 hex>`.
+fn scratch_owner_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("monkctl-check-")?;
+    let (pid, rand) = rest.split_once('-')?;
+    (rand.len() == 8 && rand.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| pid.parse().ok())
+        .flatten()
+}
+
+/// Scratch directories that `fixture check` of older versions left in the system temporary
+/// directory when it was killed (it checks in memory now, and makes none). Only directories
+/// named as monkctl named them, whose process is gone; never followed through a link.
+fn check_scratch_leftovers(_ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let tmp = std::env::temp_dir();
+    let Ok(rd) = fs::read_dir(&tmp) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = scratch_owner_pid(&name) else {
+            continue;
+        };
+        if !e.file_type().is_ok_and(|t| t.is_dir()) || pid_alive(pid) {
+            continue;
+        }
+        let path = e.path();
+        out.push(
+            Finding::new(
+                Severity::Warning,
+                "scratch_leftover",
+                format!("{name} in {} is the scratch directory of a `fixture check` (of an older monkctl) killed in process {pid}, which is gone", tmp.display()),
+                "`monkctl doctor --repair` removes it (a scratch copy, never a tenant's data)",
+            )
+            .path(&path)
+            .repair(Action::RemoveScratch(path.clone())),
+        );
+    }
+}
+
 /// Lock files in `<data>/locks/`: a recorded holder whose process is gone is stale.
 fn check_locks(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     let Ok(rd) = fs::read_dir(ctx.layout.locks_dir()) else {
@@ -933,9 +974,9 @@ fn compare(
 /// (no file is written anywhere). Built once per version and run.
 fn reference_shape(set: &MigrationSet, version: i64) -> Result<Reference> {
     let here = Path::new(":memory: (reference schema)");
-    let conn = Connection::open_in_memory().at(here)?;
+    let mut conn = Connection::open_in_memory().at(here)?;
     system::register_functions(&conn).at(here)?;
-    set.execute_schema_to(&conn, here, version)?;
+    set.execute_schema_to(&mut conn, here, version, super::guard::ANALYSIS_TIMEOUT)?;
     let mut shape = shape_of(&conn).at(here)?;
     shape.remove(schema::HISTORY_TABLE);
     let mut sql = BTreeMap::new();
@@ -1375,6 +1416,7 @@ fn repair(ws: &Workspace, findings: &[Finding]) -> Vec<Repair> {
 fn describe(a: &Action) -> String {
     match a {
         Action::RemoveTemp(_) => "remove temporary leftover".into(),
+        Action::RemoveScratch(_) => "remove scratch directory".into(),
         Action::RemoveStaleLock(_) => "remove stale lock".into(),
         Action::MoveToOrphans(_) => "move to orphans".into(),
         Action::Checkpoint(_) => "checkpoint WAL".into(),
@@ -1399,6 +1441,23 @@ fn apply(ws: &Workspace, a: &Action) -> Result<String> {
                 ));
             }
             fs::remove_file(p).at(p)?;
+            Ok("removed".into())
+        }
+        Action::RemoveScratch(p) => {
+            // Check again, without following a link: the pid could be reused by now.
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            let meta = fs::symlink_metadata(p).at(p)?;
+            if !meta.is_dir()
+                || name
+                    .as_deref()
+                    .and_then(scratch_owner_pid)
+                    .is_none_or(pid_alive)
+            {
+                return Err(Error::Conflict(
+                    "it is no longer a dead process's scratch directory; left alone".into(),
+                ));
+            }
+            fs::remove_dir_all(p).at(p)?;
             Ok("removed".into())
         }
         Action::RemoveStaleLock(p) => remove_stale_lock(p).map(|()| "removed".into()),

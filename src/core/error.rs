@@ -47,6 +47,8 @@ pub mod exit {
     pub const DESTRUCTIVE: i32 = 18;
     /// The device holding a file ran out of space (or the user's disk quota is used up).
     pub const DISK_FULL: i32 = 19;
+    /// A statement of a fixture or migration ran longer than its time limit and was stopped.
+    pub const STATEMENT_TIMEOUT: i32 = 20;
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -167,6 +169,25 @@ pub enum Error {
     #[error("no space left on the device holding {}: {detail}; free space there (or write to another directory) and retry; nothing was changed", path.display())]
     DiskFull { path: PathBuf, detail: String },
 
+    /// An operator statement (fixture, migration) that the guard refuses (`core::guard`).
+    #[error("{}:{line}: {message}", path.display())]
+    Refused {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+
+    /// An operator statement interrupted by its time limit (`--statement-timeout`); the
+    /// transaction it ran in is rolled back.
+    #[error("{}:{line}: statement {number} ran longer than its limit of {} and was stopped: `{statement}`; nothing was changed; make it cheaper, or raise the limit with --statement-timeout", path.display(), crate::core::ids::format_wait(*limit))]
+    StatementTimeout {
+        path: PathBuf,
+        line: usize,
+        number: usize,
+        limit: std::time::Duration,
+        statement: String,
+    },
+
     #[error("{0}")]
     Other(String),
 }
@@ -187,6 +208,7 @@ impl Error {
             Error::InvalidName { .. }
             | Error::Usage(_)
             | Error::BadInput { .. }
+            | Error::Refused { .. }
             | Error::NeedsConfirmation { .. } => exit::USAGE,
             Error::TenantNotFound(_) | Error::FileNotFound { .. } | Error::NoInfra { .. } => {
                 exit::NOT_FOUND
@@ -207,6 +229,7 @@ impl Error {
             Error::Diverged(_) => exit::DIVERGED,
             Error::Destructive(_) => exit::DESTRUCTIVE,
             Error::DiskFull { .. } => exit::DISK_FULL,
+            Error::StatementTimeout { .. } => exit::STATEMENT_TIMEOUT,
             Error::Cancelled | Error::Other(_) => exit::FAILURE,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,

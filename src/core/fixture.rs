@@ -3,18 +3,18 @@
 //! Owns reading fixture directories (`<fixtures>/<name>/fixture.toml` and its files), resolving
 //! dependencies (topological order, cycle detection), parsing SQL into statements and CSV/JSONL
 //! into rows, applying a fixture to an open tenant connection, `fixture check` against a scratch
-//! tenant, and `fixture deploy` over tenants. It never writes inside the fixtures directory; it
+//! tenant in memory, and `fixture deploy` over tenants. Every statement of a fixture runs through
+//! `guard` (its rules and time limit), after the whole plan passed it on a scratch copy. It never writes inside the fixtures directory; it
 //! writes tenant databases only through SQLite transactions, and the registry only through
 //! `Registry::write`, after the tenant's transaction has committed. The built-in `system` fixture
 //! lives in the binary (`system::SYSTEM_SQL`) and no directory may shadow it.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::db::{self, Mode};
 use super::error::{Context, Error, Result};
 use super::fsutil;
+use super::guard::{self, Guard, Kind};
 use super::ids;
 use super::migrate::MigrationSet;
 use super::names;
@@ -142,21 +143,10 @@ fn line_at(text: &str, pos: usize) -> usize {
         .count()
 }
 
-/// Reads a file as UTF-8; invalid UTF-8 is a `BadInput` naming the line where it starts.
+/// Reads a file of a fixture: a regular file in the fixture's directory (no symbolic link, FIFO
+/// or device), UTF-8 without NUL bytes (see `guard::read_source`).
 fn read_utf8(path: &Path) -> Result<String> {
-    let bytes = fs::read(path).at(path)?;
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = e.utf8_error().valid_up_to();
-        let bytes = e.as_bytes();
-        Error::BadInput {
-            path: path.to_path_buf(),
-            line: 1 + bytes[..valid].iter().filter(|b| **b == b'\n').count(),
-            message: format!(
-                "the file is not valid UTF-8 (byte {} of the file); save it as UTF-8",
-                valid + 1
-            ),
-        }
-    })
+    guard::read_source(path)
 }
 
 fn bad(path: &Path, line: usize, message: impl Into<String>) -> Error {
@@ -183,7 +173,10 @@ pub fn load(dir: &Path, name: &str) -> Result<Fixture> {
     }
     let fdir = dir.join(name);
     let path = fdir.join(MANIFEST);
-    if !path.is_file() {
+    if fs::symlink_metadata(&fdir).is_ok() {
+        guard::check_dir(&fdir, "fixture directory")?;
+    }
+    if fs::symlink_metadata(&path).is_err() {
         return Err(Error::FileNotFound {
             what: "fixture manifest",
             path,
@@ -263,6 +256,14 @@ pub fn load(dir: &Path, name: &str) -> Result<Fixture> {
                         format!("'{f}': a data file is named after its table (letters, digits, _)"),
                     ));
                 }
+                let lower = stem.to_ascii_lowercase();
+                if lower.starts_with("sqlite_") || guard::FILE_TABLES.contains(&lower.as_str()) {
+                    return Err(bad(
+                        &path,
+                        line,
+                        format!("'{f}': a data file may not fill '{stem}', which belongs to SQLite itself; name it after one of the tenant's tables"),
+                    ));
+                }
             }
             _ => {
                 return Err(bad(
@@ -272,7 +273,9 @@ pub fn load(dir: &Path, name: &str) -> Result<Fixture> {
                 ))
             }
         }
-        if !fdir.join(f).is_file() {
+        if let Ok(meta) = fs::symlink_metadata(fdir.join(f)) {
+            guard::check_regular(&fdir.join(f), &meta)?;
+        } else {
             return Err(bad(
                 &path,
                 line,
@@ -317,7 +320,7 @@ fn directory_names(dir: &Path) -> Result<Vec<String>> {
     };
     for e in rd.flatten() {
         let p = e.path();
-        if p.join(MANIFEST).is_file() {
+        if fs::symlink_metadata(p.join(MANIFEST)).is_ok() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name == SYSTEM {
                 return Err(bad(
@@ -423,80 +426,7 @@ fn visit(dir: &Path, name: &str, stack: &mut Vec<Fixture>, done: &mut Vec<Fixtur
     Ok(())
 }
 
-/// One SQL statement and the line it starts on.
-#[derive(Debug, Clone)]
-pub struct Statement {
-    pub line: usize,
-    pub sql: String,
-}
-
-/// Whether `sql` ends a complete statement, by SQLite's own tokenizer.
-fn sql_complete(sql: &str) -> bool {
-    match CString::new(sql) {
-        // SAFETY: a valid NUL-terminated string that lives across the call.
-        Ok(c) => unsafe { rusqlite::ffi::sqlite3_complete(c.as_ptr()) != 0 },
-        Err(_) => false,
-    }
-}
-
-/// Skips whitespace and comments; returns the offset of the first token (or the length).
-fn skip_blank(s: &str) -> usize {
-    let b = s.as_bytes();
-    let mut i = 0;
-    loop {
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if b[i..].starts_with(b"--") {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
-        } else if b[i..].starts_with(b"/*") {
-            match s[i + 2..].find("*/") {
-                Some(end) => i += end + 4,
-                None => return b.len(),
-            }
-        } else {
-            return i;
-        }
-    }
-}
-
-/// Splits an SQL script into statements with SQLite's `sqlite3_complete` (so `;` inside strings,
-/// comments and trigger bodies does not split), each with the line its first token is on.
-pub fn split_sql(text: &str) -> Vec<Statement> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    // Lines are counted forward from the previous statement, so long scripts stay linear.
-    let (mut seen, mut line) = (0usize, 1usize);
-    let mut push = |chunk: &str, offset: usize| {
-        let first = skip_blank(chunk);
-        let body = chunk[first..].trim();
-        if body.is_empty() || body == ";" {
-            return;
-        }
-        let at = offset + first;
-        line += text.as_bytes()[seen..at]
-            .iter()
-            .filter(|b| **b == b'\n')
-            .count();
-        seen = at;
-        out.push(Statement {
-            line,
-            sql: chunk[first..].to_string(),
-        });
-    };
-    for (i, b) in text.bytes().enumerate() {
-        if b == b';' && sql_complete(&text[start..=i]) {
-            push(&text[start..=i], start);
-            start = i + 1;
-        }
-    }
-    if start < text.len() {
-        push(&text[start..], start);
-    }
-    out
-}
+pub use super::guard::{split as split_sql, Statement};
 
 /// A field of a data file before it meets the table's column types.
 #[derive(Debug, Clone, PartialEq)]
@@ -910,31 +840,38 @@ fn statement_error(conn: &Connection, e: &rusqlite::Error, what: String) -> Erro
     }
 }
 
-/// Applies a parsed fixture to an open connection (the caller owns the transaction). Each problem
-/// goes to `on_error`: returning `Err` stops (deploy), `Ok` goes on with the next item (check).
-pub fn apply(
+/// Applies a parsed fixture to an open connection through `guard` (installed on it by the
+/// caller, who owns the transaction). Each problem goes to `on_error`: returning `Err` stops
+/// (deploy), `Ok` goes on with the next item (check). Without `rows`, data files are passed over
+/// (the scratch pass: whether a statement is refused depends on the schema, not on rows).
+fn apply(
     conn: &Connection,
+    guard: &Guard,
     loaded: &Loaded,
+    rows: bool,
     on_error: &mut dyn FnMut(Error) -> Result<()>,
 ) -> Result<()> {
     for part in &loaded.parts {
         match part {
             Part::Sql { file, statements } => {
-                for s in statements {
-                    if let Err(e) = conn.execute_batch(&s.sql) {
-                        on_error(statement_error(
-                            conn,
-                            &e,
-                            format!(
-                                "{}:{}: statement failed: {e}: {}",
-                                file.display(),
-                                s.line,
-                                excerpt(&s.sql)
-                            ),
-                        ))?;
+                for (i, s) in statements.iter().enumerate() {
+                    if let Err(f) = guard.run(conn, s) {
+                        on_error(f.into_error(file, i + 1, s, |e| {
+                            statement_error(
+                                conn,
+                                &e,
+                                format!(
+                                    "{}:{}: statement failed: {e}: {}",
+                                    file.display(),
+                                    s.line,
+                                    excerpt(&s.sql)
+                                ),
+                            )
+                        }))?;
                     }
                 }
             }
+            Part::Rows { .. } if !rows => {}
             Part::Rows {
                 file,
                 table,
@@ -1052,10 +989,34 @@ fn apply_rows(
     Ok(())
 }
 
-/// Resolves and parses fixtures for applying: every file is read and checked before any tenant
-/// is touched.
-pub fn prepare(dir: &Path, wanted: &[String]) -> Result<Vec<Loaded>> {
-    resolve(dir, wanted)?.iter().map(parse).collect()
+/// Resolves and parses fixtures for applying: every file is read and checked, and every
+/// statement passes the guard on a scratch tenant in memory (with `limit` per statement), before
+/// any tenant is touched.
+pub fn prepare(dir: &Path, wanted: &[String], limit: Duration) -> Result<Vec<Loaded>> {
+    let loaded: Vec<Loaded> = resolve(dir, wanted)?
+        .iter()
+        .map(parse)
+        .collect::<Result<_>>()?;
+    precheck(&loaded, limit)?;
+    Ok(loaded)
+}
+
+/// Runs the fixtures in order on a scratch tenant in memory and fails at the first statement the
+/// guard refuses or stops. Statements that merely fail there (a table a real tenant may have) are
+/// passed over: the real run meets the guard again.
+fn precheck(loaded: &[Loaded], limit: Duration) -> Result<()> {
+    let label = guard::scratch_path();
+    let mut conn = guard::scratch_baseline().at(&label)?;
+    conn.execute_batch("PRAGMA foreign_keys=ON; BEGIN;")
+        .at(&label)?;
+    let g = guard::install(&mut conn, Kind::Fixture, limit).at(&label)?;
+    for l in loaded {
+        apply(&conn, &g, l, false, &mut |e| match e {
+            Error::Refused { .. } | Error::StatementTimeout { .. } => Err(e),
+            _ => Ok(()),
+        })?;
+    }
+    Ok(())
 }
 
 /// A fixture and the version deployed.
@@ -1065,82 +1026,19 @@ pub struct FixtureVersion {
     pub version: String,
 }
 
-/// PRAGMAs a fixture may run with or without an argument: they only describe the schema or check
-/// the file (the argument names a table or index, or limits a check), and change nothing.
-pub const ALLOWED_PRAGMAS: [&str; 16] = [
-    "table_info",
-    "table_xinfo",
-    "table_list",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "foreign_key_list",
-    "foreign_key_check",
-    "integrity_check",
-    "quick_check",
-    "collation_list",
-    "database_list",
-    "function_list",
-    "module_list",
-    "pragma_list",
-    "compile_options",
-];
-
-/// PRAGMAs a fixture may read (without a value, so they set nothing). Reads of settings only:
-/// pragmas that act when run bare (`optimize`, `wal_checkpoint`, `incremental_vacuum`,
-/// `shrink_memory`...) are not here.
-pub const READABLE_PRAGMAS: [&str; 14] = [
-    "application_id",
-    "user_version",
-    "schema_version",
-    "data_version",
-    "foreign_keys",
-    "defer_foreign_keys",
-    "recursive_triggers",
-    "journal_mode",
-    "encoding",
-    "page_size",
-    "page_count",
-    "freelist_count",
-    "auto_vacuum",
-    "ignore_check_constraints",
-];
-
-/// Whether a fixture may run `PRAGMA name` (`value` is the argument or assigned value, if any).
-/// Everything not listed is refused: a fixture must not change the file's settings, turn off the
-/// API's constraints (`ignore_check_constraints`, `defer_foreign_keys`, `foreign_keys`), or stamp
-/// the file's headers (`user_version`, `application_id`) that belong to monkctl and the API.
-pub fn pragma_allowed(name: &str, value: Option<&str>) -> bool {
-    let name = name.to_ascii_lowercase();
-    ALLOWED_PRAGMAS.contains(&name.as_str())
-        || (value.is_none() && READABLE_PRAGMAS.contains(&name.as_str()))
-}
-
-/// Applies fixtures inside the transaction the caller opened, with an authorizer that refuses
-/// what a fixture must not do: ATTACH/DETACH (files outside the data directory), BEGIN, COMMIT
-/// and ROLLBACK (the one-transaction promise), and every PRAGMA but the read-only ones
-/// (`pragma_allowed`). A refused statement fails with "not authorized", named by file and line
-/// like any other.
+/// Applies fixtures inside the transaction the caller opened, every statement through `guard`
+/// (its rules and `limit` per statement): a refused statement is named by file and line and
+/// fails the run (exit 2), one that runs too long is stopped (exit 20).
 pub fn apply_guarded(
     conn: &mut Connection,
     path: &Path,
     plan: &[&Loaded],
+    limit: Duration,
     on_error: &mut dyn FnMut(Error) -> Result<()>,
 ) -> Result<()> {
-    conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
-        AuthAction::Attach { .. } | AuthAction::Detach { .. } | AuthAction::Transaction { .. } => {
-            Authorization::Deny
-        }
-        AuthAction::Pragma {
-            pragma_name,
-            pragma_value,
-        } if !pragma_allowed(pragma_name, pragma_value) => Authorization::Deny,
-        _ => Authorization::Allow,
-    }))
-    .at(path)?;
-    let r = apply_checked(conn, path, plan, on_error);
-    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>)
-        .at(path)?;
+    let g = guard::install(conn, Kind::Fixture, limit).at(path)?;
+    let r = apply_checked(conn, &g, path, plan, on_error);
+    g.remove(conn).at(path)?;
     r
 }
 
@@ -1161,13 +1059,14 @@ fn fk_violations(conn: &Connection) -> rusqlite::Result<HashSet<Violation>> {
 /// fail on them either).
 fn apply_checked(
     conn: &Connection,
+    guard: &Guard,
     path: &Path,
     plan: &[&Loaded],
     on_error: &mut dyn FnMut(Error) -> Result<()>,
 ) -> Result<()> {
     let mut seen = fk_violations(conn).at(path)?;
     for l in plan {
-        apply(conn, l, on_error)?;
+        apply(conn, guard, l, true, on_error)?;
         let mut new: Vec<Violation> = fk_violations(conn)
             .at(path)?
             .into_iter()
@@ -1216,9 +1115,14 @@ pub(crate) fn commit(conn: &Connection, path: &Path) -> Result<()> {
 }
 
 /// Applies fixtures to an open connection in one transaction; all or nothing.
-pub fn apply_all(conn: &mut Connection, path: &Path, plan: &[&Loaded]) -> Result<()> {
+pub fn apply_all(
+    conn: &mut Connection,
+    path: &Path,
+    plan: &[&Loaded],
+    limit: Duration,
+) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE").at(path)?;
-    match apply_guarded(conn, path, plan, &mut |e| Err(e)) {
+    match apply_guarded(conn, path, plan, limit, &mut |e| Err(e)) {
         Ok(()) => commit(conn, path).inspect_err(|_| {
             let _ = conn.execute_batch("ROLLBACK");
         }),
@@ -1235,6 +1139,7 @@ pub fn apply_all(conn: &mut Connection, path: &Path, plan: &[&Loaded]) -> Result
 pub fn builder<'a>(
     set: &'a MigrationSet,
     fixtures: &'a [Loaded],
+    limit: Duration,
 ) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + 'a {
     move |path: &Path, spec: &CreateSpec| {
         // The file is a private temporary one: errors name the tenant, not it.
@@ -1242,10 +1147,10 @@ pub fn builder<'a>(
             let mut conn = system::open_build(path)?;
             // A private file being built: an error discards it, so no rollback is needed.
             conn.execute_batch("BEGIN").at(path)?;
-            set.execute_schema(&conn, path)?;
+            set.execute_schema(&mut conn, path, limit)?;
             let owner_id = system::add_owner(&conn, &spec.owner).at(path)?;
             let plan: Vec<&Loaded> = fixtures.iter().collect();
-            apply_guarded(&mut conn, path, &plan, &mut |e| Err(e))?;
+            apply_guarded(&mut conn, path, &plan, limit, &mut |e| Err(e))?;
             commit(&conn, path)?;
             system::finish_build(conn, path)?;
             Ok(owner_id)
@@ -1391,31 +1296,16 @@ pub struct CheckReport {
     pub problems: Vec<Problem>,
 }
 
-/// A scratch directory outside the data directory, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Scratch> {
-        let p = std::env::temp_dir().join(format!(
-            "monkctl-check-{}-{}",
-            std::process::id(),
-            &ids::uuid_v4()[..8]
-        ));
-        fsutil::create_private_dir(&p)?;
-        Ok(Scratch(p))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// `fixture check [NAME]`: parses every manifest and file, resolves dependencies, and applies the
-/// fixtures in order to a scratch tenant (a temporary file outside the data directory), reporting
-/// every failing statement and row with its file and line. Writes nothing in the data directory.
-pub fn check(dir: &Path, name: Option<&str>, set: &MigrationSet) -> Result<CheckReport> {
+/// fixtures in order to a scratch tenant in memory at the deployment's schema (`set`), through
+/// the guard (`limit` per statement), reporting every refused, stopped or failing statement and
+/// row with its file and line. Creates no file anywhere.
+pub fn check(
+    dir: &Path,
+    name: Option<&str>,
+    set: &MigrationSet,
+    limit: Duration,
+) -> Result<CheckReport> {
     let mut problems = Vec::new();
     let mut checked = Vec::new();
     let wanted: Vec<String> = match name {
@@ -1455,12 +1345,10 @@ pub fn check(dir: &Path, name: Option<&str>, set: &MigrationSet) -> Result<Check
             }
         }
     }
-    let scratch = Scratch::new()?;
-    let path = scratch.0.join("scratch.db");
-    system::build(&path, "root", set)?;
-    let mut conn = Connection::open(&path).at(&path)?;
-    system::register_functions(&conn).at(&path)?;
-    conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=OFF; BEGIN;")
+    let path = guard::scratch_path();
+    let mut conn = guard::scratch_from_schema(&[]).at(&path)?;
+    set.execute_schema(&mut conn, &path, limit)?;
+    conn.execute_batch("PRAGMA foreign_keys=ON; BEGIN;")
         .at(&path)?;
     for f in &order {
         checked.push(f.name.clone());
@@ -1475,7 +1363,7 @@ pub fn check(dir: &Path, name: Option<&str>, set: &MigrationSet) -> Result<Check
             }
         };
         let mut n = 0;
-        apply_guarded(&mut conn, &path, &[&loaded], &mut |e| {
+        apply_guarded(&mut conn, &path, &[&loaded], limit, &mut |e| {
             n += 1;
             if n <= 50 {
                 problems.push(Problem {
@@ -1533,6 +1421,7 @@ pub fn deploy(
     wanted: &[String],
     targets: &Targets,
     force: bool,
+    limit: Duration,
     progress: &dyn Progress,
 ) -> Result<Batch<Deployed>> {
     if wanted.is_empty() {
@@ -1546,7 +1435,7 @@ pub fn deploy(
             "name the tenants with --tenant NAME, or pass --all for every active tenant".into(),
         ));
     }
-    let loaded = prepare(dir, wanted)?;
+    let loaded = prepare(dir, wanted, limit)?;
     // A data directory without an infra database is an error here, not something to create.
     drop(ws.registry()?);
     let mut reg = ws.registry_for_write()?;
@@ -1565,7 +1454,7 @@ pub fn deploy(
     progress.start(tenants.len() as u64, "deploying fixtures");
     let mut batch = Batch::default();
     for t in &tenants {
-        let r = deploy_one(ws, &mut reg, t, &loaded, wanted, force);
+        let r = deploy_one(ws, &mut reg, t, &loaded, wanted, force, limit);
         progress.advance(1, &t.name);
         batch.push(&t.name, r);
     }
@@ -1580,6 +1469,7 @@ fn deploy_one(
     loaded: &[Loaded],
     wanted: &[String],
     force: bool,
+    limit: Duration,
 ) -> Result<Deployed> {
     if t.is_deleted() {
         return Err(Error::Conflict(format!(
@@ -1612,7 +1502,7 @@ fn deploy_one(
     }
     let mut conn = db::open(&path, Mode::ReadWrite)?;
     system::register_functions(&conn).at(&path)?;
-    apply_all(&mut conn, &path, &plan)?;
+    apply_all(&mut conn, &path, &plan, limit)?;
     drop(conn);
     let now = ids::now_iso();
     let applied: Vec<FixtureVersion> = plan
@@ -1731,19 +1621,6 @@ mod tests {
         assert!(matches!(e, Error::BadInput { line: 2, .. }), "{e}");
         let e = parse_jsonl(p, "[1]\n").unwrap_err();
         assert!(e.to_string().contains("not a JSON object"), "{e}");
-    }
-
-    #[test]
-    fn only_read_only_pragmas_are_allowed() {
-        assert!(pragma_allowed("table_info", Some("people")));
-        assert!(pragma_allowed("FOREIGN_KEY_CHECK", None));
-        assert!(pragma_allowed("user_version", None));
-        assert!(!pragma_allowed("user_version", Some("42")));
-        assert!(!pragma_allowed("ignore_check_constraints", Some("ON")));
-        assert!(!pragma_allowed("defer_foreign_keys", Some("1")));
-        assert!(!pragma_allowed("journal_mode", Some("DELETE")));
-        assert!(!pragma_allowed("optimize", None));
-        assert!(!pragma_allowed("wal_checkpoint", None));
     }
 
     #[test]

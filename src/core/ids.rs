@@ -116,6 +116,18 @@ pub fn parse_wait(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// A wait as `parse_wait` reads it: `250ms`, `5s`, `2m`.
+pub fn format_wait(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1_000) {
+        format!("{}s", ms / 1_000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -143,6 +155,9 @@ mod tests {
         assert!(parse_duration("3y").unwrap_err().contains("unknown unit"));
         assert_eq!(parse_duration("2w").unwrap().as_secs(), 14 * 86_400);
         assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        for w in ["250ms", "5s", "2m", "0s", "90s"] {
+            assert_eq!(format_wait(parse_wait(w).unwrap()), w);
+        }
     }
 
     #[test]

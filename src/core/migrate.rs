@@ -20,15 +20,15 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::backup::{Backup, StepResult};
-use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Batch as SqlBatch, Connection};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
-use self::destructive::{Failure, Finding};
+use self::destructive::{FailKind, Failure, Finding};
 use super::db::{self, Mode};
 use super::error::{exit, Context, Error, Result};
 use super::fsutil;
+use super::guard::{self, Kind};
 use super::ids;
 use super::lock::{self, Holder, Lock, LockState};
 use super::names;
@@ -84,7 +84,7 @@ pub fn parse_file_name(name: &str) -> Option<(i64, &str)> {
 impl MigrationSet {
     /// The embedded migrations plus every file of `dir`. Every file there must be a migration
     /// (refinery would skip a misnamed one silently; this refuses it), versions must be unique,
-    /// files UTF-8. Reads only.
+    /// files regular (no symbolic link, FIFO or device), UTF-8 without NUL bytes. Reads only.
     pub fn load(dir: Option<&Path>) -> Result<MigrationSet> {
         let mut migs: Vec<Mig> = schema::tenant_migrations()
             .into_iter()
@@ -115,7 +115,10 @@ impl MigrationSet {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                if p.is_dir() {
+                // Looked at without following a link: a linked file or directory is refused
+                // (`guard::read_source`), a FIFO or device never opened.
+                let meta = fs::symlink_metadata(&p).at(&p)?;
+                if meta.is_dir() {
                     return Err(Error::Usage(format!(
                         "{}: is a directory; the migrations directory is read flat: move its files up or the directory elsewhere",
                         p.display()
@@ -128,13 +131,8 @@ impl MigrationSet {
                         dir.display()
                     )));
                 };
-                let bytes = fs::read(&p).at(&p)?;
-                let sql = String::from_utf8(bytes).map_err(|_| {
-                    Error::Usage(format!(
-                        "{}: is not valid UTF-8; save the migration as UTF-8",
-                        p.display()
-                    ))
-                })?;
+                guard::check_regular(&p, &meta)?;
+                let sql = guard::read_source(&p)?;
                 if let Some(other) = migs.iter().find(|m| m.version == version) {
                     return Err(Error::Usage(format!(
                         "{}: version {version} is also used by {}; every migration needs its own version",
@@ -165,21 +163,39 @@ impl MigrationSet {
     /// migration of the set, each recorded in the database's migration history as `migrate up`
     /// records it. A tenant, template or scratch copy built this way is at `latest()`, and
     /// `migrate status` finds nothing to adopt or run. Returns the version.
-    pub fn execute_schema(&self, conn: &Connection, path: &Path) -> Result<i64> {
-        self.execute_schema_to(conn, path, self.latest())
+    /// The operator's migrations pass the guard as in `migrate up` (`limit` per statement).
+    pub fn execute_schema(
+        &self,
+        conn: &mut Connection,
+        path: &Path,
+        limit: Duration,
+    ) -> Result<i64> {
+        self.execute_schema_to(conn, path, self.latest(), limit)
     }
 
     /// `execute_schema` up to `version` (the reference schema of a tenant at that version).
-    pub fn execute_schema_to(&self, conn: &Connection, path: &Path, version: i64) -> Result<i64> {
+    pub fn execute_schema_to(
+        &self,
+        conn: &mut Connection,
+        path: &Path,
+        version: i64,
+        limit: Duration,
+    ) -> Result<i64> {
         conn.execute_batch(system::SYSTEM_SQL).at(path)?;
         conn.execute_batch(HISTORY_DDL).at(path)?;
-        for m in self.migs.iter().take_while(|m| m.version <= version) {
-            if m.version > schema::BASELINE_VERSION {
-                run_statements(conn, path, m, schema::BASELINE_VERSION)?;
+        let g = guard::install(conn, guard::Kind::Migration, limit).at(path)?;
+        let run = || -> Result<()> {
+            for m in self.migs.iter().take_while(|m| m.version <= version) {
+                if m.version > schema::BASELINE_VERSION {
+                    run_statements(conn, &g, path, m, schema::BASELINE_VERSION)?;
+                }
+                record_applied(conn, path, m)?;
             }
-            record_applied(conn, path, m)?;
-        }
-        Ok(version.max(schema::BASELINE_VERSION))
+            Ok(())
+        };
+        let r = run();
+        g.remove(conn).at(path)?;
+        r.map(|_| version.max(schema::BASELINE_VERSION))
     }
 
     /// The built-in migrations alone: for code that has no deployment (tests, benchmarks).
@@ -714,11 +730,20 @@ fn pool<T: Send>(
 }
 
 /// Destructive analyses already made, by schema and pending migrations: tenants share a schema,
-/// so a fleet costs one analysis per distinct schema.
-#[derive(Default)]
-struct Analyses(Mutex<HashMap<String, std::result::Result<Vec<Finding>, Failure>>>);
+/// so a fleet costs one analysis per distinct schema. Each statement is limited to `limit`.
+struct Analyses {
+    done: Mutex<HashMap<String, std::result::Result<Vec<Finding>, Failure>>>,
+    limit: Duration,
+}
 
 impl Analyses {
+    fn new(limit: Duration) -> Analyses {
+        Analyses {
+            done: Mutex::new(HashMap::new()),
+            limit,
+        }
+    }
+
     fn get(
         &self,
         schema: &[String],
@@ -737,13 +762,13 @@ impl Analyses {
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        if let Some(r) = self.0.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(r) = self.done.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(r);
         }
         let mut scratch = destructive::scratch_from_schema(schema)
             .map_err(|e| Error::Other(format!("could not copy the schema for analysis: {e}")))?;
-        let r = destructive::analyse(&mut scratch, pending);
-        if let Ok(mut m) = self.0.lock() {
+        let r = destructive::analyse(&mut scratch, pending, self.limit, false);
+        if let Ok(mut m) = self.done.lock() {
             m.insert(key, r.clone());
         }
         Ok(r)
@@ -752,9 +777,71 @@ impl Analyses {
 
 fn failure_message(f: &Failure, from: i64) -> String {
     format!(
-        "{} (V{}): statement `{}` fails: {}; nothing was applied, the tenant stays at V{from}",
-        f.file, f.version, f.statement, f.message
+        "{}:{} (V{}): statement {} `{}` fails: {}; nothing was applied, the tenant stays at V{from}",
+        f.file,
+        f.line,
+        f.version,
+        f.number,
+        destructive::shorten(&f.statement),
+        f.message
     )
+}
+
+/// Runs every migration of the set up to `target` through the guard on a baseline scratch copy
+/// in memory, before a run touches anything: a statement the guard refuses, or one that runs
+/// longer than `limit`, fails the whole command (exit 2 or 20) with its file and line, when its
+/// migration is pending on at least one selected tenant. (A migration every tenant applied
+/// already never runs again, and cannot be edited without diverging: a statement in it that
+/// this guard refuses does not block the fleet.) Statements that only fail on the baseline (a
+/// table only the tenants have) are left to each tenant's own analysis, which meets the guard
+/// again before anything runs on that tenant.
+pub fn guard_set(
+    ws: &Workspace,
+    set: &MigrationSet,
+    target: i64,
+    sel: &Selection,
+    limit: Duration,
+) -> Result<()> {
+    let migs: Vec<&Mig> = set
+        .migs
+        .iter()
+        .filter(|m| m.version > 1 && m.version <= target)
+        .collect();
+    if migs.is_empty() {
+        return Ok(());
+    }
+    let mut scratch = destructive::scratch_baseline()
+        .map_err(|e| Error::Other(format!("could not build a baseline for analysis: {e}")))?;
+    let refused = destructive::refusals(&mut scratch, &migs, limit);
+    if refused.is_empty() {
+        return Ok(());
+    }
+    // Rare: find which of those migrations some tenant still has to run (reads only).
+    let pending = pending_anywhere(ws, set, target, sel)?;
+    match refused.iter().find(|f| pending.contains(&f.version)) {
+        Some(f) => Err(f.error(|f| Error::Other(failure_message(f, 1)))),
+        None => Ok(()),
+    }
+}
+
+/// The versions pending on at least one selected tenant, read without a lock.
+fn pending_anywhere(
+    ws: &Workspace,
+    set: &MigrationSet,
+    target: i64,
+    sel: &Selection,
+) -> Result<HashSet<i64>> {
+    let reg = ws.registry()?;
+    let (mut targets, _, _) = select(&reg, sel)?;
+    let mut out = HashSet::new();
+    while let Some(t) = targets.next()? {
+        let path = t.path(ws)?;
+        // A tenant that cannot be read is reported by the run itself.
+        if let Ok(ins) = db::read_quietly(&path, |conn, path| inspect(conn, path, set, target)) {
+            out.extend(ins.pending);
+        }
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -860,6 +947,8 @@ pub struct RunOptions {
     pub allow_destructive: bool,
     /// How long to wait for a tenant database another process is writing.
     pub busy_timeout: Duration,
+    /// The time limit of each migration statement on a tenant (`up`).
+    pub statement_timeout: Duration,
 }
 
 impl Default for RunOptions {
@@ -871,6 +960,7 @@ impl Default for RunOptions {
             fail_fast: false,
             allow_destructive: false,
             busy_timeout: db::BUSY_TIMEOUT,
+            statement_timeout: guard::STATEMENT_TIMEOUT,
         }
     }
 }
@@ -923,6 +1013,9 @@ pub fn survey(
     sink: &mut dyn RunSink<SurveyHead, TenantStatus>,
 ) -> Result<Survey> {
     let target = set.target(opts.target)?;
+    if plan {
+        guard_set(ws, set, target, &opts.selection, guard::ANALYSIS_TIMEOUT)?;
+    }
     let reg = ws.registry()?;
     let infra = infra_status(&reg)?;
     let (mut targets, selected, skipped) = select(&reg, &opts.selection)?;
@@ -956,7 +1049,7 @@ pub fn survey(
         ..Summary::default()
     };
     let mut tally = Tally::default();
-    let analyses = Analyses::default();
+    let analyses = Analyses::new(guard::ANALYSIS_TIMEOUT);
     pool(
         &mut targets,
         selected,
@@ -1015,7 +1108,13 @@ pub fn survey(
                     let schema = schema_sql(&conn).at(&path)?;
                     match analyses.get(&schema, &pending)? {
                         Ok(f) => st.destructive = f,
-                        Err(f) => st.would_fail = Some(failure_message(&f, st.inspection.version)),
+                        Err(f) if f.kind == FailKind::Failed => {
+                            st.would_fail = Some(failure_message(&f, st.inspection.version))
+                        }
+                        Err(f) => {
+                            let from = st.inspection.version;
+                            return Err(f.error(|f| Error::Other(failure_message(f, from))));
+                        }
                     }
                 }
             }
@@ -1062,7 +1161,8 @@ pub fn destructive_in_set(set: &MigrationSet, target: Option<i64>) -> Result<Vec
         .iter()
         .filter(|m| m.version > 1 && m.version <= target)
         .collect();
-    destructive::analyse(&mut scratch, &migs).map_err(|f| Error::Other(failure_message(&f, 1)))
+    destructive::analyse(&mut scratch, &migs, guard::ANALYSIS_TIMEOUT, false)
+        .map_err(|f| f.error(|f| Error::Other(failure_message(f, 1))))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1225,7 +1325,7 @@ fn take_snapshot(path: &Path, run: &RunDir, t: &Target, wait: Duration) -> Resul
                             what: path.display().to_string(),
                             detail: format!(
                                 "the snapshot before a destructive migration waited {} for another writer; nothing was changed, run it again (or raise --busy-timeout)",
-                                humantime(wait)
+                                ids::format_wait(wait)
                             ),
                         })
                     }
@@ -1244,22 +1344,21 @@ fn take_snapshot(path: &Path, run: &RunDir, t: &Target, wait: Duration) -> Resul
     result.map(|_| dest)
 }
 
-/// `2.5s`, `500ms`: a wait as the flags write it.
-fn humantime(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
-fn run_statements(conn: &Connection, path: &Path, m: &Mig, from: i64) -> Result<()> {
-    let fail = |n: usize, stmt: &str, e: rusqlite::Error| {
+/// Runs the statements of `m` on a tenant, each through `guard` (installed on `conn`).
+fn run_statements(
+    conn: &Connection,
+    guard: &guard::Guard,
+    path: &Path,
+    m: &Mig,
+    from: i64,
+) -> Result<()> {
+    let fail = |n: usize, st: &guard::Statement, e: rusqlite::Error| {
         let detail = format!(
-            "{} (V{}), statement {n} `{}` failed: {e}; rolled back, the tenant stays at V{from}",
+            "{}:{} (V{}), statement {n} `{}` failed: {e}; rolled back, the tenant stays at V{from}",
             m.file,
+            st.line,
             m.version,
-            destructive::shorten(stmt)
+            destructive::shorten(&st.sql)
         );
         match e.sqlite_error_code() {
             Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
@@ -1274,27 +1373,12 @@ fn run_statements(conn: &Connection, path: &Path, m: &Mig, from: i64) -> Result<
             },
         }
     };
-    let mut batch = SqlBatch::new(conn, &m.sql);
-    let mut cursor = destructive::Cursor::new(&m.sql);
-    let mut n = 0;
-    loop {
-        n += 1;
-        let mut stmt = match batch.next() {
-            Ok(Some(s)) => s,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(fail(n, cursor.next_text(), e)),
-        };
-        let text = stmt.expanded_sql().unwrap_or_default();
-        cursor.passed(&text);
-        let mut rows = stmt.raw_query();
-        loop {
-            match rows.next() {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(e) => return Err(fail(n, &text, e)),
-            }
+    for (i, st) in guard::split(&m.sql).iter().enumerate() {
+        if let Err(f) = guard.run(conn, st) {
+            return Err(f.into_error(Path::new(&m.file), i + 1, st, |e| fail(i + 1, st, e)));
         }
     }
+    Ok(())
 }
 
 fn record_applied(conn: &Connection, path: &Path, m: &Mig) -> Result<()> {
@@ -1337,14 +1421,23 @@ fn up_one(cx: &UpCtx<'_>, t: &Target) -> Result<TenantUp> {
     // The lock of this database is SQLite's own write lock, held from BEGIN IMMEDIATE to the
     // commit: it excludes the API's writers as well as any other monkctl, and the history is
     // read again under it. (Runs exclude each other with the run lock.)
-    let conn = db::open(&path, Mode::ReadWrite)?;
+    let mut conn = db::open(&path, Mode::ReadWrite)?;
     conn.busy_timeout(cx.opts.busy_timeout).at(&path)?;
     system::register_functions(&conn).at(&path)?;
     conn.execute_batch("BEGIN IMMEDIATE").at(&path)?;
-    let r = up_in_tx(cx, t, &conn, &path).and_then(|up| {
-        conn.execute_batch("COMMIT").at(&path)?;
-        Ok(up)
-    });
+    // The guard is on from after monkctl's BEGIN to before its COMMIT: the operator's
+    // statements run under it; monkctl's own in between (history, snapshot) pass its rules.
+    let r = guard::install(&mut conn, Kind::Migration, cx.opts.statement_timeout)
+        .at(&path)
+        .and_then(|g| {
+            let r = up_in_tx(cx, t, &conn, &g, &path);
+            g.remove(&mut conn).at(&path)?;
+            r
+        })
+        .and_then(|up| {
+            conn.execute_batch("COMMIT").at(&path)?;
+            Ok(up)
+        });
     if r.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
@@ -1390,7 +1483,13 @@ fn refuse_unknown(ins: &Inspection, path: &Path, fix: &str) -> Result<()> {
     )))
 }
 
-fn up_in_tx(cx: &UpCtx<'_>, t: &Target, conn: &Connection, path: &Path) -> Result<TenantUp> {
+fn up_in_tx(
+    cx: &UpCtx<'_>,
+    t: &Target,
+    conn: &Connection,
+    guard: &guard::Guard,
+    path: &Path,
+) -> Result<TenantUp> {
     // Read again under the write lock: another process may have migrated meanwhile.
     let ins = inspect(conn, path, cx.set, cx.target)?;
     refuse_diverged(&ins, path)?;
@@ -1400,14 +1499,8 @@ fn up_in_tx(cx: &UpCtx<'_>, t: &Target, conn: &Connection, path: &Path) -> Resul
     if !pending.is_empty() {
         let schema = schema_sql(conn).at(path)?;
         let findings = cx.analyses.get(&schema, &pending)?.map_err(|f| {
-            Error::Other(format!("{}: {}", path.display(), failure_message(&f, from)))
+            f.error(|f| Error::Other(format!("{}: {}", path.display(), failure_message(f, from))))
         })?;
-        if let Some(f) = findings.iter().find(|f| f.action == "transaction_control") {
-            return Err(Error::Usage(format!(
-                "{} (V{}): statement `{}` controls transactions; a migration must not contain BEGIN, COMMIT, ROLLBACK or SAVEPOINT (each tenant runs in one transaction)",
-                f.file, f.version, f.statement
-            )));
-        }
         if !findings.is_empty() {
             if !cx.opts.allow_destructive {
                 return Err(Error::Destructive(format!(
@@ -1427,7 +1520,7 @@ fn up_in_tx(cx: &UpCtx<'_>, t: &Target, conn: &Connection, path: &Path) -> Resul
     }
     let mut applied = Vec::new();
     for m in &pending {
-        run_statements(conn, path, m, from)?;
+        run_statements(conn, guard, path, m, from)?;
         record_applied(conn, path, m)?;
         applied.push(m.version);
     }
@@ -1467,6 +1560,8 @@ pub fn up(
     sink: &mut dyn RunSink<UpHead, TenantUp>,
 ) -> Result<UpReport> {
     let target = set.target(opts.target)?;
+    // Every statement passes the guard on a scratch copy before anything is touched.
+    guard_set(ws, set, target, &opts.selection, opts.statement_timeout)?;
     // Fail on a missing infra database before taking any lock or creating anything.
     let before = infra_status(&ws.registry()?)?;
     let run_lock = Lock::acquire(&run_lock_path(ws), "monkctl migrate up")?;
@@ -1494,7 +1589,7 @@ pub fn up(
         set,
         target,
         opts,
-        analyses: Analyses::default(),
+        analyses: Analyses::new(opts.statement_timeout),
         run: RunDir {
             dir: snapshots_dir(ws).join(&run_id),
             manifest: Mutex::new(None),

@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod error;
 pub mod fixture;
 pub mod fsutil;
+pub mod guard;
 pub mod ids;
 pub mod layout;
 pub mod lock;

@@ -11,6 +11,7 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{Context, Error, Result};
 use super::fixture::{self, FixtureVersion, Loaded};
 use super::fsutil;
+use super::guard;
 use super::ids;
 use super::layout::Layout;
 use super::migrate::MigrationSet;
@@ -97,17 +99,23 @@ fn read_meta(path: &Path) -> Result<Option<Meta>> {
 }
 
 /// `template build NAME --fixture F...`: `system` plus the fixtures (and their dependencies).
-pub fn build(ws: &Workspace, fixtures_dir: &Path, name: &str, wanted: &[String]) -> Result<Meta> {
+pub fn build(
+    ws: &Workspace,
+    fixtures_dir: &Path,
+    name: &str,
+    wanted: &[String],
+    limit: Duration,
+) -> Result<Meta> {
     names::plain("template name", name)?;
     if name == SYSTEM && !wanted.is_empty() {
         return Err(Error::Usage(
             "the 'system' template holds the system fixture alone; choose another name for a template with fixtures".into(),
         ));
     }
-    let loaded = fixture::prepare(fixtures_dir, wanted)?;
+    let loaded = fixture::prepare(fixtures_dir, wanted, limit)?;
     let set = ws.migration_set()?;
     let _lock = lock(&ws.layout, name)?;
-    build_locked(&ws.layout, set, name, &loaded)
+    build_locked(&ws.layout, set, name, &loaded, limit)
 }
 
 fn build_locked(
@@ -115,6 +123,7 @@ fn build_locked(
     set: &MigrationSet,
     name: &str,
     loaded: &[Loaded],
+    limit: Duration,
 ) -> Result<Meta> {
     let (db_path, meta_path) = paths(layout, name);
     fsutil::create_private_dir(&layout.templates_dir())?;
@@ -126,9 +135,9 @@ fn build_locked(
         let mut conn = system::open_build(&tmp)?;
         // A private file being built: an error discards it, so no rollback is needed.
         conn.execute_batch("BEGIN").at(&tmp)?;
-        set.execute_schema(&conn, &tmp)?;
+        set.execute_schema(&mut conn, &tmp, limit)?;
         let plan: Vec<&Loaded> = loaded.iter().collect();
-        fixture::apply_guarded(&mut conn, &tmp, &plan, &mut |e| Err(e))?;
+        fixture::apply_guarded(&mut conn, &tmp, &plan, limit, &mut |e| Err(e))?;
         fixture::commit(&conn, &tmp)?;
         conn.execute_batch("VACUUM").at(&tmp)?;
         let schema_version = schema::tenant_version(&conn).at(&tmp)?;
@@ -209,7 +218,13 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
         other => other?,
     };
     if name == SYSTEM && meta.as_ref().is_none_or(|m| stale(m, set).is_some()) {
-        meta = Some(build_locked(&ws.layout, set, SYSTEM, &[])?);
+        meta = Some(build_locked(
+            &ws.layout,
+            set,
+            SYSTEM,
+            &[],
+            guard::STATEMENT_TIMEOUT,
+        )?);
     }
     let Some(mut meta) = meta else {
         return Err(Error::FileNotFound {
@@ -225,7 +240,7 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
     }
     let mut bytes = read_if_exists(&db_path)?;
     if name == SYSTEM && !matches(&bytes, &meta) {
-        meta = build_locked(&ws.layout, set, SYSTEM, &[])?;
+        meta = build_locked(&ws.layout, set, SYSTEM, &[], guard::STATEMENT_TIMEOUT)?;
         bytes = read_if_exists(&db_path)?;
     }
     let Some(bytes) = bytes.filter(|b| fixture::checksum_hex(b) == meta.checksum) else {
@@ -387,15 +402,22 @@ fn regenerate_ids(conn: &Connection) -> rusqlite::Result<()> {
 pub fn builder<'a>(
     image: &'a Image,
     extra: &'a [Loaded],
+    limit: Duration,
 ) -> impl Fn(&Path, &CreateSpec) -> Result<Built> + Sync + 'a {
     move |path: &Path, spec: &CreateSpec| {
         // The file is a private temporary one: errors name the tenant, not it.
-        clone_into(image, extra, path, spec)
+        clone_into(image, extra, path, spec, limit)
             .map_err(|e| e.renamed(path, &format!("tenant '{}'", spec.name)))
     }
 }
 
-fn clone_into(image: &Image, extra: &[Loaded], path: &Path, spec: &CreateSpec) -> Result<Built> {
+fn clone_into(
+    image: &Image,
+    extra: &[Loaded],
+    path: &Path,
+    spec: &CreateSpec,
+    limit: Duration,
+) -> Result<Built> {
     let mut f = fsutil::create_private_file(path)?;
     // The copy is written as a rollback-journal database (header bytes 18-19 = 1) and edited
     // with an in-memory journal (no file; ROLLBACK TO still works for extra fixtures), then
@@ -449,7 +471,7 @@ fn clone_into(image: &Image, extra: &[Loaded], path: &Path, spec: &CreateSpec) -
         .filter(|l| !image.meta.fixtures.iter().any(|f| f.name == l.fixture.name))
         .collect();
     if !plan.is_empty() {
-        fixture::apply_all(&mut conn, path, &plan)?;
+        fixture::apply_all(&mut conn, path, &plan, limit)?;
     }
     system::finish_build(conn, path)?;
     let mut versions: Vec<(String, String)> =

@@ -38,19 +38,7 @@ impl Env {
 
     /// `monkctl --data-dir <data> ARGS`, run in the temporary directory with a clean environment.
     pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("monkctl").expect("binary");
-        c.current_dir(self.root())
-            .env_remove("MONK_DATA_DIR")
-            .env_remove("DATABASE_URL")
-            .env_remove("MONK_CONFIG")
-            .env_remove("MONK_FIXTURES_DIR")
-            .env_remove("MONK_MIGRATIONS_DIR")
-            .env_remove("MONK_LAYOUT")
-            .env("HOME", self.root())
-            .env("XDG_CONFIG_HOME", self.root().join("xdg"))
-            .arg("--data-dir")
-            .arg(self.data());
-        c
+        Command::from_std(self.std_cmd())
     }
 
     /// `cmd()` as a `std::process::Command`, for a test that wires stdout itself.
@@ -65,6 +53,9 @@ impl Env {
             .env_remove("MONK_LAYOUT")
             .env("HOME", self.root())
             .env("XDG_CONFIG_HOME", self.root().join("xdg"))
+            // The system temporary directory too, so that what `doctor` finds there is the
+            // test's own.
+            .env("TMPDIR", self.root())
             .arg("--data-dir")
             .arg(self.data());
         c

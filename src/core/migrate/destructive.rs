@@ -1,20 +1,22 @@
 //! Finding destructive statements in pending migrations, from SQLite's own view of each statement.
 //!
-//! Each statement is prepared on a scratch in-memory copy of a database's schema with an
-//! authorizer installed; the actions SQLite asks permission for (drop table, delete, update,
-//! alter table) are what the statement would do. Statements are then run on the scratch copy so
-//! that later statements see the schema the earlier ones leave. Never touches a real database.
+//! Each statement runs through `guard` on a scratch in-memory copy of a database's schema: the
+//! actions SQLite asks permission for while preparing it (drop table, delete, update, alter
+//! table) are what the statement would do, and the statement is then run on the copy so that
+//! later statements see the schema the earlier ones leave. An ALTER TABLE is told apart (add,
+//! rename or drop a column, rename the table) by comparing the copy's schema before and after it.
+//! Never touches a real database: the guard refuses anything that would reach a file.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::time::Duration;
 
-use rusqlite::fallible_iterator::FallibleIterator;
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use rusqlite::{Batch, Connection};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use super::Mig;
-use crate::core::system;
+use crate::core::error::Error;
+use crate::core::guard::{self, Act, Fault, Kind};
 
 /// One destructive action of one statement.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -23,98 +25,81 @@ pub struct Finding {
     pub file: String,
     /// The statement, shortened to one line.
     pub statement: String,
-    /// `drop_table`, `drop_index`, `drop_view`, `drop_trigger`, `drop_column`, `delete_rows`,
-    /// `update_rows`, `rebuild_table` or `transaction_control` (never allowed).
+    /// `drop_table`, `drop_index`, `drop_view`, `drop_trigger`, `drop_column`, `rename_table`,
+    /// `rename_column`, `delete_rows`, `update_rows` or `rebuild_table`.
     pub action: String,
     pub object: String,
 }
 
-/// A statement that failed on the scratch copy: it would fail on the real database too.
+/// Why a statement did not pass on the scratch copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailKind {
+    /// The guard refuses it (exit 2 wherever it is met).
+    Refused,
+    /// It ran longer than the limit.
+    Timeout(Duration),
+    /// It failed there: it would fail on the real database too.
+    Failed,
+}
+
+/// A statement that did not pass on the scratch copy.
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub version: i64,
     pub file: String,
+    pub line: usize,
+    /// 1-based number of the statement in its file.
+    pub number: usize,
     pub statement: String,
     pub message: String,
+    pub kind: FailKind,
 }
 
-/// One line of at most 160 characters for messages.
-pub fn shorten(sql: &str) -> String {
-    let one: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one.chars().count() > 160 {
-        let mut s: String = one.chars().take(157).collect();
-        s.push_str("...");
-        s
-    } else {
-        one
+impl Failure {
+    /// The error of this failure: a refusal (exit 2) or a timeout (exit 20) as such, a failing
+    /// statement as `failed` words it.
+    pub fn error(&self, failed: impl FnOnce(&Failure) -> Error) -> Error {
+        let st = guard::Statement {
+            line: self.line,
+            sql: self.statement.clone(),
+        };
+        let fault = match &self.kind {
+            FailKind::Refused => Fault::Refused(self.message.clone()),
+            FailKind::Timeout(d) => Fault::Timeout(*d),
+            FailKind::Failed => return failed(self),
+        };
+        fault.into_error(Path::new(&self.file), self.number, &st, |_| {
+            Error::Other(self.message.clone())
+        })
     }
 }
 
-/// The first complete statement of `rest` (SQLite's own `sqlite3_complete` decides where it
-/// ends, so semicolons in strings and trigger bodies are handled), for naming a statement that
-/// failed to prepare.
-pub fn first_statement(rest: &str) -> &str {
-    let rest = rest.trim_start();
-    for (i, _) in rest.match_indices(';') {
-        let candidate = &rest[..=i];
-        if let Ok(c) = std::ffi::CString::new(candidate) {
-            // SAFETY: a valid NUL-terminated string that outlives the call.
-            if unsafe { rusqlite::ffi::sqlite3_complete(c.as_ptr()) } != 0 {
-                return candidate;
-            }
-        }
-    }
-    rest
-}
+pub use crate::core::guard::shorten;
 
-/// Tracks where in a migration's text the statements SQLite prepared end, so that a statement
-/// that fails to prepare can be quoted.
-pub struct Cursor<'s> {
-    sql: &'s str,
-    pos: usize,
-}
-
-impl<'s> Cursor<'s> {
-    pub fn new(sql: &'s str) -> Self {
-        Cursor { sql, pos: 0 }
-    }
-
-    /// Moves past a prepared statement whose text is `text`.
-    pub fn passed(&mut self, text: &str) {
-        if let Some(i) = self.sql[self.pos..].find(text) {
-            self.pos += i + text.len();
-        }
-    }
-
-    /// The statement after the last one passed.
-    pub fn next_text(&self) -> &'s str {
-        first_statement(&self.sql[self.pos..])
-    }
-}
-
-/// Builds an in-memory database with the schema given as `CREATE` statements (from
-/// `sqlite_master`, in creation order).
+/// An in-memory database with the schema given as `CREATE` statements (from `sqlite_master`, in
+/// creation order).
 pub fn scratch_from_schema(schema: &[String]) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_in_memory()?;
-    system::register_functions(&conn)?;
-    for sql in schema {
-        conn.execute_batch(sql)?;
-    }
-    Ok(conn)
+    guard::scratch_from_schema(schema)
 }
 
 /// A scratch database at the baseline: the `system` fixture's schema.
 pub fn scratch_baseline() -> rusqlite::Result<Connection> {
-    let conn = Connection::open_in_memory()?;
-    system::register_functions(&conn)?;
-    conn.execute_batch(system::SYSTEM_SQL)?;
-    Ok(conn)
+    guard::scratch_baseline()
 }
 
 fn columns(conn: &Connection, table: &str) -> Vec<String> {
     conn.prepare("SELECT name FROM pragma_table_info(?1)")
         .and_then(|mut s| {
             s.query_map([table], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap_or_default()
+}
+
+fn tables(conn: &Connection) -> Vec<String> {
+    conn.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .unwrap_or_default()
@@ -134,70 +119,105 @@ fn internal(name: &str) -> bool {
     name.starts_with("sqlite_")
 }
 
-/// Classifies and runs `migs` in order on `scratch`. Returns the findings, or the first statement
-/// that fails.
-pub fn analyse(scratch: &mut Connection, migs: &[&Mig]) -> Result<Vec<Finding>, Failure> {
+/// Classifies and runs `migs` in order on `scratch`, each statement through the guard with
+/// `limit`. Returns the findings, or the first statement that is refused, runs too long or
+/// fails. With `keep_going`, every statement that does not pass is passed over (none of them
+/// ran), and the findings of the others are returned.
+pub fn analyse(
+    scratch: &mut Connection,
+    migs: &[&Mig],
+    limit: Duration,
+    keep_going: bool,
+) -> Result<Vec<Finding>, Failure> {
+    analyse_collecting(scratch, migs, limit, keep_going, &mut Vec::new())
+}
+
+/// Every statement of `migs` that the guard refuses or stops on `scratch` (statements that
+/// merely fail there are passed over, as are the ones refused: none of them ran).
+pub fn refusals(scratch: &mut Connection, migs: &[&Mig], limit: Duration) -> Vec<Failure> {
+    let mut out = Vec::new();
+    if let Err(f) = analyse_collecting(scratch, migs, limit, true, &mut out) {
+        out.push(f);
+    }
+    out
+}
+
+fn analyse_collecting(
+    scratch: &mut Connection,
+    migs: &[&Mig],
+    limit: Duration,
+    keep_going: bool,
+    refused: &mut Vec<Failure>,
+) -> Result<Vec<Finding>, Failure> {
+    let g = guard::install(scratch, Kind::Migration, limit).map_err(|e| Failure {
+        version: 0,
+        file: "<scratch>".into(),
+        line: 0,
+        number: 0,
+        statement: String::new(),
+        message: e.to_string(),
+        kind: FailKind::Failed,
+    })?;
+    let r = analyse_guarded(scratch, &g, migs, keep_going, refused);
+    let _ = g.remove(scratch);
+    r
+}
+
+fn analyse_guarded(
+    scratch: &Connection,
+    g: &guard::Guard,
+    migs: &[&Mig],
+    keep_going: bool,
+    refused: &mut Vec<Failure>,
+) -> Result<Vec<Finding>, Failure> {
     let mut findings = Vec::new();
     for m in migs {
         let mut dropped_tables: Vec<(String, String)> = Vec::new();
-        let seen: Arc<Mutex<Vec<(i32, String, String)>>> = Arc::new(Mutex::new(Vec::new()));
-        let hook = seen.clone();
-        let _ = scratch.authorizer(Some(move |ctx: AuthContext<'_>| {
-            if let Some(entry) = record(&ctx) {
-                if let Ok(mut v) = hook.lock() {
-                    v.push(entry);
-                }
-            }
-            Authorization::Allow
-        }));
-        let fail = |stmt: &str, e: rusqlite::Error| Failure {
-            version: m.version,
-            file: m.file.clone(),
-            statement: shorten(stmt),
-            message: e.to_string(),
-        };
-        let mut batch = Batch::new(scratch, &m.sql);
-        let mut cursor = Cursor::new(&m.sql);
-        loop {
-            if let Ok(mut v) = seen.lock() {
-                v.clear();
-            }
-            let mut stmt = match batch.next() {
-                Ok(Some(s)) => s,
-                Ok(None) => break,
-                Err(e) => return Err(fail(cursor.next_text(), e)),
-            };
-            let text = stmt.expanded_sql().unwrap_or_default();
-            cursor.passed(&text);
-            let actions: Vec<(i32, String, String)> =
-                seen.lock().map(|v| v.clone()).unwrap_or_default();
-            // Columns before an ALTER TABLE, to tell DROP COLUMN from ADD/RENAME.
-            let altered: Vec<(String, Vec<String>)> = actions
-                .iter()
-                .filter(|a| a.0 == KIND_ALTER)
-                .map(|a| (a.1.clone(), columns(scratch, &a.1)))
-                .collect();
-            let run = {
-                let mut rows = stmt.raw_query();
-                let mut r = Ok(());
-                loop {
-                    match rows.next() {
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(e) => {
-                            r = Err(e);
-                            break;
-                        }
+        // Tables made by this migration: renaming them breaks no client.
+        let mut created: Vec<String> = Vec::new();
+        for (i, st) in guard::split(&m.sql).iter().enumerate() {
+            let text = shorten(&st.sql);
+            // Before an ALTER TABLE: the table's columns and the tables there are.
+            let mut altered: Vec<(String, Vec<String>)> = Vec::new();
+            let mut tables_before: Vec<String> = Vec::new();
+            let acts = match g.run_with(scratch, st, &mut |acts| {
+                for a in acts {
+                    if let Act::AlterTable(t) = a {
+                        altered.push((t.clone(), columns(scratch, t)));
+                        tables_before = tables(scratch);
                     }
                 }
-                r
+            }) {
+                Ok(acts) => acts,
+                Err(f) => {
+                    let (kind, message) = match f {
+                        Fault::Refused(r) => (FailKind::Refused, r),
+                        Fault::Timeout(d) => (FailKind::Timeout(d), String::new()),
+                        Fault::Failed(e) => (FailKind::Failed, e.to_string()),
+                    };
+                    let f = Failure {
+                        version: m.version,
+                        file: m.file.clone(),
+                        line: st.line,
+                        number: i + 1,
+                        statement: st.sql.clone(),
+                        message,
+                        kind,
+                    };
+                    if !keep_going {
+                        return Err(f);
+                    }
+                    if f.kind != FailKind::Failed {
+                        refused.push(f);
+                    }
+                    continue;
+                }
             };
-            run.map_err(|e| fail(&text, e))?;
             let mut push = |action: &str, object: &str| {
                 let f = Finding {
                     version: m.version,
                     file: m.file.clone(),
-                    statement: shorten(&text),
+                    statement: text.clone(),
                     action: action.to_string(),
                     object: object.to_string(),
                 };
@@ -206,40 +226,67 @@ pub fn analyse(scratch: &mut Connection, migs: &[&Mig]) -> Result<Vec<Finding>, 
                 }
             };
             // Dropping an object also asks to delete its rows; report the drop only.
-            let dropped: Vec<&String> = actions
+            let dropped: Vec<&String> = acts
                 .iter()
-                .filter(|x| (KIND_DROP_TABLE..=KIND_DROP_TRIGGER).contains(&x.0))
-                .map(|x| &x.1)
+                .filter_map(|a| match a {
+                    Act::DropTable(t)
+                    | Act::DropIndex(t)
+                    | Act::DropView(t)
+                    | Act::DropTrigger(t) => Some(t),
+                    _ => None,
+                })
                 .collect();
-            for (kind, a, b) in &actions {
-                if *kind == KIND_DELETE && dropped.contains(&a) {
-                    continue;
-                }
-                match *kind {
-                    KIND_DROP_TABLE => {
-                        dropped_tables.push((a.clone(), shorten(&text)));
-                        push("drop_table", a)
+            for a in &acts {
+                match a {
+                    Act::CreateTable(t) => created.push(t.clone()),
+                    Act::DropTable(t) if !internal(t) => {
+                        dropped_tables.push((t.clone(), text.clone()));
+                        push("drop_table", t)
                     }
-                    KIND_DROP_INDEX => push("drop_index", a),
-                    KIND_DROP_VIEW => push("drop_view", a),
-                    KIND_DROP_TRIGGER => push("drop_trigger", a),
-                    KIND_DELETE => push("delete_rows", a),
-                    KIND_UPDATE => push("update_rows", &format!("{a}.{b}")),
-                    KIND_TRANSACTION => push("transaction_control", a),
+                    Act::DropIndex(t) => push("drop_index", t),
+                    Act::DropView(t) => push("drop_view", t),
+                    Act::DropTrigger(t) => push("drop_trigger", t),
+                    Act::Delete(t) if !internal(t) && !dropped.contains(&t) => {
+                        push("delete_rows", t)
+                    }
+                    Act::Update(t, c) if !internal(t) => push("update_rows", &format!("{t}.{c}")),
                     _ => {}
                 }
             }
             for (table, before) in altered {
+                let fresh = created.contains(&table);
+                if !table_exists(scratch, &table) {
+                    // Renamed: the new name is the table that was not there before.
+                    let now = tables(scratch);
+                    let to = now
+                        .iter()
+                        .find(|t| !tables_before.contains(t))
+                        .cloned()
+                        .unwrap_or_else(|| "?".into());
+                    if fresh {
+                        created.push(to);
+                    } else {
+                        push("rename_table", &format!("{table} -> {to}"));
+                    }
+                    continue;
+                }
+                if fresh {
+                    continue;
+                }
                 let after = columns(scratch, &table);
-                // A rename keeps the count; only a dropped column lowers it.
-                if table_exists(scratch, &table) && after.len() < before.len() {
-                    for c in before.iter().filter(|c| !after.contains(c)) {
+                let gone: Vec<&String> = before.iter().filter(|c| !after.contains(c)).collect();
+                if after.len() < before.len() {
+                    for c in gone {
                         push("drop_column", &format!("{table}.{c}"));
+                    }
+                } else if !gone.is_empty() {
+                    let new: Vec<&String> = after.iter().filter(|c| !before.contains(c)).collect();
+                    for (old, new) in gone.iter().zip(new.iter()) {
+                        push("rename_column", &format!("{table}.{old} -> {new}"));
                     }
                 }
             }
         }
-        let _ = scratch.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
         // A table dropped and present again at the end of the migration was rebuilt (the
         // create-copy-drop-rename pattern SQLite documents for schema changes ALTER cannot do).
         for (t, stmt) in dropped_tables {
@@ -258,55 +305,6 @@ pub fn analyse(scratch: &mut Connection, migs: &[&Mig]) -> Result<Vec<Finding>, 
         }
     }
     Ok(findings)
-}
-
-const KIND_DROP_TABLE: i32 = 1;
-const KIND_DROP_INDEX: i32 = 2;
-const KIND_DROP_VIEW: i32 = 3;
-const KIND_DROP_TRIGGER: i32 = 4;
-const KIND_DELETE: i32 = 5;
-const KIND_UPDATE: i32 = 6;
-const KIND_ALTER: i32 = 7;
-const KIND_TRANSACTION: i32 = 8;
-
-/// The actions worth recording, as (kind, object, detail). SQLite's own bookkeeping on
-/// `sqlite_*` tables (a DROP deletes from `sqlite_master`) is not the user's data.
-fn record(ctx: &AuthContext<'_>) -> Option<(i32, String, String)> {
-    let s = |x: &str| x.to_string();
-    match ctx.action {
-        AuthAction::DropTable { table_name } if !internal(table_name) => {
-            Some((KIND_DROP_TABLE, s(table_name), String::new()))
-        }
-        AuthAction::DropVtable { table_name, .. } => {
-            Some((KIND_DROP_TABLE, s(table_name), String::new()))
-        }
-        AuthAction::DropIndex { index_name, .. } => {
-            Some((KIND_DROP_INDEX, s(index_name), String::new()))
-        }
-        AuthAction::DropView { view_name } => Some((KIND_DROP_VIEW, s(view_name), String::new())),
-        AuthAction::DropTrigger { trigger_name, .. } => {
-            Some((KIND_DROP_TRIGGER, s(trigger_name), String::new()))
-        }
-        AuthAction::Delete { table_name } if !internal(table_name) => {
-            Some((KIND_DELETE, s(table_name), String::new()))
-        }
-        AuthAction::Update {
-            table_name,
-            column_name,
-        } if !internal(table_name) => Some((KIND_UPDATE, s(table_name), s(column_name))),
-        AuthAction::AlterTable { table_name, .. } => {
-            Some((KIND_ALTER, s(table_name), String::new()))
-        }
-        AuthAction::Transaction { operation } => Some((
-            KIND_TRANSACTION,
-            format!("{operation:?}").to_lowercase(),
-            String::new(),
-        )),
-        AuthAction::Savepoint { savepoint_name, .. } => {
-            Some((KIND_TRANSACTION, s(savepoint_name), String::new()))
-        }
-        _ => None,
-    }
 }
 
 /// Distinct actions of a list of findings, for one-line summaries.
@@ -340,7 +338,7 @@ mod tests {
         ])
         .unwrap();
         let m = mig(2, sql);
-        analyse(&mut c, &[&m])
+        analyse(&mut c, &[&m], guard::ANALYSIS_TIMEOUT, false)
             .unwrap()
             .into_iter()
             .map(|f| (f.action, f.object))
@@ -350,7 +348,23 @@ mod tests {
     #[test]
     fn additive_statements_are_not_destructive() {
         assert!(actions("ALTER TABLE a ADD COLUMN z TEXT; CREATE INDEX a_z ON a (z); INSERT INTO a (x) VALUES ('q'); CREATE TABLE b (id INTEGER)").is_empty());
-        assert!(actions("ALTER TABLE a RENAME COLUMN y TO yy").is_empty());
+        assert!(actions(
+            "CREATE TABLE n (q); ALTER TABLE n RENAME TO n2; ALTER TABLE n2 RENAME COLUMN q TO r"
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn renames_are_destructive() {
+        let p = |a: &str, o: &str| (a.to_string(), o.to_string());
+        assert_eq!(
+            actions("ALTER TABLE a RENAME COLUMN y TO yy"),
+            vec![p("rename_column", "a.y -> yy")]
+        );
+        assert_eq!(
+            actions("DROP VIEW va; ALTER TABLE a RENAME TO b"),
+            vec![p("drop_view", "va"), p("rename_table", "a -> b")]
+        );
     }
 
     #[test]
@@ -376,16 +390,17 @@ mod tests {
              DROP VIEW va; DROP TABLE a; ALTER TABLE a_new RENAME TO a;",
         );
         assert!(rebuilt.contains(&p("rebuild_table", "a")), "{rebuilt:?}");
-        assert!(actions("BEGIN; CREATE TABLE t (x); COMMIT;")
-            .iter()
-            .any(|(a, _)| a == "transaction_control"));
+        let mut c = scratch_baseline().unwrap();
+        let m = mig(2, "CREATE TABLE t (x);\nBEGIN;\nCOMMIT;");
+        let f = analyse(&mut c, &[&m], guard::ANALYSIS_TIMEOUT, false).unwrap_err();
+        assert_eq!((f.kind, f.line, f.number), (FailKind::Refused, 2, 2));
     }
 
     #[test]
     fn a_failing_statement_is_named() {
         let mut c = scratch_baseline().unwrap();
         let m = mig(2, "CREATE TABLE ok1 (x); INSERT INTO nowhere VALUES (1);");
-        let f = analyse(&mut c, &[&m]).unwrap_err();
+        let f = analyse(&mut c, &[&m], guard::ANALYSIS_TIMEOUT, false).unwrap_err();
         assert!(f.statement.contains("nowhere"), "{}", f.statement);
         assert!(f.message.contains("no such table"), "{}", f.message);
     }

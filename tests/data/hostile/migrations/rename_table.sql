@@ -1,0 +1,1 @@
+ALTER TABLE filters RENAME TO saved_filters;

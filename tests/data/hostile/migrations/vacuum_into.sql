@@ -1,0 +1,2 @@
+CREATE TABLE notes (body TEXT);
+VACUUM INTO 'copy.db';

@@ -506,3 +506,162 @@ fn more_tenants_than_a_batch_are_all_created_whole() {
     };
     assert_ne!(id(&a), id(&b));
 }
+
+/// The fixture `items` (a table and a row), for the deploy kill tests.
+fn items_fixture(env: &Env) {
+    common::fixture(
+        env,
+        "items",
+        "name = \"items\"\nversion = \"3\"\nfiles = [\"items.sql\"]\n",
+        &[(
+            "items.sql",
+            b"CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT NOT NULL);\nINSERT INTO items (label) VALUES ('first');\n",
+        )],
+    );
+}
+
+fn registry_fixtures(env: &Env, tenant: &str) -> Vec<(String, Option<String>)> {
+    env.open(&env.infra())
+        .prepare(
+            "SELECT f.fixture_name, f.version FROM tenant_fixtures f JOIN tenants t ON t.id = f.tenant_id \
+             WHERE t.name = ?1 ORDER BY f.fixture_name",
+        )
+        .unwrap()
+        .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn tenant_fixtures(env: &Env, tenant: &str) -> Vec<(String, Option<String>)> {
+    env.open(&env.tenant_file(tenant))
+        .prepare("SELECT name, version FROM _monkctl_fixtures ORDER BY name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn deploy_killed_between_the_tenant_and_registry_commits_is_finished_by_a_retry() {
+    let env = Env::new();
+    items_fixture(&env);
+    env.ok(&["tenant", "create", "acme"]);
+    pause_and_kill(
+        &env,
+        &["fixture", "deploy", "items", "--tenant", "acme"],
+        "fixture.deploy.applied",
+    );
+    // The tenant holds the fixture and says so in the same transaction; the registry lags.
+    let items = vec![("items".to_string(), Some("3".to_string()))];
+    assert_eq!(tenant_fixtures(&env, "acme"), items);
+    assert_eq!(registry_fixtures(&env, "acme"), vec![]);
+    // The retry sees the fixture recorded in the tenant, applies nothing and fills the registry.
+    let v = env.json(&["fixture", "deploy", "items", "--tenant", "acme"]);
+    assert_eq!(v["succeeded"], 1, "{v}");
+    let r = &v["results"][0]["result"];
+    assert_eq!(r["applied"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(r["recorded"], serde_json::json!(["items"]), "{v}");
+    let n: i64 = env
+        .open(&env.tenant_file("acme"))
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "the fixture ran once");
+    assert_eq!(registry_fixtures(&env, "acme"), items);
+    // And a third deploy is a no-op.
+    let v = env.json(&["fixture", "deploy", "items", "--tenant", "acme"]);
+    assert_eq!(
+        v["results"][0]["result"]["skipped"],
+        serde_json::json!(["items"])
+    );
+    assert_eq!(v["results"][0]["result"]["recorded"], serde_json::json!([]));
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn doctor_finds_and_repairs_a_deploy_killed_between_its_commits() {
+    let env = Env::new();
+    items_fixture(&env);
+    env.ok(&["tenant", "create", "acme"]);
+    pause_and_kill(
+        &env,
+        &["fixture", "deploy", "items", "--tenant", "acme"],
+        "fixture.deploy.applied",
+    );
+    let out = env.run(&["--format", "json", "doctor"]);
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "fixture_not_in_registry")
+        .collect();
+    assert_eq!(found.len(), 1, "{v:#}");
+    assert_eq!(found[0]["tenant"], "acme");
+    assert_eq!(found[0]["repairable"], true);
+
+    let v = env.json(&["doctor", "--repair"]);
+    assert_eq!(v["status"], "healthy", "{v:#}");
+    let mut want = vec![
+        ("items".to_string(), Some("3".to_string())),
+        ("system".to_string(), None),
+    ];
+    want.sort();
+    assert_eq!(registry_fixtures(&env, "acme"), want);
+    // The deploy now has nothing to do.
+    let v = env.json(&["fixture", "deploy", "items", "--tenant", "acme"]);
+    assert_eq!(
+        v["results"][0]["result"]["skipped"],
+        serde_json::json!(["items"])
+    );
+}
+
+#[test]
+fn doctor_repairs_a_registry_row_for_a_fixture_the_tenant_does_not_hold() {
+    let env = Env::new();
+    items_fixture(&env);
+    common::fixture(
+        &env,
+        "more",
+        "name = \"more\"\nversion = \"1\"\nfiles = [\"more.sql\"]\n",
+        &[(
+            "more.sql",
+            b"CREATE TABLE more_rows (id INTEGER PRIMARY KEY);\n",
+        )],
+    );
+    env.ok(&["tenant", "create", "acme"]);
+    env.ok(&["fixture", "deploy", "items", "--tenant", "acme"]);
+    // A registry row that the tenant's content does not back (a hand edit, an older backup).
+    env.open(&env.infra())
+        .execute(
+            "INSERT INTO tenant_fixtures (tenant_id, fixture_name) SELECT id, 'more' FROM tenants WHERE name = 'acme'",
+            [],
+        )
+        .unwrap();
+    let out = env.run(&["--format", "json", "doctor"]);
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "fixture_not_in_tenant" && f["tenant"] == "acme"),
+        "{v:#}"
+    );
+    let v = env.json(&["doctor", "--repair"]);
+    assert_eq!(v["status"], "healthy", "{v:#}");
+    // The registry follows the tenant; a deploy then applies the fixture for real.
+    let v = env.json(&["fixture", "deploy", "more", "--tenant", "acme"]);
+    assert_eq!(v["results"][0]["result"]["applied"][0]["name"], "more");
+    assert_eq!(
+        tenant_fixtures(&env, "acme"),
+        vec![
+            ("items".to_string(), Some("3".to_string())),
+            ("more".to_string(), Some("1".to_string()))
+        ]
+    );
+}

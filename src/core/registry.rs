@@ -614,6 +614,17 @@ impl Writer<'_> {
             .at(self.path)
     }
 
+    /// Removes a fixture's row (the tenant file does not hold that fixture).
+    pub fn forget_fixture(&self, tenant_id: &str, fixture: &str) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "DELETE FROM tenant_fixtures WHERE tenant_id = ?1 AND fixture_name = ?2",
+            )
+            .and_then(|mut s| s.execute(params![tenant_id, fixture]))
+            .map(|_| ())
+            .at(self.path)
+    }
+
     /// Sets the version of a recorded fixture (the `version` column of infra migration 2).
     pub fn set_fixture_version(&self, tenant_id: &str, fixture: &str, version: &str) -> Result<()> {
         self.tx

@@ -118,6 +118,7 @@ fn build_locked(layout: &Layout, name: &str, loaded: &[Loaded]) -> Result<Meta> 
         conn.execute_batch(system::SYSTEM_SQL).at(&tmp)?;
         let plan: Vec<&Loaded> = loaded.iter().collect();
         fixture::apply_guarded(&mut conn, &tmp, &plan, &mut |e| Err(e))?;
+        fixture::record_in(&conn, &tmp, &plan, &[])?;
         fixture::commit(&conn, &tmp)?;
         conn.execute_batch("VACUUM").at(&tmp)?;
         let schema_version = schema::tenant_version(&conn).at(&tmp)?;
@@ -408,7 +409,18 @@ fn clone_into(image: &Image, extra: &[Loaded], path: &Path, spec: &CreateSpec) -
         .filter(|l| !image.meta.fixtures.iter().any(|f| f.name == l.fixture.name))
         .collect();
     if !plan.is_empty() {
-        fixture::apply_all(&mut conn, path, &plan)?;
+        // A template built before templates recorded their fixtures: its own count as known.
+        let known: Vec<fixture::Recorded> = image
+            .meta
+            .fixtures
+            .iter()
+            .map(|f| fixture::Recorded {
+                name: f.name.clone(),
+                version: Some(f.version.clone()),
+                deployed_at: image.meta.built_at.clone(),
+            })
+            .collect();
+        fixture::apply_all(&mut conn, path, &plan, &known)?;
     }
     system::finish_build(conn, path)?;
     let mut versions: Vec<(String, String)> = image

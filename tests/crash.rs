@@ -665,3 +665,74 @@ fn doctor_repairs_a_registry_row_for_a_fixture_the_tenant_does_not_hold() {
         ]
     );
 }
+
+#[test]
+fn undo_killed_between_tenants_is_finished_by_a_second_undo() {
+    let env = Env::new();
+    let tenants = ["acme", "beta", "gamma"];
+    let mut args = vec!["tenant", "create"];
+    args.extend(tenants);
+    env.ok(&args);
+    for t in tenants {
+        env.open(&env.tenant_file(t))
+            .execute_batch(
+                "INSERT INTO users (id, name, auth, access) VALUES ('u-old', 'old', 'old', 'read')",
+            )
+            .unwrap();
+    }
+    let before: Vec<Vec<String>> = tenants
+        .iter()
+        .map(|t| common::table_rows(&env.open(&env.tenant_file(t))))
+        .collect();
+    let mig = env.root().join("mig");
+    std::fs::create_dir_all(&mig).unwrap();
+    std::fs::write(
+        mig.join("V2__drop_old.sql"),
+        "DELETE FROM users WHERE name = 'old';\n",
+    )
+    .unwrap();
+    let mig = mig.display().to_string();
+    env.ok(&[
+        "migrate",
+        "--migrations",
+        &mig,
+        "up",
+        "--allow-destructive",
+        "--yes",
+    ]);
+    // Killed after the first tenant was restored, before the run's record was written.
+    pause_and_kill(&env, &["migrate", "undo", "--yes"], "migrate.undo.restored");
+    let restored = tenants
+        .iter()
+        .zip(&before)
+        .filter(|(t, b)| common::table_rows(&env.open(&env.tenant_file(t))) == **b)
+        .count();
+    assert_eq!(restored, 1, "the killed undo restored one tenant");
+    let list = env.json(&["migrate", "snapshots", "list"]);
+    assert_eq!(list[0]["to_restore"], 3);
+
+    // Run again: the tenant already restored counts as restored, the others are restored now.
+    let v = env.json(&["migrate", "undo", "--yes"]);
+    assert_eq!(v["tenants"]["succeeded"], 3, "{v:#}");
+    assert_eq!(v["tenants"]["failed"], 0, "{v:#}");
+    let already = v["tenants"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["result"]["already"] == true)
+        .count();
+    assert_eq!(already, 1, "{v:#}");
+    for (t, b) in tenants.iter().zip(&before) {
+        assert_eq!(
+            &common::table_rows(&env.open(&env.tenant_file(t))),
+            b,
+            "{t} is back as before the run"
+        );
+    }
+    // A third undo has nothing left to undo.
+    let err = env.fails(&["migrate", "undo", "--yes"], 3);
+    assert!(err.contains("to undo"), "{err}");
+    let list = env.json(&["migrate", "snapshots", "list"]);
+    assert_eq!(list[0]["undone"], true);
+    assert_eq!(list[0]["to_restore"], 0);
+}

@@ -736,3 +736,38 @@ fn undo_killed_between_tenants_is_finished_by_a_second_undo() {
     assert_eq!(list[0]["undone"], true);
     assert_eq!(list[0]["to_restore"], 0);
 }
+
+#[test]
+fn extract_killed_leaves_a_temporary_that_the_next_extract_to_that_directory_removes() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme", "beta"]);
+    let out = env.root().join("archives");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = out.to_str().unwrap();
+    pause_and_kill(&env, &["extract", "acme", "-o", o], "extract.copied");
+    // The killed run left its temporary (outside the data directory), and no archive.
+    let names = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let left = names(&out);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].contains(".monktmp-"), "{left:?}");
+    // The next extract to that directory removes it; the directory holds exactly the archives.
+    env.ok(&["extract", "acme", "beta", "-o", o]);
+    let now = names(&out);
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(
+        now.iter()
+            .all(|n| n.ends_with(".monk.db") && !n.contains(".monktmp-")),
+        "{now:?}"
+    );
+    for n in &now {
+        env.ok(&["archive", "verify", out.join(n).to_str().unwrap()]);
+    }
+}

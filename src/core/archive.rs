@@ -297,12 +297,16 @@ fn copy_file_bytes(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies the first `len` bytes of the main database file of `conn` (at `from`) into the new
-/// private file `to`, read through SQLite's own handle on it (`db::read_main_file`: the live
-/// tenant is never opened beside SQLite).
+/// Copies the first `len` bytes of the main database file of `conn` (at `from`) into `to`, a
+/// private temporary file this run created (`TempFile::held`), read through SQLite's own handle
+/// on it (`db::read_main_file`: the live tenant is never opened beside SQLite).
 fn copy_main_file(conn: &Connection, from: &Path, to: &Path, len: u64) -> Result<()> {
     use std::io::Write;
-    let mut out = fsutil::create_private_file(to)?;
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(to)
+        .at(to)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;
     while at < len {
@@ -402,6 +406,17 @@ pub fn extract_many(
         }
     }
     drop(reg);
+    // What killed extracts left in the output directory goes before the new ones
+    // are made (nothing else looks there).
+    let out_dir = match out {
+        Output::Default => PathBuf::from("."),
+        Output::Dir(d) => d.clone(),
+        Output::File(f) => match f.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        },
+    };
+    fsutil::remove_dead_temps(&out_dir);
     let stamp = SystemTime::now();
     progress.start(items.len() as u64, "extracting");
     let results = parallel(&items, jobs, |(name, row)| {
@@ -497,7 +512,7 @@ pub fn extract_all(
 
 fn copy_registry(infra: &Path, final_path: &Path, force: bool) -> Result<Extracted> {
     check_free(final_path, force)?;
-    let mut tmp = fsutil::TempFile(Some(fsutil::temp_beside(final_path)));
+    let (mut tmp, _held) = fsutil::TempFile::held(final_path)?;
     {
         let src = db::open_for_inspection(infra)?;
         let mut dst = open_scratch(tmp.path())?;
@@ -634,7 +649,7 @@ impl Extraction {
             snapshot,
         } = self;
         let (live, final_path) = (live.as_path(), final_path.as_path());
-        let mut tmp = fsutil::TempFile(Some(fsutil::temp_beside(final_path)));
+        let (mut tmp, _held) = fsutil::TempFile::held(final_path)?;
         let tmp_path = tmp.path().to_path_buf();
         // Errors name the archive being made, not its temporary file (gone by then).
         let shown = final_path.display().to_string();
@@ -671,6 +686,7 @@ impl Extraction {
             });
             drop(src);
             copied?;
+            super::pause_point("extract.copied");
             let mut dst = match copy {
                 Copy::Pages(dst) => dst,
                 Copy::FileBytes(_) => open_scratch(&tmp_path)?,

@@ -604,11 +604,6 @@ fn check_orphans(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// Whether a process with this pid runs on this machine.
-fn pid_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
-}
-
 /// monkctl's temporary files (`.NAME.monktmp-PID-RAND`) anywhere in the data directory but
 /// `orphans/`: a dead owner's are leftovers of an interrupted run.
 fn check_temp_leftovers(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
@@ -629,7 +624,7 @@ fn check_temp_leftovers(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             let Some(pid) = fsutil::temp_owner_pid(&name) else {
                 continue;
             };
-            if pid_alive(pid) {
+            if fsutil::pid_alive(pid) {
                 out.push(
                     Finding::new(
                         Severity::Info,
@@ -1399,7 +1394,7 @@ fn apply(ws: &Workspace, a: &Action) -> Result<String> {
             if name
                 .as_deref()
                 .and_then(fsutil::temp_owner_pid)
-                .is_some_and(pid_alive)
+                .is_some_and(fsutil::pid_alive)
             {
                 return Err(Error::Conflict(
                     "its process is running now; left alone".into(),

@@ -61,6 +61,9 @@ pub struct FixtureRow {
     pub version: Option<String>,
 }
 
+/// The values of `tenants.status` the API knows (Monk API 6).
+pub const STATUSES: &[&str] = &["pending", "active", "suspended", "dissolving", "deleted"];
+
 const TENANT_COLUMNS: &str = "id, name, db_type, database, schema, status, template_version, \
      description, source_template, owner_id, is_active, created_at, updated_at, trashed_at, deleted_at";
 

@@ -771,3 +771,37 @@ fn extract_killed_leaves_a_temporary_that_the_next_extract_to_that_directory_rem
         env.ok(&["archive", "verify", out.join(n).to_str().unwrap()]);
     }
 }
+
+#[test]
+fn random_kills_during_a_deploy_never_block_a_retry() {
+    let env = Env::new();
+    items_fixture(&env);
+    let tenants: Vec<String> = (0..8).map(|i| format!("dep_{i}")).collect();
+    let mut args = vec!["tenant", "create"];
+    args.extend(tenants.iter().map(String::as_str));
+    env.ok(&args);
+    let mut delay = 5u64;
+    for round in 0..5 {
+        let mut child = spawn(&env, &["fixture", "deploy", "items", "--all"], None);
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        child.wait().unwrap();
+        delay = delay * 2 + round;
+    }
+    // Whatever the kills left, one more deploy succeeds and every tenant holds the fixture once,
+    // recorded alike in its file and in the registry.
+    let v = env.json(&["fixture", "deploy", "items", "--all"]);
+    assert_eq!(v["succeeded"], 8, "{v:#}");
+    for t in &tenants {
+        let n: i64 = env
+            .open(&env.tenant_file(t))
+            .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "{t}");
+        let items = vec![("items".to_string(), Some("3".to_string()))];
+        assert_eq!(tenant_fixtures(&env, t), items, "{t}");
+        assert_eq!(registry_fixtures(&env, t), items, "{t}");
+    }
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -12,6 +12,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::Env;
 use monkctl::core::archive::{self, RestoreOptions};
@@ -19,6 +21,43 @@ use monkctl::core::{Overrides, Settings, Workspace};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{json, Value};
+
+/// Aborts the process when one case runs longer than `limit` (a hang would otherwise last until
+/// CI's own timeout, naming nothing).
+struct Watchdog {
+    state: Arc<Mutex<(Instant, String, bool)>>,
+}
+
+impl Watchdog {
+    fn start(limit: Duration) -> Watchdog {
+        let state = Arc::new(Mutex::new((Instant::now(), String::new(), false)));
+        let seen = Arc::clone(&state);
+        std::thread::spawn(move || loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let s = seen.lock().unwrap();
+            if s.2 {
+                return;
+            }
+            if s.0.elapsed() > limit {
+                eprintln!("a case ran longer than {limit:?} (a hang): {}", s.1);
+                std::process::abort();
+            }
+        });
+        Watchdog { state }
+    }
+
+    fn case(&self, what: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.0 = Instant::now();
+        s.1 = what.to_string();
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.state.lock().unwrap().2 = true;
+    }
+}
 
 #[derive(Debug, Clone)]
 enum Mutation {
@@ -250,12 +289,15 @@ fn agree_on_mutated_archives() {
         ..Config::default()
     });
     let n = AtomicUsize::new(0);
+    // No hang: a case that takes longer than this stops the whole test binary, naming the case.
+    let watchdog = Watchdog::start(Duration::from_secs(60));
     let (accepted, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let work = env.root().join("cases");
     std::fs::create_dir_all(&work).unwrap();
     runner
         .run(&proptest::collection::vec(mutation(), 1..4), |muts| {
             let i = n.fetch_add(1, Ordering::Relaxed);
+            watchdog.case(&format!("{muts:?}"));
             let p = work.join(format!("case-{i}.monk.db"));
             mutate(&env, &good, &muts, &p);
             let verified = archive::verify(&p);
@@ -306,6 +348,7 @@ fn agree_on_mutated_archives() {
             Ok(())
         })
         .unwrap();
+    drop(watchdog);
     let (a, r) = (accepted.into_inner(), refused.into_inner());
     eprintln!("{a} mutated archives restored, {r} refused alike");
     // Both sides were exercised (a generator that only ever broke the file would prove little).

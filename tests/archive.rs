@@ -1325,6 +1325,12 @@ fn every_hostile_metadata_field_and_header_fault_is_refused_alike_by_verify_and_
     let meta_cases = [
         ("archive-created-at", "created_at", "never".to_string()),
         (
+            "archive-created-day-99",
+            "created_at",
+            "2026-11-99T03:25:53.112Z".to_string(),
+        ),
+        ("host-control", "host", "web\u{1b}[2J1".to_string()),
+        (
             "fixture-deployed-at",
             "fixtures",
             r#"[{"fixture_name":"system","deployed_at":"whenever","version":null}]"#.to_string(),

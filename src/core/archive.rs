@@ -1111,6 +1111,14 @@ fn check_archived_row(m: &Metadata) -> std::result::Result<(), String> {
             }
         }
     }
+    for (key, v) in [("host", &m.host), ("monkctl_version", &m.monkctl_version)] {
+        if v.len() > 255 || v.chars().any(char::is_control) {
+            return Err(format!(
+                "{key} '{}' is longer than 255 bytes or holds control characters",
+                shown(v)
+            ));
+        }
+    }
     if let Some((table, n)) = m.row_counts.iter().find(|(_, n)| **n < 0) {
         return Err(format!("row count of '{}' is negative ({n})", shown(table)));
     }

@@ -94,6 +94,17 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     if b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' || mo == 0 || mo > 12 {
         return None;
     }
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days_in_month = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // A leap second (60) is a time the clock can show.
+    if d == 0 || d > days_in_month || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
     Some(
         days_from_civil(i64::from(y), mo, d) * 86_400
             + i64::from(h) * 3600
@@ -216,6 +227,11 @@ mod tests {
         assert_eq!(parse_timestamp(&iso), Some(1_795_404_353));
         assert_eq!(parse_timestamp("2026-11-23 03:25:53"), Some(1_795_404_353));
         assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp("2026-11-99 03:25:53"), None);
+        assert_eq!(parse_timestamp("2026-02-29 03:25:53"), None);
+        assert!(parse_timestamp("2024-02-29 03:25:53").is_some());
+        assert_eq!(parse_timestamp("2026-11-23 24:00:00"), None);
+        assert_eq!(parse_timestamp("2026-11-23 23:60:00"), None);
         assert_eq!(parse_timestamp_ms(&iso), Some(1_795_404_353_112));
         assert_eq!(
             parse_timestamp_ms("2026-11-23 03:25:53"),

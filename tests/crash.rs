@@ -805,3 +805,57 @@ fn random_kills_during_a_deploy_never_block_a_retry() {
     let out = env.run(&["doctor"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[test]
+fn every_way_a_fixture_reaches_a_tenant_records_it_in_the_file_as_in_the_registry() {
+    let env = Env::new();
+    items_fixture(&env);
+    common::fixture(
+        &env,
+        "more",
+        "name = \"more\"\nversion = \"1\"\nfiles = [\"more.sql\"]\n",
+        &[(
+            "more.sql",
+            b"CREATE TABLE more_rows (id INTEGER PRIMARY KEY);\n",
+        )],
+    );
+    env.ok(&["tenant", "create", "direct", "--fixture", "items"]);
+    env.ok(&["template", "build", "tpl", "--fixture", "items"]);
+    env.ok(&["tenant", "create", "cloned", "--template", "tpl"]);
+    env.ok(&[
+        "tenant",
+        "create",
+        "extra",
+        "--template",
+        "tpl",
+        "--fixture",
+        "more",
+    ]);
+    env.ok(&["fixture", "deploy", "more", "--tenant", "direct"]);
+    let without_system = |v: Vec<(String, Option<String>)>| -> Vec<(String, Option<String>)> {
+        v.into_iter().filter(|(n, _)| n != "system").collect()
+    };
+    for (t, want) in [
+        ("direct", vec!["items", "more"]),
+        ("cloned", vec!["items"]),
+        ("extra", vec!["items", "more"]),
+    ] {
+        let in_file = tenant_fixtures(&env, t);
+        let names: Vec<&str> = in_file.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, want, "{t}");
+        assert_eq!(without_system(registry_fixtures(&env, t)), in_file, "{t}");
+    }
+    // A tenant with nothing but `system` has no record table (the API's schema, unchanged).
+    env.ok(&["tenant", "create", "plain"]);
+    let has: i64 = env
+        .open(&env.tenant_file("plain"))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = '_monkctl_fixtures'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(has, 0);
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -1358,7 +1358,9 @@ fn every_hostile_metadata_field_and_header_fault_is_refused_alike_by_verify_and_
     }
     // Header faults: (offset, value) of one byte.
     let bytes = std::fs::read(&good).unwrap();
-    let header_cases: [(&str, usize, u8); 8] = [
+    let header_cases: [(&str, usize, u8); 10] = [
+        ("page-size-768", 16, 3),
+        ("page-size-256", 16, 1),
         ("write-version-3", 18, 3),
         ("read-version-3", 19, 3),
         ("write-version-0", 18, 0),

@@ -824,7 +824,7 @@ fn check_header(path: &Path) -> Result<u64> {
     let raw = u16::from_be_bytes([head[16], head[17]]);
     let page_size: u64 = if raw == 1 { 65_536 } else { u64::from(raw) };
     if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
-        return Err(Error::Corrupt {
+        return Err(Error::NotArchive {
             path: path.to_path_buf(),
             detail: format!("its header gives an impossible page size {page_size}"),
         });

@@ -624,7 +624,7 @@ fn check_temp_leftovers(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             let Some(pid) = fsutil::temp_owner_pid(&name) else {
                 continue;
             };
-            if fsutil::pid_alive(pid) {
+            if fsutil::temp_in_use(&path, pid) {
                 out.push(
                     Finding::new(
                         Severity::Info,
@@ -1394,7 +1394,7 @@ fn apply(ws: &Workspace, a: &Action) -> Result<String> {
             if name
                 .as_deref()
                 .and_then(fsutil::temp_owner_pid)
-                .is_some_and(fsutil::pid_alive)
+                .is_some_and(|pid| fsutil::temp_in_use(p, pid))
             {
                 return Err(Error::Conflict(
                     "its process is running now; left alone".into(),

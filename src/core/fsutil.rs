@@ -116,11 +116,34 @@ pub fn pid_alive(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
 }
 
+/// Whether the temporary file at `path`, made by process `pid` (see `temp_owner_pid`), may still
+/// be written by a running run: someone holds its OS lock (`TempFile::held`; a side file
+/// `-wal`, `-shm`, `-journal` follows its main file), or its process runs and the file was
+/// written within `TEMP_REUSED_PID_AGE` (older, the pid belongs to another process now).
+pub fn temp_in_use(path: &Path, pid: u32) -> bool {
+    let main = path
+        .to_str()
+        .and_then(|p| {
+            ["-wal", "-shm", "-journal"]
+                .iter()
+                .find_map(|s| p.strip_suffix(s))
+        })
+        .map_or_else(|| path.to_path_buf(), PathBuf::from);
+    if File::open(&main).is_ok_and(|f| f.try_lock().is_err()) {
+        return true;
+    }
+    let recent = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_none_or(|age| age <= TEMP_REUSED_PID_AGE);
+    pid_alive(pid) && recent
+}
+
 /// Removes the temporary files (`.NAME.monktmp-PID-RAND`, with their SQLite side files) that
 /// dead runs left directly in `dir`, such as an output directory outside the data directory
-/// where `doctor` does not look. A file is left alone while anyone holds its OS lock (see
-/// `TempFile::held`), and while its process runs unless it was not written for
-/// `TEMP_REUSED_PID_AGE`. Returns what was removed; a file that cannot be removed is skipped.
+/// where `doctor` does not look. A file is left alone while `temp_in_use`. Returns what was
+/// removed; a file that cannot be removed is skipped.
 pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = fs::read_dir(dir) else {
         return Vec::new();
@@ -144,15 +167,10 @@ pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
         if !meta.is_file() {
             continue;
         }
-        let old = meta
-            .modified()
-            .ok()
-            .and_then(|m| m.elapsed().ok())
-            .is_some_and(|age| age > TEMP_REUSED_PID_AGE);
-        if pid_alive(pid) && !old {
+        if temp_in_use(&path, pid) {
             continue;
         }
-        // Free of every lock, checked while holding it: a writer that holds it is alive.
+        // Removed while holding its lock, so that no writer can have taken it meanwhile.
         let Ok(f) = File::open(&path) else { continue };
         if f.try_lock().is_err() {
             continue;

@@ -1217,9 +1217,9 @@ pub(crate) fn commit(conn: &Connection, path: &Path) -> Result<()> {
 /// The table in a tenant file that records the fixtures applied to it, written in the same
 /// transaction as the fixtures: the file itself says what it holds, whatever happens between
 /// its commit and the registry's. `tenant_fixtures` follows from it (a later deploy, or
-/// `doctor --repair`, fills a row a crash left out). The leading underscore keeps it apart from
-/// the API's models, whose names start with a letter; the API serves only tables it has a model
-/// for and leaves this one alone. A tenant holding nothing but `system` has no such table.
+/// `doctor --repair`, fills a row a crash left out). Its name (a leading underscore and monkctl's
+/// prefix) keeps it apart from the tables the API makes for its models; the API serves only
+/// tables it has a model for and leaves this one alone. A tenant holding nothing but `system` has no such table.
 pub const TENANT_RECORD: &str = "_monkctl_fixtures";
 
 /// A fixture as a tenant file records it (`TENANT_RECORD`).

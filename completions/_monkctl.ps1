@@ -36,7 +36,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('tenant', 'tenant', [CompletionResultType]::ParameterValue, 'Create, list, inspect and retire tenants')
             [CompletionResult]::new('fixture', 'fixture', [CompletionResultType]::ParameterValue, 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files')
             [CompletionResult]::new('template', 'template', [CompletionResultType]::ParameterValue, 'Prebuilt tenant databases that new tenants are cloned from')
-            [CompletionResult]::new('extract', 'extract', [CompletionResultType]::ParameterValue, 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3')
+            [CompletionResult]::new('extract', 'extract', [CompletionResultType]::ParameterValue, 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3 (what interrupted extracts left in the output directory is removed first)')
             [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Look into and check archive files')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the data directory and every tenant file; repair what is safe with --repair')
@@ -331,7 +331,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and directory fixtures with version, dependencies and source')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a fixture''s manifest, files and the tables they touch')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant in memory; creates no file anywhere')
-            [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction')
+            [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction that also records them in the tenant file; a deploy interrupted before the registry recorded them is finished by running it again')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what a tenant has deployed, when, and at which version')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -414,7 +414,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and directory fixtures with version, dependencies and source')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a fixture''s manifest, files and the tables they touch')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant in memory; creates no file anywhere')
-            [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction')
+            [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction that also records them in the tenant file; a deploy interrupted before the registry recorded them is finished by running it again')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what a tenant has deployed, when, and at which version')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -661,7 +661,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Applied version, pending, diverged and missing migrations of each database')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'What `up` would run where, flagging destructive statements; writes nothing')
             [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Migrate the infra database, then the tenants in parallel, each in one transaction')
-            [CompletionResult]::new('undo', 'undo', [CompletionResultType]::ParameterValue, 'Restore the snapshots of the last run that took any (tenants changed since are skipped)')
+            [CompletionResult]::new('undo', 'undo', [CompletionResultType]::ParameterValue, 'Restore the snapshots of the last run that took any (tenants changed since are skipped); an interrupted undo is finished by running it again')
             [CompletionResult]::new('snapshots', 'snapshots', [CompletionResultType]::ParameterValue, 'List and prune the snapshots taken before destructive migrations')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -807,7 +807,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Applied version, pending, diverged and missing migrations of each database')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'What `up` would run where, flagging destructive statements; writes nothing')
             [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Migrate the infra database, then the tenants in parallel, each in one transaction')
-            [CompletionResult]::new('undo', 'undo', [CompletionResultType]::ParameterValue, 'Restore the snapshots of the last run that took any (tenants changed since are skipped)')
+            [CompletionResult]::new('undo', 'undo', [CompletionResultType]::ParameterValue, 'Restore the snapshots of the last run that took any (tenants changed since are skipped); an interrupted undo is finished by running it again')
             [CompletionResult]::new('snapshots', 'snapshots', [CompletionResultType]::ParameterValue, 'List and prune the snapshots taken before destructive migrations')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -857,7 +857,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('tenant', 'tenant', [CompletionResultType]::ParameterValue, 'Create, list, inspect and retire tenants')
             [CompletionResult]::new('fixture', 'fixture', [CompletionResultType]::ParameterValue, 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files')
             [CompletionResult]::new('template', 'template', [CompletionResultType]::ParameterValue, 'Prebuilt tenant databases that new tenants are cloned from')
-            [CompletionResult]::new('extract', 'extract', [CompletionResultType]::ParameterValue, 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3')
+            [CompletionResult]::new('extract', 'extract', [CompletionResultType]::ParameterValue, 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3 (what interrupted extracts left in the output directory is removed first)')
             [CompletionResult]::new('archive', 'archive', [CompletionResultType]::ParameterValue, 'Look into and check archive files')
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check the data directory and every tenant file; repair what is safe with --repair')
@@ -923,7 +923,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and directory fixtures with version, dependencies and source')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a fixture''s manifest, files and the tables they touch')
             [CompletionResult]::new('check', 'check', [CompletionResultType]::ParameterValue, 'Check fixtures against a scratch tenant in memory; creates no file anywhere')
-            [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction')
+            [CompletionResult]::new('deploy', 'deploy', [CompletionResultType]::ParameterValue, 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction that also records them in the tenant file; a deploy interrupted before the registry recorded them is finished by running it again')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show what a tenant has deployed, when, and at which version')
             break
         }
@@ -985,7 +985,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Applied version, pending, diverged and missing migrations of each database')
             [CompletionResult]::new('plan', 'plan', [CompletionResultType]::ParameterValue, 'What `up` would run where, flagging destructive statements; writes nothing')
             [CompletionResult]::new('up', 'up', [CompletionResultType]::ParameterValue, 'Migrate the infra database, then the tenants in parallel, each in one transaction')
-            [CompletionResult]::new('undo', 'undo', [CompletionResultType]::ParameterValue, 'Restore the snapshots of the last run that took any (tenants changed since are skipped)')
+            [CompletionResult]::new('undo', 'undo', [CompletionResultType]::ParameterValue, 'Restore the snapshots of the last run that took any (tenants changed since are skipped); an interrupted undo is finished by running it again')
             [CompletionResult]::new('snapshots', 'snapshots', [CompletionResultType]::ParameterValue, 'List and prune the snapshots taken before destructive migrations')
             break
         }

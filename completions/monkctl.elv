@@ -33,7 +33,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand tenant 'Create, list, inspect and retire tenants'
             cand fixture 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files'
             cand template 'Prebuilt tenant databases that new tenants are cloned from'
-            cand extract 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3'
+            cand extract 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3 (what interrupted extracts left in the output directory is removed first)'
             cand archive 'Look into and check archive files'
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
             cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
@@ -300,7 +300,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand list 'List the built-in and directory fixtures with version, dependencies and source'
             cand show 'Show a fixture''s manifest, files and the tables they touch'
             cand check 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
-            cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
+            cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction that also records them in the tenant file; a deploy interrupted before the registry recorded them is finished by running it again'
             cand status 'Show what a tenant has deployed, when, and at which version'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -377,7 +377,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand list 'List the built-in and directory fixtures with version, dependencies and source'
             cand show 'Show a fixture''s manifest, files and the tables they touch'
             cand check 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
-            cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
+            cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction that also records them in the tenant file; a deploy interrupted before the registry recorded them is finished by running it again'
             cand status 'Show what a tenant has deployed, when, and at which version'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -596,7 +596,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand status 'Applied version, pending, diverged and missing migrations of each database'
             cand plan 'What `up` would run where, flagging destructive statements; writes nothing'
             cand up 'Migrate the infra database, then the tenants in parallel, each in one transaction'
-            cand undo 'Restore the snapshots of the last run that took any (tenants changed since are skipped)'
+            cand undo 'Restore the snapshots of the last run that took any (tenants changed since are skipped); an interrupted undo is finished by running it again'
             cand snapshots 'List and prune the snapshots taken before destructive migrations'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -730,7 +730,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand status 'Applied version, pending, diverged and missing migrations of each database'
             cand plan 'What `up` would run where, flagging destructive statements; writes nothing'
             cand up 'Migrate the infra database, then the tenants in parallel, each in one transaction'
-            cand undo 'Restore the snapshots of the last run that took any (tenants changed since are skipped)'
+            cand undo 'Restore the snapshots of the last run that took any (tenants changed since are skipped); an interrupted undo is finished by running it again'
             cand snapshots 'List and prune the snapshots taken before destructive migrations'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -770,7 +770,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand tenant 'Create, list, inspect and retire tenants'
             cand fixture 'Seed tenants with fixtures: named, versioned bundles of SQL, CSV and JSONL files'
             cand template 'Prebuilt tenant databases that new tenants are cloned from'
-            cand extract 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3'
+            cand extract 'Write tenants to portable archives: one SQLite file each, readable by any sqlite3 (what interrupted extracts left in the output directory is removed first)'
             cand archive 'Look into and check archive files'
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
             cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
@@ -821,7 +821,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand list 'List the built-in and directory fixtures with version, dependencies and source'
             cand show 'Show a fixture''s manifest, files and the tables they touch'
             cand check 'Check fixtures against a scratch tenant in memory; creates no file anywhere'
-            cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction'
+            cand deploy 'Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction that also records them in the tenant file; a deploy interrupted before the registry recorded them is finished by running it again'
             cand status 'Show what a tenant has deployed, when, and at which version'
         }
         &'monkctl;help;fixture;list'= {
@@ -866,7 +866,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand status 'Applied version, pending, diverged and missing migrations of each database'
             cand plan 'What `up` would run where, flagging destructive statements; writes nothing'
             cand up 'Migrate the infra database, then the tenants in parallel, each in one transaction'
-            cand undo 'Restore the snapshots of the last run that took any (tenants changed since are skipped)'
+            cand undo 'Restore the snapshots of the last run that took any (tenants changed since are skipped); an interrupted undo is finished by running it again'
             cand snapshots 'List and prune the snapshots taken before destructive migrations'
         }
         &'monkctl;help;migrate;status'= {

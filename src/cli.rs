@@ -92,7 +92,8 @@ pub enum Command {
     #[command(subcommand)]
     Template(TemplateCommand),
 
-    /// Write tenants to portable archives: one SQLite file each, readable by any sqlite3
+    /// Write tenants to portable archives: one SQLite file each, readable by any sqlite3 (what
+    /// interrupted extracts left in the output directory is removed first)
     Extract(ExtractArgs),
 
     /// Look into and check archive files
@@ -262,7 +263,9 @@ pub enum FixtureCommand {
     Show(FixtureShowArgs),
     /// Check fixtures against a scratch tenant in memory; creates no file anywhere
     Check(FixtureCheckArgs),
-    /// Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction
+    /// Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction that
+    /// also records them in the tenant file; a deploy interrupted before the registry recorded
+    /// them is finished by running it again
     Deploy(DeployArgs),
     /// Show what a tenant has deployed, when, and at which version
     Status(StatusArgs),
@@ -527,7 +530,8 @@ pub enum MigrateCommand {
     Plan(MigrateSelect),
     /// Migrate the infra database, then the tenants in parallel, each in one transaction
     Up(UpArgs),
-    /// Restore the snapshots of the last run that took any (tenants changed since are skipped)
+    /// Restore the snapshots of the last run that took any (tenants changed since are skipped);
+    /// an interrupted undo is finished by running it again
     Undo(UndoArgs),
     /// List and prune the snapshots taken before destructive migrations
     #[command(subcommand)]

@@ -509,7 +509,8 @@ fn archive_metadata_cannot_lead_a_restore_outside_the_data_directory() {
     }
     assert_eq!(snapshot(env.root()), before_all);
 
-    // Paths in the metadata (database, schema) are ignored: the layout decides.
+    // Paths in the metadata (database, schema) are never used (the layout decides where a
+    // restore writes), and ones that break the registry's rules make the metadata unusable.
     let evil_paths = copy(&file, &env.root().join("evil-paths.monk.db"));
     set(
         &evil_paths,
@@ -521,7 +522,23 @@ fn archive_metadata_cannot_lead_a_restore_outside_the_data_directory() {
         "\"schema\":\"ns_tenant_acme\"",
         "\"schema\":\"../../../x\"",
     );
-    let v = env.json(&["restore", evil_paths.to_str().unwrap(), "--as", "acme_b"]);
+    let before_all = snapshot(env.root());
+    let err = env.fails(&["archive", "verify", evil_paths.to_str().unwrap()], 14);
+    assert!(err.contains("not a plain name"), "{err}");
+    env.fails(
+        &["restore", evil_paths.to_str().unwrap(), "--as", "acme_b"],
+        14,
+    );
+    assert_eq!(snapshot(env.root()), before_all);
+    // A database of another layout (the API's `monk`) is a plain name: restored where the
+    // layout says.
+    let other_layout = copy(&file, &env.root().join("other-layout.monk.db"));
+    set(
+        &other_layout,
+        "\"database\":\"db_main\"",
+        "\"database\":\"monk\"",
+    );
+    let v = env.json(&["restore", other_layout.to_str().unwrap(), "--as", "acme_b"]);
     assert_eq!(
         PathBuf::from(v["path"].as_str().unwrap()),
         env.tenant_file("acme_b")
@@ -1251,4 +1268,141 @@ fn extract_takes_the_last_commit_even_while_an_older_reader_keeps_it_in_the_wal(
     };
     assert_eq!(archived, latest);
     assert_eq!(archived.len(), 20);
+}
+
+/// Sets `key` of an archive's metadata to `value` through SQLite (the file stays a valid one).
+fn set_meta(env: &Env, archive: &Path, key: &str, value: &str) {
+    let n = env
+        .open(archive)
+        .execute(
+            "UPDATE _monk_archive SET value = ?2 WHERE key = ?1",
+            [key, value],
+        )
+        .unwrap();
+    assert_eq!(n, 1, "{key}");
+}
+
+/// Sets one field of the archived registry row (a JSON value).
+fn set_tenant_field(env: &Env, archive: &Path, field: &str, value: Value) {
+    let text: String = env
+        .open(archive)
+        .query_row(
+            "SELECT value FROM _monk_archive WHERE key = 'tenant'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut t: Value = serde_json::from_str(&text).unwrap();
+    t[field] = value;
+    set_meta(env, archive, "tenant", &t.to_string());
+}
+
+/// Hostile archives: each metadata field set to what the registry's rules or the archive's own
+/// content refuse, and each header field set to what SQLite 3 never writes. `verify` and
+/// `restore --as` refuse each with the same archive exit code and write nothing.
+#[test]
+fn every_hostile_metadata_field_and_header_fault_is_refused_alike_by_verify_and_restore() {
+    let env = Env::new();
+    tenant_with_data(&env, "acme", 3, 100);
+    let good = extract(&env, "acme", "good.monk.db");
+    let dir = env.root().join("hostile");
+    std::fs::create_dir(&dir).unwrap();
+    let json = |s: &str| -> Value { serde_json::from_str(s).unwrap() };
+    let tenant_cases: Vec<(&str, &str, Value)> = vec![
+        (
+            "owner-not-a-user",
+            "owner_id",
+            json("\"11111111-2222-4333-8444-555555555555\""),
+        ),
+        ("owner-a-path", "owner_id", json("\"../../etc\"")),
+        ("status-hacked", "status", json("\"hacked\"")),
+        ("negative-template-version", "template_version", json("-1")),
+        ("source-template-path", "source_template", json("\"../x\"")),
+        ("db-type", "db_type", json("\"postgresql\"")),
+        ("schema-path", "schema", json("\"../../x\"")),
+        ("created-at", "created_at", json("\"yesterday\"")),
+        ("updated-at", "updated_at", json("\"\"")),
+        ("trashed-at", "trashed_at", json("\"soon\"")),
+        ("deleted-at", "deleted_at", json("\"2026-13-01 00:00:00\"")),
+        ("name-path", "name", json("\"../x\"")),
+        (
+            "description-huge",
+            "description",
+            json(&format!("\"{}\"", "x".repeat(20_000))),
+        ),
+    ];
+    let mut cases: Vec<(String, PathBuf, i32)> = Vec::new();
+    for (label, field, value) in tenant_cases {
+        let p = copy(&good, &dir.join(format!("{label}.monk.db")));
+        set_tenant_field(&env, &p, field, value);
+        cases.push((label.to_string(), p, 14));
+    }
+    let meta_cases = [
+        ("archive-created-at", "created_at", "never".to_string()),
+        (
+            "archive-created-day-99",
+            "created_at",
+            "2026-11-99T03:25:53.112Z".to_string(),
+        ),
+        ("host-control", "host", "web\u{1b}[2J1".to_string()),
+        (
+            "fixture-deployed-at",
+            "fixtures",
+            r#"[{"fixture_name":"system","deployed_at":"whenever","version":null}]"#.to_string(),
+        ),
+        (
+            "fixture-twice",
+            "fixtures",
+            r#"[{"fixture_name":"shop","deployed_at":"2026-11-23 03:25:53","version":"1"},{"fixture_name":"shop","deployed_at":"2026-11-23 03:25:53","version":"2"}]"#.to_string(),
+        ),
+        (
+            "fixture-name-path",
+            "fixtures",
+            r#"[{"fixture_name":"../x","deployed_at":"2026-11-23 03:25:53","version":null}]"#.to_string(),
+        ),
+        (
+            "negative-row-count",
+            "row_counts",
+            r#"{"widgets":-4}"#.to_string(),
+        ),
+    ];
+    for (label, key, value) in meta_cases {
+        let p = copy(&good, &dir.join(format!("{label}.monk.db")));
+        set_meta(&env, &p, key, &value);
+        cases.push((label.to_string(), p, 14));
+    }
+    // Header faults: (offset, value) of one byte.
+    let bytes = std::fs::read(&good).unwrap();
+    let header_cases: [(&str, usize, u8); 10] = [
+        ("page-size-768", 16, 3),
+        ("page-size-256", 16, 1),
+        ("write-version-3", 18, 3),
+        ("read-version-3", 19, 3),
+        ("write-version-0", 18, 0),
+        ("max-payload-fraction", 21, 65),
+        ("min-payload-fraction", 22, 0),
+        ("leaf-payload-fraction", 23, 33),
+        ("schema-format-9", 47, 9),
+        ("text-encoding-7", 59, 7),
+    ];
+    for (label, at, v) in header_cases {
+        let mut b = bytes.clone();
+        b[at] = v;
+        let p = dir.join(format!("{label}.monk.db"));
+        std::fs::write(&p, &b).unwrap();
+        cases.push((label.to_string(), p, 12));
+    }
+    let before = snapshot(&env.data());
+    for (label, p, code) in &cases {
+        let a = p.to_str().unwrap();
+        let err = env.fails(&["archive", "verify", a], *code);
+        assert!(!err.contains("permission"), "{label}: {err}");
+        let err = env.fails(&["restore", a, "--as", "restored_x"], *code);
+        assert!(!err.contains("permission"), "{label}: {err}");
+        env.fails(&["restore", a, "--force", "--yes"], *code);
+        assert_eq!(snapshot(&env.data()), before, "{label}: nothing written");
+    }
+    // The untouched archive passes both.
+    env.ok(&["archive", "verify", good.to_str().unwrap()]);
+    env.ok(&["restore", good.to_str().unwrap(), "--as", "restored_x"]);
 }

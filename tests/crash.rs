@@ -506,3 +506,356 @@ fn more_tenants_than_a_batch_are_all_created_whole() {
     };
     assert_ne!(id(&a), id(&b));
 }
+
+/// The fixture `items` (a table and a row), for the deploy kill tests.
+fn items_fixture(env: &Env) {
+    common::fixture(
+        env,
+        "items",
+        "name = \"items\"\nversion = \"3\"\nfiles = [\"items.sql\"]\n",
+        &[(
+            "items.sql",
+            b"CREATE TABLE items (id INTEGER PRIMARY KEY, label TEXT NOT NULL);\nINSERT INTO items (label) VALUES ('first');\n",
+        )],
+    );
+}
+
+/// The registry's fixtures of a tenant besides `system` (recorded at creation; the tenant file
+/// records only the fixtures deployed on top of it).
+fn registry_fixtures(env: &Env, tenant: &str) -> Vec<(String, Option<String>)> {
+    env.open(&env.infra())
+        .prepare(
+            "SELECT f.fixture_name, f.version FROM tenant_fixtures f JOIN tenants t ON t.id = f.tenant_id \
+             WHERE t.name = ?1 AND f.fixture_name <> 'system' ORDER BY f.fixture_name",
+        )
+        .unwrap()
+        .query_map([tenant], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn tenant_fixtures(env: &Env, tenant: &str) -> Vec<(String, Option<String>)> {
+    env.open(&env.tenant_file(tenant))
+        .prepare("SELECT name, version FROM _monkctl_fixtures ORDER BY name")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn deploy_killed_between_the_tenant_and_registry_commits_is_finished_by_a_retry() {
+    let env = Env::new();
+    items_fixture(&env);
+    env.ok(&["tenant", "create", "acme"]);
+    pause_and_kill(
+        &env,
+        &["fixture", "deploy", "items", "--tenant", "acme"],
+        "fixture.deploy.applied",
+    );
+    // The tenant holds the fixture and says so in the same transaction; the registry lags.
+    let items = vec![("items".to_string(), Some("3".to_string()))];
+    assert_eq!(tenant_fixtures(&env, "acme"), items);
+    assert_eq!(registry_fixtures(&env, "acme"), vec![]);
+    // The retry sees the fixture recorded in the tenant, applies nothing and fills the registry.
+    let v = env.json(&["fixture", "deploy", "items", "--tenant", "acme"]);
+    assert_eq!(v["succeeded"], 1, "{v}");
+    let r = &v["results"][0]["result"];
+    assert_eq!(r["applied"].as_array().unwrap().len(), 0, "{v}");
+    assert_eq!(r["recorded"], serde_json::json!(["items"]), "{v}");
+    let n: i64 = env
+        .open(&env.tenant_file("acme"))
+        .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "the fixture ran once");
+    assert_eq!(registry_fixtures(&env, "acme"), items);
+    // And a third deploy is a no-op.
+    let v = env.json(&["fixture", "deploy", "items", "--tenant", "acme"]);
+    assert_eq!(
+        v["results"][0]["result"]["skipped"],
+        serde_json::json!(["items"])
+    );
+    assert_eq!(v["results"][0]["result"]["recorded"], serde_json::json!([]));
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn doctor_finds_and_repairs_a_deploy_killed_between_its_commits() {
+    let env = Env::new();
+    items_fixture(&env);
+    env.ok(&["tenant", "create", "acme"]);
+    pause_and_kill(
+        &env,
+        &["fixture", "deploy", "items", "--tenant", "acme"],
+        "fixture.deploy.applied",
+    );
+    let out = env.run(&["--format", "json", "doctor"]);
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found: Vec<&serde_json::Value> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "fixture_not_in_registry")
+        .collect();
+    assert_eq!(found.len(), 1, "{v:#}");
+    assert_eq!(found[0]["tenant"], "acme");
+    assert_eq!(found[0]["repairable"], true);
+
+    let v = env.json(&["doctor", "--repair"]);
+    assert_eq!(v["status"], "healthy", "{v:#}");
+    assert_eq!(
+        registry_fixtures(&env, "acme"),
+        vec![("items".to_string(), Some("3".to_string()))]
+    );
+    // The deploy now has nothing to do.
+    let v = env.json(&["fixture", "deploy", "items", "--tenant", "acme"]);
+    assert_eq!(
+        v["results"][0]["result"]["skipped"],
+        serde_json::json!(["items"])
+    );
+}
+
+#[test]
+fn doctor_repairs_a_registry_row_for_a_fixture_the_tenant_does_not_hold() {
+    let env = Env::new();
+    items_fixture(&env);
+    common::fixture(
+        &env,
+        "more",
+        "name = \"more\"\nversion = \"1\"\nfiles = [\"more.sql\"]\n",
+        &[(
+            "more.sql",
+            b"CREATE TABLE more_rows (id INTEGER PRIMARY KEY);\n",
+        )],
+    );
+    env.ok(&["tenant", "create", "acme"]);
+    env.ok(&["fixture", "deploy", "items", "--tenant", "acme"]);
+    // A registry row that the tenant's content does not back (a hand edit, an older backup).
+    env.open(&env.infra())
+        .execute(
+            "INSERT INTO tenant_fixtures (tenant_id, fixture_name) SELECT id, 'more' FROM tenants WHERE name = 'acme'",
+            [],
+        )
+        .unwrap();
+    let out = env.run(&["--format", "json", "doctor"]);
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["code"] == "fixture_not_in_tenant" && f["tenant"] == "acme"),
+        "{v:#}"
+    );
+    let v = env.json(&["doctor", "--repair"]);
+    assert_eq!(v["status"], "healthy", "{v:#}");
+    // The registry follows the tenant; a deploy then applies the fixture for real.
+    let v = env.json(&["fixture", "deploy", "more", "--tenant", "acme"]);
+    assert_eq!(v["results"][0]["result"]["applied"][0]["name"], "more");
+    assert_eq!(
+        tenant_fixtures(&env, "acme"),
+        vec![
+            ("items".to_string(), Some("3".to_string())),
+            ("more".to_string(), Some("1".to_string()))
+        ]
+    );
+}
+
+#[test]
+fn undo_killed_between_tenants_is_finished_by_a_second_undo() {
+    let env = Env::new();
+    let tenants = ["acme", "beta", "gamma"];
+    let mut args = vec!["tenant", "create"];
+    args.extend(tenants);
+    env.ok(&args);
+    for t in tenants {
+        env.open(&env.tenant_file(t))
+            .execute_batch(
+                "INSERT INTO users (id, name, auth, access) VALUES ('u-old', 'old', 'old', 'read')",
+            )
+            .unwrap();
+    }
+    let before: Vec<Vec<String>> = tenants
+        .iter()
+        .map(|t| common::table_rows(&env.open(&env.tenant_file(t))))
+        .collect();
+    let mig = env.root().join("mig");
+    std::fs::create_dir_all(&mig).unwrap();
+    std::fs::write(
+        mig.join("V2__drop_old.sql"),
+        "DELETE FROM users WHERE name = 'old';\n",
+    )
+    .unwrap();
+    let mig = mig.display().to_string();
+    env.ok(&[
+        "migrate",
+        "--migrations",
+        &mig,
+        "up",
+        "--allow-destructive",
+        "--yes",
+    ]);
+    // Killed after the first tenant was restored, before the run's record was written.
+    pause_and_kill(&env, &["migrate", "undo", "--yes"], "migrate.undo.restored");
+    let restored = tenants
+        .iter()
+        .zip(&before)
+        .filter(|(t, b)| common::table_rows(&env.open(&env.tenant_file(t))) == **b)
+        .count();
+    assert_eq!(restored, 1, "the killed undo restored one tenant");
+    let list = env.json(&["migrate", "snapshots", "list"]);
+    assert_eq!(list[0]["to_restore"], 3);
+
+    // Run again: the tenant already restored counts as restored, the others are restored now.
+    let v = env.json(&["migrate", "undo", "--yes"]);
+    assert_eq!(v["tenants"]["succeeded"], 3, "{v:#}");
+    assert_eq!(v["tenants"]["failed"], 0, "{v:#}");
+    let already = v["tenants"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["result"]["already"] == true)
+        .count();
+    assert_eq!(already, 1, "{v:#}");
+    for (t, b) in tenants.iter().zip(&before) {
+        assert_eq!(
+            &common::table_rows(&env.open(&env.tenant_file(t))),
+            b,
+            "{t} is back as before the run"
+        );
+    }
+    // A third undo has nothing left to undo.
+    let err = env.fails(&["migrate", "undo", "--yes"], 3);
+    assert!(err.contains("to undo"), "{err}");
+    let list = env.json(&["migrate", "snapshots", "list"]);
+    assert_eq!(list[0]["undone"], true);
+    assert_eq!(list[0]["to_restore"], 0);
+}
+
+#[test]
+fn extract_killed_leaves_a_temporary_that_the_next_extract_to_that_directory_removes() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme", "beta"]);
+    let out = env.root().join("archives");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = out.to_str().unwrap();
+    pause_and_kill(&env, &["extract", "acme", "-o", o], "extract.copied");
+    // The killed run left its temporary (outside the data directory), and no archive.
+    let names = |dir: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let left = names(&out);
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].contains(".monktmp-"), "{left:?}");
+    // The next extract to that directory removes it; the directory holds exactly the archives.
+    env.ok(&["extract", "acme", "beta", "-o", o]);
+    let now = names(&out);
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(
+        now.iter()
+            .all(|n| n.ends_with(".monk.db") && !n.contains(".monktmp-")),
+        "{now:?}"
+    );
+    for n in &now {
+        env.ok(&["archive", "verify", out.join(n).to_str().unwrap()]);
+    }
+}
+
+#[test]
+fn random_kills_during_a_deploy_never_block_a_retry() {
+    let env = Env::new();
+    items_fixture(&env);
+    let tenants: Vec<String> = (0..8).map(|i| format!("dep_{i}")).collect();
+    let mut args = vec!["tenant", "create"];
+    args.extend(tenants.iter().map(String::as_str));
+    env.ok(&args);
+    let mut delay = 5u64;
+    for round in 0..5 {
+        let mut child = spawn(&env, &["fixture", "deploy", "items", "--all"], None);
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        child.wait().unwrap();
+        delay = delay * 2 + round;
+    }
+    // Whatever the kills left, one more deploy succeeds and every tenant holds the fixture once,
+    // recorded alike in its file and in the registry.
+    let v = env.json(&["fixture", "deploy", "items", "--all"]);
+    assert_eq!(v["succeeded"], 8, "{v:#}");
+    for t in &tenants {
+        let n: i64 = env
+            .open(&env.tenant_file(t))
+            .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "{t}");
+        let items = vec![("items".to_string(), Some("3".to_string()))];
+        assert_eq!(tenant_fixtures(&env, t), items, "{t}");
+        assert_eq!(registry_fixtures(&env, t), items, "{t}");
+    }
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn every_way_a_fixture_reaches_a_tenant_records_it_in_the_file_as_in_the_registry() {
+    let env = Env::new();
+    items_fixture(&env);
+    common::fixture(
+        &env,
+        "more",
+        "name = \"more\"\nversion = \"1\"\nfiles = [\"more.sql\"]\n",
+        &[(
+            "more.sql",
+            b"CREATE TABLE more_rows (id INTEGER PRIMARY KEY);\n",
+        )],
+    );
+    env.ok(&["tenant", "create", "direct", "--fixture", "items"]);
+    env.ok(&["template", "build", "tpl", "--fixture", "items"]);
+    env.ok(&["tenant", "create", "cloned", "--template", "tpl"]);
+    env.ok(&[
+        "tenant",
+        "create",
+        "extra",
+        "--template",
+        "tpl",
+        "--fixture",
+        "more",
+    ]);
+    env.ok(&["fixture", "deploy", "more", "--tenant", "direct"]);
+    let without_system = |v: Vec<(String, Option<String>)>| -> Vec<(String, Option<String>)> {
+        v.into_iter().filter(|(n, _)| n != "system").collect()
+    };
+    for (t, want) in [
+        ("direct", vec!["items", "more"]),
+        ("cloned", vec!["items"]),
+        ("extra", vec!["items", "more"]),
+    ] {
+        let in_file = tenant_fixtures(&env, t);
+        let names: Vec<&str> = in_file.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, want, "{t}");
+        assert_eq!(without_system(registry_fixtures(&env, t)), in_file, "{t}");
+    }
+    // A tenant with nothing but `system` has no record table (the API's schema, unchanged).
+    env.ok(&["tenant", "create", "plain"]);
+    let has: i64 = env
+        .open(&env.tenant_file("plain"))
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = '_monkctl_fixtures'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(has, 0);
+    let out = env.run(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -927,3 +927,66 @@ fn undo_restores_a_tenant_analysed_after_the_run() {
     assert_eq!(result_of(&undo, "acme")["ok"], true, "{undo}");
     assert!(has_object(&env, "acme", "filters"));
 }
+
+/// Two destructive runs whose ids share a second (here: the first run's directory carries a later
+/// stamp, as after a clock set back, which no sleep can make flaky): the second run still sorts
+/// after the first, and `undo` takes it first.
+#[test]
+fn undo_takes_the_newest_run_first_even_within_one_second() {
+    let env = env_with(&["acme"]);
+    env.open(&env.tenant_file("acme"))
+        .execute_batch(
+            "INSERT INTO users (id, name, auth, access) VALUES ('u1', 'old1', 'old1', 'read'), ('u2', 'old2', 'old2', 'read')",
+        )
+        .unwrap();
+    let dir = mig_dir(
+        &env,
+        &[(
+            "V2__drop_one.sql",
+            "DELETE FROM users WHERE name = 'old1';\n",
+        )],
+    );
+    let up = |env: &Env| -> PathBuf {
+        let v = env.json(&[
+            "migrate",
+            "--migrations",
+            &m(&dir),
+            "up",
+            "--allow-destructive",
+            "--yes",
+        ]);
+        PathBuf::from(v["snapshots"].as_str().unwrap())
+    };
+    let first = up(&env);
+    let moved = env.data().join("snapshots/29991231T235959Z-0000-ffffffff");
+    std::fs::rename(&first, &moved).unwrap();
+    std::fs::write(
+        dir.join("V3__drop_two.sql"),
+        "DELETE FROM users WHERE name = 'old2';\n",
+    )
+    .unwrap();
+    let second = up(&env);
+    let second_id = second.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        second_id.starts_with("29991231T235959Z-0001-"),
+        "{second_id}"
+    );
+    let names = |env: &Env| -> Vec<String> {
+        env.open(&env.tenant_file("acme"))
+            .prepare("SELECT name FROM users WHERE name LIKE 'old%' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(names(&env).is_empty());
+    let list = env.json(&["migrate", "snapshots", "list"]);
+    assert_eq!(list[0]["run_id"], second_id.as_str());
+    let undo = env.json(&["migrate", "undo", "--yes"]);
+    assert_eq!(undo["run_id"], second_id.as_str(), "{undo}");
+    assert_eq!(names(&env), ["old2"]);
+    let undo = env.json(&["migrate", "undo", "--yes"]);
+    assert_eq!(undo["run_id"], "29991231T235959Z-0000-ffffffff", "{undo}");
+    assert_eq!(names(&env), ["old1", "old2"]);
+}

@@ -41,8 +41,16 @@ fn content(env: &Env, tenant: &str) -> Vec<(String, Vec<String>)> {
         .map(Result::unwrap)
         .collect();
     tables.sort();
-    // Ids are fresh per tenant; times (refinery's `applied_on` included) are when it was made.
-    let skip = ["id", "parent_id", "created_at", "updated_at", "applied_on"];
+    // Ids are fresh per tenant; times differ: when it was made, when a migration (refinery's
+    // `applied_on`) or a fixture was recorded in it.
+    let skip = [
+        "id",
+        "parent_id",
+        "created_at",
+        "updated_at",
+        "applied_on",
+        "deployed_at",
+    ];
     let mut out = Vec::new();
     for t in tables {
         let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\"")).unwrap();

@@ -135,10 +135,13 @@ impl Render for Batch<Deployed> {
             match &o.result {
                 Some(d) => t.rows.push(vec![
                     o.tenant.clone(),
-                    if d.applied.is_empty() {
-                        "unchanged".into()
-                    } else {
+                    if !d.applied.is_empty() {
                         "deployed".into()
+                    } else if !d.recorded.is_empty() {
+                        // An interrupted deploy had applied them; only the registry lacked them.
+                        format!("recorded {}", d.recorded.join(" "))
+                    } else {
+                        "unchanged".into()
                     },
                     d.applied
                         .iter()

@@ -194,7 +194,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                 confirm(
                     &format!(
                         "Restore {} tenant(s) from the snapshots of run {} (their migrations are undone)",
-                        last.tenants, last.run_id
+                        last.to_restore, last.run_id
                     ),
                     u.yes,
                 )?;

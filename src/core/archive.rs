@@ -298,12 +298,16 @@ fn copy_file_bytes(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies the first `len` bytes of the main database file of `conn` (at `from`) into the new
-/// private file `to`, read through SQLite's own handle on it (`db::read_main_file`: the live
-/// tenant is never opened beside SQLite).
+/// Copies the first `len` bytes of the main database file of `conn` (at `from`) into `to`, a
+/// private temporary file this run created (`TempFile::held`), read through SQLite's own handle
+/// on it (`db::read_main_file`: the live tenant is never opened beside SQLite).
 fn copy_main_file(conn: &Connection, from: &Path, to: &Path, len: u64) -> Result<()> {
     use std::io::Write;
-    let mut out = fsutil::create_private_file(to)?;
+    let mut out = fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(to)
+        .at(to)?;
     let mut buf = vec![0u8; 1 << 20];
     let mut at = 0u64;
     while at < len {
@@ -403,6 +407,17 @@ pub fn extract_many(
         }
     }
     drop(reg);
+    // What killed extracts left in the output directory goes before the new ones
+    // are made (nothing else looks there).
+    let out_dir = match out {
+        Output::Default => PathBuf::from("."),
+        Output::Dir(d) => d.clone(),
+        Output::File(f) => match f.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        },
+    };
+    fsutil::remove_dead_temps(&out_dir);
     let stamp = SystemTime::now();
     progress.start(items.len() as u64, "extracting");
     let results = parallel(&items, jobs, |(name, row)| {
@@ -498,7 +513,7 @@ pub fn extract_all(
 
 fn copy_registry(infra: &Path, final_path: &Path, force: bool) -> Result<Extracted> {
     check_free(final_path, force)?;
-    let mut tmp = fsutil::TempFile(Some(fsutil::temp_beside(final_path)));
+    let (mut tmp, _held) = fsutil::TempFile::held(final_path)?;
     {
         let src = db::open_for_inspection(infra)?;
         let mut dst = open_scratch(tmp.path())?;
@@ -640,7 +655,7 @@ impl Extraction {
             snapshot,
         } = self;
         let (live, final_path) = (live.as_path(), final_path.as_path());
-        let mut tmp = fsutil::TempFile(Some(fsutil::temp_beside(final_path)));
+        let (mut tmp, _held) = fsutil::TempFile::held(final_path)?;
         let tmp_path = tmp.path().to_path_buf();
         // Errors name the archive being made, not its temporary file (gone by then).
         let shown = final_path.display().to_string();
@@ -677,6 +692,7 @@ impl Extraction {
             });
             drop(src);
             copied?;
+            super::pause_point("extract.copied");
             let mut dst = match copy {
                 Copy::Pages(dst) => dst,
                 Copy::FileBytes(_) => open_scratch(&tmp_path)?,
@@ -814,11 +830,15 @@ fn check_header(path: &Path) -> Result<u64> {
     let raw = u16::from_be_bytes([head[16], head[17]]);
     let page_size: u64 = if raw == 1 { 65_536 } else { u64::from(raw) };
     if !(512..=65_536).contains(&page_size) || !page_size.is_power_of_two() {
-        return Err(Error::Corrupt {
+        return Err(Error::NotArchive {
             path: path.to_path_buf(),
             detail: format!("its header gives an impossible page size {page_size}"),
         });
     }
+    check_header_fields(&head, page_size).map_err(|detail| Error::NotArchive {
+        path: path.to_path_buf(),
+        detail,
+    })?;
     let change = u32::from_be_bytes(head[24..28].try_into().expect("4"));
     let valid_for = u32::from_be_bytes(head[92..96].try_into().expect("4"));
     let pages = u64::from(u32::from_be_bytes(head[28..32].try_into().expect("4")));
@@ -838,6 +858,44 @@ fn check_header(path: &Path) -> Result<u64> {
         });
     }
     Ok(page_size)
+}
+
+/// The fields of the 100-byte header that SQLite 3 gives fixed values or a small range, so
+/// that a file SQLite would open read-only or refuse later (a write version of 3 makes the
+/// restored tenant read-only) is refused by `verify` and `restore` alike, before anything is
+/// written. The page size and the page count are checked by the caller.
+fn check_header_fields(head: &[u8], page_size: u64) -> std::result::Result<(), String> {
+    let (write, read) = (head[18], head[19]);
+    if !matches!(write, 1 | 2) || !matches!(read, 1 | 2) {
+        return Err(format!(
+            "its header's file format versions (bytes 18 and 19) are {write} and {read}; SQLite 3 writes 1 (rollback journal) or 2 (WAL)"
+        ));
+    }
+    let reserved = u64::from(head[20]);
+    if page_size - reserved < 480 {
+        return Err(format!(
+            "its header reserves {reserved} bytes of each {page_size}-byte page (byte 20), leaving less than the 480 SQLite needs"
+        ));
+    }
+    if head[21..24] != [64, 32, 32] {
+        return Err(format!(
+            "its header's payload fractions (bytes 21 to 23) are {:?}, not the [64, 32, 32] of every SQLite 3 file",
+            &head[21..24]
+        ));
+    }
+    let schema_format = u32::from_be_bytes(head[44..48].try_into().expect("4"));
+    if !(1..=4).contains(&schema_format) {
+        return Err(format!(
+            "its header's schema format number (bytes 44 to 47) is {schema_format}, not 1 to 4"
+        ));
+    }
+    let encoding = u32::from_be_bytes(head[56..60].try_into().expect("4"));
+    if !(1..=3).contains(&encoding) {
+        return Err(format!(
+            "its header's text encoding (bytes 56 to 59) is {encoding}, not 1 (UTF-8), 2 or 3 (UTF-16)"
+        ));
+    }
+    Ok(())
 }
 
 fn meta_err(path: &Path, detail: impl Into<String>) -> Error {
@@ -941,6 +999,7 @@ fn read_metadata(conn: &Connection, path: &Path) -> Result<Metadata> {
         names::plain("fixture name", &f.fixture_name)
             .map_err(|e| meta_err(path, format!("a fixture name is unusable: {e}")))?;
     }
+    check_archived_facts(conn, path, &m)?;
     if !m.checksum.starts_with(&format!("{CHECKSUM_ALGORITHM}:")) {
         return Err(meta_err(path, format!("unknown checksum '{}'", m.checksum)));
     }
@@ -983,6 +1042,123 @@ fn standing(conn: &Connection, path: &Path, set: &MigrationSet) -> Result<Schema
         needs_migration: !ins.pending.is_empty(),
         pending: ins.pending,
     })
+}
+
+/// Every field of the archived registry row and fixtures against the registry's rules and the
+/// archive's own content, so that what `verify` accepts a restore can store: the owner is a
+/// user of the archived tenant, the status one the API knows, names and locations valid,
+/// numbers in range, timestamps readable. The message names the field and what is wrong.
+fn check_archived_facts(conn: &Connection, path: &Path, m: &Metadata) -> Result<()> {
+    check_archived_row(m).map_err(|d| meta_err(path, d))?;
+    // The owner must be a user of the archived tenant (else the API has no one to let in, and
+    // `doctor` would report `owner_missing` after the restore). A damaged page is corruption.
+    let owner = conn
+        .prepare("SELECT 1 FROM users WHERE id = ?1")
+        .and_then(|mut st| st.exists([&m.tenant.owner_id]));
+    match owner {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(meta_err(
+            path,
+            format!(
+                "owner_id {} is no user in the archived tenant's users table",
+                m.tenant.owner_id
+            ),
+        )),
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ) =>
+        {
+            Err(Error::sqlite(path, e))
+        }
+        Err(e) => Err(meta_err(
+            path,
+            format!("the owner cannot be looked up in the archived tenant's users table: {e}"),
+        )),
+    }
+}
+
+/// The fields of the archived row and fixtures on their own (see `check_archived_facts`).
+fn check_archived_row(m: &Metadata) -> std::result::Result<(), String> {
+    let t = &m.tenant;
+    let shown = |v: &str| v.escape_debug().to_string();
+    if t.db_type != "sqlite" {
+        return Err(format!(
+            "db_type '{}' is not 'sqlite' (an archive holds a SQLite tenant)",
+            shown(&t.db_type)
+        ));
+    }
+    if !super::registry::STATUSES.contains(&t.status.as_str()) {
+        return Err(format!(
+            "status '{}' is none of the API's statuses ({})",
+            shown(&t.status),
+            super::registry::STATUSES.join(", ")
+        ));
+    }
+    if t.template_version < 0 {
+        return Err(format!(
+            "template_version {} is negative",
+            t.template_version
+        ));
+    }
+    if let Some(st) = &t.source_template {
+        names::plain("template name", st).map_err(|e| format!("source_template: {e}"))?;
+    }
+    if t.description.as_ref().is_some_and(|d| d.len() > 10_000) {
+        return Err("description is longer than 10000 bytes".into());
+    }
+    names::path_component("tenants.database", &t.database)
+        .map_err(|_| format!("database '{}' is not a plain name", shown(&t.database)))?;
+    names::path_component("tenants.schema", &t.schema)
+        .map_err(|_| format!("schema '{}' is not a plain name", shown(&t.schema)))?;
+    check_id(&t.owner_id).map_err(|d| format!("owner_id: {d}"))?;
+    let times = [
+        ("created_at", Some(&t.created_at)),
+        ("updated_at", Some(&t.updated_at)),
+        ("trashed_at", t.trashed_at.as_ref()),
+        ("deleted_at", t.deleted_at.as_ref()),
+        ("the archive's created_at", Some(&m.created_at)),
+    ];
+    for (field, v) in times {
+        if let Some(v) = v.filter(|v| ids::parse_timestamp(v).is_none()) {
+            return Err(format!("{field} '{}' is not a timestamp", shown(v)));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for f in &m.fixtures {
+        if !seen.insert(f.fixture_name.as_str()) {
+            return Err(format!("fixture '{}' is listed twice", f.fixture_name));
+        }
+        if ids::parse_timestamp(&f.deployed_at).is_none() {
+            return Err(format!(
+                "fixture '{}': deployed_at '{}' is not a timestamp",
+                f.fixture_name,
+                shown(&f.deployed_at)
+            ));
+        }
+        if let Some(v) = &f.version {
+            if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
+                return Err(format!(
+                    "fixture '{}': version '{}' is empty, too long or holds control characters",
+                    f.fixture_name,
+                    shown(v)
+                ));
+            }
+        }
+    }
+    for (key, v) in [("host", &m.host), ("monkctl_version", &m.monkctl_version)] {
+        if v.len() > 255 || v.chars().any(char::is_control) {
+            return Err(format!(
+                "{key} '{}' is longer than 255 bytes or holds control characters",
+                shown(v)
+            ));
+        }
+    }
+    if let Some((table, n)) = m.row_counts.iter().find(|(_, n)| **n < 0) {
+        return Err(format!("row count of '{}' is negative ({n})", shown(table)));
+    }
+    Ok(())
 }
 
 /// A registry id from an archive: hex digits and hyphens (a UUID), as the API writes them.
@@ -1261,7 +1437,11 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
     // copies below, and nothing the user can see changes before it has passed.
     let meta = metadata_of(archive)?;
     let set = ws.migration_set()?;
-    let standing = judged(archive, set, meta.schema_version)?;
+    // Judged before anything changes (a restore over a newer tenant is refused on it); when the
+    // judgement fails, a fault the full verification finds is reported first, as `verify`
+    // reports it.
+    let standing = judged(archive, set, meta.schema_version)
+        .map_err(|e| verify_file(archive).err().unwrap_or(e))?;
     let needs_migration = standing.needs_migration;
     let archived_name = meta.tenant.name.clone();
     let name = opts

@@ -7,7 +7,8 @@
 //! monkctl's own dead temporary files (and the scratch directories killed `fixture check`s of
 //! older versions left in the system temporary directory) and stale lock files, move unclaimed files to
 //! `<data>/orphans/` (never delete them), checkpoint WALs through SQLite, narrow permissions,
-//! finish an interrupted move to the trash, and re-record fixture rows a tenant's content proves.
+//! finish an interrupted move to the trash, and bring `tenant_fixtures` to what the tenant files
+//! record (and prove).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, OpenOptions};
@@ -22,7 +23,8 @@ use serde::Serialize;
 
 use super::db;
 use super::error::{exit, Context, Error, Result};
-use super::fsutil;
+use super::fixture;
+use super::fsutil::{self, pid_alive};
 use super::ids;
 use super::layout::Layout;
 use super::lock::{self, LockState};
@@ -79,7 +81,16 @@ enum Action {
     Checkpoint(PathBuf),
     Chmod(PathBuf, u32),
     FinishTrashMove(String),
-    RecordFixture { tenant_id: String, fixture: String },
+    RecordFixture {
+        tenant_id: String,
+        fixture: String,
+        version: Option<String>,
+        deployed_at: Option<String>,
+    },
+    ForgetFixture {
+        tenant_id: String,
+        fixture: String,
+    },
 }
 
 /// One problem found. `code` is a stable snake_case identifier for scripts.
@@ -678,11 +689,6 @@ fn check_orphans(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// Whether a process with this pid runs on this machine.
-fn pid_alive(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
-}
-
 /// monkctl's temporary files (`.NAME.monktmp-PID-RAND`) anywhere in the data directory but
 /// `orphans/`: a dead owner's are leftovers of an interrupted run.
 fn check_temp_leftovers(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
@@ -703,7 +709,7 @@ fn check_temp_leftovers(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             let Some(pid) = fsutil::temp_owner_pid(&name) else {
                 continue;
             };
-            if pid_alive(pid) {
+            if fsutil::temp_in_use(&path, pid) {
                 out.push(
                     Finding::new(
                         Severity::Info,
@@ -1340,10 +1346,89 @@ fn check_tenant_file(
             .repair(Action::RecordFixture {
                 tenant_id: t.id.clone(),
                 fixture: SYSTEM_FIXTURE.into(),
+                version: None,
+                deployed_at: None,
             }),
         );
     }
+    check_fixture_records(t, path, &conn, fixtures, out);
     drop(conn);
+}
+
+/// The fixtures the tenant file records (`fixture::TENANT_RECORD`, written in the fixtures' own
+/// transaction) against the registry's `tenant_fixtures`: the file is the truth, so the registry
+/// is brought to it. A file without the record table (made before monkctl kept one) proves
+/// nothing and is not compared.
+fn check_fixture_records(
+    t: &TenantRow,
+    path: &Path,
+    conn: &Connection,
+    registry: &[String],
+    out: &mut Vec<Finding>,
+) {
+    let recorded = match fixture::recorded_in(conn) {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            out.push(
+                Finding::new(
+                    Severity::Warning,
+                    "fixture_record_unreadable",
+                    format!("the table {} cannot be read: {e}", fixture::TENANT_RECORD),
+                    "compare `monkctl fixture status` with the tenant's content by hand",
+                )
+                .tenant(&t.name)
+                .path(path),
+            );
+            return;
+        }
+    };
+    for r in &recorded {
+        if registry.iter().any(|f| f == &r.name) {
+            continue;
+        }
+        out.push(
+            Finding::new(
+                Severity::Warning,
+                "fixture_not_in_registry",
+                format!(
+                    "the file records fixture '{}' (deployed {}) but tenant_fixtures has no row for it (a deploy interrupted between its two commits)",
+                    r.name, r.deployed_at
+                ),
+                "`monkctl doctor --repair` records it in the registry (or deploy it again: the deploy only records it)",
+            )
+            .tenant(&t.name)
+            .path(path)
+            .repair(Action::RecordFixture {
+                tenant_id: t.id.clone(),
+                fixture: r.name.clone(),
+                version: r.version.clone(),
+                deployed_at: Some(r.deployed_at.clone()),
+            }),
+        );
+    }
+    for f in registry {
+        if f == SYSTEM_FIXTURE || recorded.iter().any(|r| &r.name == f) {
+            continue;
+        }
+        out.push(
+            Finding::new(
+                Severity::Warning,
+                "fixture_not_in_tenant",
+                format!(
+                    "tenant_fixtures records fixture '{f}' but the file's own record ({}) does not hold it",
+                    fixture::TENANT_RECORD
+                ),
+                "`monkctl doctor --repair` removes the registry row, so that a deploy applies the fixture again",
+            )
+            .tenant(&t.name)
+            .path(path)
+            .repair(Action::ForgetFixture {
+                tenant_id: t.id.clone(),
+                fixture: f.clone(),
+            }),
+        );
+    }
 }
 
 trait CountOk {
@@ -1365,14 +1450,17 @@ impl<I: Iterator<Item = rusqlite::Result<String>>> CountOk for I {
 fn repair(ws: &Workspace, findings: &[Finding]) -> Vec<Repair> {
     let mut done: Vec<Repair> = Vec::new();
     let mut seen = HashSet::new();
-    let mut fixtures: Vec<(&Finding, String, String)> = Vec::new();
+    let mut fixtures: Vec<(&Finding, &Action)> = Vec::new();
     for f in findings {
         let Some(a) = &f.action else { continue };
         if !seen.insert(format!("{a:?}")) {
             continue;
         }
-        if let Action::RecordFixture { tenant_id, fixture } = a {
-            fixtures.push((f, tenant_id.clone(), fixture.clone()));
+        if matches!(
+            a,
+            Action::RecordFixture { .. } | Action::ForgetFixture { .. }
+        ) {
+            fixtures.push((f, a));
             continue;
         }
         let r = apply(ws, a);
@@ -1393,18 +1481,38 @@ fn repair(ws: &Workspace, findings: &[Finding]) -> Vec<Repair> {
         let now = ids::now_iso();
         let r = ws.registry_for_write().and_then(|mut reg| {
             reg.write(|w| {
-                for (_, id, fx) in &fixtures {
-                    w.record_fixture(id, fx, &now)?;
+                for (_, a) in &fixtures {
+                    match a {
+                        Action::RecordFixture {
+                            tenant_id,
+                            fixture,
+                            version,
+                            deployed_at,
+                        } => {
+                            w.record_fixture(
+                                tenant_id,
+                                fixture,
+                                deployed_at.as_deref().unwrap_or(&now),
+                            )?;
+                            if let Some(v) = version {
+                                w.set_fixture_version(tenant_id, fixture, v)?;
+                            }
+                        }
+                        Action::ForgetFixture { tenant_id, fixture } => {
+                            w.forget_fixture(tenant_id, fixture)?;
+                        }
+                        _ => {}
+                    }
                 }
                 Ok(())
             })
         });
-        for (f, _, fx) in &fixtures {
+        for (f, a) in &fixtures {
             done.push(Repair {
                 code: f.code,
                 tenant: f.tenant.clone(),
                 path: None,
-                action: format!("recorded fixture '{fx}'"),
+                action: describe(a),
                 ok: r.is_ok(),
                 error: r.as_ref().err().map(|e| e.to_string()),
             });
@@ -1422,7 +1530,10 @@ fn describe(a: &Action) -> String {
         Action::Checkpoint(_) => "checkpoint WAL".into(),
         Action::Chmod(_, m) => format!("chmod {m:o}"),
         Action::FinishTrashMove(_) => "move to trash".into(),
-        Action::RecordFixture { fixture, .. } => format!("record fixture '{fixture}'"),
+        Action::RecordFixture { fixture, .. } => format!("recorded fixture '{fixture}'"),
+        Action::ForgetFixture { fixture, .. } => {
+            format!("removed the registry row of fixture '{fixture}'")
+        }
     }
 }
 
@@ -1434,7 +1545,7 @@ fn apply(ws: &Workspace, a: &Action) -> Result<String> {
             if name
                 .as_deref()
                 .and_then(fsutil::temp_owner_pid)
-                .is_some_and(pid_alive)
+                .is_some_and(|pid| fsutil::temp_in_use(p, pid))
             {
                 return Err(Error::Conflict(
                     "its process is running now; left alone".into(),
@@ -1492,7 +1603,7 @@ fn apply(ws: &Workspace, a: &Action) -> Result<String> {
                 .collect::<Vec<_>>()
                 .join(", "))
         }
-        Action::RecordFixture { fixture, .. } => Ok(format!("recorded fixture '{fixture}'")),
+        Action::RecordFixture { .. } | Action::ForgetFixture { .. } => Ok(describe(a)),
     }
 }
 

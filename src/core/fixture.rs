@@ -1114,15 +1114,99 @@ pub(crate) fn commit(conn: &Connection, path: &Path) -> Result<()> {
         })
 }
 
-/// Applies fixtures to an open connection in one transaction; all or nothing.
+/// The table in a tenant file that records the fixtures applied to it, written in the same
+/// transaction as the fixtures: the file itself says what it holds, whatever happens between
+/// its commit and the registry's. `tenant_fixtures` follows from it (a later deploy, or
+/// `doctor --repair`, fills a row a crash left out). Its name (a leading underscore and monkctl's
+/// prefix) keeps it apart from the tables the API makes for its models; the API serves only
+/// tables it has a model for and leaves this one alone. A tenant holding nothing but `system` has no such table.
+pub const TENANT_RECORD: &str = "_monkctl_fixtures";
+
+/// A fixture as a tenant file records it (`TENANT_RECORD`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    pub name: String,
+    pub version: Option<String>,
+    pub deployed_at: String,
+}
+
+/// The fixtures a tenant file records, by name; `None` when it has no record table (a tenant
+/// made before monkctl kept one, or one that never got a fixture besides `system`).
+pub fn recorded_in(conn: &Connection) -> rusqlite::Result<Option<Vec<Recorded>>> {
+    let has: bool = conn
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .exists([TENANT_RECORD])?;
+    if !has {
+        return Ok(None);
+    }
+    let mut st = conn.prepare(&format!(
+        "SELECT name, version, deployed_at FROM {TENANT_RECORD} ORDER BY name"
+    ))?;
+    let rows = st.query_map([], |r| {
+        Ok(Recorded {
+            name: r.get(0)?,
+            version: r.get(1)?,
+            deployed_at: r.get(2)?,
+        })
+    })?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
+}
+
+/// Records `applied` in the tenant's own record table, inside the caller's transaction. When the
+/// table is new, `known` (what the registry already says the file holds, from before the table
+/// existed) is copied into it first, so that the table is complete from its first row on.
+pub(crate) fn record_in(
+    conn: &Connection,
+    path: &Path,
+    applied: &[&Loaded],
+    known: &[Recorded],
+) -> Result<()> {
+    if applied.is_empty() {
+        return Ok(());
+    }
+    let existed = recorded_in(conn).at(path)?.is_some();
+    let now = ids::now_iso();
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {TENANT_RECORD} (name TEXT PRIMARY KEY NOT NULL, version TEXT, deployed_at TEXT NOT NULL)"
+    ))
+    .at(path)?;
+    if !existed {
+        let mut st = conn
+            .prepare(&format!(
+                "INSERT OR IGNORE INTO {TENANT_RECORD} (name, version, deployed_at) VALUES (?1, ?2, ?3)"
+            ))
+            .at(path)?;
+        for k in known.iter().filter(|k| k.name != SYSTEM) {
+            st.execute(rusqlite::params![k.name, k.version, k.deployed_at])
+                .at(path)?;
+        }
+    }
+    let mut st = conn
+        .prepare(&format!(
+            "INSERT INTO {TENANT_RECORD} (name, version, deployed_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET version = excluded.version, deployed_at = excluded.deployed_at"
+        ))
+        .at(path)?;
+    for l in applied {
+        st.execute(rusqlite::params![l.fixture.name, l.fixture.version, now])
+            .at(path)?;
+    }
+    Ok(())
+}
+
+/// Applies fixtures to an open connection in one transaction, recording them in the tenant's
+/// record table (`known`: see `record_in`); all or nothing.
 pub fn apply_all(
     conn: &mut Connection,
     path: &Path,
     plan: &[&Loaded],
+    known: &[Recorded],
     limit: Duration,
 ) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE").at(path)?;
-    match apply_guarded(conn, path, plan, limit, &mut |e| Err(e)) {
+    match apply_guarded(conn, path, plan, limit, &mut |e| Err(e))
+        .and_then(|()| record_in(conn, path, plan, known))
+    {
         Ok(()) => commit(conn, path).inspect_err(|_| {
             let _ = conn.execute_batch("ROLLBACK");
         }),
@@ -1151,6 +1235,7 @@ pub fn builder<'a>(
             let owner_id = system::add_owner(&conn, &spec.owner).at(path)?;
             let plan: Vec<&Loaded> = fixtures.iter().collect();
             apply_guarded(&mut conn, path, &plan, limit, &mut |e| Err(e))?;
+            record_in(&conn, path, &plan, &[])?;
             commit(&conn, path)?;
             system::finish_build(conn, path)?;
             Ok(owner_id)
@@ -1400,8 +1485,11 @@ pub(crate) fn wait_lock(path: &Path) -> Result<fs::File> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Deployed {
     pub applied: Vec<FixtureVersion>,
-    /// Already recorded in `tenant_fixtures` (use --force to redeploy the named ones).
+    /// Already deployed (use --force to redeploy the named ones).
     pub skipped: Vec<String>,
+    /// Found deployed in the tenant file but missing from `tenant_fixtures` (a deploy that was
+    /// interrupted after the tenant's commit): recorded in the registry now.
+    pub recorded: Vec<String>,
 }
 
 /// Which tenants a deploy goes to.
@@ -1413,8 +1501,9 @@ pub struct Targets {
 }
 
 /// `fixture deploy`: resolves and parses the fixtures first (bad input fails before any tenant is
-/// touched), then per tenant applies the ones not yet deployed in one transaction and records
-/// them in `tenant_fixtures` after it commits. One tenant's failure does not stop the others.
+/// touched), then per tenant applies the ones not yet deployed in one transaction that also
+/// records them in the tenant file (`TENANT_RECORD`), and records them in `tenant_fixtures` after
+/// it commits. One tenant's failure does not stop the others.
 pub fn deploy(
     ws: &Workspace,
     dir: &Path,
@@ -1485,25 +1574,49 @@ fn deploy_one(
     let _lock = fs::File::open(&path)
         .and_then(|f| f.lock().map(|_| f))
         .at(&path)?;
-    let done: HashSet<String> = reg
-        .fixtures_of(&t.id)?
-        .into_iter()
-        .map(|f| f.fixture_name)
+    let in_registry = reg.fixtures_of(&t.id)?;
+    let mut conn = db::open(&path, Mode::ReadWrite)?;
+    // The tenant's own record (see `TENANT_RECORD`) is the truth of what its file holds; the
+    // registry can lag behind it when a deploy was killed between the two commits.
+    let in_tenant = recorded_in(&conn).at(&path)?.unwrap_or_default();
+    let done: HashSet<&str> = in_registry
+        .iter()
+        .map(|f| f.fixture_name.as_str())
+        .chain(in_tenant.iter().map(|r| r.name.as_str()))
         .collect();
     let (plan, skipped): (Vec<&Loaded>, Vec<&Loaded>) = loaded.iter().partition(|l| {
-        !done.contains(&l.fixture.name) || (force && wanted.contains(&l.fixture.name))
+        !done.contains(l.fixture.name.as_str()) || (force && wanted.contains(&l.fixture.name))
     });
     let skipped: Vec<String> = skipped.iter().map(|l| l.fixture.name.clone()).collect();
-    if plan.is_empty() {
+    // Recorded in the file but not in the registry, and not applied again now: only the
+    // registry's row is missing.
+    let unrecorded: Vec<Recorded> = in_tenant
+        .iter()
+        .filter(|r| !in_registry.iter().any(|f| f.fixture_name == r.name))
+        .filter(|r| !plan.iter().any(|l| l.fixture.name == r.name))
+        .cloned()
+        .collect();
+    if !plan.is_empty() {
+        let known: Vec<Recorded> = in_registry
+            .iter()
+            .map(|f| Recorded {
+                name: f.fixture_name.clone(),
+                version: f.version.clone(),
+                deployed_at: f.deployed_at.clone(),
+            })
+            .collect();
+        system::register_functions(&conn).at(&path)?;
+        apply_all(&mut conn, &path, &plan, &known, limit)?;
+    }
+    drop(conn);
+    if plan.is_empty() && unrecorded.is_empty() {
         return Ok(Deployed {
             applied: Vec::new(),
             skipped,
+            recorded: Vec::new(),
         });
     }
-    let mut conn = db::open(&path, Mode::ReadWrite)?;
-    system::register_functions(&conn).at(&path)?;
-    apply_all(&mut conn, &path, &plan, limit)?;
-    drop(conn);
+    super::pause_point("fixture.deploy.applied");
     let now = ids::now_iso();
     let applied: Vec<FixtureVersion> = plan
         .iter()
@@ -1517,9 +1630,19 @@ fn deploy_one(
             w.record_fixture(&t.id, &a.name, &now)?;
             w.set_fixture_version(&t.id, &a.name, &a.version)?;
         }
+        for r in &unrecorded {
+            w.record_fixture(&t.id, &r.name, &r.deployed_at)?;
+            if let Some(v) = &r.version {
+                w.set_fixture_version(&t.id, &r.name, v)?;
+            }
+        }
         Ok(())
     })?;
-    Ok(Deployed { applied, skipped })
+    Ok(Deployed {
+        applied,
+        skipped,
+        recorded: unrecorded.into_iter().map(|r| r.name).collect(),
+    })
 }
 
 /// A line of `fixture status`.

@@ -92,6 +92,99 @@ impl Drop for TempFile {
     }
 }
 
+impl TempFile {
+    /// A new private temporary file beside `final_path` (see `temp_beside`), created now and
+    /// held with an OS lock (`flock`) until the returned handle is dropped, so that
+    /// `remove_dead_temps` can tell it from a dead run's even when the pid in its name was
+    /// reused. SQLite's own locks are of another kind and do not interfere.
+    pub fn held(final_path: &Path) -> Result<(TempFile, File)> {
+        let path = temp_beside(final_path);
+        let f = create_private_file(&path)?;
+        let tmp = TempFile(Some(path));
+        f.lock().at(tmp.path())?;
+        Ok((tmp, f))
+    }
+}
+
+/// A temporary file whose writer is gone for certain is this old (by its last write) before
+/// `remove_dead_temps` removes it when the pid in its name belongs to a running process: that
+/// process may be another one that got the same pid.
+pub const TEMP_REUSED_PID_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether a process with this pid runs on this machine.
+pub fn pid_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Whether the temporary file at `path`, made by process `pid` (see `temp_owner_pid`), may still
+/// be written by a running run: someone holds its OS lock (`TempFile::held`; a side file
+/// `-wal`, `-shm`, `-journal` follows its main file), or its process runs and the file was
+/// written within `TEMP_REUSED_PID_AGE` (older, the pid belongs to another process now).
+pub fn temp_in_use(path: &Path, pid: u32) -> bool {
+    let main = path
+        .to_str()
+        .and_then(|p| {
+            ["-wal", "-shm", "-journal"]
+                .iter()
+                .find_map(|s| p.strip_suffix(s))
+        })
+        .map_or_else(|| path.to_path_buf(), PathBuf::from);
+    if File::open(&main).is_ok_and(|f| f.try_lock().is_err()) {
+        return true;
+    }
+    let recent = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_none_or(|age| age <= TEMP_REUSED_PID_AGE);
+    pid_alive(pid) && recent
+}
+
+/// Removes the temporary files (`.NAME.monktmp-PID-RAND`, with their SQLite side files) that
+/// dead runs left directly in `dir`, such as an output directory outside the data directory
+/// where `doctor` does not look. A file is left alone while `temp_in_use`. Returns what was
+/// removed; a file that cannot be removed is skipped.
+pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = temp_owner_pid(&name) else {
+            continue;
+        };
+        if ["-wal", "-shm", "-journal"]
+            .iter()
+            .any(|s| name.ends_with(s))
+        {
+            continue;
+        }
+        let path = e.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        if temp_in_use(&path, pid) {
+            continue;
+        }
+        // Removed while holding its lock, so that no writer can have taken it meanwhile.
+        let Ok(f) = File::open(&path) else { continue };
+        if f.try_lock().is_err() {
+            continue;
+        }
+        if fs::remove_file(&path).is_ok() {
+            for s in ["-wal", "-shm", "-journal"] {
+                let _ = fs::remove_file(with_suffix(&path, s));
+            }
+            removed.push(path);
+        }
+    }
+    removed
+}
+
 /// Whether a file name is one of monkctl's temporary files, and the pid that made it.
 pub fn temp_owner_pid(file_name: &str) -> Option<u32> {
     let (_, rest) = file_name.split_once(TEMP_MARKER)?;
@@ -355,6 +448,48 @@ pub fn wider_than_owner(path: &Path) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_runs_temporaries_go_and_live_or_held_ones_stay() {
+        let d = tempfile::tempdir().unwrap();
+        let dead = {
+            let mut c = std::process::Command::new("true").spawn().unwrap();
+            let pid = c.id();
+            c.wait().unwrap();
+            pid
+        };
+        let me = std::process::id();
+        let mk = |name: &str| {
+            let p = d.path().join(name);
+            fs::write(&p, b"partial").unwrap();
+            p
+        };
+        let gone = mk(&format!(".a.monk.db{TEMP_MARKER}{dead}-aaaa"));
+        let gone_journal = with_suffix(&gone, "-journal");
+        fs::write(&gone_journal, b"j").unwrap();
+        let alive = mk(&format!(".b.monk.db{TEMP_MARKER}{me}-bbbb"));
+        let held = mk(&format!(".c.monk.db{TEMP_MARKER}{dead}-cccc"));
+        let holder = File::open(&held).unwrap();
+        holder.lock().unwrap();
+        let other = mk("keep.monk.db");
+        let removed = remove_dead_temps(d.path());
+        assert_eq!(removed, vec![gone.clone()]);
+        assert!(!gone.exists() && !gone_journal.exists());
+        assert!(alive.exists() && held.exists() && other.exists());
+        // A running pid's file not written for long is a reused pid's: it goes too, unless held.
+        let old = std::time::SystemTime::now() - TEMP_REUSED_PID_AGE * 2;
+        File::options()
+            .write(true)
+            .open(&alive)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let removed = remove_dead_temps(d.path());
+        assert_eq!(removed, vec![alive.clone()]);
+        drop(holder);
+        assert_eq!(remove_dead_temps(d.path()), vec![held]);
+        assert!(other.exists());
+    }
 
     #[test]
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]

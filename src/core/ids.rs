@@ -184,6 +184,11 @@ mod tests {
         assert_eq!(parse_timestamp(&iso), Some(1_795_404_353));
         assert_eq!(parse_timestamp("2026-11-23 03:25:53"), Some(1_795_404_353));
         assert_eq!(parse_timestamp("yesterday"), None);
+        assert_eq!(parse_timestamp("2026-11-99 03:25:53"), None);
+        assert_eq!(parse_timestamp("2026-02-29 03:25:53"), None);
+        assert!(parse_timestamp("2024-02-29 03:25:53").is_some());
+        assert_eq!(parse_timestamp("2026-11-23 24:00:00"), None);
+        assert_eq!(parse_timestamp("2026-11-23 23:60:00"), None);
         assert_eq!(parse_timestamp_ms(&iso), Some(1_795_404_353_112));
         assert_eq!(
             parse_timestamp_ms("2026-11-23 03:25:53"),

@@ -1568,11 +1568,7 @@ pub fn up(
     let reg = ws.registry_for_write()?;
     let after = infra_status(&reg)?;
     let (mut targets, selected, skipped) = select(&reg, &opts.selection)?;
-    let run_id = format!(
-        "{}-{}",
-        ids::file_stamp(SystemTime::now()),
-        &ids::uuid_v4()[..8]
-    );
+    let run_id = new_run_id(&snapshots_dir(ws), SystemTime::now());
     let head = UpHead {
         run_id: run_id.clone(),
         target,
@@ -1639,6 +1635,9 @@ pub struct Restored {
     pub restored_to: i64,
     pub was: i64,
     pub snapshot: PathBuf,
+    /// The tenant held its snapshot's content already (restored by an undo that was interrupted
+    /// before it could record so).
+    pub already: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -1653,6 +1652,8 @@ pub struct RunInfo {
     pub run_id: String,
     pub path: PathBuf,
     pub tenants: usize,
+    /// Tenants an `undo` of this run would still restore (all of them until a first undo).
+    pub to_restore: usize,
     pub bytes: u64,
     pub undone: bool,
     pub modified: String,
@@ -1694,17 +1695,70 @@ pub fn list_runs(ws: &Workspace) -> Result<Vec<RunInfo>> {
             .and_then(|m| m.modified())
             .map(ids::iso_from)
             .unwrap_or_default();
+        let manifest = read_manifest(&p)?;
+        let record = read_undone(&p);
+        let to_restore = match &record {
+            Some(u) => manifest
+                .iter()
+                .filter(|l| !u.restored.contains(&l.tenant) && !u.left.contains(&l.tenant))
+                .count(),
+            None => manifest.len(),
+        };
         out.push(RunInfo {
             run_id: e.file_name().to_string_lossy().into_owned(),
-            tenants: read_manifest(&p)?.len(),
-            undone: read_undone(&p).is_some_and(|u| u.failed.is_empty()),
+            tenants: manifest.len(),
+            to_restore,
+            undone: record.is_some_and(|u| u.failed.is_empty()),
             path: p,
             bytes,
             modified,
         });
     }
-    out.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+    out.sort_by(|a, b| run_order(&b.run_id).cmp(&run_order(&a.run_id)));
     Ok(out)
+}
+
+/// Where a run id sorts: its UTC stamp, then its sequence number within that stamp, then the
+/// rest. Ids are `<stamp>-<sequence>-<random>` (`20261123T032553Z-0001-3fa2c1d9`); an id of an
+/// older monkctl (`<stamp>-<random>`) has sequence 0.
+fn run_order(id: &str) -> (&str, u64, &str) {
+    let (stamp, rest) = id.split_once('-').unwrap_or((id, ""));
+    match rest.split_once('-') {
+        Some((seq, rand)) if !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) => {
+            (stamp, seq.parse().unwrap_or(u64::MAX), rand)
+        }
+        _ => (stamp, 0, rest),
+    }
+}
+
+/// A new run id that sorts after every run in `dir` (called under the run lock): the stamp of
+/// `now`, or, when the newest run has the same stamp or a later one (two runs within one second,
+/// a clock set back), that run's stamp with the next sequence number. So `undo` always takes the
+/// run made last.
+fn new_run_id(dir: &Path, now: SystemTime) -> String {
+    let existing: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    next_run_id(&existing, now, &ids::uuid_v4()[..8])
+}
+
+fn next_run_id(existing: &[String], now: SystemTime, rand: &str) -> String {
+    let stamp = ids::file_stamp(now);
+    // Only run directories count (a stamp of 16 characters ending in Z), not stray files.
+    let newest = existing
+        .iter()
+        .map(|e| run_order(e))
+        .filter(|(s, _, _)| s.len() == stamp.len() && s.ends_with('Z'))
+        .max();
+    let (stamp, seq) = match newest {
+        Some((s, n, _)) if s >= stamp.as_str() => (s.to_string(), n.saturating_add(1)),
+        _ => (stamp, 0),
+    };
+    format!("{stamp}-{seq:04}-{rand}")
 }
 
 fn restore_one(
@@ -1720,12 +1774,19 @@ fn restore_one(
     // Read-write flags so that closing it leaves no -wal/-shm beside the snapshot.
     let src = db::open_for_inspection(&snap)?;
     let mut was = 0;
+    let mut already = false;
     // Restored into the open live database: SQLite takes its write lock, the tenant is checked
     // under it (a second connection reads the last commit, and none can land meanwhile), then
-    // the pages are replaced in one transaction; readers see the old or the new content.
+    // the pages are replaced in one transaction; readers see the old or the new content. A
+    // tenant that holds its snapshot's content already (an undo killed after restoring it) is
+    // restored: writing the same content again changes nothing.
     db::replace_content(&src, live, &path, timeout, || {
         let reader = db::open_for_inspection(&path)?;
-        if !content_is(&reader, &l.post_hash).at(&path)? {
+        if content_is(&reader, &l.post_hash).at(&path)? {
+            // As the run left it: restored below.
+        } else if content_hash(&reader).at(&path)? == content_hash(&src).at(&snap)? {
+            already = true;
+        } else {
             return Err(Error::Conflict(format!(
                 "tenant '{}' changed since the migration run (its content differs from what the run left), so it was not restored; its snapshot stays at {}",
                 l.tenant,
@@ -1741,6 +1802,7 @@ fn restore_one(
         restored_to,
         was,
         snapshot: snap,
+        already,
     })
 }
 
@@ -1800,6 +1862,7 @@ pub fn undo(ws: &Workspace, timeout: Duration, progress: &dyn Progress) -> Resul
         }
         tenants.push(&l.tenant, r);
         progress.advance(1, &l.tenant);
+        super::pause_point("migrate.undo.restored");
     }
     progress.finish();
     record.undone_at = ids::now_iso();
@@ -1879,6 +1942,47 @@ pub fn prune(ws: &Workspace, confirmed: &[RunInfo]) -> Result<Vec<RunInfo>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn run_ids_sort_by_creation_within_one_second_and_after_a_clock_set_back() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_404_353);
+        let mut ids: Vec<String> = Vec::new();
+        // Random parts that sort against creation order: the sequence must decide.
+        for (i, rand) in ["ffffffff", "00000000", "88888888"].iter().enumerate() {
+            let id = super::next_run_id(&ids, t + Duration::from_millis(i as u64 * 10), rand);
+            ids.push(id);
+        }
+        assert_eq!(
+            ids,
+            [
+                "20261123T032553Z-0000-ffffffff",
+                "20261123T032553Z-0001-00000000",
+                "20261123T032553Z-0002-88888888"
+            ]
+        );
+        // The clock went back an hour: the next run still sorts last.
+        let back = super::next_run_id(&ids, t - Duration::from_secs(3600), "00000000");
+        assert_eq!(back, "20261123T032553Z-0003-00000000");
+        // A later second starts again at 0; an older monkctl's id sorts by its stamp.
+        let later = super::next_run_id(&ids, t + Duration::from_secs(1), "0");
+        assert_eq!(later, "20261123T032554Z-0000-0");
+        let legacy = "20261123T032553Z-9abcdef0".to_string();
+        let mut all = vec![
+            later.clone(),
+            legacy.clone(),
+            ids[1].clone(),
+            ids[0].clone(),
+        ];
+        all.sort_by(|a, b| super::run_order(a).cmp(&super::run_order(b)));
+        assert_eq!(all, [legacy, ids[0].clone(), ids[1].clone(), later]);
+        // Stray files in the snapshots directory do not count.
+        let stray = vec![".x.monktmp-1-2".to_string(), "notes.txt".to_string()];
+        assert_eq!(
+            super::next_run_id(&stray, t, "aa"),
+            "20261123T032553Z-0000-aa"
+        );
+    }
+
     use super::*;
 
     #[test]

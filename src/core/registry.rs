@@ -61,6 +61,9 @@ pub struct FixtureRow {
     pub version: Option<String>,
 }
 
+/// The values of `tenants.status` the API knows (Monk API 6).
+pub const STATUSES: &[&str] = &["pending", "active", "suspended", "dissolving", "deleted"];
+
 const TENANT_COLUMNS: &str = "id, name, db_type, database, schema, status, template_version, \
      description, source_template, owner_id, is_active, created_at, updated_at, trashed_at, deleted_at";
 
@@ -610,6 +613,17 @@ impl Writer<'_> {
                  ON CONFLICT (tenant_id, fixture_name) DO UPDATE SET deployed_at = excluded.deployed_at",
             )
             .and_then(|mut s| s.execute(params![tenant_id, fixture, deployed_at]))
+            .map(|_| ())
+            .at(self.path)
+    }
+
+    /// Removes a fixture's row (the tenant file does not hold that fixture).
+    pub fn forget_fixture(&self, tenant_id: &str, fixture: &str) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "DELETE FROM tenant_fixtures WHERE tenant_id = ?1 AND fixture_name = ?2",
+            )
+            .and_then(|mut s| s.execute(params![tenant_id, fixture]))
             .map(|_| ())
             .at(self.path)
     }

@@ -138,6 +138,7 @@ fn build_locked(
         set.execute_schema(&mut conn, &tmp, limit)?;
         let plan: Vec<&Loaded> = loaded.iter().collect();
         fixture::apply_guarded(&mut conn, &tmp, &plan, limit, &mut |e| Err(e))?;
+        fixture::record_in(&conn, &tmp, &plan, &[])?;
         fixture::commit(&conn, &tmp)?;
         conn.execute_batch("VACUUM").at(&tmp)?;
         let schema_version = schema::tenant_version(&conn).at(&tmp)?;
@@ -471,7 +472,18 @@ fn clone_into(
         .filter(|l| !image.meta.fixtures.iter().any(|f| f.name == l.fixture.name))
         .collect();
     if !plan.is_empty() {
-        fixture::apply_all(&mut conn, path, &plan, limit)?;
+        // A template built before templates recorded their fixtures: its own count as known.
+        let known: Vec<fixture::Recorded> = image
+            .meta
+            .fixtures
+            .iter()
+            .map(|f| fixture::Recorded {
+                name: f.name.clone(),
+                version: Some(f.version.clone()),
+                deployed_at: image.meta.built_at.clone(),
+            })
+            .collect();
+        fixture::apply_all(&mut conn, path, &plan, &known, limit)?;
     }
     system::finish_build(conn, path)?;
     let mut versions: Vec<(String, String)> =

@@ -547,7 +547,11 @@ impl Guard {
             .lock()
             .map(|v| v.clone())
             .unwrap_or_default();
-        if let Some(reason) = self.refusal().or_else(|| internal_write(&acts)) {
+        if let Some(reason) = self
+            .refusal()
+            .or_else(|| internal_write(&acts))
+            .or_else(|| monkctl_write(&acts))
+        {
             return Err(Fault::Refused(reason));
         }
         let mut stmt = prepared.map_err(Fault::Failed)?;
@@ -624,7 +628,11 @@ impl Guard {
                     .unwrap_or_default();
                 // The probe's own write (an INSERT into the table) is not the body's.
                 let body: Vec<Act> = inner.into_iter().skip(1).collect();
-                if let Some(reason) = self.refusal().or_else(|| internal_write(&body)) {
+                if let Some(reason) = self
+                    .refusal()
+                    .or_else(|| internal_write(&body))
+                    .or_else(|| monkctl_write(&body))
+                {
                     return Err(Fault::Refused(format!(
                         "{what} would do this when it runs: {reason}"
                     )));
@@ -679,6 +687,34 @@ fn vacuums(conn: &Connection, sql: &str) -> bool {
 
 fn is_internal(table: &str) -> bool {
     table.len() >= 7 && table[..7].eq_ignore_ascii_case("sqlite_")
+}
+
+/// Tables monkctl keeps in a tenant: its migration history, its record of deployed fixtures,
+/// an archive's metadata. Operator SQL may neither write nor reshape them.
+pub const MONKCTL_TABLES: [&str; 3] = [
+    "refinery_schema_history",
+    "_monkctl_fixtures",
+    "_monk_archive",
+];
+
+/// A statement that writes, creates, drops, alters or puts a trigger on one of
+/// `MONKCTL_TABLES`: what monkctl records of a tenant would stop being true.
+fn monkctl_write(acts: &[Act]) -> Option<String> {
+    acts.iter()
+        .find_map(|a| match a {
+            Act::Insert(t)
+            | Act::Update(t, _)
+            | Act::Delete(t)
+            | Act::CreateTable(t)
+            | Act::DropTable(t)
+            | Act::AlterTable(t)
+            | Act::CreateTrigger(t) => MONKCTL_TABLES
+                .iter()
+                .find(|m| m.eq_ignore_ascii_case(t))
+                .copied(),
+            _ => None,
+        })
+        .map(|t| format!("it changes '{t}', which monkctl keeps as its record of the tenant"))
 }
 
 /// A write to SQLite's own tables by the statement itself. Creating or dropping an object
@@ -889,6 +925,24 @@ mod tests {
         );
         // SQLite itself refuses this one while preparing it (writable_schema is refused above).
         assert!(run(Kind::Migration, "", "UPDATE sqlite_master SET sql = 'x'").is_err());
+        // monkctl's own records of the tenant.
+        let history = "CREATE TABLE refinery_schema_history (version int4 PRIMARY KEY, name TEXT, applied_on TEXT, checksum TEXT);";
+        for sql in [
+            "DELETE FROM refinery_schema_history",
+            "INSERT INTO refinery_schema_history VALUES (9, 'x', 'now', '1')",
+            "DROP TABLE refinery_schema_history",
+            "ALTER TABLE refinery_schema_history ADD COLUMN x",
+            "CREATE TRIGGER t AFTER INSERT ON users BEGIN DELETE FROM refinery_schema_history; END",
+        ] {
+            assert!(run(Kind::Migration, history, sql).is_err(), "{sql}");
+        }
+        assert!(run(Kind::Fixture, "", "CREATE TABLE _monkctl_fixtures (name)").is_err());
+        assert!(run(
+            Kind::Migration,
+            history,
+            "SELECT count(*) FROM refinery_schema_history"
+        )
+        .is_ok());
     }
 
     #[test]

@@ -990,3 +990,54 @@ fn undo_takes_the_newest_run_first_even_within_one_second() {
     assert_eq!(undo["run_id"], "29991231T235959Z-0000-ffffffff", "{undo}");
     assert_eq!(names(&env), ["old1", "old2"]);
 }
+
+/// `migrate undo` restores the run it asked about: a run that became the newest while the user
+/// confirmed is not undone in its place.
+#[test]
+fn undo_acts_on_the_run_that_was_confirmed() {
+    use std::io::BufRead;
+    let env = env_with(&["acme"]);
+    let dir = mig_dir(&env, &[("V2__drop_filters.sql", "DROP TABLE filters;\n")]);
+    let up = |env: &Env| {
+        env.ok(&[
+            "migrate",
+            "--migrations",
+            &m(&dir),
+            "up",
+            "--allow-destructive",
+            "--yes",
+        ])
+    };
+    up(&env);
+    let resume = env.root().join("resume");
+    let mut undo = env
+        .std_cmd()
+        .args(["migrate", "undo", "--yes"])
+        .env("MONKCTL_PAUSE_AT", "migrate.undo.confirmed")
+        .env("MONKCTL_RESUME_WHEN", &resume)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(undo.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("paused at migrate.undo.confirmed"), "{line}");
+    // While the question stood answered, another destructive run finished.
+    std::fs::write(dir.join("V3__drop_tracked.sql"), "DROP TABLE tracked;\n").unwrap();
+    up(&env);
+    std::fs::write(&resume, b"").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(undo.wait().unwrap().code(), Some(4), "{rest}");
+    assert!(
+        rest.contains("was confirmed") && rest.contains("nothing was restored"),
+        "{rest}"
+    );
+    // Nothing was restored: both runs' changes stand, and both can still be undone in order.
+    assert!(!has_object(&env, "acme", "filters") && !has_object(&env, "acme", "tracked"));
+    env.ok(&["migrate", "undo", "--yes"]);
+    assert!(has_object(&env, "acme", "tracked") && !has_object(&env, "acme", "filters"));
+    env.ok(&["migrate", "undo", "--yes"]);
+    assert!(has_object(&env, "acme", "filters"));
+}

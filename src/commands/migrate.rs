@@ -190,7 +190,8 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
         }
         MigrateCommand::Undo(u) => {
             let runs = migrate::list_runs(&ws)?;
-            if let Some(last) = runs.iter().find(|r| !r.undone) {
+            let last = runs.iter().find(|r| !r.undone);
+            if let Some(last) = last {
                 confirm(
                     &format!(
                         "Restore {} tenant(s) from the snapshots of run {} (their migrations are undone)",
@@ -199,7 +200,9 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                     u.yes,
                 )?;
             }
-            let report = migrate::undo(&ws, timeout(&u.busy_timeout)?, &Bar::new())?;
+            let confirmed = last.map(|r| r.run_id.as_str());
+            crate::core::pause_point("migrate.undo.confirmed");
+            let report = migrate::undo(&ws, confirmed, timeout(&u.busy_timeout)?, &Bar::new())?;
             output::print(g.format, &report)?;
             for o in report.tenants.results.iter().filter(|o| !o.ok) {
                 eprintln!(

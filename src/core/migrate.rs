@@ -1828,7 +1828,15 @@ fn read_undone(run: &Path) -> Option<Undone> {
 
 /// `migrate undo`: restores the snapshots of the last run not undone yet. A tenant changed since
 /// the run is reported and left alone.
-pub fn undo(ws: &Workspace, timeout: Duration, progress: &dyn Progress) -> Result<UndoReport> {
+///
+/// `confirmed` is the run the user was asked about: if another run became the newest meanwhile,
+/// nothing is restored (exit 4) rather than undoing a run nobody confirmed.
+pub fn undo(
+    ws: &Workspace,
+    confirmed: Option<&str>,
+    timeout: Duration,
+    progress: &dyn Progress,
+) -> Result<UndoReport> {
     let _lock = Lock::acquire(&run_lock_path(ws), "monkctl migrate undo")?;
     let run = list_runs(ws)?
         .into_iter()
@@ -1838,6 +1846,12 @@ pub fn undo(ws: &Workspace, timeout: Duration, progress: &dyn Progress) -> Resul
             path: snapshots_dir(ws),
             hint: "only runs that applied destructive migrations take snapshots; `migrate snapshots list` shows them".into(),
         })?;
+    if let Some(id) = confirmed.filter(|id| *id != run.run_id) {
+        return Err(Error::Conflict(format!(
+            "run {} is now the newest run to undo, not run {id} that was confirmed; nothing was restored: run `migrate undo` again to be asked about it",
+            run.run_id
+        )));
+    }
     // A run undone before with failures: only the tenants that failed are tried again.
     let mut record = read_undone(&run.path).unwrap_or_default();
     let done: std::collections::HashSet<String> = record
@@ -1846,10 +1860,12 @@ pub fn undo(ws: &Workspace, timeout: Duration, progress: &dyn Progress) -> Resul
         .chain(&record.left)
         .cloned()
         .collect();
-    let lines: Vec<ManifestLine> = read_manifest(&run.path)?
+    let mut lines: Vec<ManifestLine> = read_manifest(&run.path)?
         .into_iter()
         .filter(|l| !done.contains(&l.tenant))
         .collect();
+    // Results in tenant order, as every fan-out reports them (the manifest is in finishing order).
+    lines.sort_by(|a, b| a.tenant.cmp(&b.tenant));
     progress.start(lines.len() as u64, "restoring");
     let mut tenants = Batch::default();
     record.failed.clear();

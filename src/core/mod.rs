@@ -39,15 +39,23 @@ pub use registry::Registry;
 /// Only debug builds (what `cargo test` runs) read it: a release binary never pauses.
 pub const PAUSE_ENV: &str = "MONKCTL_PAUSE_AT";
 
+/// With `MONKCTL_PAUSE_AT`, a file whose appearance ends the pause, so that a test can act
+/// while the process waits at an exact step and then let it go on (instead of killing it).
+pub const RESUME_ENV: &str = "MONKCTL_RESUME_WHEN";
+
 /// Pauses here (printing `paused at NAME` on stderr) when `MONKCTL_PAUSE_AT` names this point,
-/// in debug builds only.
+/// in debug builds only: for 60 s, or until the file `MONKCTL_RESUME_WHEN` names exists.
 #[cfg(debug_assertions)]
 pub fn pause_point(name: &str) {
     static WANTED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     let wanted = WANTED.get_or_init(|| std::env::var(PAUSE_ENV).ok());
     if wanted.as_deref() == Some(name) {
         eprintln!("paused at {name}");
-        std::thread::sleep(std::time::Duration::from_secs(60));
+        let resume = std::env::var_os(RESUME_ENV).map(PathBuf::from);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < until && !resume.as_ref().is_some_and(|p| p.exists()) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }
 

@@ -5,24 +5,26 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-const AFTER_HELP: &str = "\
-Exit codes: 0 success, 1 failure, 2 usage or invalid input, 3 not found, 4 already exists or \
-conflicting state, 5 busy or locked, 6 corrupt file, 7 unsupported, 8 partial failure, \
-9 permission denied, 10 doctor found warnings (degraded), 11 doctor found errors (failing), \
-12 not an archive or SQLite file, 13 truncated archive, 14 archive metadata missing or \
-unreadable, 15 archive checksum or row counts mismatch, 16 archive of another tenant, \
-17 diverged or missing migrations, 18 destructive migration refused, 19 disk full, \
-20 a fixture or migration statement ran past its time limit.
-
+const SETTINGS_HELP: &str = "\
 Settings come from flags, then the environment (MONK_DATA_DIR, DATABASE_URL, MONK_CONFIG, \
 MONK_MIGRATIONS_DIR, MONK_LAYOUT), then the config file (--config, ./monk.toml, or the user's \
 config directory), then the defaults (./.data, sqlite:monk, or the one registry the data \
 directory holds). `monkctl config` shows the effective ones.";
 
+/// The whole command-line definition, with the exit codes from their one table
+/// (`core::error::CODES`) under the top-level help: what parsing, completions and man pages use.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().after_help(format!(
+        "{}\n\n{SETTINGS_HELP}",
+        crate::core::error::codes_help()
+    ))
+}
+
 /// Administer the tenants of a Monk API SQLite deployment: the infra registry and every tenant's
 /// database file, with the API running or not.
 #[derive(Debug, Parser)]
-#[command(name = "monkctl", version, after_help = AFTER_HELP, propagate_version = true)]
+#[command(name = "monkctl", version, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -52,17 +52,28 @@ fn completions_and_man_pages_are_up_to_date() {
 fn readme_lists_every_exit_code_and_ci_runs_its_test_command() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = fs::read_to_string(root.join("README.md")).unwrap();
-    let codes = fs::read_to_string(root.join("src/core/error.rs")).unwrap();
-    for line in codes.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("pub const ") {
-            let value = rest.split('=').nth(1).unwrap().trim().trim_end_matches(';');
-            assert!(
-                readme.contains(&format!("| {value} |")),
-                "exit code {value} ({rest}) is not in the README's exit-code table"
-            );
-        }
-    }
+    // The README's exit-code table is the one table of the code, row for row.
+    let table: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| exit code | name | meaning |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let expected: Vec<String> = monkctl::core::error::CODES
+        .iter()
+        .map(|c| format!("| {} | `{}` | {} |", c.code, c.name, c.meaning))
+        .collect();
+    assert_eq!(
+        table, expected,
+        "the README's exit-code table differs from error::CODES"
+    );
+    // Every code the code names is in the table, once.
+    let source = fs::read_to_string(root.join("src/core/error.rs")).unwrap();
+    let consts = source
+        .lines()
+        .filter(|l| l.trim_start().starts_with("pub const ") && l.contains(": i32 ="))
+        .count();
+    assert_eq!(consts, monkctl::core::error::CODES.len());
     let ci = fs::read_to_string(root.join(".ci/run")).unwrap();
     let test_cmd = readme
         .lines()

@@ -6,11 +6,9 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
 use super::Outcome;
-use crate::cli::Cli;
 use crate::core::Error;
 
 /// The first argument that selects it.
@@ -45,8 +43,46 @@ pub fn generate(out: &Path) -> Outcome {
         Shell::PowerShell,
         Shell::Elvish,
     ] {
-        clap_complete::generate_to(shell, &mut Cli::command(), "monkctl", &comp)?;
+        clap_complete::generate_to(shell, &mut crate::cli::command(), "monkctl", &comp)?;
     }
-    clap_mangen::generate_to(Cli::command(), &man)?;
+    let mut cmd = crate::cli::command().disable_help_subcommand(true);
+    cmd.build();
+    man_pages(&cmd, &man)?;
     Ok(0)
+}
+
+/// A man page for `cmd` and each of its visible subcommands, each with the source `monkctl
+/// VERSION` in its footer and an EXIT STATUS section from the one exit-code table.
+fn man_pages(cmd: &clap::Command, dir: &Path) -> std::io::Result<()> {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        man_pages(sub, dir)?;
+    }
+    let man =
+        clap_mangen::Man::new(cmd.clone()).source(format!("monkctl {}", env!("CARGO_PKG_VERSION")));
+    let mut page = Vec::new();
+    man.render(&mut page)?;
+    page.extend_from_slice(b".SH \"EXIT STATUS\"\n");
+    for c in crate::core::error::CODES {
+        page.extend_from_slice(
+            format!(
+                ".TP\n\\fB{}\\fR ({})\n{}\n",
+                c.code,
+                c.name,
+                roff_text(c.meaning)
+            )
+            .as_bytes(),
+        );
+    }
+    fs::write(dir.join(man.get_filename()), page)
+}
+
+/// Text for a roff paragraph: backslashes escaped, no line starting with a control character,
+/// Markdown's code marks dropped.
+fn roff_text(s: &str) -> String {
+    let s = s.replace('\\', "\\e").replace('`', "");
+    if s.starts_with(['.', '\'']) {
+        format!("\\&{s}")
+    } else {
+        s
+    }
 }

@@ -14,7 +14,7 @@ pub mod tenant;
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -35,7 +35,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             Err(e) => report_error(&e),
         };
     }
-    let mut command = Cli::command();
+    let mut command = crate::cli::command();
     // Only `--version` asks SQLite about its build: no start-up work for other commands.
     if args.iter().any(|a| a == "--version") {
         command = command.long_version(&*long_version().leak());
@@ -127,7 +127,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Completion(a) => {
             // Into memory first: clap_complete panics on a write error (a closed pipe).
             let mut script = Vec::new();
-            clap_complete::generate(a.shell, &mut Cli::command(), "monkctl", &mut script);
+            clap_complete::generate(a.shell, &mut crate::cli::command(), "monkctl", &mut script);
             let mut out = io::stdout();
             output::reader_gone_is_done(out.write_all(&script).and_then(|_| out.flush()))?;
             Ok(exit::SUCCESS)

@@ -51,6 +51,136 @@ pub mod exit {
     pub const STATEMENT_TIMEOUT: i32 = 20;
 }
 
+/// An exit code, its stable name (in JSON errors and scripts) and what it means.
+#[derive(Debug, Clone, Copy)]
+pub struct ExitCode {
+    pub code: i32,
+    pub name: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every exit code: the one table that `--help`, the man pages and the README's table come
+/// from (tests/docs.rs checks the README against it).
+pub const CODES: &[ExitCode] = &[
+    ExitCode {
+        code: exit::SUCCESS,
+        name: "success",
+        meaning: "success",
+    },
+    ExitCode {
+        code: exit::FAILURE,
+        name: "failure",
+        meaning: "failure: an I/O or SQLite error not covered below",
+    },
+    ExitCode {
+        code: exit::USAGE,
+        name: "usage",
+        meaning: "usage or invalid input: bad arguments, an invalid name, a malformed file, `--yes` missing without a terminal",
+    },
+    ExitCode {
+        code: exit::NOT_FOUND,
+        name: "not_found",
+        meaning: "not found: a tenant, a file, the infra database",
+    },
+    ExitCode {
+        code: exit::CONFLICT,
+        name: "conflict",
+        meaning: "already exists, or the tenant's state forbids the change (e.g. a deleted tenant)",
+    },
+    ExitCode {
+        code: exit::BUSY,
+        name: "busy",
+        meaning: "busy: a database or the data directory is locked by another process",
+    },
+    ExitCode {
+        code: exit::CORRUPT,
+        name: "corrupt",
+        meaning: "corrupt: a file is not a valid SQLite database or fails its checks",
+    },
+    ExitCode {
+        code: exit::UNSUPPORTED,
+        name: "unsupported",
+        meaning: "unsupported: a `postgresql://` URL, a newer format or version",
+    },
+    ExitCode {
+        code: exit::PARTIAL,
+        name: "partial",
+        meaning: "partial: a run over several tenants where some succeeded and some failed",
+    },
+    ExitCode {
+        code: exit::PERMISSION,
+        name: "permission",
+        meaning: "permission denied: a read-only data directory, a file not writable by this user",
+    },
+    ExitCode {
+        code: exit::DEGRADED,
+        name: "degraded",
+        meaning: "`doctor`: status `degraded` (warnings, no errors)",
+    },
+    ExitCode {
+        code: exit::FAILING,
+        name: "failing",
+        meaning: "`doctor`: status `failing` (errors)",
+    },
+    ExitCode {
+        code: exit::NOT_ARCHIVE,
+        name: "not_archive",
+        meaning: "not an archive or SQLite file",
+    },
+    ExitCode {
+        code: exit::TRUNCATED,
+        name: "truncated",
+        meaning: "truncated archive",
+    },
+    ExitCode {
+        code: exit::ARCHIVE_METADATA,
+        name: "archive_metadata",
+        meaning: "archive metadata missing or unreadable",
+    },
+    ExitCode {
+        code: exit::CHECKSUM_MISMATCH,
+        name: "checksum_mismatch",
+        meaning: "archive content does not match its checksum or row counts",
+    },
+    ExitCode {
+        code: exit::OTHER_TENANT,
+        name: "other_tenant",
+        meaning: "the archive is of another tenant than the one of that name or id here",
+    },
+    ExitCode {
+        code: exit::DIVERGED,
+        name: "diverged",
+        meaning: "diverged or missing migrations: an applied migration was edited since (its refinery checksum differs) or is no longer present",
+    },
+    ExitCode {
+        code: exit::DESTRUCTIVE,
+        name: "destructive",
+        meaning: "a destructive migration was refused: pass `--allow-destructive`",
+    },
+    ExitCode {
+        code: exit::DISK_FULL,
+        name: "disk_full",
+        meaning: "disk full: no space left (or the disk quota used up) where a file was being written; nothing was changed",
+    },
+    ExitCode {
+        code: exit::STATEMENT_TIMEOUT,
+        name: "statement_timeout",
+        meaning: "a fixture or migration statement ran longer than its time limit (`--statement-timeout`, 5 s during analysis) and was stopped; its tenant was rolled back",
+    },
+];
+
+/// The exit codes in one paragraph, for `--help` and the man page.
+pub fn codes_help() -> String {
+    let list: Vec<String> = CODES
+        .iter()
+        .map(|c| format!("{} {}", c.code, c.name))
+        .collect();
+    format!(
+        "Exit codes (the README and `man monkctl` say what each means): {}.",
+        list.join(", ")
+    )
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]

@@ -724,3 +724,31 @@ fn an_absurd_retention_is_refused_not_wrapped() {
     assert!(e.contains("no unit"), "{e}");
     assert_eq!(snapshot(&env.data()), before);
 }
+
+/// A confirmation answered no at a terminal is its own exit code (21), not a failure, and
+/// changes nothing. The terminal is a pseudo-terminal from util-linux's `script`.
+#[test]
+fn a_cancelled_confirmation_exits_21_and_changes_nothing() {
+    use std::io::Write;
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    let before = snapshot(&env.data());
+    let cmd = format!(
+        "'{}' --data-dir '{}' tenant delete acme",
+        env!("CARGO_BIN_EXE_monkctl"),
+        env.data().display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .current_dir(env.root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` (a pseudo-terminal for the prompt)");
+    child.stdin.take().unwrap().write_all(b"n\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(21), "{text}");
+    assert!(text.contains("cancelled: nothing was changed"), "{text}");
+    assert_eq!(snapshot(&env.data()), before);
+}

@@ -248,7 +248,8 @@ pub fn confirm(action: &str, yes: bool) -> anyhow::Result<()> {
         .with_prompt(format!("{action}?"))
         .default(false)
         .interact()
-        .map_err(|e| anyhow::anyhow!("could not read the answer: {e}"))?;
+        // A prompt that cannot be answered (closed, interrupted) is a no.
+        .map_err(|_| Error::Cancelled)?;
     if ok {
         Ok(())
     } else {

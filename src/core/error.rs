@@ -49,6 +49,8 @@ pub mod exit {
     pub const DISK_FULL: i32 = 19;
     /// A statement of a fixture or migration ran longer than its time limit and was stopped.
     pub const STATEMENT_TIMEOUT: i32 = 20;
+    /// The user answered no to a confirmation (or closed it): nothing was changed.
+    pub const CANCELLED: i32 = 21;
 }
 
 /// An exit code, its stable name (in JSON errors and scripts) and what it means.
@@ -167,6 +169,11 @@ pub const CODES: &[ExitCode] = &[
         name: "statement_timeout",
         meaning: "a fixture or migration statement ran longer than its time limit (`--statement-timeout`, 5 s during analysis) and was stopped; its tenant was rolled back",
     },
+    ExitCode {
+        code: exit::CANCELLED,
+        name: "cancelled",
+        meaning: "a confirmation was answered no (or its prompt closed); nothing was changed",
+    },
 ];
 
 /// The exit codes in one paragraph, for `--help` and the man page.
@@ -245,7 +252,7 @@ pub enum Error {
     #[error("{action} needs confirmation: pass --yes to run it without a terminal")]
     NeedsConfirmation { action: String },
 
-    #[error("cancelled")]
+    #[error("cancelled: nothing was changed")]
     Cancelled,
 
     #[error("{} failed of {}", failed, total)]
@@ -360,7 +367,8 @@ impl Error {
             Error::Destructive(_) => exit::DESTRUCTIVE,
             Error::DiskFull { .. } => exit::DISK_FULL,
             Error::StatementTimeout { .. } => exit::STATEMENT_TIMEOUT,
-            Error::Cancelled | Error::Other(_) => exit::FAILURE,
+            Error::Cancelled => exit::CANCELLED,
+            Error::Other(_) => exit::FAILURE,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,
                 std::io::ErrorKind::AlreadyExists => exit::CONFLICT,

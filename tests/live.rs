@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Env;
-use standin::{Plan, Standin, Tally};
+use standin::{Holds, LockWatch, Plan, Standin, Tally};
 
 /// How long each case runs the stand-in, and at what rate.
 const RUN: Duration = Duration::from_secs(3);
@@ -61,6 +61,14 @@ fn main() {
         ("archive_inspect_fails_nothing", || {
             reads_fail_nothing(&["archive", "inspect", "acme.monk.db"])
         }),
+        (
+            "writes_elsewhere_fail_no_tenant_request",
+            writes_elsewhere_fail_no_tenant_request,
+        ),
+        (
+            "writes_to_the_tenant_hold_its_lock_per_transaction",
+            writes_to_the_tenant,
+        ),
     ];
     let chosen: Vec<_> = cases
         .iter()
@@ -216,4 +224,212 @@ fn hold_write_lock(path: &Path, hold: Duration) {
     c.execute_batch("BEGIN IMMEDIATE").unwrap();
     std::thread::sleep(hold);
     c.execute_batch("COMMIT").unwrap();
+}
+
+/// The command of a write case's `i`th run, or none to stop.
+type Step<'a> = Box<dyn Fn(u32) -> Option<Vec<String>> + 'a>;
+
+/// What a write command did beside the stand-in.
+struct WriteRun {
+    tally: Tally,
+    runs: u32,
+    /// The longest single run of the command.
+    longest_run: Duration,
+    /// Write-lock holds of the stand-in's tenant and of the registry by anyone but the stand-in.
+    tenant: Holds,
+    registry: Holds,
+}
+
+/// Runs the command `step(i)` gives for its `i`th run (until it gives none) while the stand-in
+/// runs, watching who holds the write locks of `acme` and of the registry.
+fn write_beside_standin(env: &Env, step: &dyn Fn(u32) -> Option<Vec<String>>) -> WriteRun {
+    let mut standin = start_standin(env);
+    let tenant = LockWatch::start(&env.tenant_file("acme"), standin.pid());
+    let registry = LockWatch::start(&env.infra(), standin.pid());
+    let (mut runs, mut longest_run) = (0, Duration::ZERO);
+    while standin.running() {
+        let Some(args) = step(runs) else {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let start = Instant::now();
+        let out = env.run(&args);
+        longest_run = longest_run.max(start.elapsed());
+        // Spaced out, so that the requests each run fails can be told from the next run's.
+        std::thread::sleep(Duration::from_millis(250));
+        // A vacuum skips a tenant in use (and says so): not a failure here.
+        let skipped = String::from_utf8_lossy(&out.stdout).contains("skipped (in use)");
+        assert!(
+            out.status.success() || skipped,
+            "monkctl {args:?} beside the API\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        runs += 1;
+    }
+    WriteRun {
+        tally: standin.finish(),
+        runs,
+        longest_run,
+        tenant: tenant.finish(),
+        registry: registry.finish(),
+    }
+}
+
+fn report(what: &str, w: &WriteRun) {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "monkctl {what}: {} runs (longest {:.0} ms), requests={} failed={}; tenant lock held {} times, {:.1} ms in all, longest {:.1} ms; registry lock held {} times, {:.1} ms in all, longest {:.1} ms; {:?}",
+        w.runs,
+        ms(w.longest_run),
+        w.tally.requests,
+        w.tally.failed,
+        w.tenant.count,
+        ms(w.tenant.total),
+        ms(w.tenant.longest),
+        w.registry.count,
+        ms(w.registry.total),
+        ms(w.registry.longest),
+        w.tally.by_step
+    );
+}
+
+fn args(a: &[&str]) -> Option<Vec<String>> {
+    Some(a.iter().map(|s| s.to_string()).collect())
+}
+
+/// Write commands about other tenants never hold the stand-in's tenant: its requests fail at
+/// most on the registry, whose write lock each of them holds for one short transaction per
+/// tenant, never across the run.
+fn writes_elsewhere_fail_no_tenant_request() {
+    let env = deployment();
+    env.ok(&["tenant", "create", "t1", "t2", "t3", "t4", "t5", "t6"]);
+    let others = [
+        "globex", "initech", "umbrella", "t1", "t2", "t3", "t4", "t5", "t6",
+    ];
+    let with = |head: &[&str]| -> Vec<String> {
+        head.iter()
+            .chain(others.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let cases: Vec<(&str, Step<'_>)> = vec![
+        (
+            "tenant create (3 tenants a run)",
+            Box::new(|i| {
+                let names: Vec<String> = (0..3).map(|k| format!("n{i}_{k}")).collect();
+                let mut a = vec!["tenant".to_string(), "create".to_string()];
+                a.extend(names);
+                Some(a)
+            }),
+        ),
+        (
+            "tenant trash / untrash (1 tenant)",
+            Box::new(|i| {
+                let verb = if i % 2 == 0 { "trash" } else { "untrash" };
+                args(&["tenant", verb, "globex"])
+            }),
+        ),
+        (
+            "tenant suspend / activate (1 tenant)",
+            Box::new(|i| {
+                let verb = if i % 2 == 0 { "suspend" } else { "activate" };
+                args(&["tenant", verb, "globex"])
+            }),
+        ),
+        (
+            "tenant vacuum (9 tenants)",
+            Box::new(|_| Some(with(&["tenant", "vacuum"]))),
+        ),
+        (
+            "doctor --repair",
+            Box::new(|_| args(&["doctor", "--repair"])),
+        ),
+    ];
+    for (what, step) in &cases {
+        let w = write_beside_standin(&env, step.as_ref());
+        report(what, &w);
+        assert_served(&w.tally);
+        assert!(w.runs >= 1);
+        assert_eq!(
+            w.tenant.count, 0,
+            "{what} held the lock of a tenant it does not name"
+        );
+        let tenant_failures: Vec<&String> = w
+            .tally
+            .errors
+            .iter()
+            .filter(|e| e.starts_with("tenant "))
+            .collect();
+        assert!(tenant_failures.is_empty(), "{what}: {tenant_failures:?}");
+        // One short transaction per tenant: a hold is far shorter than a run over 9 tenants.
+        if w.runs > 0 && w.registry.count > 0 && w.longest_run > Duration::from_millis(200) {
+            assert!(
+                w.registry.longest * 2 < w.longest_run,
+                "{what} held the registry for {:?} of a {:?} run",
+                w.registry.longest,
+                w.longest_run
+            );
+        }
+    }
+}
+
+/// Write commands into the stand-in's tenant: each holds its write lock for its own
+/// transactions only. Requests that arrive during one fail, which is what a single
+/// transaction costs; the figures say how long.
+fn writes_to_the_tenant() {
+    let env = deployment();
+    let rows: String = (0..5000).map(|i| format!("item{i},{i}\n")).collect();
+    common::fixture(
+        &env,
+        "items",
+        "name = \"items\"\nversion = \"1\"\nfiles = [\"schema.sql\", \"items.csv\"]\n",
+        &[
+            (
+                "schema.sql",
+                b"CREATE TABLE IF NOT EXISTS items (name TEXT PRIMARY KEY NOT NULL, n INTEGER);\nDELETE FROM items;\n",
+            ),
+            ("items.csv", format!("name,n\n{rows}").as_bytes()),
+        ],
+    );
+    let mig = env.root().join("mig");
+    std::fs::create_dir_all(&mig).unwrap();
+    std::fs::write(
+        mig.join("V2__add_nick.sql"),
+        "ALTER TABLE users ADD COLUMN nick TEXT;\nCREATE INDEX users_nick ON users (nick);\n",
+    )
+    .unwrap();
+    let mig = mig.display().to_string();
+    let cases: Vec<(&str, Step<'_>)> = vec![
+        (
+            "fixture deploy, 5000 rows into the tenant",
+            Box::new(|_| args(&["fixture", "deploy", "items", "--tenant", "acme", "--force"])),
+        ),
+        (
+            "tenant vacuum acme",
+            Box::new(|_| args(&["tenant", "vacuum", "acme"])),
+        ),
+        (
+            "restore --force acme",
+            Box::new(|_| args(&["restore", "--force", "--yes", "acme.monk.db"])),
+        ),
+        (
+            "migrate up (4 tenants, once)",
+            Box::new(move |i| {
+                (i == 0).then(|| {
+                    ["migrate", "--migrations", &mig, "up"]
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                })
+            }),
+        ),
+    ];
+    for (what, step) in &cases {
+        let w = write_beside_standin(&env, step.as_ref());
+        report(what, &w);
+        assert_served(&w.tally);
+        assert!(w.runs >= 1);
+    }
 }

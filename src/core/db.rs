@@ -126,22 +126,31 @@ pub fn open_for_inspection(path: &Path) -> Result<Connection> {
             hint: String::new(),
         });
     }
-    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-    let has = |s: &str| fsutil::with_suffix(path, s).exists();
-    if has("-wal") && has("-shm") {
-        let shared = Connection::open_with_flags(
-            file_uri(path, "mode=ro&readonly_shm=1"),
-            flags | OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .and_then(ready_to_read);
-        if let Ok(conn) = shared {
-            return Ok(conn);
-        }
+    if let Some(conn) = open_beside_others(path) {
+        return Ok(conn);
     }
+    let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_WRITE)
         .or_else(|_| Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_ONLY))
         .at(path)?;
     ready_to_read(conn).at(path)
+}
+
+/// The read-only `readonly_shm` connection of `open_for_inspection`, when the database has a
+/// `-wal` and a `-shm` and it can be had.
+fn open_beside_others(path: &Path) -> Option<Connection> {
+    let has = |s: &str| fsutil::with_suffix(path, s).exists();
+    if !(has("-wal") && has("-shm")) {
+        return None;
+    }
+    Connection::open_with_flags(
+        file_uri(path, "mode=ro&readonly_shm=1"),
+        OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .and_then(ready_to_read)
+    .ok()
 }
 
 /// Sets a reading connection up (busy timeout, no checkpoint on close) and reads the schema,
@@ -331,19 +340,27 @@ fn shared_lock(f: &std::fs::File) -> bool {
 /// file is quiet (`QuietFile`), without creating anything beside it: the cost of a plain file
 /// read (opening a WAL database the ordinary way creates and removes a `-wal` and a `-shm`,
 /// which on a fleet costs more than the read). A quiet read the file changed under is run
-/// again, a few times; then, or when the file is not quiet (or the quiet read fails), `f` runs
-/// on a connection from `open_for_inspection`, whose answer is authoritative.
+/// again. A file that is not quiet is read through `open_for_inspection`'s `readonly_shm`
+/// connection; while neither can be had (the API's last connection is closing, and deleting
+/// its `-wal` and `-shm`), it tries again for a few milliseconds, and only then opens the
+/// ordinary way (which rebuilds the shared-memory index under exclusive locks when no other
+/// process has the file open). Whatever `f` returns on a connection that is not quiet is the
+/// answer.
 pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>) -> Result<T> {
-    for _ in 0..3 {
-        let Some(quiet) = QuietFile::begin(path) else {
-            break;
-        };
-        let read = quiet.open().and_then(|conn| f(&conn, path));
-        match read {
-            Ok(v) if quiet.unchanged() => return Ok(v),
-            Ok(_) => continue,
-            Err(_) => break,
+    let tries = if path.exists() { 20 } else { 0 };
+    for attempt in 0..tries {
+        if let Some(quiet) = QuietFile::begin(path) {
+            let read = quiet.open().and_then(|conn| f(&conn, path));
+            match read {
+                Ok(v) if quiet.unchanged() => return Ok(v),
+                Ok(_) => continue,
+                Err(_) => break,
+            }
         }
+        if let Some(conn) = open_beside_others(path) {
+            return f(&conn, path);
+        }
+        std::thread::sleep(Duration::from_micros(250 << (attempt / 5)));
     }
     let conn = open_for_inspection(path)?;
     f(&conn, path)

@@ -71,6 +71,9 @@ pub struct Tally {
     pub failed: u64,
     /// The first few error messages, with the step that failed.
     pub errors: Vec<String>,
+    /// Failed requests per step that failed ("registry lifecycle update", "tenant begin
+    /// immediate", ...).
+    pub by_step: std::collections::BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -81,6 +84,11 @@ impl Tally {
         for line in out.lines() {
             if let Some(e) = line.strip_prefix("standin error: ") {
                 t.errors.push(e.to_string());
+            } else if let Some((step, n)) = line
+                .strip_prefix("standin step ")
+                .and_then(|l| l.rsplit_once('='))
+            {
+                t.by_step.insert(step.to_string(), n.parse().ok()?);
             } else if let Some(rest) = line.strip_prefix("standin requests=") {
                 let (n, m) = rest.split_once(" failed=")?;
                 t.requests = n.trim().parse().ok()?;
@@ -110,6 +118,10 @@ impl Standin {
             .spawn()
             .expect("start the API stand-in");
         Standin { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether it is still running.
@@ -144,6 +156,9 @@ pub fn main_if_asked() -> bool {
     for e in &t.errors {
         println!("standin error: {e}");
     }
+    for (step, n) in &t.by_step {
+        println!("standin step {step}={n}");
+    }
     println!("standin requests={} failed={}", t.requests, t.failed);
     true
 }
@@ -155,14 +170,20 @@ pub fn run(plan: &Plan) -> Tally {
     let interval = Duration::from_secs(1) / plan.rate.max(1);
     let mut next = start;
     while t.requests < plan.max_requests && start.elapsed() < plan.max_time {
+        // Evenly spaced; a request that ran late is not made up for by a burst (failed
+        // requests are quick, and a burst would count one lock many times over).
         let now = Instant::now();
         if next > now {
             std::thread::sleep(next - now);
+            next += interval;
+        } else {
+            next = now + interval;
         }
-        next += interval;
         t.requests += 1;
         if let Err(e) = request(plan, t.requests) {
             t.failed += 1;
+            let step = e.split(':').next().unwrap_or_default().to_string();
+            *t.by_step.entry(step).or_default() += 1;
             if t.errors.len() < 5 {
                 t.errors.push(e);
             }
@@ -223,4 +244,85 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
     conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get::<_, String>(0))?;
     conn.execute_batch("PRAGMA foreign_keys=ON")?;
     Ok(conn)
+}
+
+/// How long some process held a database's write lock while it was watched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Holds {
+    /// Separate holds seen.
+    pub count: u32,
+    /// All of them together.
+    pub total: Duration,
+    /// The longest one.
+    pub longest: Duration,
+}
+
+/// Watches, from a thread of this process, whether another process than `ignored` (the
+/// stand-in) holds the write lock of the database at `path`: the WAL write lock (byte 120 of
+/// its `-shm`) or a rollback-mode RESERVED lock (or the PENDING lock of a checkpoint on close). It asks the operating system (`F_GETLK`) every 200 µs and never takes the lock, so it
+/// fails no request. This process must not have a connection to the database meanwhile (each
+/// look opens and closes the files, which drops this process's own locks on them).
+pub struct LockWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Holds>,
+}
+
+impl LockWatch {
+    pub fn start(path: &Path, ignored: u32) -> LockWatch {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (db, shm) = (
+            path.to_path_buf(),
+            PathBuf::from(format!("{}-shm", path.display())),
+        );
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut h = Holds::default();
+            let mut since: Option<Instant> = None;
+            while !flag.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                let by = |pid: Option<u32>| pid.is_some_and(|p| p != ignored);
+                let held = by(write_locker(&shm, 120, 1)) || by(write_locker(&db, 0x4000_0000, 2));
+                match (held, since) {
+                    (true, None) => since = Some(now),
+                    (false, Some(s)) => {
+                        let d = now - s;
+                        h.count += 1;
+                        h.total += d;
+                        h.longest = h.longest.max(d);
+                        since = None;
+                    }
+                    _ => {}
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            if let Some(s) = since {
+                let d = s.elapsed();
+                h.count += 1;
+                h.total += d;
+                h.longest = h.longest.max(d);
+            }
+            h
+        });
+        LockWatch { stop, thread }
+    }
+
+    pub fn finish(self) -> Holds {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("lock watcher")
+    }
+}
+
+/// The process holding a write lock on `len` bytes at `start` of `file`, if any.
+fn write_locker(file: &Path, start: i64, len: i64) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::File::open(file).ok()?;
+    // SAFETY: plain data zero-initialised then filled; F_GETLK only reads the file's locks.
+    let mut lk: libc::flock = unsafe { std::mem::zeroed() };
+    lk.l_type = libc::F_WRLCK as libc::c_short;
+    lk.l_whence = libc::SEEK_SET as libc::c_short;
+    lk.l_start = start as libc::off_t;
+    lk.l_len = len as libc::off_t;
+    let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut lk) };
+    (rc == 0 && lk.l_type == libc::F_WRLCK as libc::c_short).then_some(lk.l_pid as u32)
 }

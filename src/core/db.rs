@@ -207,6 +207,15 @@ pub fn write_lock_held_elsewhere(path: &Path, wait: Duration) -> bool {
     }
 }
 
+/// Before a writer lets go of a live database: copies what its commits left in the WAL into the
+/// file with a passive checkpoint (best effort; it waits for nobody and takes no lock the API's
+/// requests need). Closing the last connection to a WAL database checkpoints it under the
+/// file's exclusive lock, during which every API connection fails; after this, that close
+/// finds nothing left to copy and holds the lock only to delete the `-wal` and `-shm`.
+pub fn checkpoint_before_close(conn: &Connection) {
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+}
+
 /// `file:` URI of a path, percent-encoding what a URI would misread.
 pub fn file_uri(path: &Path, query: &str) -> String {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());

@@ -1610,6 +1610,7 @@ fn deploy_one(
     let mut conn = db::open(&path, Mode::ReadWrite)?;
     system::register_functions(&conn).at(&path)?;
     apply_all(&mut conn, &path, &plan)?;
+    db::checkpoint_before_close(&conn);
     drop(conn);
     let now = ids::now_iso();
     let applied: Vec<FixtureVersion> = plan

@@ -3,6 +3,12 @@
 //! WAL, foreign keys on, a 5 s busy timeout, synchronous NORMAL. Writes to shared databases take
 //! `BEGIN IMMEDIATE` (set as the connection's default transaction behaviour) so monkctl queues
 //! behind a running API instead of failing half-way through a transaction.
+//!
+//! Reads take no lock that a running API's requests need (it connects with busy timeout 0, so
+//! any such lock fails a request): `read_quietly` (a quiet file read by `immutable` connections
+//! under the shared lock every reader holds, `QuietFile`) and `open_for_inspection` (no
+//! checkpoint on close, the API's shared-memory index used read-only, never rebuilt). A read
+//! never switches the journal mode. `begin_read_snapshot` lines up two readers without a lock.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -1196,6 +1196,7 @@ fn up_one(cx: &UpCtx<'_>, t: &Target) -> Result<TenantUp> {
     conn.execute_batch("BEGIN IMMEDIATE").at(&path)?;
     let r = up_in_tx(cx, t, &conn, &path).and_then(|up| {
         conn.execute_batch("COMMIT").at(&path)?;
+        db::checkpoint_before_close(&conn);
         Ok(up)
     });
     if r.is_err() && !conn.is_autocommit() {

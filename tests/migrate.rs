@@ -747,11 +747,12 @@ fn reads_see_what_an_open_wal_holds_and_leave_nothing_beside_quiet_tenants() {
     )
     .unwrap();
 
-    // beta is held open, as by the API, with checkpoints off: V3 lands in its -wal only.
+    // beta is held open, as by the API, in a read transaction (a long request): no checkpoint
+    // can copy past what it reads, so V3 lands in its -wal only.
     let beta = env.tenant_file("beta");
     let holder = env.open(&beta);
     holder
-        .execute_batch("PRAGMA wal_autocheckpoint=0; SELECT count(*) FROM users;")
+        .execute_batch("PRAGMA wal_autocheckpoint=0; BEGIN; SELECT count(*) FROM users;")
         .unwrap();
     env.ok(&[
         "migrate",

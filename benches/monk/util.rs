@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The release binary built for this benchmark.
+/// The binary built for this benchmark, or the one `MONK_BENCH_MONKCTL` names (an older build,
+/// for a before/after figure).
 pub fn monkctl() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_monkctl"))
+    std::env::var_os("MONK_BENCH_MONKCTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_monkctl")))
 }
 
 /// A `monkctl --data-dir DIR` command with a clean environment.

@@ -58,9 +58,6 @@ pub const CHECKSUM_ALGORITHM: &str = "lanes64";
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// How long a copy into a live database waits for the API to let go of its write lock.
 const LIVE_WRITE_WAIT: Duration = Duration::from_secs(60);
-/// How long an extract waits for the write lock that lines up its copy and its checksum on one
-/// snapshot before it computes the checksum from the copy instead (slower, as correct).
-const SNAPSHOT_GATE_WAIT: Duration = Duration::from_secs(2);
 
 /// What an archive records about the tenant it holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -514,10 +511,10 @@ pub fn extract_all(
 fn copy_registry(infra: &Path, final_path: &Path, force: bool) -> Result<Extracted> {
     check_free(final_path, force)?;
     let (mut tmp, _held) = fsutil::TempFile::held(final_path)?;
-    {
-        let src = db::open_for_inspection(infra)?;
+    // Read without a lock the API can trip on; a read that is done again copies anew.
+    db::read_quietly(infra, |src, _| {
         let mut dst = open_scratch(tmp.path())?;
-        db::backup_all(&src, &mut dst, tmp.path(), LIVE_WRITE_WAIT)?;
+        db::backup_all(src, &mut dst, tmp.path(), LIVE_WRITE_WAIT)?;
         let jm: String = dst
             .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
             .at(tmp.path())?;
@@ -527,8 +524,8 @@ fn copy_registry(infra: &Path, final_path: &Path, force: bool) -> Result<Extract
                 tmp.path().display()
             )));
         }
-        dst.close().map_err(|(_, e)| e).at(tmp.path())?;
-    }
+        dst.close().map_err(|(_, e)| e).at(tmp.path())
+    })?;
     fsutil::sync_file(tmp.path())?;
     place(tmp.path(), final_path, force)?;
     tmp.disarm();
@@ -590,7 +587,28 @@ pub fn extract_file(
     final_path: &Path,
     force: bool,
 ) -> Result<Extracted> {
-    Extraction::begin(live, final_path, force, false)?.finish(t, fixtures)
+    // A quiet tenant is read as its file alone, without a lock (`db::QuietFile`); a quiet read
+    // that the file changed under (an API checkpoint) is done again, then read as a live one.
+    for _ in 0..3 {
+        let quiet = Extraction::begin(live, final_path, force, Fix::Quiet)?;
+        if let Some(done) = quiet.finish_once(t, fixtures)? {
+            return Ok(done);
+        }
+    }
+    Extraction::begin(live, final_path, force, Fix::Reading)?.finish(t, fixtures)
+}
+
+/// How an extraction fixes the state it copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fix {
+    /// The caller holds the live database's write lock, with nothing written under it: the
+    /// archive is exactly the content of the last commit.
+    UnderLock,
+    /// The file alone when it is quiet (`db::QuietFile`), else as `Reading`.
+    Quiet,
+    /// Read transactions that take no lock a writer needs (`db::begin_read_snapshot`): the
+    /// state of the last commit when they began.
+    Reading,
 }
 
 /// An archive being written: the state it copies is fixed when it begins (two read
@@ -602,13 +620,13 @@ struct Extraction {
     src: Connection,
     twin: Connection,
     snapshot: db::Snapshot,
+    /// Set when the connections read the quiet file alone.
+    quiet: Option<db::QuietFile>,
 }
 
 impl Extraction {
-    /// Checks the output and fixes the state to copy. `lock_held`: the caller holds the live
-    /// database's write lock (with nothing written under it), and the archive is then exactly
-    /// the content of the last commit; otherwise the lock is taken for an instant.
-    fn begin(live: &Path, final_path: &Path, force: bool, lock_held: bool) -> Result<Self> {
+    /// Checks the output and fixes the state to copy (see `Fix`).
+    fn begin(live: &Path, final_path: &Path, force: bool, fix: Fix) -> Result<Self> {
         // A bare file name is in the working directory; say so, so that its directory can be
         // synced.
         let final_path = match final_path.parent() {
@@ -625,14 +643,24 @@ impl Extraction {
                 });
             }
         }
-        let src = db::open_for_inspection(live)?;
         // The checksum is computed from the live tenant by a second connection that reads the
         // very state the copy reads, on another core while the copy runs.
-        let twin = db::open_for_inspection(live)?;
-        let snapshot = if lock_held {
-            db::begin_readers_under_lock(live, &[&src, &twin])?
-        } else {
-            db::begin_shared_snapshot(live, &[&src, &twin], SNAPSHOT_GATE_WAIT)?
+        let quiet = match fix {
+            Fix::Quiet => db::QuietFile::begin(live),
+            _ => None,
+        };
+        let (src, twin, snapshot) = match &quiet {
+            Some(q) => (q.open()?, q.open()?, db::Snapshot::SharedFileOnly),
+            None => {
+                let src = db::open_for_inspection(live)?;
+                let twin = db::open_for_inspection(live)?;
+                let snapshot = if fix == Fix::UnderLock {
+                    db::begin_readers_under_lock(live, &[&src, &twin])?
+                } else {
+                    db::begin_read_snapshot(live, &[&src, &twin])?
+                };
+                (src, twin, snapshot)
+            }
         };
         Ok(Extraction {
             live: live.to_path_buf(),
@@ -641,11 +669,23 @@ impl Extraction {
             src,
             twin,
             snapshot,
+            quiet,
         })
     }
 
     /// Copies the state, writes the metadata, syncs and puts the archive in place.
     fn finish(self, t: &TenantRow, fixtures: &[FixtureRow]) -> Result<Extracted> {
+        let live = self.live.clone();
+        self.finish_once(t, fixtures)?.ok_or_else(|| {
+            Error::Other(format!(
+                "{}: the file changed while it was read; nothing was written",
+                live.display()
+            ))
+        })
+    }
+
+    /// As `finish`; `None`, with nothing written, when the quiet file changed under the copy.
+    fn finish_once(self, t: &TenantRow, fixtures: &[FixtureRow]) -> Result<Option<Extracted>> {
         let Extraction {
             live,
             final_path,
@@ -653,13 +693,14 @@ impl Extraction {
             src,
             twin,
             snapshot,
+            quiet,
         } = self;
         let (live, final_path) = (live.as_path(), final_path.as_path());
         let (mut tmp, _held) = fsutil::TempFile::held(final_path)?;
         let tmp_path = tmp.path().to_path_buf();
         // Errors name the archive being made, not its temporary file (gone by then).
         let shown = final_path.display().to_string();
-        let (content, schema_version) = (|| -> Result<_> {
+        let done = (|| -> Result<_> {
             enum Copy {
                 FileBytes(u64),
                 Pages(Connection),
@@ -690,6 +731,10 @@ impl Extraction {
                 });
                 (copied, sum)
             });
+            // The connections are closed after this look (closing drops the file's lock).
+            if quiet.as_ref().is_some_and(|q| !q.unchanged()) {
+                return Ok(None);
+            }
             drop(src);
             copied?;
             super::pause_point("extract.copied");
@@ -731,12 +776,15 @@ impl Extraction {
             write_metadata(&mut dst, &meta, &tmp_path)?;
             dst.close().map_err(|(_, e)| e).at(&tmp_path)?;
             fsutil::sync_file(&tmp_path)?;
-            Ok((content, schema_version))
+            Ok(Some((content, schema_version)))
         })()
         .map_err(|e| e.renamed(&tmp_path, &shown))?;
+        let Some((content, schema_version)) = done else {
+            return Ok(None);
+        };
         place(&tmp_path, final_path, force)?;
         tmp.disarm();
-        Ok(Extracted {
+        Ok(Some(Extracted {
             tenant: t.name.clone(),
             size_bytes: fsutil::size_of(final_path).unwrap_or(0),
             path: final_path.to_path_buf(),
@@ -744,7 +792,7 @@ impl Extraction {
             checksum: content.checksum,
             tables: content.row_counts.len(),
             rows: content.row_counts.values().sum(),
-        })
+        }))
     }
 }
 
@@ -1700,7 +1748,7 @@ fn replace_existing(
             // 3. The save starts under the lock and runs beside everything else: the
             //    verification and the staging, then the writing of the pages that differ into
             //    the open transaction, which commits once the save is on disk.
-            let save = Extraction::begin(&live, &saved, false, true)?;
+            let save = Extraction::begin(&live, &saved, false, Fix::UnderLock)?;
             let (saved_r, written_r) = std::thread::scope(|s| {
                 let save = s.spawn(|| save.finish(&current, &fixtures));
                 let verify = s.spawn(|| verified_as(archive, meta));
@@ -1733,7 +1781,7 @@ fn replace_existing(
             let src = open_archive(staging.path())?;
             fsutil::while_flushing(&wal, || {
                 db::replace_whole(&src, conn, &live, LIVE_WRITE_WAIT, || {
-                    Extraction::begin(&live, &saved, false, true)?
+                    Extraction::begin(&live, &saved, false, Fix::UnderLock)?
                         .finish(&current, &fixtures)
                         .map(|_| ())
                 })

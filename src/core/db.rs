@@ -3,6 +3,12 @@
 //! WAL, foreign keys on, a 5 s busy timeout, synchronous NORMAL. Writes to shared databases take
 //! `BEGIN IMMEDIATE` (set as the connection's default transaction behaviour) so monkctl queues
 //! behind a running API instead of failing half-way through a transaction.
+//!
+//! Reads take no lock that a running API's requests need (it connects with busy timeout 0, so
+//! any such lock fails a request): `read_quietly` (a quiet file read by `immutable` connections
+//! under the shared lock every reader holds, `QuietFile`) and `open_for_inspection` (no
+//! checkpoint on close, the API's shared-memory index used read-only, never rebuilt). A read
+//! never switches the journal mode. `begin_read_snapshot` lines up two readers without a lock.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -124,9 +130,23 @@ fn cannot_open(path: &Path, e: rusqlite::Error) -> Error {
     }
 }
 
-/// Opens an existing database to read it without changing it: no pragma that writes, and
-/// read-write flags when the file allows it, so that closing the last connection removes the
-/// `-wal` and `-shm` that reading a WAL database needs (a read-only connection leaves them).
+/// Opens an existing database to read it without changing it, and without taking any lock
+/// that a running API can trip on (it connects with busy timeout 0, so any lock held at the
+/// moment it needs one fails its request):
+///
+/// - never a pragma that writes (no journal-mode switch);
+/// - no checkpoint on close (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`): the last connection to close
+///   a WAL database would otherwise take the file's exclusive lock to fold the WAL into it and
+///   delete it, and an API request arriving meanwhile fails. The WAL is left to the API, whose
+///   own last connection checkpoints it;
+/// - when the database has a `-wal` and a `-shm` (the API has it open, or left them), read-only
+///   with `readonly_shm`: the connection then never rebuilds the shared-memory index (recovery
+///   holds exclusive locks), never creates a file, and when no other process has the database
+///   open it reads the WAL into its own memory instead;
+/// - otherwise read-write when the file allows it (a read-only connection to a WAL database
+///   needs a `-shm` it may not create), which creates an empty `-wal` and a `-shm` beside the
+///   file and leaves them. Callers that read a quiet database briefly use `read_quietly`, which
+///   creates nothing.
 pub fn open_for_inspection(path: &Path) -> Result<Connection> {
     if !path.exists() {
         return Err(Error::FileNotFound {
@@ -135,14 +155,94 @@ pub fn open_for_inspection(path: &Path) -> Result<Connection> {
             hint: String::new(),
         });
     }
+    if let Some(conn) = open_beside_others(path) {
+        return Ok(conn);
+    }
     let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_WRITE)
         .or_else(|_| Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_ONLY))
         .at(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT).at(path)?;
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-        .at(path)?;
+    ready_to_read(conn).at(path)
+}
+
+/// The read-only `readonly_shm` connection of `open_for_inspection`, when the database has a
+/// `-wal` and a `-shm` and it can be had.
+fn open_beside_others(path: &Path) -> Option<Connection> {
+    let has = |s: &str| fsutil::with_suffix(path, s).exists();
+    if !(has("-wal") && has("-shm")) {
+        return None;
+    }
+    Connection::open_with_flags(
+        file_uri(path, "mode=ro&readonly_shm=1"),
+        OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .and_then(ready_to_read)
+    .ok()
+}
+
+/// Sets a reading connection up (busy timeout, no checkpoint on close) and reads the schema,
+/// the cheapest way to learn that a file is not a database.
+fn ready_to_read(conn: Connection) -> rusqlite::Result<Connection> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
     Ok(conn)
+}
+
+/// Whether another process holds the write lock of the database at `path` and keeps it for
+/// `wait`: asked of the operating system (`F_GETLK`), never by taking the lock, so that asking
+/// fails no request of a running API. Looks at the WAL write lock in the `-shm` and at the
+/// rollback journal's reserved and pending bytes in the file. Samples every few milliseconds
+/// and answers no at the first sample that finds it free.
+///
+/// Must not be called while this process has a connection to the database open: the files are
+/// opened and closed here, and closing any descriptor of a file drops every POSIX lock the
+/// process holds on it, SQLite's included.
+pub fn write_lock_held_elsewhere(path: &Path, wait: Duration) -> bool {
+    // SQLite's lock offsets: the WAL write lock is the first lock byte of the `-shm` (byte
+    // 120); a rollback-mode writer holds RESERVED (PENDING + 1) and PENDING at 1 GiB.
+    const SHM_WRITE_LOCK: i64 = 120;
+    const PENDING_BYTE: i64 = 0x4000_0000;
+    let held = |file: &Path, start: i64, len: i64| -> bool {
+        use std::os::fd::AsRawFd;
+        let Ok(f) = std::fs::File::open(file) else {
+            return false;
+        };
+        // SAFETY: `flock` is plain data, zero-initialised then filled; F_GETLK only reads the
+        // descriptor's file and writes into `lk`.
+        let mut lk: libc::flock = unsafe { std::mem::zeroed() };
+        lk.l_type = libc::F_WRLCK as libc::c_short;
+        lk.l_whence = libc::SEEK_SET as libc::c_short;
+        lk.l_start = start as libc::off_t;
+        lk.l_len = len as libc::off_t;
+        let rc = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut lk) };
+        rc == 0 && lk.l_type != libc::F_UNLCK as libc::c_short
+    };
+    let shm = fsutil::with_suffix(path, "-shm");
+    let start = Instant::now();
+    loop {
+        if !(held(&shm, SHM_WRITE_LOCK, 1) || held(path, PENDING_BYTE, 2)) {
+            return false;
+        }
+        if start.elapsed() >= wait {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Before a writer lets go of a live database: copies what its commits left in the WAL into the
+/// file with a passive checkpoint (best effort; it waits for nobody and takes no lock the API's
+/// requests need). Closing the last connection to a WAL database checkpoints it under the
+/// file's exclusive lock, during which every API connection fails; after this, that close
+/// finds nothing left to copy and holds the lock only to delete the `-wal` and `-shm`.
+pub fn checkpoint_before_close(conn: &Connection) {
+    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
 }
 
 /// `file:` URI of a path, percent-encoding what a URI would misread.
@@ -162,44 +262,161 @@ pub fn file_uri(path: &Path, query: &str) -> String {
 }
 
 /// What says that nobody touched a database file: its identity, size and modification time,
-/// and that it has no `-wal` (no connection has it open in WAL mode) and no `-journal` (no
-/// rollback-mode writer is at work, no hot journal to roll back).
-fn quiet_stamp(path: &Path) -> Option<(u64, u64, i64, i64)> {
+/// and that its `-wal` is missing or empty (no frame holds content the file lacks) and it has no
+/// `-journal` (no rollback-mode writer is at work, no hot journal to roll back). The `-wal`'s
+/// identity is part of it: a writer that came, committed and checkpointed creates or deletes it.
+type Stamp = (u64, u64, i64, i64, Option<u64>);
+
+fn quiet_stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    for s in ["-wal", "-journal"] {
-        if fsutil::with_suffix(path, s).symlink_metadata().is_ok() {
-            return None;
-        }
+    if fsutil::with_suffix(path, "-journal")
+        .symlink_metadata()
+        .is_ok()
+    {
+        return None;
     }
-    Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec()))
+    let wal = match fsutil::with_suffix(path, "-wal").symlink_metadata() {
+        Ok(w) if w.is_file() && w.len() == 0 => Some(w.ino()),
+        Ok(_) => return None,
+        Err(_) => None,
+    };
+    Some((m.ino(), m.len(), m.mtime(), m.mtime_nsec(), wal))
 }
 
-/// Runs the read `f` on a database without locking it or creating anything beside it, when it
-/// is quiet: no `-wal`, no `-journal`, and the same file, size and modification time before and
-/// after. Then its file holds all of its content, and an `immutable` connection reads it as one
-/// consistent state at the cost of a plain file read (opening a WAL database the ordinary way
-/// creates and removes a `-wal` and a `-shm`, which on a fleet costs more than the read).
-/// Otherwise, or when the quiet read fails (a writer may have come and gone), `f` runs on an
-/// ordinary connection (`open_for_inspection`), whose answer is authoritative.
-pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>) -> Result<T> {
-    if let Some(before) = quiet_stamp(path) {
-        let quiet = Connection::open_with_flags(
-            file_uri(path, "mode=ro&immutable=1"),
+/// A database file being read as a quiet file: it held all of its content (no `-wal` with
+/// frames, no `-journal`) when this began, and this process holds the shared lock on it that
+/// every reading SQLite connection holds. That lock stops the one writer of the file that a
+/// running API has between its requests, the checkpoint its last connection runs on closing
+/// (it needs the file's exclusive lock; without it, it leaves the WAL for the next close and
+/// fails nothing), and it never holds up a request: the API's connections take the same shared
+/// lock, and its writes go to the WAL. Connections from `open` are `immutable`: they take no
+/// lock, create no `-wal` or `-shm`, and never rebuild the shared-memory index (which holds
+/// locks that fail the API's requests). A checkpoint that runs anyway (a commit that finds the
+/// WAL past 1,000 pages) changes the file's modification time: `unchanged` says whether what
+/// was read is still the file's state, and a caller that finds it changed reads again.
+///
+/// While it lasts, this process must not have an ordinary connection to the same file: POSIX
+/// locks belong to the process, and SQLite's and this one would undo each other.
+pub struct QuietFile {
+    path: std::path::PathBuf,
+    stamp: Stamp,
+    /// Holds the shared lock; closed last (after the `immutable` connections, which hold none).
+    _guard: std::fs::File,
+}
+
+impl QuietFile {
+    /// Begins when the file is quiet and its shared lock can be had at once; `None` otherwise
+    /// (read it through `open_for_inspection`).
+    pub fn begin(path: &Path) -> Option<QuietFile> {
+        let before = quiet_stamp(path)?;
+        let guard = std::fs::File::open(path).ok()?;
+        if !shared_lock(&guard) {
+            return None;
+        }
+        // The lock is held: no close can fold a WAL into the file any more. Quiet still?
+        (quiet_stamp(path) == Some(before)).then(|| QuietFile {
+            path: path.to_path_buf(),
+            stamp: before,
+            _guard: guard,
+        })
+    }
+
+    /// A connection that reads the file alone, without locks.
+    pub fn open(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            file_uri(&self.path, "mode=ro&immutable=1"),
             OpenFlags::SQLITE_OPEN_READ_ONLY
                 | OpenFlags::SQLITE_OPEN_URI
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .at(path)
-        .and_then(|conn| f(&conn, path));
-        if let Ok(v) = quiet {
-            if quiet_stamp(path) == Some(before) {
-                return Ok(v);
+        .at(&self.path)?;
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .at(&self.path)?;
+        Ok(conn)
+    }
+
+    /// Whether the file is still the one it was, with the same size and modification time: what
+    /// the connections read is one state of the database. A `-wal` the API started meanwhile
+    /// does not matter: its frames are later commits.
+    pub fn unchanged(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.path).is_ok_and(|m| {
+            (m.ino(), m.len(), m.mtime(), m.mtime_nsec())
+                == (self.stamp.0, self.stamp.1, self.stamp.2, self.stamp.3)
+        })
+    }
+}
+
+/// Takes the shared lock SQLite's unix VFS takes on a database file (a read lock on its shared
+/// byte range, asked while holding a read lock on the pending byte so that a writer waiting
+/// for the exclusive lock is not overtaken), without waiting.
+fn shared_lock(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    const PENDING_BYTE: i64 = 0x4000_0000;
+    const SHARED_FIRST: i64 = PENDING_BYTE + 2;
+    const SHARED_SIZE: i64 = 510;
+    let set = |kind: libc::c_int, start: i64, len: i64| -> bool {
+        // SAFETY: `flock` is plain data, zero-initialised then filled; F_SETLK on our own
+        // descriptor only changes this process's locks on the file.
+        let mut lk: libc::flock = unsafe { std::mem::zeroed() };
+        lk.l_type = kind as libc::c_short;
+        lk.l_whence = libc::SEEK_SET as libc::c_short;
+        lk.l_start = start as libc::off_t;
+        lk.l_len = len as libc::off_t;
+        unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &lk) == 0 }
+    };
+    if !set(libc::F_RDLCK, PENDING_BYTE, 1) {
+        return false;
+    }
+    let shared = set(libc::F_RDLCK, SHARED_FIRST, SHARED_SIZE);
+    set(libc::F_UNLCK, PENDING_BYTE, 1);
+    shared
+}
+
+/// Runs the read `f` on a database without taking a lock the API can trip on and, when the
+/// file is quiet (`QuietFile`), without creating anything beside it: the cost of a plain file
+/// read (opening a WAL database the ordinary way creates and removes a `-wal` and a `-shm`,
+/// which on a fleet costs more than the read). A quiet read the file changed under is run
+/// again. A file that is not quiet is read through `open_for_inspection`'s `readonly_shm`
+/// connection; while neither can be had (the API's last connection is closing, and deleting
+/// its `-wal` and `-shm`), it tries again for a few milliseconds, and only then opens the
+/// ordinary way (which rebuilds the shared-memory index under exclusive locks when no other
+/// process has the file open). Whatever `f` returns on a connection that is not quiet is the
+/// answer.
+pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>) -> Result<T> {
+    let tries = if path.exists() { 20 } else { 0 };
+    for attempt in 0..tries {
+        if let Some(quiet) = QuietFile::begin(path) {
+            let read = quiet.open().and_then(|conn| f(&conn, path));
+            match read {
+                Ok(v) if quiet.unchanged() => return Ok(v),
+                Ok(_) => continue,
+                Err(_) => break,
             }
         }
+        if let Some(conn) = open_beside_others(path) {
+            return f(&conn, path);
+        }
+        std::thread::sleep(Duration::from_micros(250 << (attempt / 5)));
     }
     let conn = open_for_inspection(path)?;
     f(&conn, path)
+}
+
+/// A copy in memory of the database `from` (at `path`) as one read transaction sees it: for
+/// a small database read many times over a command's run (the registry), so that the file is
+/// held neither by a lock nor by a long read transaction. An empty file copies as an empty
+/// database.
+pub fn copy_into_memory(from: &Connection, path: &Path) -> Result<Connection> {
+    let mut mem = Connection::open_in_memory().at(path)?;
+    let pages: i64 = from
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .at(path)?;
+    if pages > 0 {
+        backup_all(from, &mut mem, path, BUSY_TIMEOUT)?;
+    }
+    Ok(mem)
 }
 
 /// Reads `buf.len()` bytes at `offset` of the main database file of `conn` (at `path`), through
@@ -244,17 +461,18 @@ pub fn read_main_file(conn: &Connection, offset: u64, buf: &mut [u8], path: &Pat
     Ok(())
 }
 
-/// How `begin_shared_snapshot` went.
+/// How the readers of a snapshot began (`begin_read_snapshot`, `begin_readers_under_lock`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Snapshot {
-    /// The write lock could not be had: no transaction was begun.
+    /// Only the first reader has a read transaction: the others could not be shown to see the
+    /// same state.
     NotShared,
     /// The readers share one state.
     Shared,
-    /// The readers share one state, and it is the database file alone: every frame of the WAL
-    /// was in the file when they began (see `wal_folded`). SQLite then reads the file only, and
-    /// while such a reader lasts no checkpoint may write to the file, so the file's bytes are
-    /// that state, unchanging.
+    /// The readers share one state, and it is the database file alone: no frame of the WAL
+    /// was needed when they began. SQLite then reads the file only, and while such a reader
+    /// lasts no checkpoint may write to the file, so the file's bytes are that state,
+    /// unchanging.
     SharedFileOnly,
 }
 
@@ -274,31 +492,38 @@ pub fn wal_folded(conn: &Connection, path: &Path) -> bool {
             .unwrap_or(false)
 }
 
-/// Starts a read transaction on each of `readers` (connections to `path`) such that all of them
-/// see one and the same state of the database: they begin while a third connection holds the
-/// write lock, so that no commit can land in between, and the lock is given back at once. Lets
-/// two threads read one consistent snapshot side by side (a copy and a checksum of a live
-/// tenant). `NotShared`, with no transaction left open, when the write lock cannot be had
-/// within `wait` (a long write by the API, or a file this user may only read); the caller then
-/// reads with one connection.
-pub fn begin_shared_snapshot(
-    path: &Path,
-    readers: &[&Connection],
-    wait: Duration,
-) -> Result<Snapshot> {
-    let Ok(gate) = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    ) else {
-        return Ok(Snapshot::NotShared);
-    };
-    gate.busy_timeout(wait).at(path)?;
-    if gate.execute_batch("BEGIN IMMEDIATE").is_err() {
-        return Ok(Snapshot::NotShared);
+/// Starts a read transaction on each of `readers` (connections to `path` from
+/// `open_for_inspection`) without taking any lock a writer needs: a running API is never held
+/// up. When, with all of them begun, the database's `-wal` is missing or empty, none of them
+/// needed a frame of it: they all read the file alone, one and the same state
+/// (`SharedFileOnly`). None of them can have used frames that are gone by then: emptying the
+/// WAL takes the lock of every reader that uses it (a truncating checkpoint) or the file's
+/// exclusive lock (the last connection's close), and these readers hold theirs from their
+/// first read on. Otherwise
+/// (the API wrote since its last checkpoint) only the first reader keeps its transaction
+/// (`NotShared`): two read transactions begun one after the other may see two states.
+pub fn begin_read_snapshot(path: &Path, readers: &[&Connection]) -> Result<Snapshot> {
+    let begun = readers.iter().try_for_each(|r| {
+        r.execute_batch("BEGIN")?;
+        r.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+    });
+    if let Err(e) = begun {
+        rollback_all(readers);
+        return Err(Error::sqlite(path, e));
     }
-    let begun = begin_readers_under_lock(path, readers);
-    let _ = gate.execute_batch("ROLLBACK");
-    begun
+    if file_alone(path) {
+        return Ok(Snapshot::SharedFileOnly);
+    }
+    rollback_all(&readers[readers.len().min(1)..]);
+    Ok(Snapshot::NotShared)
+}
+
+fn rollback_all(readers: &[&Connection]) {
+    for r in readers {
+        if !r.is_autocommit() {
+            let _ = r.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 /// Starts a read transaction on each of `readers` (connections to `path`) while the caller
@@ -313,11 +538,7 @@ pub fn begin_readers_under_lock(path: &Path, readers: &[&Connection]) -> Result<
         r.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
     });
     if let Err(e) = begun {
-        for r in readers {
-            if !r.is_autocommit() {
-                let _ = r.execute_batch("ROLLBACK");
-            }
-        }
+        rollback_all(readers);
         return Err(Error::sqlite(path, e));
     }
     Ok(if file_only {

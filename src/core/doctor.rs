@@ -2,8 +2,8 @@
 //! repairs what is safe to repair.
 //!
 //! Owns the checks (each an independent function that appends findings), the findings' stable
-//! codes, and the repairs. Checks only read: tenant files are opened with
-//! `db::open_for_inspection` and never changed. Repairs never touch tenant data: they remove
+//! codes, and the repairs. Checks only read: tenant files are read with `db::read_quietly`
+//! (no lock a running API trips on) and never changed. Repairs never touch tenant data: they remove
 //! monkctl's own dead temporary files (and the scratch directories killed `fixture check`s of
 //! older versions left in the system temporary directory) and stale lock files, move unclaimed files to
 //! `<data>/orphans/` (never delete them), checkpoint WALs through SQLite, narrow permissions,
@@ -1171,24 +1171,51 @@ fn check_tenant_file(
         .tenant(name)
         .path(path)
     };
-    let conn = match db::open_for_inspection(path) {
-        Ok(c) => c,
-        Err(e) => {
-            out.push(unreadable(e.to_string()));
-            return;
+    // Read as `read_quietly` reads: a quiet file without a lock and without creating anything
+    // beside it, any other through a connection that takes no lock the API needs. Its findings
+    // are kept only from the read that counts (a quiet read the file changed under is redone).
+    let read = db::read_quietly(path, |conn, _| {
+        let mut found = Vec::new();
+        // One read transaction for every query: all checks see the same snapshot, and SQLite
+        // takes its locks and looks for the WAL once instead of once per statement. It is
+        // never committed: closing the connection ends it.
+        match conn.execute_batch("BEGIN DEFERRED") {
+            Ok(()) => check_tenant_content(conn, t, path, fixtures, full, shapes, &mut found),
+            Err(e) => found.push(unreadable(e.to_string())),
         }
-    };
-    // One read transaction for every query below: all checks see the same snapshot, and SQLite
-    // takes its locks and looks for the WAL once instead of once per statement. It is never
-    // committed: closing the connection ends it.
-    if let Err(e) = conn.execute_batch("BEGIN DEFERRED") {
-        out.push(unreadable(e.to_string()));
-        return;
+        Ok(found)
+    });
+    match read {
+        Ok(found) => out.extend(found),
+        Err(e) => out.push(unreadable(e.to_string())),
     }
+}
+
+/// The checks of one tenant's content, on `conn` inside a read transaction.
+fn check_tenant_content(
+    conn: &rusqlite::Connection,
+    t: &TenantRow,
+    path: &Path,
+    fixtures: &[String],
+    full: bool,
+    shapes: &Shapes,
+    out: &mut Vec<Finding>,
+) {
+    let name = t.name.as_str();
+    let unreadable = |detail: String| {
+        Finding::new(
+            Severity::Error,
+            "tenant_unreadable",
+            format!("the file cannot be opened as a database: {detail}"),
+            "restore the tenant from a backup or archive",
+        )
+        .tenant(name)
+        .path(path)
+    };
     let integrity = if full {
-        pragma_lines(&conn, "PRAGMA integrity_check")
+        pragma_lines(conn, "PRAGMA integrity_check")
     } else {
-        quick_check(&conn)
+        quick_check(conn)
     };
     match integrity {
         Ok(p) if p.is_empty() => {}
@@ -1235,7 +1262,7 @@ fn check_tenant_file(
             Err(e) => out.push(unreadable(e.to_string())),
         }
     }
-    let version = match schema::tenant_version(&conn) {
+    let version = match schema::tenant_version(conn) {
         Ok(v) => v,
         Err(e) => {
             out.push(unreadable(e.to_string()));
@@ -1276,7 +1303,7 @@ fn check_tenant_file(
         );
     } else {
         let reference = shapes.get(version);
-        match reference.as_ref().as_ref().map(|r| compare(&conn, r)) {
+        match reference.as_ref().as_ref().map(|r| compare(conn, r)) {
             Ok(Ok((missing, changed))) => {
                 system_proven = missing.is_empty();
                 if !missing.is_empty() || !changed.is_empty() {
@@ -1351,8 +1378,7 @@ fn check_tenant_file(
             }),
         );
     }
-    check_fixture_records(t, path, &conn, fixtures, out);
-    drop(conn);
+    check_fixture_records(t, path, conn, fixtures, out);
 }
 
 /// The fixtures the tenant file records (`fixture::TENANT_RECORD`, written in the fixtures' own

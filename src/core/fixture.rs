@@ -1607,6 +1607,7 @@ fn deploy_one(
             .collect();
         system::register_functions(&conn).at(&path)?;
         apply_all(&mut conn, &path, &plan, &known, limit)?;
+        db::checkpoint_before_close(&conn);
     }
     drop(conn);
     if plan.is_empty() && unrecorded.is_empty() {

@@ -3,7 +3,7 @@
 //!
 //! Vacuum changes files only through SQLite, on a connection with a short busy timeout, so a
 //! tenant the API is writing is skipped instead of waited for. Usage only reads
-//! (`db::open_for_inspection`). Neither touches the registry.
+//! (`db::read_quietly`). Neither touches the registry.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -320,16 +320,17 @@ fn usage_one(ws: &Workspace, t: &TenantRow) -> Usage {
 }
 
 fn read_usage(path: &Path) -> Result<(i64, i64, i64, Vec<TableCount>)> {
-    let conn = db::open_for_inspection(path)?;
-    let pragma = |p: &str| -> Result<i64> {
-        conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))
-            .at(path)
-    };
-    let (ps, pc, fc) = (
-        pragma("page_size")?,
-        pragma("page_count")?,
-        pragma("freelist_count")?,
-    );
-    let tables = db::table_counts(&conn).at(path)?;
-    Ok((ps, pc, fc, tables))
+    db::read_quietly(path, |conn, path| {
+        let pragma = |p: &str| -> Result<i64> {
+            conn.query_row(&format!("PRAGMA {p}"), [], |r| r.get(0))
+                .at(path)
+        };
+        let (ps, pc, fc) = (
+            pragma("page_size")?,
+            pragma("page_count")?,
+            pragma("freelist_count")?,
+        );
+        let tables = db::table_counts(conn).at(path)?;
+        Ok((ps, pc, fc, tables))
+    })
 }

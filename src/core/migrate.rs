@@ -1072,32 +1072,28 @@ pub fn survey(
                     would_fail: None,
                 });
             }
-            let conn = db::open_for_inspection(&path)?;
-            conn.busy_timeout(opts.busy_timeout).at(&path)?;
-            let ins = inspect(&conn, &path, set, target)?;
+            // Whether `up` would find the write lock held for all of its busy timeout, asked
+            // without taking the lock (that would fail the API's requests), before this
+            // process opens the file.
+            let locked = db::write_lock_held_elsewhere(&path, opts.busy_timeout);
+            let (ins, schema) = db::read_quietly(&path, |conn, path| {
+                conn.busy_timeout(opts.busy_timeout).at(path)?;
+                let ins = inspect(conn, path, set, target)?;
+                let schema = if ins.pending.is_empty() {
+                    None
+                } else {
+                    Some(schema_sql(conn).at(path)?)
+                };
+                Ok((ins, schema))
+            })?;
             let mut st = TenantStatus {
                 path: path.clone(),
                 inspection: ins,
-                locked: false,
+                locked,
                 destructive: Vec::new(),
                 would_fail: None,
             };
-            {
-                // Asking for the write lock `up` would take, then giving it back, writes nothing.
-                conn.busy_timeout(Duration::from_millis(50)).at(&path)?;
-                match conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;") {
-                    Ok(()) => {}
-                    Err(e)
-                        if matches!(
-                            e.sqlite_error_code(),
-                            Some(rusqlite::ErrorCode::DatabaseBusy)
-                                | Some(rusqlite::ErrorCode::DatabaseLocked)
-                        ) =>
-                    {
-                        st.locked = true
-                    }
-                    Err(e) => return Err(Error::sqlite(&path, e)),
-                }
+            if let Some(schema) = schema {
                 let pending: Vec<&Mig> = st
                     .inspection
                     .pending
@@ -1105,7 +1101,6 @@ pub fn survey(
                     .filter_map(|v| set.get(*v))
                     .collect();
                 if !pending.is_empty() {
-                    let schema = schema_sql(&conn).at(&path)?;
                     match analyses.get(&schema, &pending)? {
                         Ok(f) => st.destructive = f,
                         Err(f) if f.kind == FailKind::Failed => {
@@ -1436,6 +1431,7 @@ fn up_one(cx: &UpCtx<'_>, t: &Target) -> Result<TenantUp> {
         })
         .and_then(|up| {
             conn.execute_batch("COMMIT").at(&path)?;
+            db::checkpoint_before_close(&conn);
             Ok(up)
         });
     if r.is_err() && !conn.is_autocommit() {

@@ -123,13 +123,9 @@ impl Registry {
                 api: Layout::api_infra(&layout.data_dir, &layout.database_name),
             });
         }
-        // Reading must not change the file: no journal-mode switch, no checkpoint on close.
-        let conn = db::open_for_inspection(&layout.infra_path)?;
-        conn.set_db_config(
-            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-            true,
-        )
-        .at(&layout.infra_path)?;
+        // Reading must not change the file nor lock the API out: one consistent copy in memory,
+        // read from the quiet file or under a read transaction (see `db::read_quietly`).
+        let conn = db::read_quietly(&layout.infra_path, db::copy_into_memory)?;
         let mut reg = Registry {
             conn,
             path: layout.infra_path.clone(),

@@ -826,14 +826,15 @@ pub fn show(ws: &Workspace, name: &str) -> Result<TenantDetail> {
 
 /// Reads a tenant file without writing to it: the owner's name and row counts per table.
 fn read_content(path: &Path, owner_id: &str) -> Result<(Option<String>, Vec<TableCount>)> {
-    let conn = db::open_for_inspection(path)?;
-    let tables = db::table_counts(&conn).at(path)?;
-    let owner = conn
-        .query_row("SELECT name FROM users WHERE id = ?1", [owner_id], |r| {
-            r.get(0)
-        })
-        .ok();
-    Ok((owner, tables))
+    db::read_quietly(path, |conn, path| {
+        let tables = db::table_counts(conn).at(path)?;
+        let owner = conn
+            .query_row("SELECT name FROM users WHERE id = ?1", [owner_id], |r| {
+                r.get(0)
+            })
+            .ok();
+        Ok((owner, tables))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

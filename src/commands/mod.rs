@@ -40,27 +40,21 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     if args.iter().any(|a| a == "--version") {
         command = command.long_version(&*long_version().leak());
     }
-    let matches = match command.try_get_matches_from(args) {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::SUCCESS
-            };
+    // `--help` and `--version` are clap "errors" printed on stdout: success.
+    let parse_failed = |e: clap::Error| {
+        let _ = e.print();
+        if e.use_stderr() {
+            exit::USAGE
+        } else {
+            exit::SUCCESS
         }
     };
-    let cli = match Cli::from_arg_matches(&matches) {
+    let cli = match command
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::SUCCESS
-            };
-        }
+        Err(e) => return parse_failed(e),
     };
     let global = cli.global.clone();
     let existed = settings(&global).is_ok_and(|s| s.data_dir.value.exists());

@@ -1120,6 +1120,18 @@ fn check_tenant_files(
     work.len()
 }
 
+/// A tenant file that cannot be read as a database.
+fn unreadable_tenant(name: &str, path: &Path, detail: String) -> Finding {
+    Finding::new(
+        Severity::Error,
+        "tenant_unreadable",
+        format!("the file cannot be opened as a database: {detail}"),
+        "restore the tenant from a backup or archive",
+    )
+    .tenant(name)
+    .path(path)
+}
+
 /// Every check of one tenant's file, read without changing it.
 fn check_tenant_file(
     t: &TenantRow,
@@ -1161,16 +1173,7 @@ fn check_tenant_file(
             .repair(Action::Checkpoint(path.to_path_buf())),
         );
     }
-    let unreadable = |detail: String| {
-        Finding::new(
-            Severity::Error,
-            "tenant_unreadable",
-            format!("the file cannot be opened as a database: {detail}"),
-            "restore the tenant from a backup or archive",
-        )
-        .tenant(name)
-        .path(path)
-    };
+    let unreadable = |detail: String| unreadable_tenant(name, path, detail);
     // Read as `read_quietly` reads: a quiet file without a lock and without creating anything
     // beside it, any other through a connection that takes no lock the API needs. Its findings
     // are kept only from the read that counts (a quiet read the file changed under is redone).
@@ -1202,16 +1205,7 @@ fn check_tenant_content(
     out: &mut Vec<Finding>,
 ) {
     let name = t.name.as_str();
-    let unreadable = |detail: String| {
-        Finding::new(
-            Severity::Error,
-            "tenant_unreadable",
-            format!("the file cannot be opened as a database: {detail}"),
-            "restore the tenant from a backup or archive",
-        )
-        .tenant(name)
-        .path(path)
-    };
+    let unreadable = |detail: String| unreadable_tenant(name, path, detail);
     let integrity = if full {
         pragma_lines(conn, "PRAGMA integrity_check")
     } else {

@@ -465,7 +465,8 @@ pub struct ExtractArgs {
     #[arg(long, requires = "output")]
     pub all: bool,
 
-    /// Output file (one tenant) or directory [default: <TENANT>-<UTC time>.monk.db here]
+    /// Output file (one tenant) or directory (one that exists, a path ending in `/`, or for
+    /// several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
 

@@ -1406,3 +1406,35 @@ fn every_hostile_metadata_field_and_header_fault_is_refused_alike_by_verify_and_
     env.ok(&["archive", "verify", good.to_str().unwrap()]);
     env.ok(&["restore", good.to_str().unwrap(), "--as", "restored_x"]);
 }
+
+/// `extract acme globex -o backups/` (the README's example): a trailing `/` or several tenants
+/// mean a directory, made (owner-only) when missing; a name that does not exist makes nothing.
+#[test]
+fn extract_to_a_directory_that_does_not_exist_yet_makes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    env.ok(&["tenant", "create", "globex"]);
+    env.ok(&["extract", "acme", "globex", "-o", "backups"]);
+    let listed = |d: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(env.root().join(d))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let names = listed("backups");
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0].starts_with("acme-") && names[1].starts_with("globex-"));
+    let mode = std::fs::metadata(env.root().join("backups"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    env.ok(&["extract", "acme", "-o", "one/"]);
+    assert_eq!(listed("one").len(), 1);
+    // Nothing to extract: no directory either.
+    env.fails(&["extract", "nobody", "-o", "empty/"], 3);
+    assert!(!env.root().join("empty").exists());
+}

@@ -20,9 +20,17 @@ pub fn extract(g: &GlobalArgs, a: ExtractArgs) -> Outcome {
         let dir = a.output.clone().expect("clap requires -o with --all");
         archive::extract_all(&ws, &dir, a.force, jobs, &Bar::new())?
     } else {
+        // A directory: one that exists, a path written with a trailing `/`, or the place for
+        // several tenants' archives (made when missing).
         let out = match &a.output {
             None => Output::Default,
-            Some(p) if p.is_dir() => Output::Dir(p.clone()),
+            Some(p)
+                if p.is_dir()
+                    || p.as_os_str().as_encoded_bytes().ends_with(b"/")
+                    || a.names.len() > 1 =>
+            {
+                Output::Dir(p.clone())
+            }
             Some(p) => Output::File(p.clone()),
         };
         archive::extract_many(&ws, &a.names, &out, a.force, jobs, &Bar::new())?

@@ -353,6 +353,7 @@ pub struct Extracted {
 pub enum Output {
     /// `<cwd>/<tenant>-<stamp>.monk.db`.
     Default,
+    /// `<dir>/<tenant>-<stamp>.monk.db`; the directory is made (owner-only) when missing.
     Dir(PathBuf),
     File(PathBuf),
 }
@@ -404,6 +405,12 @@ pub fn extract_many(
         }
     }
     drop(reg);
+    // A directory named for the archives is made when missing, once a tenant is there to go in.
+    if let Output::Dir(d) = out {
+        if items.iter().any(|(_, r)| r.is_some()) {
+            fsutil::create_private_dir(d)?;
+        }
+    }
     // What killed extracts left in the output directory goes before the new ones
     // are made (nothing else looks there).
     let out_dir = match out {

@@ -1399,6 +1399,18 @@ pub fn check(
             vec![n.to_string()]
         }
         None => match directory_names(dir) {
+            // Checking nothing is no pass: a CI job pointed at the wrong directory must fail.
+            Ok(v) if v.is_empty() => {
+                return Err(Error::FileNotFound {
+                    what: "fixture to check",
+                    path: dir.to_path_buf(),
+                    hint: if dir.is_dir() {
+                        "the fixtures directory holds no fixture (a directory with a fixture.toml); check --fixtures or MONK_FIXTURES_DIR".into()
+                    } else {
+                        "there is no fixtures directory there; give it with --fixtures or MONK_FIXTURES_DIR (default ./fixtures)".into()
+                    },
+                })
+            }
             Ok(v) => v,
             Err(e) => {
                 problems.push(Problem {

@@ -536,8 +536,8 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;extract' {
-            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output file (one tenant) or directory [default: <TENANT>-<UTC time>.monk.db here]')
-            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output file (one tenant) or directory [default: <TENANT>-<UTC time>.monk.db here]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output file (one tenant) or directory (one that exists, a path ending in `/`, or for several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output file (one tenant) or directory (one that exists, a path ending in `/`, or for several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]')
             [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tenants extracted at once [default: the number of CPUs, at most 4]')
             [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants extracted at once [default: the number of CPUs, at most 4]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')

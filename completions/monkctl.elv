@@ -481,8 +481,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;template;help;help'= {
         }
         &'monkctl;extract'= {
-            cand -o 'Output file (one tenant) or directory [default: <TENANT>-<UTC time>.monk.db here]'
-            cand --output 'Output file (one tenant) or directory [default: <TENANT>-<UTC time>.monk.db here]'
+            cand -o 'Output file (one tenant) or directory (one that exists, a path ending in `/`, or for several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]'
+            cand --output 'Output file (one tenant) or directory (one that exists, a path ending in `/`, or for several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]'
             cand -j 'Tenants extracted at once [default: the number of CPUs, at most 4]'
             cand --jobs 'Tenants extracted at once [default: the number of CPUs, at most 4]'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'

@@ -414,7 +414,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_see
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a template\'s metadata and verify its checksum'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a template (tenants cloned from it are not affected)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s o -l output -d 'Output file (one tenant) or directory [default: <TENANT>-<UTC time>.monk.db here]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s o -l output -d 'Output file (one tenant) or directory (one that exists, a path ending in `/`, or for several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s j -l jobs -d 'Tenants extracted at once [default: the number of CPUs, at most 4]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r

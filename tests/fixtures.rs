@@ -658,7 +658,10 @@ fn a_fixture_leaving_a_deferred_foreign_key_broken_is_named_and_changes_nothing(
 fn fixture_check_of_nothing_fails_instead_of_passing() {
     let env = Env::new();
     let e = env.fails(&["fixture", "check"], 3);
-    assert!(e.contains("no fixtures directory") && e.contains("--fixtures"), "{e}");
+    assert!(
+        e.contains("no fixtures directory") && e.contains("--fixtures"),
+        "{e}"
+    );
     std::fs::create_dir_all(env.root().join("fixtures")).unwrap();
     let e = env.fails(&["fixture", "check"], 3);
     assert!(e.contains("holds no fixture"), "{e}");

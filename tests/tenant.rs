@@ -752,3 +752,33 @@ fn a_cancelled_confirmation_exits_21_and_changes_nothing() {
     assert!(text.contains("cancelled: nothing was changed"), "{text}");
     assert_eq!(snapshot(&env.data()), before);
 }
+
+/// After a purge, a deleted tenant is reported as purged (not as a missing file to fix), and a
+/// later purge counts it neither as due nor as kept.
+#[test]
+fn purged_tenants_are_shown_as_purged_and_not_counted_again() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    env.ok(&["tenant", "create", "beta"]);
+    env.ok(&["tenant", "delete", "acme", "--yes"]);
+    env.ok(&["tenant", "delete", "beta", "--yes"]);
+    let v = env.json(&["tenant", "purge", "--older-than", "0s", "--yes"]);
+    assert_eq!(v["purged"].as_array().unwrap().len(), 2, "{v}");
+    let v = env.json(&["tenant", "purge", "--older-than", "30d", "--dry-run"]);
+    assert_eq!(v["kept"], 0, "{v}");
+    assert_eq!(v["purged"].as_array().unwrap().len(), 0, "{v}");
+    let show = env.json(&["tenant", "show", "acme"]);
+    assert_eq!(show["purged"], true, "{show}");
+    assert_eq!(show["file_error"], Value::Null, "{show}");
+    let (_, code) = {
+        let out = env.run(&["--format", "json", "doctor"]);
+        (out.stdout, out.status.code())
+    };
+    assert_eq!(code, Some(0));
+    // A live tenant whose file is missing is still an error to fix.
+    env.ok(&["tenant", "create", "gamma"]);
+    std::fs::remove_file(env.tenant_file("gamma")).unwrap();
+    let show = env.json(&["tenant", "show", "gamma"]);
+    assert_eq!(show["purged"], false);
+    assert!(show["file_error"].as_str().unwrap().contains("missing"));
+}

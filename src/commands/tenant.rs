@@ -226,6 +226,12 @@ impl Render for TenantDetail {
         if let Some(e) = &self.file_error {
             rows.push(("file_error", e.clone()));
         }
+        if self.purged {
+            rows.push((
+                "purged",
+                "yes: `tenant purge` removed the trash copy; nothing is left to read".into(),
+            ));
+        }
         rows.push(("tables", output::table_counts(&self.tables)));
         rows.push((
             "fixtures",

@@ -787,6 +787,8 @@ pub struct TenantDetail {
     pub fixtures: Vec<FixtureRow>,
     /// Why the file's content could not be read, if it could not.
     pub file_error: Option<String>,
+    /// A deleted tenant whose trash copy `tenant purge` removed: there is no file to read.
+    pub purged: bool,
 }
 
 pub fn show(ws: &Workspace, name: &str) -> Result<TenantDetail> {
@@ -805,18 +807,21 @@ pub fn show(ws: &Workspace, name: &str) -> Result<TenantDetail> {
             }
             Err(e) => file_error = Some(e.to_string()),
         }
-    } else {
+    } else if !tenant.is_deleted() {
         file_error = Some(format!(
             "the file is missing: {} (run `monkctl doctor`)",
             path.display()
         ));
     }
+    // A deleted tenant whose trash copy is gone was purged: nothing is wrong, nothing is left.
+    let purged = tenant.is_deleted() && !file_exists;
     Ok(TenantDetail {
         size_bytes: fsutil::size_of(&path),
         wal_bytes: fsutil::size_of(&fsutil::with_suffix(&path, "-wal")),
         tenant,
         path,
         file_exists,
+        purged,
         owner_name,
         tables,
         fixtures,
@@ -1046,7 +1051,8 @@ pub struct PurgeReport {
     pub older_than_seconds: u64,
     pub dry_run: bool,
     pub purged: Vec<Purged>,
-    /// Deleted tenants still inside the retention.
+    /// Deleted tenants still inside the retention whose trash copy is still there (those purged
+    /// before are not counted).
     pub kept: usize,
 }
 
@@ -1057,12 +1063,6 @@ pub fn purge_candidates(ws: &Workspace, older_than: Duration) -> Result<(Vec<Pur
         ids::unix_now().saturating_sub(i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX));
     let (mut due, mut kept) = (Vec::new(), 0);
     for t in reg.all()?.into_iter().filter(TenantRow::is_deleted) {
-        let when = t.deleted_at.as_deref().and_then(ids::parse_timestamp);
-        // A deleted row without a readable time is kept: purging is the one irreversible step.
-        if when.is_none_or(|w| w > cutoff) {
-            kept += 1;
-            continue;
-        }
         let trash = ws.layout.trash_path(&t.schema, &t.id)?;
         let files: Vec<PathBuf> = ["", "-wal", "-shm"]
             .iter()
@@ -1070,6 +1070,13 @@ pub fn purge_candidates(ws: &Workspace, older_than: Duration) -> Result<(Vec<Pur
             .filter(|p| p.exists())
             .collect();
         if files.is_empty() {
+            // Purged before: neither due nor kept.
+            continue;
+        }
+        let when = t.deleted_at.as_deref().and_then(ids::parse_timestamp);
+        // A deleted row without a readable time is kept: purging is the one irreversible step.
+        if when.is_none_or(|w| w > cutoff) {
+            kept += 1;
             continue;
         }
         due.push(Purged {

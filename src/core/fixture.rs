@@ -1719,6 +1719,49 @@ mod tests {
         assert!(parse_csv(p, "a\n\"open\n").is_err());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+        /// Any table written as RFC 4180 CSV (text quoted with `""` escapes, `NULL` as an
+        /// unquoted empty field, LF or CRLF, a final newline or not) reads back cell for cell:
+        /// `""` stays empty text and an empty field stays `Null`.
+        #[test]
+        fn csv_reads_back_what_was_written(
+            rows in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::option::of("[a-z ,\"\n\r\u{e9}\u{1F600}]{0,8}"),
+                    3,
+                ),
+                0..6,
+            ),
+            crlf in proptest::bool::ANY,
+            final_newline in proptest::bool::ANY,
+        ) {
+            let eol = if crlf { "\r\n" } else { "\n" };
+            let field = |c: &Option<String>| match c {
+                None => String::new(),
+                Some(s) => format!("\"{}\"", s.replace('"', "\"\"")),
+            };
+            let mut text = String::from("a,b,c");
+            for r in &rows {
+                text.push_str(eol);
+                text.push_str(&r.iter().map(field).collect::<Vec<_>>().join(","));
+            }
+            if final_newline {
+                text.push_str(eol);
+            }
+            let (header, parsed) = parse_csv(Path::new("p.csv"), &text).unwrap();
+            proptest::prop_assert_eq!(header, vec!["a", "b", "c"]);
+            proptest::prop_assert_eq!(parsed.len(), rows.len());
+            for (want, got) in rows.iter().zip(&parsed) {
+                let want: Vec<Cell> = want
+                    .iter()
+                    .map(|c| c.clone().map_or(Cell::Null, Cell::Text))
+                    .collect();
+                proptest::prop_assert_eq!(&got.cells, &want);
+            }
+        }
+    }
+
     #[test]
     fn conversion_follows_declared_types() {
         assert_eq!(Affinity::of("INTEGER"), Affinity::Integer);

@@ -90,6 +90,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('suspend', 'suspend', [CompletionResultType]::ParameterValue, 'Suspend a tenant: the API refuses logins and requests at once')
             [CompletionResult]::new('activate', 'activate', [CompletionResultType]::ParameterValue, 'Make a suspended or pending tenant active')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed')
+            [CompletionResult]::new('undelete', 'undelete', [CompletionResultType]::ParameterValue, 'Bring back a deleted tenant from its trash copy (before `tenant purge` removed it)')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove the trashed files of tenants deleted longer ago than a retention')
             [CompletionResult]::new('vacuum', 'vacuum', [CompletionResultType]::ParameterValue, 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change')
@@ -217,6 +218,19 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'monkctl;tenant;undelete' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
+            [CompletionResult]::new('--migrations', '--migrations', [CompletionResultType]::ParameterName, 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant''s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]')
+            [CompletionResult]::new('--layout', '--layout', [CompletionResultType]::ParameterName, 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: table for people, json and csv for scripts')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'monkctl;tenant;purge' {
             [CompletionResult]::new('--older-than', '--older-than', [CompletionResultType]::ParameterName, 'Retention: purge tenants deleted longer ago than this (a number and a unit: ms, s, m, h, d, w)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
@@ -275,6 +289,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('suspend', 'suspend', [CompletionResultType]::ParameterValue, 'Suspend a tenant: the API refuses logins and requests at once')
             [CompletionResult]::new('activate', 'activate', [CompletionResultType]::ParameterValue, 'Make a suspended or pending tenant active')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed')
+            [CompletionResult]::new('undelete', 'undelete', [CompletionResultType]::ParameterValue, 'Bring back a deleted tenant from its trash copy (before `tenant purge` removed it)')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove the trashed files of tenants deleted longer ago than a retention')
             [CompletionResult]::new('vacuum', 'vacuum', [CompletionResultType]::ParameterValue, 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change')
@@ -303,6 +318,9 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;tenant;help;delete' {
+            break
+        }
+        'monkctl;tenant;help;undelete' {
             break
         }
         'monkctl;tenant;help;purge' {
@@ -881,6 +899,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('suspend', 'suspend', [CompletionResultType]::ParameterValue, 'Suspend a tenant: the API refuses logins and requests at once')
             [CompletionResult]::new('activate', 'activate', [CompletionResultType]::ParameterValue, 'Make a suspended or pending tenant active')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed')
+            [CompletionResult]::new('undelete', 'undelete', [CompletionResultType]::ParameterValue, 'Bring back a deleted tenant from its trash copy (before `tenant purge` removed it)')
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove the trashed files of tenants deleted longer ago than a retention')
             [CompletionResult]::new('vacuum', 'vacuum', [CompletionResultType]::ParameterValue, 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change')
@@ -908,6 +927,9 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;help;tenant;delete' {
+            break
+        }
+        'monkctl;help;tenant;undelete' {
             break
         }
         'monkctl;help;tenant;purge' {

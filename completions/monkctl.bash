@@ -220,6 +220,9 @@ _monkctl() {
             monkctl__subcmd__help__subcmd__tenant,trash)
                 cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__trash"
                 ;;
+            monkctl__subcmd__help__subcmd__tenant,undelete)
+                cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__undelete"
+                ;;
             monkctl__subcmd__help__subcmd__tenant,untrash)
                 cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__untrash"
                 ;;
@@ -346,6 +349,9 @@ _monkctl() {
             monkctl__subcmd__tenant,trash)
                 cmd="monkctl__subcmd__tenant__subcmd__trash"
                 ;;
+            monkctl__subcmd__tenant,undelete)
+                cmd="monkctl__subcmd__tenant__subcmd__undelete"
+                ;;
             monkctl__subcmd__tenant,untrash)
                 cmd="monkctl__subcmd__tenant__subcmd__untrash"
                 ;;
@@ -381,6 +387,9 @@ _monkctl() {
                 ;;
             monkctl__subcmd__tenant__subcmd__help,trash)
                 cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__trash"
+                ;;
+            monkctl__subcmd__tenant__subcmd__help,undelete)
+                cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__undelete"
                 ;;
             monkctl__subcmd__tenant__subcmd__help,untrash)
                 cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__untrash"
@@ -1560,7 +1569,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__tenant)
-            opts="create list show trash untrash suspend activate delete purge vacuum usage"
+            opts="create list show trash untrash suspend activate delete undelete purge vacuum usage"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1672,6 +1681,20 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__tenant__subcmd__trash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__tenant__subcmd__undelete)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2644,7 +2667,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version create list show trash untrash suspend activate delete purge vacuum usage help"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version create list show trash untrash suspend activate delete undelete purge vacuum usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2824,7 +2847,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__help)
-            opts="create list show trash untrash suspend activate delete purge vacuum usage help"
+            opts="create list show trash untrash suspend activate delete undelete purge vacuum usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2950,6 +2973,20 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__help__subcmd__trash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__help__subcmd__undelete)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3170,6 +3207,44 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__trash)
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__undelete)
             opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

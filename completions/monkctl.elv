@@ -84,6 +84,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand suspend 'Suspend a tenant: the API refuses logins and requests at once'
             cand activate 'Make a suspended or pending tenant active'
             cand delete 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
+            cand undelete 'Bring back a deleted tenant from its trash copy (before `tenant purge` removed it)'
             cand purge 'Remove the trashed files of tenants deleted longer ago than a retention'
             cand vacuum 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
             cand usage 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
@@ -202,6 +203,18 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'monkctl;tenant;undelete'= {
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --migrations 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant''s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --layout 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'monkctl;tenant;purge'= {
             cand --older-than 'Retention: purge tenants deleted longer ago than this (a number and a unit: ms, s, m, h, d, w)'
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
@@ -257,6 +270,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand suspend 'Suspend a tenant: the API refuses logins and requests at once'
             cand activate 'Make a suspended or pending tenant active'
             cand delete 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
+            cand undelete 'Bring back a deleted tenant from its trash copy (before `tenant purge` removed it)'
             cand purge 'Remove the trashed files of tenants deleted longer ago than a retention'
             cand vacuum 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
             cand usage 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
@@ -277,6 +291,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;tenant;help;activate'= {
         }
         &'monkctl;tenant;help;delete'= {
+        }
+        &'monkctl;tenant;help;undelete'= {
         }
         &'monkctl;tenant;help;purge'= {
         }
@@ -791,6 +807,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand suspend 'Suspend a tenant: the API refuses logins and requests at once'
             cand activate 'Make a suspended or pending tenant active'
             cand delete 'Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed'
+            cand undelete 'Bring back a deleted tenant from its trash copy (before `tenant purge` removed it)'
             cand purge 'Remove the trashed files of tenants deleted longer ago than a retention'
             cand vacuum 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
             cand usage 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
@@ -810,6 +827,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;help;tenant;activate'= {
         }
         &'monkctl;help;tenant;delete'= {
+        }
+        &'monkctl;help;tenant;undelete'= {
         }
         &'monkctl;help;tenant;purge'= {
         }

@@ -140,6 +140,8 @@ pub enum TenantCommand {
     Activate(NameArg),
     /// Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed
     Delete(DeleteArgs),
+    /// Bring back a deleted tenant from its trash copy (before `tenant purge` removed it)
+    Undelete(NameArg),
     /// Remove the trashed files of tenants deleted longer ago than a retention
     Purge(PurgeArgs),
     /// Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for

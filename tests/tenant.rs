@@ -782,3 +782,82 @@ fn purged_tenants_are_shown_as_purged_and_not_counted_again() {
     assert_eq!(show["purged"], false);
     assert!(show["file_error"].as_str().unwrap().contains("missing"));
 }
+
+/// The way back from `tenant delete`: `tenant undelete` while the trash copy exists.
+#[test]
+fn undelete_brings_a_deleted_tenant_back_from_its_trash_copy() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme", "--owner", "admin"]);
+    env.open(&env.tenant_file("acme"))
+        .execute(
+            "INSERT INTO users (id, name, auth, access) VALUES ('u1', 'kept', 'kept', 'read')",
+            [],
+        )
+        .unwrap();
+    env.ok(&["tenant", "delete", "acme", "--yes"]);
+    env.fails(&["tenant", "suspend", "acme"], 4);
+    let v = env.json(&["tenant", "undelete", "acme"]);
+    assert_eq!(v["status"], "active", "{v}");
+    assert_eq!(v["deleted_at"], Value::Null);
+    let n: i64 = env
+        .open(&env.tenant_file("acme"))
+        .query_row("SELECT count(*) FROM users WHERE name = 'kept'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(fs::read_dir(env.data().join("trash")).unwrap().count(), 0);
+    let out = env.run(&["--format", "json", "doctor"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Only a deleted tenant; never after a purge.
+    env.fails(&["tenant", "undelete", "acme"], 4);
+    env.ok(&["tenant", "delete", "acme", "--yes"]);
+    env.ok(&["tenant", "purge", "--older-than", "0s", "--yes"]);
+    let e = env.fails(&["tenant", "undelete", "acme"], 3);
+    assert!(e.contains("purged") && e.contains("monkctl restore"), "{e}");
+    env.fails(&["tenant", "undelete", "nobody"], 3);
+}
+
+/// Killed after the file was put back but before the row changed: the tenant is still deleted
+/// and a retry finishes the undelete.
+#[test]
+fn undelete_killed_before_its_commit_is_finished_by_a_retry() {
+    use std::io::BufRead;
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    env.ok(&["tenant", "delete", "acme", "--yes"]);
+    let mut child = env
+        .std_cmd()
+        .args(["tenant", "undelete", "acme"])
+        .env("MONKCTL_PAUSE_AT", "tenant.undelete.placed")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("paused at tenant.undelete.placed"), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let show = env.json(&["tenant", "show", "acme"]);
+    assert_eq!(show["status"], "deleted");
+    let v = env.json(&["tenant", "undelete", "acme"]);
+    assert_eq!(v["status"], "active", "{v}");
+    let out = env.run(&["--format", "json", "doctor"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] != "error"),
+        "{report:#}"
+    );
+}

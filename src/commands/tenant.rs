@@ -5,7 +5,7 @@ use crate::core::ids;
 use crate::core::maintenance::{self, Usage, UsageSort, VacuumReport};
 use crate::core::tenant::{
     self, CreateSpec, Created, Deleted, ListFilter, PurgeReport, SortKey, StateChange, StateResult,
-    TenantDetail, TenantSummary,
+    TenantDetail, TenantSummary, Undeleted,
 };
 use crate::core::{fixture, template, Batch, Error, Workspace};
 use crate::output::{self, opt, size, List, Render, Table};
@@ -38,6 +38,7 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
             )?;
             show(g.format, &tenant::delete(&ws, &a.name)?)
         }
+        TenantCommand::Undelete(a) => show(g.format, &tenant::undelete(&ws, &a.name)?),
         TenantCommand::Vacuum(a) => {
             let report = maintenance::vacuum(&ws, &a.names, a.all, &Bar::new())?;
             output::print(g.format, &report)?;
@@ -430,5 +431,16 @@ impl Render for List<Usage> {
             self.0.len(),
             size(Some(total))
         )]
+    }
+}
+
+impl Render for Undeleted {
+    fn table(&self) -> Table {
+        Table::fields(vec![
+            ("tenant", self.tenant.name.clone()),
+            ("status", self.tenant.status.clone()),
+            ("path", self.path.display().to_string()),
+            ("from", self.from.display().to_string()),
+        ])
     }
 }

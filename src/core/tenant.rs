@@ -867,7 +867,7 @@ pub fn change_state(ws: &Workspace, name: &str, change: StateChange) -> Result<S
         let mut t = w.get(name)?;
         if t.is_deleted() {
             return Err(Error::Conflict(format!(
-                "tenant '{name}' is deleted; a deleted tenant cannot be changed (restore it from its archive or trash instead)"
+                "tenant '{name}' is deleted; a deleted tenant cannot be changed: bring it back first with `monkctl tenant undelete {name}` (while its trash copy exists), or restore it from an archive"
             )));
         }
         let before = t.clone();
@@ -949,6 +949,103 @@ pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
         other => other,
     })?;
     Ok(Deleted { tenant, moved })
+}
+
+/// What `tenant undelete` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Undeleted {
+    #[serde(flatten)]
+    pub tenant: TenantRow,
+    /// The live file, put back from the trash copy.
+    pub path: PathBuf,
+    /// The trash copy it came from (removed once the tenant was back).
+    pub from: PathBuf,
+    /// Files found at the live place (an interrupted earlier attempt), moved to the orphans.
+    pub moved_aside: Vec<PathBuf>,
+}
+
+/// Brings back a deleted tenant whose trash copy is still there (not purged): the copy is put
+/// back at the tenant's place as a new file (copied beside it, synced, linked, never over
+/// another file) and its row made active again (`deleted_at` cleared, `status='active'`), both
+/// in one registry transaction, as `create` places a tenant. The trash copy is removed after the
+/// commit. A crash leaves the tenant deleted with its copy in the trash (run it again), or
+/// undeleted with a stale trash copy that `doctor --repair` moves to the orphans.
+pub fn undelete(ws: &Workspace, name: &str) -> Result<Undeleted> {
+    names::tenant(name)?;
+    let layout = &ws.layout;
+    let mut reg = ws.registry_existing_for_write()?;
+    let t = reg.get(name)?;
+    if !t.is_deleted() {
+        return Err(Error::Conflict(format!(
+            "tenant '{name}' is not deleted; only a deleted tenant is undeleted"
+        )));
+    }
+    let trash = layout.trash_path(&t.schema, &t.id)?;
+    if !trash.exists() {
+        return Err(Error::FileNotFound {
+            what: "trash copy",
+            path: trash,
+            hint: format!(
+                "tenant '{name}' was purged; restore it from an archive with `monkctl restore ARCHIVE --as NEW_NAME`"
+            ),
+        });
+    }
+    let live = layout.tenant_path(&t.database, &t.schema)?;
+    if let Some(dir) = live.parent() {
+        fsutil::create_private_dir(dir)?;
+    }
+    let tmp = fsutil::temp_beside(&live);
+    let guard = fsutil::TempFile(Some(tmp.clone()));
+    {
+        let mut from = fs::File::open(&trash).at(&trash)?;
+        let mut to = fsutil::create_private_file(&tmp)?;
+        std::io::copy(&mut from, &mut to).at(&tmp)?;
+    }
+    fsutil::sync_file(&tmp)?;
+    let mut moved_aside = Vec::new();
+    let mut placed = false;
+    let result = reg.write(|w| {
+        let mut row = w.get(name)?;
+        if !row.is_deleted() || row.id != t.id {
+            return Err(Error::Conflict(format!(
+                "tenant '{name}' changed while it was being undeleted; run it again"
+            )));
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let p = fsutil::with_suffix(&live, suffix);
+            if p.exists() {
+                moved_aside.push(fsutil::move_into(&p, &layout.orphans_dir())?);
+            }
+        }
+        fsutil::place_new(&tmp, &live)?;
+        placed = true;
+        super::pause_point("tenant.undelete.placed");
+        row.deleted_at = None;
+        row.status = "active".into();
+        row.is_active = true;
+        row.updated_at = ids::now_iso();
+        w.update_state(&row)
+    });
+    drop(guard);
+    if let Err(e) = result {
+        if placed {
+            let _ = fs::remove_file(&live);
+        }
+        return Err(e);
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let p = fsutil::with_suffix(&trash, suffix);
+        if p.exists() {
+            fs::remove_file(&p).at(&p)?;
+        }
+    }
+    fsutil::sync_dir(&layout.trash_dir())?;
+    Ok(Undeleted {
+        tenant: reg.get(name)?,
+        path: live,
+        from: trash,
+        moved_aside,
+    })
 }
 
 /// Room the copy of a tenant into the trash needs besides its content: SQLite's `-shm` and

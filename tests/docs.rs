@@ -113,3 +113,54 @@ fn completion_prints_a_script_and_version_names_the_sqlite_build() {
     // The repository's build enables sqlite_dbpage (.cargo/config.toml).
     assert!(v.contains("page-level restore: yes"), "{v}");
 }
+
+/// The README's quick start runs as written, line by line, with the binary under test as
+/// `monkctl`, from a copy of the repository's `samples/` (`cargo install` is the one line not run:
+/// the binary is the one built for the tests).
+#[test]
+fn the_readme_quick_start_runs_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = fs::read_to_string(root.join("README.md")).unwrap();
+    let lines: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("## Quick start"))
+        .skip(1)
+        .skip_while(|l| !l.starts_with("    "))
+        .take_while(|l| l.starts_with("    "))
+        .map(str::trim)
+        .filter(|l| !l.starts_with("cargo install"))
+        .collect();
+    assert!(lines.len() > 8, "{lines:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let samples = dir.path().join("samples");
+    fs::create_dir(&samples).unwrap();
+    for e in fs::read_dir(root.join("samples")).unwrap() {
+        let e = e.unwrap();
+        fs::copy(e.path(), samples.join(e.file_name())).unwrap();
+    }
+    let bin = Path::new(env!("CARGO_BIN_EXE_monkctl")).parent().unwrap();
+    for line in lines {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .current_dir(dir.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env_remove("MONK_DATA_DIR")
+            .env_remove("DATABASE_URL")
+            .env_remove("MONK_CONFIG")
+            .env_remove("MONK_MIGRATIONS_DIR")
+            .env_remove("MONK_LAYOUT")
+            .env("HOME", dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "`{line}` failed with {:?}: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let list = fs::read_to_string(samples.join("tenants.txt")).unwrap();
+    assert!(list.contains("initech"));
+}

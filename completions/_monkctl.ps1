@@ -585,6 +585,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an archive''s metadata, tables and row counts, without changing it')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check an archive: SQLite integrity, metadata, row counts and content checksum')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the archives (*.monk.db) in a directory: tenant, time, size, versions')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -614,9 +615,24 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'monkctl;archive;list' {
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
+            [CompletionResult]::new('--migrations', '--migrations', [CompletionResultType]::ParameterName, 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant''s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]')
+            [CompletionResult]::new('--layout', '--layout', [CompletionResultType]::ParameterName, 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: table for people, json and csv for scripts')
+            [CompletionResult]::new('--verify', '--verify', [CompletionResultType]::ParameterName, 'Verify each archive fully, as `archive verify` does (reads every page)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'monkctl;archive;help' {
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an archive''s metadata, tables and row counts, without changing it')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check an archive: SQLite integrity, metadata, row counts and content checksum')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the archives (*.monk.db) in a directory: tenant, time, size, versions')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -624,6 +640,9 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;archive;help;verify' {
+            break
+        }
+        'monkctl;archive;help;list' {
             break
         }
         'monkctl;archive;help;help' {
@@ -989,12 +1008,16 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;help;archive' {
             [CompletionResult]::new('inspect', 'inspect', [CompletionResultType]::ParameterValue, 'Show an archive''s metadata, tables and row counts, without changing it')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check an archive: SQLite integrity, metadata, row counts and content checksum')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the archives (*.monk.db) in a directory: tenant, time, size, versions')
             break
         }
         'monkctl;help;archive;inspect' {
             break
         }
         'monkctl;help;archive;verify' {
+            break
+        }
+        'monkctl;help;archive;list' {
             break
         }
         'monkctl;help;restore' {

@@ -58,6 +58,9 @@ _monkctl() {
             monkctl__subcmd__archive,inspect)
                 cmd="monkctl__subcmd__archive__subcmd__inspect"
                 ;;
+            monkctl__subcmd__archive,list)
+                cmd="monkctl__subcmd__archive__subcmd__list"
+                ;;
             monkctl__subcmd__archive,verify)
                 cmd="monkctl__subcmd__archive__subcmd__verify"
                 ;;
@@ -66,6 +69,9 @@ _monkctl() {
                 ;;
             monkctl__subcmd__archive__subcmd__help,inspect)
                 cmd="monkctl__subcmd__archive__subcmd__help__subcmd__inspect"
+                ;;
+            monkctl__subcmd__archive__subcmd__help,list)
+                cmd="monkctl__subcmd__archive__subcmd__help__subcmd__list"
                 ;;
             monkctl__subcmd__archive__subcmd__help,verify)
                 cmd="monkctl__subcmd__archive__subcmd__help__subcmd__verify"
@@ -144,6 +150,9 @@ _monkctl() {
                 ;;
             monkctl__subcmd__help__subcmd__archive,inspect)
                 cmd="monkctl__subcmd__help__subcmd__archive__subcmd__inspect"
+                ;;
+            monkctl__subcmd__help__subcmd__archive,list)
+                cmd="monkctl__subcmd__help__subcmd__archive__subcmd__list"
                 ;;
             monkctl__subcmd__help__subcmd__archive,verify)
                 cmd="monkctl__subcmd__help__subcmd__archive__subcmd__verify"
@@ -445,7 +454,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version inspect verify help"
+            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version inspect verify list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -483,7 +492,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__help)
-            opts="inspect verify help"
+            opts="inspect verify list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -524,6 +533,20 @@ _monkctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        monkctl__subcmd__archive__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         monkctl__subcmd__archive__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -540,6 +563,44 @@ _monkctl() {
             ;;
         monkctl__subcmd__archive__subcmd__inspect)
             opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__archive__subcmd__list)
+            opts="-h -V --verify --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1163,7 +1224,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__archive)
-            opts="inspect verify"
+            opts="inspect verify list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1177,6 +1238,20 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__archive__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__archive__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

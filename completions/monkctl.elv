@@ -527,6 +527,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --version 'Print version'
             cand inspect 'Show an archive''s metadata, tables and row counts, without changing it'
             cand verify 'Check an archive: SQLite integrity, metadata, row counts and content checksum'
+            cand list 'List the archives (*.monk.db) in a directory: tenant, time, size, versions'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'monkctl;archive;inspect'= {
@@ -553,14 +554,30 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'monkctl;archive;list'= {
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --migrations 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant''s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --layout 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand --verify 'Verify each archive fully, as `archive verify` does (reads every page)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'monkctl;archive;help'= {
             cand inspect 'Show an archive''s metadata, tables and row counts, without changing it'
             cand verify 'Check an archive: SQLite integrity, metadata, row counts and content checksum'
+            cand list 'List the archives (*.monk.db) in a directory: tenant, time, size, versions'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'monkctl;archive;help;inspect'= {
         }
         &'monkctl;archive;help;verify'= {
+        }
+        &'monkctl;archive;help;list'= {
         }
         &'monkctl;archive;help;help'= {
         }
@@ -872,10 +889,13 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;help;archive'= {
             cand inspect 'Show an archive''s metadata, tables and row counts, without changing it'
             cand verify 'Check an archive: SQLite integrity, metadata, row counts and content checksum'
+            cand list 'List the archives (*.monk.db) in a directory: tenant, time, size, versions'
         }
         &'monkctl;help;archive;inspect'= {
         }
         &'monkctl;help;archive;verify'= {
+        }
+        &'monkctl;help;archive;list'= {
         }
         &'monkctl;help;restore'= {
         }

@@ -442,20 +442,21 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l all -d 'Extr
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l force -d 'Overwrite an existing output file'
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
 api\t''"
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -s h -l help -d 'Print help'
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -f -a "inspect" -d 'Show an archive\'s metadata, tables and row counts, without changing it'
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -f -a "verify" -d 'Check an archive: SQLite integrity, metadata, row counts and content checksum'
-complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -f -a "inspect" -d 'Show an archive\'s metadata, tables and row counts, without changing it'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -f -a "verify" -d 'Check an archive: SQLite integrity, metadata, row counts and content checksum'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -f -a "list" -d 'List the archives (*.monk.db) in a directory: tenant, time, size, versions'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -478,8 +479,21 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l database-url -d 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l migrations -d 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant\'s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]' -r -F
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l layout -d 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]' -r -f -a "design\t''
+api\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
+json\t''
+csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l verify -d 'Verify each archive fully, as `archive verify` does (reads every page)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Show an archive\'s metadata, tables and row counts, without changing it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check an archive: SQLite integrity, metadata, row counts and content checksum'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the archives (*.monk.db) in a directory: tenant, time, size, versions'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l as -d 'Restore under this name (a new tenant id) instead of the archived tenant\'s name' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -660,6 +674,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_su
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from template" -f -a "rm" -d 'Remove a template (tenants cloned from it are not affected)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from archive" -f -a "inspect" -d 'Show an archive\'s metadata, tables and row counts, without changing it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from archive" -f -a "verify" -d 'Check an archive: SQLite integrity, metadata, row counts and content checksum'
+complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from archive" -f -a "list" -d 'List the archives (*.monk.db) in a directory: tenant, time, size, versions'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "status" -d 'Applied version, pending, diverged and missing migrations of each database'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "plan" -d 'What `up` would run where, flagging destructive statements; writes nothing'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and __fish_seen_subcommand_from migrate" -f -a "up" -d 'Migrate the infra database, then the tenants in parallel, each in one transaction'

@@ -487,6 +487,19 @@ pub enum ArchiveCommand {
     Inspect(FileArg),
     /// Check an archive: SQLite integrity, metadata, row counts and content checksum
     Verify(FileArg),
+    /// List the archives (*.monk.db) in a directory: tenant, time, size, versions
+    List(ListArchivesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArchivesArgs {
+    /// Directory holding archives
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Verify each archive fully, as `archive verify` does (reads every page)
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Args)]

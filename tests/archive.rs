@@ -1438,3 +1438,39 @@ fn extract_to_a_directory_that_does_not_exist_yet_makes_it() {
     env.fails(&["extract", "nobody", "-o", "empty/"], 3);
     assert!(!env.root().join("empty").exists());
 }
+
+/// `archive list DIR`: the archives of a directory with tenant, time, size and versions; with
+/// `--verify` each checked in full. A bad file is listed with its error and makes the exit 8.
+#[test]
+fn archive_list_shows_a_directory_of_archives() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme"]);
+    env.ok(&["tenant", "create", "globex"]);
+    env.ok(&["extract", "acme", "globex", "-o", "backups/"]);
+    let v = env.json(&["archive", "list", "backups", "--verify"]);
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    assert_eq!(rows[0]["tenant"], "acme");
+    assert_eq!(rows[1]["tenant"], "globex");
+    for r in rows {
+        assert_eq!(r["verified"], true, "{r}");
+        assert_eq!(r["schema_version"], 1);
+        assert!(r["size_bytes"].as_u64().unwrap() > 0);
+        assert!(r["created_at"].as_str().is_some());
+    }
+    let listed = env.json(&["archive", "list", "backups"]);
+    assert_eq!(listed[0]["verified"], Value::Null);
+    // A damaged one is named, and fails the listing.
+    std::fs::write(env.root().join("backups/broken.monk.db"), b"not an archive").unwrap();
+    let out = env.run(&["--format", "json", "archive", "list", "backups"]);
+    assert_eq!(out.status.code(), Some(8));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let broken = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"].as_str().unwrap().ends_with("broken.monk.db"))
+        .unwrap();
+    assert!(broken["error"].as_str().is_some(), "{broken}");
+    env.fails(&["archive", "list", "nowhere"], 3);
+}

@@ -5,7 +5,7 @@ use crate::core::archive::{
     self, Extracted, Inspection, Output, RestoreOptions, Restored, Verified,
 };
 use crate::core::Batch;
-use crate::output::{self, opt, size, Render, Table};
+use crate::output::{self, opt, size, List, Render, Table};
 
 use super::{confirm, show, show_batch, workspace, Bar, Outcome};
 
@@ -44,6 +44,43 @@ pub fn run(g: &GlobalArgs, cmd: ArchiveCommand) -> Outcome {
     match cmd {
         ArchiveCommand::Inspect(a) => show(g.format, &archive::inspect(&a.file, set)?),
         ArchiveCommand::Verify(a) => show(g.format, &archive::verify(&a.file, set)?),
+        ArchiveCommand::List(a) => {
+            let listed = archive::list(&a.dir, a.verify, set)?;
+            show(g.format, &List(listed.clone()))?;
+            // A file that is no good archive (or fails verification) fails the listing's exit.
+            Ok(if listed.iter().any(|l| l.error.is_some()) {
+                crate::core::exit::PARTIAL
+            } else {
+                crate::core::exit::SUCCESS
+            })
+        }
+    }
+}
+
+impl Render for List<archive::Listed> {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec![
+            "file", "tenant", "created", "size", "schema", "verified", "error",
+        ]);
+        for l in &self.0 {
+            t.rows.push(vec![
+                l.path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                opt(&l.tenant),
+                opt(&l.created_at),
+                size(Some(l.size_bytes)),
+                l.schema_version.map(|v| v.to_string()).unwrap_or_default(),
+                match l.verified {
+                    Some(true) => "yes".into(),
+                    Some(false) => "FAILED".into(),
+                    None => "-".into(),
+                },
+                opt(&l.error),
+            ]);
+        }
+        t
     }
 }
 

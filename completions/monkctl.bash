@@ -2818,7 +2818,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__create)
-            opts="-h -V --owner --description --from-file --fixture --template --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-h -V --owner --description --from-file --fixture --template --skip-existing --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -104,6 +104,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --migrations 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant''s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
             cand --layout 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]'
             cand --format 'Output format: table for people, json and csv for scripts'
+            cand --skip-existing 'A tenant that exists already is left as it is and counts as done (exit 0), so that a provisioning script can be run again after an interruption'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'

@@ -109,6 +109,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l skip-existing -d 'A tenant that exists already is left as it is and counts as done (exit 0), so that a provisioning script can be run again after an interruption'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l status -d 'Only tenants with this status (repeatable)' -r -f -a "pending\t''

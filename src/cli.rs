@@ -236,6 +236,11 @@ pub struct CreateArgs {
     #[arg(long, value_name = "NAME")]
     pub template: Option<String>,
 
+    /// A tenant that exists already is left as it is and counts as done (exit 0), so that a
+    /// provisioning script can be run again after an interruption
+    #[arg(long)]
+    pub skip_existing: bool,
+
     #[command(flatten)]
     pub dir: FixturesDir,
 

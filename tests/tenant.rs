@@ -861,3 +861,34 @@ fn undelete_killed_before_its_commit_is_finished_by_a_retry() {
         "{report:#}"
     );
 }
+
+/// `tenant create --skip-existing`: a provisioning script run again after an interruption
+/// exits 0, leaving the tenants that exist as they are and creating the rest.
+#[test]
+fn create_skip_existing_makes_provisioning_rerunnable() {
+    let env = Env::new();
+    let list = env.root().join("tenants.txt");
+    fs::write(&list, "acme\nbeta admin\n").unwrap();
+    let l = list.to_str().unwrap();
+    env.ok(&["tenant", "create", "--from-file", l]);
+    env.fails(&["tenant", "create", "--from-file", l], 4);
+    let before = snapshot(&env.data());
+    let v = env.json(&["tenant", "create", "--from-file", l, "--skip-existing"]);
+    assert_eq!(v["failed"], 0, "{v}");
+    assert!(v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["result"]["existed"] == true));
+    assert_eq!(snapshot(&env.data()), before);
+    fs::write(&list, "acme\nbeta admin\ngamma\n").unwrap();
+    let out = env.ok(&["tenant", "create", "--from-file", l, "--skip-existing"]);
+    assert!(
+        out.contains("1 created, 2 existed already, 0 failed"),
+        "{out}"
+    );
+    // One name, the same; a deleted tenant's name is still refused.
+    env.ok(&["tenant", "create", "acme", "--skip-existing"]);
+    env.ok(&["tenant", "delete", "gamma", "--yes"]);
+    env.fails(&["tenant", "create", "gamma", "--skip-existing"], 4);
+}

@@ -99,14 +99,18 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
         Some(name) => {
             let image = template::load(&ws, name)?;
             let b = template::builder(&image, &fixtures, limit);
-            tenant::create_many(&ws, &specs, &b, &Bar::new())?
+            tenant::create_many(&ws, &specs, &b, a.skip_existing, &Bar::new())?
         }
-        None if fixtures.is_empty() => {
-            tenant::create_many(&ws, &specs, &tenant::system_builder(set), &Bar::new())?
-        }
+        None if fixtures.is_empty() => tenant::create_many(
+            &ws,
+            &specs,
+            &tenant::system_builder(set),
+            a.skip_existing,
+            &Bar::new(),
+        )?,
         None => {
             let b = fixture::builder(set, &fixtures, limit);
-            tenant::create_many(&ws, &specs, &b, &Bar::new())?
+            tenant::create_many(&ws, &specs, &b, a.skip_existing, &Bar::new())?
         }
     };
     show_batch(g.format, &batch)
@@ -256,7 +260,7 @@ impl Render for Batch<Created> {
             match &o.result {
                 Some(c) => t.rows.push(vec![
                     o.tenant.clone(),
-                    "created".into(),
+                    if c.existed { "existed" } else { "created" }.into(),
                     c.tenant.id.clone(),
                     c.path.display().to_string(),
                 ]),
@@ -284,10 +288,20 @@ impl Render for Batch<Created> {
                 )
             })
             .collect();
-        lines.push(format!(
-            "{} created, {} failed",
-            self.succeeded, self.failed
-        ));
+        let existed = self
+            .results
+            .iter()
+            .filter(|o| o.result.as_ref().is_some_and(|c| c.existed))
+            .count();
+        lines.push(if existed > 0 {
+            format!(
+                "{} created, {existed} existed already, {} failed",
+                self.succeeded - existed,
+                self.failed
+            )
+        } else {
+            format!("{} created, {} failed", self.succeeded, self.failed)
+        });
         lines
     }
 }

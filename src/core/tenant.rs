@@ -83,6 +83,8 @@ pub struct Created {
     pub path: PathBuf,
     /// Files of an interrupted earlier attempt that stood at this tenant's path, moved aside.
     pub moved_aside: Vec<PathBuf>,
+    /// True when the tenant existed already and `--skip-existing` left it as it was.
+    pub existed: bool,
 }
 
 /// Parses a `--from-file` list: one tenant a line, `NAME [OWNER [DESCRIPTION...]]`, blank lines
@@ -177,30 +179,63 @@ pub fn create_many(
     ws: &Workspace,
     specs: &[CreateSpec],
     builder: &Builder<'_>,
+    skip_existing: bool,
     progress: &dyn Progress,
 ) -> Result<Batch<Created>> {
     validate_specs(specs)?;
     let mut reg = ws.registry_for_write()?;
     progress.start(specs.len() as u64, "creating tenants");
-    let mut batch = Batch::default();
-    if let [spec] = specs {
-        let r = create_one(&mut reg, &ws.layout, spec, builder);
+    // With `skip_existing`, a tenant that exists (not deleted) is a success left as it is, so
+    // that a provisioning script can run again after an interruption and exit 0. Found before
+    // building, and again when a concurrent create won the name meanwhile.
+    let existing = |reg: &Registry, name: &str| -> Option<Result<Created>> {
+        if !skip_existing {
+            return None;
+        }
+        let t = reg.find(name).ok().flatten().filter(|t| !t.is_deleted())?;
+        Some(file_of(&ws.layout, &t).map(|path| Created {
+            tenant: t,
+            path,
+            moved_aside: Vec::new(),
+            existed: true,
+        }))
+    };
+    let mut results: Vec<Option<Result<Created>>> =
+        specs.iter().map(|s| existing(&reg, &s.name)).collect();
+    for (spec, _) in specs.iter().zip(&results).filter(|(_, r)| r.is_some()) {
         progress.advance(1, &spec.name);
-        batch.push(&spec.name, r);
+    }
+    let todo: Vec<usize> = (0..specs.len()).filter(|i| results[*i].is_none()).collect();
+    let made: Vec<CreateSpec> = todo.iter().map(|i| specs[*i].clone()).collect();
+    let mut created: Vec<Result<Created>> = Vec::new();
+    if let [spec] = made.as_slice() {
+        created.push(create_one(&mut reg, &ws.layout, spec, builder));
+        progress.advance(1, &spec.name);
     } else {
         let mut last_created = SystemTime::UNIX_EPOCH;
-        for chunk in specs.chunks(BATCH_SIZE) {
-            let results = create_batch(
+        for chunk in made.chunks(BATCH_SIZE) {
+            created.extend(create_batch(
                 &mut reg,
                 &ws.layout,
                 chunk,
                 builder,
                 progress,
                 &mut last_created,
-            );
-            for (spec, r) in chunk.iter().zip(results) {
-                batch.push(&spec.name, r);
+            ));
+        }
+    }
+    for (i, r) in todo.into_iter().zip(created) {
+        results[i] = Some(match r {
+            Err(Error::TenantExists(name)) if skip_existing => {
+                existing(&reg, &name).unwrap_or(Err(Error::TenantExists(name)))
             }
+            other => other,
+        });
+    }
+    let mut batch = Batch::default();
+    for (spec, r) in specs.iter().zip(results) {
+        if let Some(r) = r {
+            batch.push(&spec.name, r);
         }
     }
     progress.finish();
@@ -355,6 +390,7 @@ fn create_batch(
                         tenant,
                         path: p.final_path,
                         moved_aside: p.moved_aside,
+                        existed: false,
                     });
                     results[p.index] = Some(r);
                 }
@@ -632,6 +668,7 @@ pub fn create_one(
         tenant,
         path: final_path,
         moved_aside,
+        existed: false,
     })
 }
 

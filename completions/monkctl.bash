@@ -416,7 +416,7 @@ _monkctl() {
 
     case "${cmd}" in
         monkctl)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version init config tenant fixture template extract archive restore doctor migrate completion help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version init config tenant fixture template extract archive restore doctor migrate completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -454,7 +454,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version inspect verify list help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version inspect verify list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -562,7 +562,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__inspect)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -600,7 +600,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__list)
-            opts="-h -V --verify --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --verify --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -638,7 +638,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__verify)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -676,7 +676,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__completion)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version bash elvish fish powershell zsh"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -714,7 +714,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__config)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -752,7 +752,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__doctor)
-            opts="-j -h -V --tenant --full --repair --jobs --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-j -y -h -V --tenant --full --repair --jobs --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -802,7 +802,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__extract)
-            opts="-o -j -h -V --all --output --force --jobs --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-o -j -y -h -V --all --output --force --jobs --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -856,7 +856,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version list show check deploy status help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version list show check deploy status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -894,7 +894,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__check)
-            opts="-h -V --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --fixtures --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -936,7 +936,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__deploy)
-            opts="-h -V --tenant --all --force --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --tenant --all --force --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1084,7 +1084,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__list)
-            opts="-h -V --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --fixtures --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1126,7 +1126,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__show)
-            opts="-h -V --fixtures --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --fixtures --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1168,7 +1168,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__status)
-            opts="-h -V --tenant --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --tenant --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1826,7 +1826,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__init)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1864,7 +1864,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version status plan up undo snapshots help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version status plan up undo snapshots help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2028,7 +2028,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__plan)
-            opts="-h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2082,7 +2082,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version list prune help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version list prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2176,7 +2176,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots__subcmd__list)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2214,7 +2214,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots__subcmd__prune)
-            opts="-y -h -V --keep --older-than --yes --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --keep --older-than --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2260,7 +2260,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__status)
-            opts="-h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2314,7 +2314,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__undo)
-            opts="-y -h -V --busy-timeout --yes --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --busy-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2356,7 +2356,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__up)
-            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --yes --statement-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --statement-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2414,7 +2414,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__restore)
-            opts="-y -h -V --as --force --yes --migrate --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --as --force --migrate --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2456,7 +2456,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version build list show rm help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version build list show rm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2494,7 +2494,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__build)
-            opts="-h -V --fixture --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --fixture --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2628,7 +2628,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__list)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2666,7 +2666,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__rm)
-            opts="-y -h -V --yes --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2704,7 +2704,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__show)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2742,7 +2742,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version create list show trash untrash suspend activate delete undelete purge vacuum usage help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version create list show trash untrash suspend activate delete undelete purge vacuum usage help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2780,7 +2780,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__activate)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2818,7 +2818,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__create)
-            opts="-h -V --owner --description --from-file --fixture --template --skip-existing --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --owner --description --from-file --fixture --template --skip-existing --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2884,7 +2884,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__delete)
-            opts="-y -h -V --yes --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3118,7 +3118,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__list)
-            opts="-a -r -h -V --status --trashed --deleted --all --sort --reverse --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-a -r -y -h -V --status --trashed --deleted --all --sort --reverse --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3164,7 +3164,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__purge)
-            opts="-y -h -V --older-than --dry-run --yes --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --older-than --dry-run --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3206,7 +3206,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__show)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3244,7 +3244,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__suspend)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3282,7 +3282,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__trash)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3320,7 +3320,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__undelete)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3358,7 +3358,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__untrash)
-            opts="-h -V --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3396,7 +3396,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__usage)
-            opts="-a -r -h -V --all --sort --reverse --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-a -r -y -h -V --all --sort --reverse --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3438,7 +3438,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__vacuum)
-            opts="-h -V --all --data-dir --database-url --config --migrations --layout --format --help --version"
+            opts="-y -h -V --all --data-dir --database-url --config --migrations --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_monkctl_global_optspecs
-    string join \n data-dir= database-url= config= migrations= layout= format= h/help V/version
+    string join \n data-dir= database-url= config= migrations= layout= y/yes format= h/help V/version
 end
 
 function __fish_monkctl_needs_command
@@ -33,6 +33,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_needs_command" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_needs_command" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_needs_command" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_needs_command" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'
@@ -56,6 +57,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand init" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -67,6 +69,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -78,6 +81,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage help" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage help" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage help" -f -a "create" -d 'Create tenants: a database file the API serves, then the registry row'
@@ -110,6 +114,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l skip-existing -d 'A tenant that exists already is left as it is and counts as done (exit 0), so that a provisioning script can be run again after an interruption'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l status -d 'Only tenants with this status (repeatable)' -r -f -a "pending\t''
@@ -134,6 +139,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l deleted -d 'Include deleted tenants'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -s a -l all -d 'Include trashed and deleted tenants'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -s r -l reverse -d 'Reverse the order'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -145,6 +151,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -156,6 +163,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -167,6 +175,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -178,6 +187,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -189,6 +199,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -200,7 +211,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -212,6 +223,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l older-than -d 'Retention: purge tenants deleted longer ago than this (a number and a unit: ms, s, m, h, d, w)' -r
@@ -225,7 +237,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l dry-run -d 'Show what would be removed, remove nothing'
-complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -238,6 +250,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l all -d 'Vacuum every tenant that is not deleted'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l sort -d 'Sort key: name ascending; size, wal, rows, free and changed largest or newest first' -r -f -a "name\t''
@@ -257,6 +270,7 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s a -l all -d 'Include trashed and deleted tenants (a deleted tenant\'s file is read in the trash)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s r -l reverse -d 'Reverse the order'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create tenants: a database file the API serves, then the registry row'
@@ -281,6 +295,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
@@ -299,6 +314,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
@@ -311,6 +327,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
@@ -323,6 +340,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l tenant -d 'Tenant to deploy to (repeatable)' -r
@@ -339,6 +357,7 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l all -d 'Every active tenant that is neither trashed nor deleted'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l force -d 'Deploy the named fixtures again even where they are recorded as deployed'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l tenant -d 'Tenant name' -r
@@ -351,6 +370,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
@@ -368,6 +388,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -f -a "build" -d 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'
@@ -387,6 +408,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -398,6 +420,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -409,6 +432,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -420,7 +444,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
-complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "build" -d 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'
@@ -441,6 +465,7 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l all -d 'Extract every tenant that is not deleted, and a copy of the infra registry (needs -o DIR)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l force -d 'Overwrite an existing output file'
+complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -452,6 +477,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -f -a "inspect" -d 'Show an archive\'s metadata, tables and row counts, without changing it'
@@ -467,6 +493,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -478,6 +505,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -490,6 +518,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen
 json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l verify -d 'Verify each archive fully, as `archive verify` does (reads every page)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Show an archive\'s metadata, tables and row counts, without changing it'
@@ -507,8 +536,8 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l format -d 'O
 json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l force -d 'Replace the content of an existing tenant (its current database is saved to the trash first; writes to it wait until the new content is in place)'
-complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s y -l yes -d 'Do not ask for confirmation (required with --force without a terminal)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l migrate -d 'Bring an older schema up to date after restoring (`migrate up` for this tenant; destructive migrations are left to `migrate up --allow-destructive`)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l tenant -d 'Check only this tenant (repeatable); data-directory checks are skipped' -r
@@ -524,6 +553,7 @@ json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l full -d 'Run integrity_check and foreign_key_check instead of quick_check (slower)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l repair -d 'Repair what is safe (temp leftovers, stale locks, orphans to <data>/orphans/, WAL checkpoints, permissions, unrecorded fixtures), list each action, then check again'
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -535,6 +565,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -f -a "status" -d 'Applied version, pending, diverged and missing migrations of each database'
@@ -557,6 +588,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l include-trashed -d 'Include trashed tenants (deleted tenants are never migrated)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
@@ -573,6 +605,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 json\t''
 csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l include-trashed -d 'Include trashed tenants (deleted tenants are never migrated)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
@@ -593,7 +626,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l dry-run -d 'Show the plan instead of migrating (same as `migrate plan`)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l fail-fast -d 'Start no new tenant after the first failure'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l allow-destructive -d 'Allow migrations that drop or rewrite data; each such tenant is snapshotted first'
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s y -l yes -d 'Do not ask for confirmation of destructive migrations (required without a terminal)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l busy-timeout -d 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)' -r
@@ -606,7 +639,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l data-dir -d 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -618,6 +651,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -f -a "list" -d 'Runs that took snapshots, newest first'
@@ -638,6 +672,7 @@ api\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -l format -d 'Output format: table for people, json and csv for scripts' -r -f -a "table\t''
 json\t''
 csv\t''"
+complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate completion help" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'

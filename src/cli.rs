@@ -62,6 +62,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "LAYOUT", value_parser = ["design", "api"])]
     pub layout: Option<String>,
 
+    /// Do not ask for confirmation: destructive commands need it without a terminal; commands
+    /// that never ask accept it
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+
     /// Output format: table for people, json and csv for scripts
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -375,10 +380,6 @@ pub struct TemplateRmArgs {
     /// Template name
     #[arg(value_name = "NAME")]
     pub name: String,
-
-    /// Do not ask for confirmation (required without a terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -437,10 +438,6 @@ pub struct DeleteArgs {
     /// Tenant name
     #[arg(value_name = "NAME")]
     pub name: String,
-
-    /// Do not ask for confirmation (required without a terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -452,10 +449,6 @@ pub struct PurgeArgs {
     /// Show what would be removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
-
-    /// Do not ask for confirmation (required without a terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -529,10 +522,6 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Do not ask for confirmation (required with --force without a terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-
     /// Bring an older schema up to date after restoring (`migrate up` for this tenant; destructive
     /// migrations are left to `migrate up --allow-destructive`)
     #[arg(long)]
@@ -604,10 +593,6 @@ pub struct UpArgs {
     #[arg(long)]
     pub allow_destructive: bool,
 
-    /// Do not ask for confirmation of destructive migrations (required without a terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-
     #[command(flatten)]
     pub limit: StatementTimeout,
 }
@@ -617,10 +602,6 @@ pub struct UndoArgs {
     /// How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub busy_timeout: String,
-
-    /// Do not ask for confirmation (required without a terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -640,8 +621,4 @@ pub struct PruneSnapshotsArgs {
     /// Remove runs older than this (a number and a unit: ms, s, m, h, d, w)
     #[arg(long, value_name = "DURATION")]
     pub older_than: Option<String>,
-
-    /// Do not ask for confirmation (required without a terminal)
-    #[arg(long, short = 'y')]
-    pub yes: bool,
 }

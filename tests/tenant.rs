@@ -892,3 +892,16 @@ fn create_skip_existing_makes_provisioning_rerunnable() {
     env.ok(&["tenant", "delete", "gamma", "--yes"]);
     env.fails(&["tenant", "create", "gamma", "--skip-existing"], 4);
 }
+
+/// `--yes` is one global flag: commands that never ask accept it, destructive ones take it
+/// anywhere on the line.
+#[test]
+fn yes_is_accepted_by_every_command() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme", "--yes"]);
+    env.ok(&["tenant", "list", "--yes"]);
+    env.ok(&["--yes", "doctor"]);
+    env.ok(&["-y", "tenant", "delete", "acme"]);
+    let show = env.json(&["tenant", "show", "acme", "-y"]);
+    assert_eq!(show["status"], "deleted");
+}

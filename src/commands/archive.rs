@@ -95,7 +95,7 @@ pub fn restore(g: &GlobalArgs, a: RestoreArgs) -> Outcome {
                     "Replace the content of tenant '{name}' with {} (its current database is saved to the trash first)",
                     a.file.display()
                 ),
-                a.yes,
+                g.yes,
             )?;
         }
     }

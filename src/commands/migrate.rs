@@ -146,7 +146,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                     }
                 };
                 if let Some(q) = question {
-                    confirm(&q, u.yes)?;
+                    confirm(&q, g.yes)?;
                 }
             }
             let bar = Bar::new();
@@ -197,7 +197,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                         "Restore {} tenant(s) from the snapshots of run {} (their migrations are undone)",
                         last.to_restore, last.run_id
                     ),
-                    u.yes,
+                    g.yes,
                 )?;
             }
             let confirmed = last.map(|r| r.run_id.as_str());
@@ -234,7 +234,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),
-                    p.yes,
+                    g.yes,
                 )?;
             }
             show(g.format, &List(migrate::prune(&ws, &due)?))
@@ -271,7 +271,7 @@ fn retry_line(g: &GlobalArgs, u: &UpArgs, report: &migrate::UpReport) -> String 
         .any(|(_, code)| *code == crate::core::exit::DESTRUCTIVE);
     if u.allow_destructive || refused {
         args.push("--allow-destructive".into());
-        if u.yes || !super::can_prompt() {
+        if g.yes || !super::can_prompt() {
             args.push("--yes".into());
         }
     }

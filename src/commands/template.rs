@@ -32,7 +32,7 @@ pub fn run(g: &GlobalArgs, cmd: TemplateCommand) -> Outcome {
         TemplateCommand::Rm(a) => {
             // Fail on an unknown template before asking.
             template::show(&ws, &a.name)?;
-            confirm(&format!("Remove template '{}'", a.name), a.yes)?;
+            confirm(&format!("Remove template '{}'", a.name), g.yes)?;
             show(g.format, &template::rm(&ws, &a.name)?)
         }
     }

@@ -34,7 +34,7 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
                     "Delete tenant '{}' (the API refuses it at once; its file moves to the trash)",
                     a.name
                 ),
-                a.yes,
+                g.yes,
             )?;
             show(g.format, &tenant::delete(&ws, &a.name)?)
         }
@@ -72,7 +72,7 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
                         due.len(),
                         names.join(", ")
                     ),
-                    a.yes,
+                    g.yes,
                 )?;
             }
             show(

@@ -1077,6 +1077,61 @@ mod tests {
     }
 
     #[test]
+    fn a_query_only_reads_and_streams_its_rows() {
+        let mut c = scratch_baseline().unwrap();
+        c.execute_batch("CREATE TABLE n (x); INSERT INTO n VALUES (1), (2), (3);")
+            .unwrap();
+        let g = install(&mut c, Kind::Query, Duration::from_millis(300)).unwrap();
+        let st = |sql: &str| Statement {
+            line: 1,
+            sql: sql.into(),
+        };
+        let mut cols = Vec::new();
+        let mut seen = Vec::new();
+        g.stream_query(
+            &c,
+            &st("SELECT x FROM n WHERE x >= ? ORDER BY x"),
+            &["2".into()],
+            &mut |c| cols = c,
+            &mut |r| {
+                seen.push(r.get::<_, i64>(0).unwrap());
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!((cols, seen), (vec!["x".to_string()], vec![2, 3]));
+        for sql in [
+            "DELETE FROM n",
+            "INSERT INTO n VALUES (4)",
+            "CREATE TABLE m (y)",
+            "SAVEPOINT s",
+            "ATTACH 'x.db' AS o",
+            "PRAGMA user_version = 3",
+        ] {
+            assert!(
+                matches!(g.check_query(&c, &st(sql), 0), Err(Fault::Refused(_))),
+                "{sql}"
+            );
+        }
+        assert!(matches!(
+            g.check_query(&c, &st("SELECT ?"), 0),
+            Err(Fault::Refused(_))
+        ));
+        assert!(matches!(
+            g.check_query(&c, &st("SELECT * FROM nowhere"), 0),
+            Err(Fault::Failed(_))
+        ));
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+        let r = g.stream_query(&c, &st(endless), &[], &mut |_| {}, &mut |_| true);
+        assert!(matches!(r, Err(Fault::Timeout(_))), "{r:?}");
+        // Nothing was written.
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM n", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+    }
+
+    #[test]
     fn split_counts_lines() {
         let s = split("-- head\nCREATE TABLE a (x);\n\nINSERT INTO a VALUES (';');\nSELECT 1");
         assert_eq!(s.len(), 3);

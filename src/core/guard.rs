@@ -1079,7 +1079,7 @@ mod tests {
     #[test]
     fn a_query_only_reads_and_streams_its_rows() {
         let mut c = scratch_baseline().unwrap();
-        c.execute_batch("CREATE TABLE n (x); INSERT INTO n VALUES (1), (2), (3);")
+        c.execute_batch("CREATE TABLE n (x INTEGER); INSERT INTO n VALUES (1), (2), (3);")
             .unwrap();
         let g = install(&mut c, Kind::Query, Duration::from_millis(300)).unwrap();
         let st = |sql: &str| Statement {

@@ -43,6 +43,9 @@ _monkctl() {
             monkctl,migrate)
                 cmd="monkctl__subcmd__migrate"
                 ;;
+            monkctl,query)
+                cmd="monkctl__subcmd__query"
+                ;;
             monkctl,restore)
                 cmd="monkctl__subcmd__restore"
                 ;;
@@ -138,6 +141,9 @@ _monkctl() {
                 ;;
             monkctl__subcmd__help,migrate)
                 cmd="monkctl__subcmd__help__subcmd__migrate"
+                ;;
+            monkctl__subcmd__help,query)
+                cmd="monkctl__subcmd__help__subcmd__query"
                 ;;
             monkctl__subcmd__help,restore)
                 cmd="monkctl__subcmd__help__subcmd__restore"
@@ -416,7 +422,7 @@ _monkctl() {
 
     case "${cmd}" in
         monkctl)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version init config tenant fixture template extract archive restore doctor migrate completion help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version init config tenant fixture template extract archive restore doctor migrate query completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1210,7 +1216,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help)
-            opts="init config tenant fixture template extract archive restore doctor migrate completion help"
+            opts="init config tenant fixture template extract archive restore doctor migrate query completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1548,6 +1554,20 @@ _monkctl() {
         monkctl__subcmd__help__subcmd__migrate__subcmd__up)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__query)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2379,6 +2399,68 @@ _monkctl() {
                     return 0
                     ;;
                 --statement-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__query)
+            opts="-y -h -V --file --tenant --all --status --jobs --timeout --param --summary --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tenant)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --param)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -40,6 +40,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
             cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
             cand migrate 'Schema migrations of the infra database and every tenant database'
+            cand query 'Run one read-only SQL statement in every selected tenant, in parallel; rows stream in tenant order with a leading `tenant` column (SQLite tenants only)'
             cand completion 'Print the completion script for a shell: `source <(monkctl completion bash)`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -856,6 +857,28 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         }
         &'monkctl;migrate;help;help'= {
         }
+        &'monkctl;query'= {
+            cand --file 'Read the statement from this file (UTF-8, one statement)'
+            cand --tenant 'Tenants to query (repeatable, or comma-separated)'
+            cand --status 'Only tenants with this status (active, suspended, pending...); alone, every such tenant'
+            cand --jobs 'Tenants queried at once [default: four per core, at most 64]'
+            cand --timeout 'Stop the statement in a tenant that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); that tenant fails with exit 20'
+            cand --param 'A value for the next `?` placeholder, bound as text (repeatable, in order)'
+            cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --migrations 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant''s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --layout 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand --all 'Query every tenant that is not deleted (trashed ones included)'
+            cand --summary 'One row per tenant instead of the rows: tenant, rows, ms, error, exit_code'
+            cand -y 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
+            cand --yes 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'monkctl;completion'= {
             cand --data-dir 'Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]'
@@ -881,6 +904,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
             cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
             cand migrate 'Schema migrations of the infra database and every tenant database'
+            cand query 'Run one read-only SQL statement in every selected tenant, in parallel; rows stream in tenant order with a leading `tenant` column (SQLite tenants only)'
             cand completion 'Print the completion script for a shell: `source <(monkctl completion bash)`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -996,6 +1020,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;help;migrate;snapshots;list'= {
         }
         &'monkctl;help;migrate;snapshots;prune'= {
+        }
+        &'monkctl;help;query'= {
         }
         &'monkctl;help;completion'= {
         }

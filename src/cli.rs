@@ -116,6 +116,10 @@ pub enum Command {
     /// Schema migrations of the infra database and every tenant database
     Migrate(MigrateArgs),
 
+    /// Run one read-only SQL statement in every selected tenant, in parallel; rows stream in
+    /// tenant order with a leading `tenant` column (SQLite tenants only)
+    Query(QueryArgs),
+
     /// Print the completion script for a shell: `source <(monkctl completion bash)`
     Completion(CompletionArgs),
 }
@@ -621,4 +625,48 @@ pub struct PruneSnapshotsArgs {
     /// Remove runs older than this (a number and a unit: ms, s, m, h, d, w)
     #[arg(long, value_name = "DURATION")]
     pub older_than: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The statement (one SELECT, or a read-only PRAGMA from the allowlist); with --file, this
+    /// is the first tenant name
+    #[arg(value_name = "SQL", required_unless_present = "file")]
+    pub sql: Option<String>,
+
+    /// Tenants to query (or --tenant, or --all)
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// Read the statement from this file (UTF-8, one statement)
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Tenants to query (repeatable, or comma-separated)
+    #[arg(long = "tenant", value_name = "NAME", value_delimiter = ',')]
+    pub tenants: Vec<String>,
+
+    /// Query every tenant that is not deleted (trashed ones included)
+    #[arg(long, conflicts_with_all = ["names", "tenants"])]
+    pub all: bool,
+
+    /// Only tenants with this status (active, suspended, pending...); alone, every such tenant
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<String>,
+
+    /// Tenants queried at once [default: four per core, at most 64]
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Stop the statement in a tenant that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); that tenant fails with exit 20
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub timeout: String,
+
+    /// A value for the next `?` placeholder, bound as text (repeatable, in order)
+    #[arg(long = "param", value_name = "VALUE")]
+    pub params: Vec<String>,
+
+    /// One row per tenant instead of the rows: tenant, rows, ms, error, exit_code
+    #[arg(long)]
+    pub summary: bool,
 }

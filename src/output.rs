@@ -237,7 +237,7 @@ fn write_csv(out: &mut dyn Write, t: &Table) -> io::Result<()> {
     Ok(())
 }
 
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) || s.starts_with(' ') || s.ends_with(' ') {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

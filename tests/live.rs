@@ -63,6 +63,14 @@ fn main() {
         ("archive_inspect_fails_nothing", || {
             reads_fail_nothing(&["archive", "inspect", "acme.monk.db"])
         }),
+        ("query_fails_nothing", || {
+            reads_fail_nothing(&[
+                "query",
+                "SELECT count(*) FROM tracked",
+                "--all",
+                "--summary",
+            ])
+        }),
         (
             "writes_elsewhere_fail_no_tenant_request",
             writes_elsewhere_fail_no_tenant_request,

@@ -14,8 +14,9 @@ use crate::util::{median, monk, report, report_abs, run_ok, scratch, time};
 const TENANTS: usize = 10_000;
 const ROUNDS: usize = 3;
 
-/// A data directory with `TENANTS` copies of one built tenant and their registry rows.
-fn build(data: &Path) -> Vec<PathBuf> {
+/// A data directory with `tenants` copies of one built tenant and their registry rows (also
+/// the `query` suite's fleet).
+pub fn build(data: &Path, tenants: usize) -> Vec<PathBuf> {
     run_ok(monk(data).arg("init"));
     let layout = Layout::detect(data, "monk").unwrap();
     let dir = data.join("db_main");
@@ -29,9 +30,9 @@ fn build(data: &Path) -> Vec<PathBuf> {
     )
     .unwrap();
     let now = ids::now_iso();
-    let mut files = Vec::with_capacity(TENANTS);
-    let mut rows = Vec::with_capacity(TENANTS);
-    for i in 0..TENANTS {
+    let mut files = Vec::with_capacity(tenants);
+    let mut rows = Vec::with_capacity(tenants);
+    for i in 0..tenants {
         let name = format!("t{i:05}");
         let schema = Layout::schema_for(&name);
         let path = dir.join(format!("{schema}.db"));
@@ -96,7 +97,7 @@ fn cpu_seconds() -> (f64, f64) {
 
 pub fn run() {
     let data = scratch("doctor").join("data");
-    let (setup, files) = time(|| build(&data));
+    let (setup, files) = time(|| build(&data, TENANTS));
     report_abs(
         &format!("setup: {TENANTS} tenant files + rows (not a figure)"),
         setup,

@@ -12,6 +12,7 @@ mod doctor;
 mod fixtures;
 mod live;
 mod migrate;
+mod query;
 mod tenants;
 
 fn main() {
@@ -30,6 +31,7 @@ fn main() {
         ("archive", archive::run),
         ("doctor", doctor::run),
         ("live", live::run),
+        ("query", query::run),
     ];
     let mut ran = 0;
     for (name, run) in suites {

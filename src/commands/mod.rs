@@ -8,6 +8,7 @@ pub mod docs;
 pub mod doctor;
 pub mod fixture;
 pub mod migrate;
+pub mod query;
 pub mod template;
 pub mod tenant;
 
@@ -143,6 +144,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Restore(a) => archive::restore(g, a),
         Command::Doctor(a) => doctor::run(g, a),
         Command::Migrate(c) => migrate::run(g, c),
+        Command::Query(a) => query::run(g, a),
     }
 }
 

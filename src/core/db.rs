@@ -404,6 +404,34 @@ pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>)
     f(&conn, path)
 }
 
+/// Runs one long read `f` (a query streaming its rows) on a connection of its own, as
+/// `read_quietly` reads, but once: `f` is never run again, since what it handed on cannot be
+/// taken back. On a quiet file whose content changed during the read (a checkpoint the API
+/// forced), the result is an error saying so: what was read may mix two states.
+pub fn read_once<T>(path: &Path, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    let tries = if path.exists() { 20 } else { 0 };
+    for attempt in 0..tries {
+        if let Some(quiet) = QuietFile::begin(path) {
+            let mut conn = quiet.open()?;
+            let v = f(&mut conn);
+            drop(conn);
+            if v.is_ok() && !quiet.unchanged() {
+                return Err(Error::Busy {
+                    what: path.display().to_string(),
+                    detail: "the file was checkpointed while it was read, so the rows may mix two states; run again".into(),
+                });
+            }
+            return v;
+        }
+        if let Some(mut conn) = open_beside_others(path) {
+            return f(&mut conn);
+        }
+        std::thread::sleep(Duration::from_micros(250 << (attempt / 5)));
+    }
+    let mut conn = open_for_inspection(path)?;
+    f(&mut conn)
+}
+
 /// A copy in memory of the database `from` (at `path`) as one read transaction sees it: for
 /// a small database read many times over a command's run (the registry), so that the file is
 /// held neither by a lock nor by a long read transaction. An empty file copies as an empty

@@ -63,6 +63,9 @@ const PROGRESS_STEPS: i32 = 10_000;
 pub enum Kind {
     Fixture,
     Migration,
+    /// `monkctl query`: one statement that must only read (checked with `stmt.readonly()` on a
+    /// read-only connection); savepoints refused as in migrations.
+    Query,
 }
 
 /// PRAGMAs operator SQL may run with or without an argument: they only describe the schema or
@@ -530,12 +533,14 @@ impl Guard {
         r
     }
 
-    fn run_armed(
+    /// Prepares `st` with the authorizer recording, and refuses it when it breaks a rule (the
+    /// authorizer's, a write to SQLite's or monkctl's own tables, a VACUUM). `None`: nothing but
+    /// a comment. The caller has called `begin`.
+    fn prepare_judged<'c>(
         &self,
-        conn: &Connection,
+        conn: &'c Connection,
         st: &Statement,
-        before: &mut dyn FnMut(&[Act]),
-    ) -> std::result::Result<Vec<Act>, Fault> {
+    ) -> std::result::Result<(Option<rusqlite::Statement<'c>>, Vec<Act>), Fault> {
         if st.sql.contains('\0') {
             return Err(Fault::Refused("it holds a NUL byte".into()));
         }
@@ -554,10 +559,10 @@ impl Guard {
         {
             return Err(Fault::Refused(reason));
         }
-        let mut stmt = prepared.map_err(Fault::Failed)?;
+        let stmt = prepared.map_err(Fault::Failed)?;
         if stmt.expanded_sql().is_none() {
             // Nothing but a comment: SQLite prepared no statement.
-            return Ok(acts);
+            return Ok((None, acts));
         }
         // VACUUM is the one statement SQLite never asks the authorizer to write or change
         // anything for: a statement that writes without having asked for a write or a schema
@@ -567,13 +572,43 @@ impl Guard {
                 "VACUUM rewrites the whole file (VACUUM INTO writes a copy elsewhere); monkctl vacuums tenants itself (`monkctl tenant vacuum`)".into(),
             ));
         }
+        Ok((Some(stmt), acts))
+    }
+
+    fn run_armed(
+        &self,
+        conn: &Connection,
+        st: &Statement,
+        before: &mut dyn FnMut(&[Act]),
+    ) -> std::result::Result<Vec<Act>, Fault> {
+        let (stmt, acts) = self.prepare_judged(conn, st)?;
+        let Some(mut stmt) = stmt else {
+            return Ok(acts);
+        };
         before(&acts);
+        self.step_all(&mut stmt, &mut |_| true)?;
+        drop(stmt);
+        self.probe_stored(conn, &acts)?;
+        Ok(acts)
+    }
+
+    /// Runs a prepared statement within the time limit, handing each row to `on_row` until it
+    /// returns false.
+    fn step_all(
+        &self,
+        stmt: &mut rusqlite::Statement<'_>,
+        on_row: &mut dyn FnMut(&rusqlite::Row<'_>) -> bool,
+    ) -> std::result::Result<(), Fault> {
         self.arm();
         let mut rows = stmt.raw_query();
         loop {
             match rows.next() {
-                Ok(Some(_)) => {}
-                Ok(None) => break,
+                Ok(Some(row)) => {
+                    if !on_row(row) {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
                 Err(e) => {
                     if self.shared.tripped.load(Ordering::SeqCst) {
                         return Err(Fault::Timeout(self.limit));
@@ -585,10 +620,75 @@ impl Guard {
                 }
             }
         }
-        drop(rows);
-        drop(stmt);
-        self.probe_stored(conn, &acts)?;
-        Ok(acts)
+    }
+
+    /// Prepares a query under the rules and refuses it unless it only reads and takes exactly
+    /// `params` parameters. Returns the prepared statement (`None`: nothing but a comment) and
+    /// its column names. The caller has called `begin` and calls `disarm`.
+    fn prepare_query<'c>(
+        &self,
+        conn: &'c Connection,
+        st: &Statement,
+        params: usize,
+    ) -> std::result::Result<(rusqlite::Statement<'c>, Vec<String>), Fault> {
+        let (stmt, _) = self.prepare_judged(conn, st)?;
+        let Some(stmt) = stmt else {
+            return Err(Fault::Refused(
+                "the statement is empty (only a comment); give one SELECT".into(),
+            ));
+        };
+        if !stmt.readonly() {
+            return Err(Fault::Refused(
+                "it would write to the database; a query only reads".into(),
+            ));
+        }
+        let wanted = stmt.parameter_count();
+        if wanted != params {
+            return Err(Fault::Refused(format!(
+                "it has {wanted} parameter placeholder(s) and {params} --param value(s) were given; give one --param per placeholder, in order"
+            )));
+        }
+        let columns = stmt.column_names().map(String::from).collect();
+        Ok((stmt, columns))
+    }
+
+    /// Checks a query on `conn` without running it: the rules, that it only reads, and its
+    /// parameter count. Returns its column names.
+    pub fn check_query(
+        &self,
+        conn: &Connection,
+        st: &Statement,
+        params: usize,
+    ) -> std::result::Result<Vec<String>, Fault> {
+        self.begin();
+        let r = self.prepare_query(conn, st, params).map(|(_, c)| c);
+        self.disarm();
+        r
+    }
+
+    /// Runs a query that only reads (checked as `check_query` does) with `params` bound in
+    /// order as text, within the time limit: `columns` gets the column names first, then
+    /// `on_row` each row until it returns false.
+    pub fn stream_query(
+        &self,
+        conn: &Connection,
+        st: &Statement,
+        params: &[String],
+        columns: &mut dyn FnMut(Vec<String>),
+        on_row: &mut dyn FnMut(&rusqlite::Row<'_>) -> bool,
+    ) -> std::result::Result<(), Fault> {
+        self.begin();
+        let r = self
+            .prepare_query(conn, st, params.len())
+            .and_then(|(mut stmt, names)| {
+                for (i, p) in params.iter().enumerate() {
+                    stmt.raw_bind_parameter(i + 1, p).map_err(Fault::Failed)?;
+                }
+                columns(names);
+                self.step_all(&mut stmt, on_row)
+            });
+        self.disarm();
+        r
     }
 
     /// A trigger or view runs later, in whatever statement fires or reads it, the API's
@@ -749,6 +849,9 @@ fn judge(kind: Kind, ctx: &AuthContext<'_>) -> std::result::Result<Option<Act>, 
         AuthAction::Transaction { operation } => Err(format!(
             "{} ends or starts a transaction, and monkctl runs the whole file in one transaction of its own",
             op_name(operation)
+        )),
+        AuthAction::Savepoint { savepoint_name, .. } if kind == Kind::Query => Err(format!(
+            "savepoint '{savepoint_name}': a query only reads"
         )),
         AuthAction::Savepoint { savepoint_name, .. } if kind == Kind::Migration => Err(format!(
             "savepoint '{savepoint_name}': a migration may not contain BEGIN, COMMIT, ROLLBACK or SAVEPOINT (each tenant runs in one transaction)"
@@ -971,6 +1074,61 @@ mod tests {
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;",
         );
         assert!(matches!(r, Err(Fault::Timeout(_))), "{r:?}");
+    }
+
+    #[test]
+    fn a_query_only_reads_and_streams_its_rows() {
+        let mut c = scratch_baseline().unwrap();
+        c.execute_batch("CREATE TABLE n (x INTEGER); INSERT INTO n VALUES (1), (2), (3);")
+            .unwrap();
+        let g = install(&mut c, Kind::Query, Duration::from_millis(300)).unwrap();
+        let st = |sql: &str| Statement {
+            line: 1,
+            sql: sql.into(),
+        };
+        let mut cols = Vec::new();
+        let mut seen = Vec::new();
+        g.stream_query(
+            &c,
+            &st("SELECT x FROM n WHERE x >= ? ORDER BY x"),
+            &["2".into()],
+            &mut |c| cols = c,
+            &mut |r| {
+                seen.push(r.get::<_, i64>(0).unwrap());
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!((cols, seen), (vec!["x".to_string()], vec![2, 3]));
+        for sql in [
+            "DELETE FROM n",
+            "INSERT INTO n VALUES (4)",
+            "CREATE TABLE m (y)",
+            "SAVEPOINT s",
+            "ATTACH 'x.db' AS o",
+            "PRAGMA user_version = 3",
+        ] {
+            assert!(
+                matches!(g.check_query(&c, &st(sql), 0), Err(Fault::Refused(_))),
+                "{sql}"
+            );
+        }
+        assert!(matches!(
+            g.check_query(&c, &st("SELECT ?"), 0),
+            Err(Fault::Refused(_))
+        ));
+        assert!(matches!(
+            g.check_query(&c, &st("SELECT * FROM nowhere"), 0),
+            Err(Fault::Failed(_))
+        ));
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+        let r = g.stream_query(&c, &st(endless), &[], &mut |_| {}, &mut |_| true);
+        assert!(matches!(r, Err(Fault::Timeout(_))), "{r:?}");
+        // Nothing was written.
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM n", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod maintenance;
 pub mod migrate;
 pub mod names;
 pub mod progress;
+pub mod query;
 pub mod registry;
 pub mod schema;
 pub mod system;

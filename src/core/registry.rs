@@ -102,6 +102,7 @@ pub struct Location {
     pub schema: String,
     pub trashed: bool,
     pub deleted: bool,
+    pub status: String,
 }
 
 /// An open infra database.
@@ -378,7 +379,7 @@ impl Registry {
     /// a page at a time instead of holding every row.
     pub fn locations_after(&self, after: &str, limit: usize) -> Result<Vec<Location>> {
         let sql = format!(
-            "SELECT name, database, schema, trashed_at IS NOT NULL, {} FROM tenants \
+            "SELECT name, database, schema, trashed_at IS NOT NULL, {}, status FROM tenants \
              WHERE name > ?1 ORDER BY name LIMIT ?2",
             self.deleted_expr()
         );
@@ -391,6 +392,7 @@ impl Registry {
                     schema: r.get(2)?,
                     trashed: r.get(3)?,
                     deleted: r.get(4)?,
+                    status: r.get(5)?,
                 })
             })
             .at(&self.path)?;

@@ -385,8 +385,8 @@ fn shared_lock(f: &std::fs::File) -> bool {
 /// process has the file open). Whatever `f` returns on a connection that is not quiet is the
 /// answer.
 pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>) -> Result<T> {
-    let tries = if path.exists() { 20 } else { 0 };
-    for attempt in 0..tries {
+    let mut wait = ShareWait::new(path);
+    while wait.more() {
         if let Some(quiet) = QuietFile::begin(path) {
             let read = quiet.open().and_then(|conn| f(&conn, path));
             match read {
@@ -398,10 +398,44 @@ pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>)
         if let Some(conn) = open_beside_others(path) {
             return f(&conn, path);
         }
-        std::thread::sleep(Duration::from_micros(250 << (attempt / 5)));
+        wait.pause();
     }
     let conn = open_for_inspection(path)?;
     f(&conn, path)
+}
+
+/// How long a read keeps trying to share the file with the API (a quiet file, or the API's
+/// `-shm`) before it opens the ordinary way, which may rebuild the shared-memory index under
+/// exclusive locks and fail the API's requests meanwhile. The API's closing connection deletes
+/// its `-wal` and `-shm` in well under a millisecond, but on a loaded machine the next chance
+/// can be many milliseconds away: a few milliseconds of trying were seen to run out there.
+const SHARE_WAIT: Duration = Duration::from_millis(500);
+
+/// The tries of `read_quietly` and `read_once`: short pauses growing to 2 ms, for at most
+/// `SHARE_WAIT` (none for a file that does not exist: the ordinary open reports that).
+struct ShareWait {
+    until: std::time::Instant,
+    attempt: u32,
+    exists: bool,
+}
+
+impl ShareWait {
+    fn new(path: &Path) -> ShareWait {
+        ShareWait {
+            until: std::time::Instant::now() + SHARE_WAIT,
+            attempt: 0,
+            exists: path.exists(),
+        }
+    }
+
+    fn more(&self) -> bool {
+        self.exists && std::time::Instant::now() < self.until
+    }
+
+    fn pause(&mut self) {
+        std::thread::sleep(Duration::from_micros(250 << (self.attempt / 5).min(3)));
+        self.attempt += 1;
+    }
 }
 
 /// Runs one long read `f` (a query streaming its rows) on a connection of its own, as
@@ -409,8 +443,8 @@ pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>)
 /// taken back. On a quiet file whose content changed during the read (a checkpoint the API
 /// forced), the result is an error saying so: what was read may mix two states.
 pub fn read_once<T>(path: &Path, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-    let tries = if path.exists() { 20 } else { 0 };
-    for attempt in 0..tries {
+    let mut wait = ShareWait::new(path);
+    while wait.more() {
         if let Some(quiet) = QuietFile::begin(path) {
             let mut conn = quiet.open()?;
             let v = f(&mut conn);
@@ -426,7 +460,7 @@ pub fn read_once<T>(path: &Path, f: impl FnOnce(&mut Connection) -> Result<T>) -
         if let Some(mut conn) = open_beside_others(path) {
             return f(&mut conn);
         }
-        std::thread::sleep(Duration::from_micros(250 << (attempt / 5)));
+        wait.pause();
     }
     let mut conn = open_for_inspection(path)?;
     f(&mut conn)

@@ -155,8 +155,19 @@ pub fn open_for_inspection(path: &Path) -> Result<Connection> {
             hint: String::new(),
         });
     }
-    if let Some(conn) = open_beside_others(path) {
-        return Ok(conn);
+    // While the API is around (a `-wal` exists) its shared-memory index is shared, never
+    // rebuilt: between its connections the `-shm` can be missing for a moment, so the share is
+    // tried for `SHARE_WAIT` before the ordinary open (which rebuilds the index under exclusive
+    // locks and fails the API's requests meanwhile). Without a `-wal` nobody is writing.
+    let mut wait = ShareWait::new(path);
+    while wait.more() {
+        if let Some(conn) = open_beside_others(path) {
+            return Ok(conn);
+        }
+        if !fsutil::with_suffix(path, "-wal").exists() {
+            break;
+        }
+        wait.pause();
     }
     let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_WRITE)

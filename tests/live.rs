@@ -170,13 +170,6 @@ fn beside_standin(env: &Env, args: &[&str], run_again: Option<&str>) -> (Tally, 
             out.status.code(),
             String::from_utf8_lossy(&out.stdout),
         );
-        assert_eq!(
-            out.status.code(),
-            if told_to_run_again { Some(8) } else { expected },
-            "monkctl {args:?} beside the API\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
         runs += 1;
     }
     (standin.finish(), runs)

@@ -37,11 +37,11 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Data directory holding the infra database and tenant files [env: MONK_DATA_DIR] [default: ./.data]
+    /// Data directory holding the infra database and tenant files (on PostgreSQL: monkctl's own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Infra database as the API reads it: sqlite:NAME [env: DATABASE_URL] [default: sqlite:monk]
+    /// The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
 

@@ -187,6 +187,13 @@ pub fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
+/// A path that may be absent (a PostgreSQL tenant has no file): its text, or `-`.
+pub fn opt_path(p: &Option<std::path::PathBuf>) -> String {
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
 pub fn print<T: Render>(format: Format, value: &T) -> io::Result<()> {
     let stdout = io::stdout();
     let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -322,6 +322,8 @@ struct ConfigEntry {
 /// `monkctl config`: each effective setting with its source.
 #[derive(Serialize)]
 struct ConfigView {
+    /// `sqlite` or `postgresql`: where the registry and the tenants live.
+    backend: &'static str,
     config_file: Option<String>,
     data_dir: ConfigEntry,
     database_url: ConfigEntry,
@@ -347,6 +349,7 @@ impl From<&Workspace> for ConfigView {
         let s = &ws.settings;
         let path = |p: &std::path::PathBuf| Some(p.display().to_string());
         ConfigView {
+            backend: ws.backend.name(),
             config_file: s.config_file.as_ref().map(|p| p.display().to_string()),
             data_dir: entry(&s.data_dir, path),
             database_url: if s.database_url.source == Source::Default
@@ -358,7 +361,8 @@ impl From<&Workspace> for ConfigView {
                     source: Source::Detected,
                 }
             } else {
-                entry(&s.database_url, |v| Some(v.clone()))
+                // A password is never printed.
+                entry(&s.database_url, |v| Some(crate::core::config::redact(v)))
             },
             fixtures_dir: entry(&s.fixtures_dir, path),
             migrations_dir: entry(&s.migrations_dir, |v| {
@@ -369,9 +373,20 @@ impl From<&Workspace> for ConfigView {
                 Source::Default => Source::Detected,
                 ref other => other.clone(),
             },
-            api_env: ws.layout.api_env(),
-            infra_path: ws.layout.infra_path.display().to_string(),
-            infra_exists: ws.layout.infra_path.exists(),
+            api_env: match &ws.backend {
+                core::Backend::Sqlite => ws.layout.api_env(),
+                core::Backend::Postgres(_) => None,
+            },
+            infra_path: match &ws.backend {
+                core::Backend::Sqlite => ws.layout.infra_path.display().to_string(),
+                core::Backend::Postgres(t) => t.at(None),
+            },
+            infra_exists: match &ws.backend {
+                core::Backend::Sqlite => ws.layout.infra_path.exists(),
+                core::Backend::Postgres(t) => {
+                    core::backend::postgres::Registry::open_existing(t).is_ok()
+                }
+            },
         }
     }
 }
@@ -386,6 +401,13 @@ impl Render for ConfigView {
                 e.source.to_string(),
             ])
         };
+        add(
+            "backend",
+            &ConfigEntry {
+                value: Some(self.backend.into()),
+                source: Source::Detected,
+            },
+        );
         add("data_dir", &self.data_dir);
         add("database_url", &self.database_url);
         add("fixtures_dir", &self.fixtures_dir);

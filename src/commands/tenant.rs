@@ -4,8 +4,8 @@ use crate::cli::{CreateArgs, GlobalArgs, ListArgs, SortBy, Status, TenantCommand
 use crate::core::ids;
 use crate::core::maintenance::{self, Usage, UsageSort, VacuumReport};
 use crate::core::tenant::{
-    self, CreateSpec, Created, Deleted, ListFilter, PurgeReport, SortKey, StateChange, StateResult,
-    TenantDetail, TenantSummary, Undeleted,
+    self, CreateSpec, Created, Deleted, ListFilter, PurgeReport, Recipe, SortKey, StateChange,
+    StateResult, TenantDetail, TenantSummary, Undeleted,
 };
 use crate::core::{fixture, template, Batch, Error, Workspace};
 use crate::output::{self, opt, size, List, Render, Table};
@@ -28,7 +28,7 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
         TenantCommand::Delete(a) => {
             crate::core::names::tenant(&a.name)?;
             // Fail on an unknown tenant before asking.
-            ws.registry()?.get(&a.name)?;
+            ws.store()?.get(&a.name)?;
             confirm(
                 &format!(
                     "Delete tenant '{}' (the API refuses it at once; its file moves to the trash)",
@@ -99,18 +99,18 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
         Some(name) => {
             let image = template::load(&ws, name)?;
             let b = template::builder(&image, &fixtures, limit);
-            tenant::create_many(&ws, &specs, &b, a.skip_existing, &Bar::new())?
+            tenant::create_many(&ws, &specs, Recipe::Built(&b), a.skip_existing, &Bar::new())?
         }
         None if fixtures.is_empty() => tenant::create_many(
             &ws,
             &specs,
-            &tenant::system_builder(set),
+            Recipe::System(set),
             a.skip_existing,
             &Bar::new(),
         )?,
         None => {
             let b = fixture::builder(set, &fixtures, limit);
-            tenant::create_many(&ws, &specs, &b, a.skip_existing, &Bar::new())?
+            tenant::create_many(&ws, &specs, Recipe::Built(&b), a.skip_existing, &Bar::new())?
         }
     };
     show_batch(g.format, &batch)
@@ -224,7 +224,13 @@ impl Render for TenantDetail {
             ("updated_at", t.updated_at.clone()),
             ("trashed_at", opt(&t.trashed_at)),
             ("deleted_at", opt(&t.deleted_at)),
-            ("path", self.path.display().to_string()),
+            (
+                "path",
+                match &self.path {
+                    Some(p) => p.display().to_string(),
+                    None => "(none: the tenant is its schema)".into(),
+                },
+            ),
             ("size", size(self.size_bytes)),
             ("wal_size", size(self.wal_bytes)),
         ];
@@ -262,7 +268,10 @@ impl Render for Batch<Created> {
                     o.tenant.clone(),
                     if c.existed { "existed" } else { "created" }.into(),
                     c.tenant.id.clone(),
-                    c.path.display().to_string(),
+                    match &c.path {
+                        Some(p) => p.display().to_string(),
+                        None => format!("schema {}", c.tenant.schema),
+                    },
                 ]),
                 None => t.rows.push(vec![
                     o.tenant.clone(),
@@ -453,8 +462,8 @@ impl Render for Undeleted {
         Table::fields(vec![
             ("tenant", self.tenant.name.clone()),
             ("status", self.tenant.status.clone()),
-            ("path", self.path.display().to_string()),
-            ("from", self.from.display().to_string()),
+            ("path", output::opt_path(&self.path)),
+            ("from", output::opt_path(&self.from)),
         ])
     }
 }

@@ -1635,8 +1635,10 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
             Ok(Restored {
                 archive: archive.to_path_buf(),
                 mode: RestoreMode::Created,
+                path: created
+                    .path
+                    .unwrap_or_else(|| ws.layout.data_dir.join(&created.tenant.database)),
                 tenant: created.tenant,
-                path: created.path,
                 previous_saved_to: None,
                 pages: None,
                 schema_version: standing.version,

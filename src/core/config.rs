@@ -69,8 +69,12 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
     pub data_dir: Setting<PathBuf>,
     pub database_url: Setting<String>,
-    /// The name in `sqlite:NAME`.
+    /// The name in `sqlite:NAME`, or the PostgreSQL database's name.
     pub database_name: String,
+    /// The PostgreSQL deployment `database_url` names; `None` for SQLite. Holds the password:
+    /// never serialized, printed only through `PgUrl::redacted`.
+    #[serde(skip)]
+    pub postgres: Option<PgUrl>,
     pub fixtures_dir: Setting<PathBuf>,
     pub migrations_dir: Setting<Option<PathBuf>>,
     /// The layout to use; `None`: found from the data directory (`Layout::resolve`).
@@ -162,12 +166,16 @@ impl Settings {
             },
             source: layout.source,
         };
-        let database_name = parse_database_url(&database_url.value)?;
+        let (database_name, postgres) = match parse_database_url(&database_url.value)? {
+            DatabaseUrl::Sqlite(name) => (name, None),
+            DatabaseUrl::Postgres(pg) => (pg.database.clone(), Some(pg)),
+        };
         Ok(Settings {
             config_file,
             data_dir,
             database_url,
             database_name,
+            postgres,
             fixtures_dir,
             migrations_dir,
             layout,
@@ -258,31 +266,134 @@ fn read_config(path: &Path) -> Result<FileConfig> {
     })
 }
 
-/// Parses `DATABASE_URL` as the API reads it and returns the infra database name.
-pub fn parse_database_url(url: &str) -> Result<String> {
+/// What `DATABASE_URL` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite:NAME`: the infra database's name.
+    Sqlite(String),
+    Postgres(PgUrl),
+}
+
+/// A `postgresql://` or `postgres://` URL, split into what monkctl needs. `url` holds the
+/// password and is handed only to the driver; everything printed uses `redacted`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PgUrl {
+    /// The URL as given, without the TLS parameters monkctl handles itself.
+    pub url: String,
+    /// The URL with its password replaced by `***`.
+    pub redacted: String,
+    /// The database named in the URL's path (default `monk`, as the API's default).
+    pub database: String,
+    /// `sslmode`: `disable`, `prefer` (the default), `require`, `verify-ca` or `verify-full`.
+    pub sslmode: String,
+    /// `sslrootcert`: a PEM file of the certificates to trust (verify-ca, verify-full).
+    pub sslrootcert: Option<PathBuf>,
+}
+
+impl fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgUrl")
+            .field("url", &self.redacted)
+            .field("database", &self.database)
+            .field("sslmode", &self.sslmode)
+            .finish()
+    }
+}
+
+/// The `sslmode` values monkctl understands (libpq's, without `allow`).
+pub const SSL_MODES: &[&str] = &["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+/// Parses `DATABASE_URL` as the API reads it: `sqlite:NAME`, or a PostgreSQL URL.
+pub fn parse_database_url(url: &str) -> Result<DatabaseUrl> {
     let lower = url.to_ascii_lowercase();
-    if lower.starts_with("postgresql:") || lower.starts_with("postgres:") {
-        return Err(Error::Unsupported(format!(
-            "DATABASE_URL '{}' names a PostgreSQL infra database, which monkctl does not support yet; use sqlite:NAME",
-            redact(url)
-        )));
+    if lower.starts_with("postgresql://") || lower.starts_with("postgres://") {
+        return parse_postgres_url(url).map(DatabaseUrl::Postgres);
     }
     let Some(name) = url.strip_prefix("sqlite:") else {
         return Err(Error::Usage(format!(
-            "DATABASE_URL '{}' is not understood: use sqlite:NAME (default sqlite:monk)",
+            "DATABASE_URL '{}' is not understood: use sqlite:NAME (default sqlite:monk) or postgresql://USER@HOST[:PORT]/DATABASE",
             redact(url)
         )));
     };
     let name = name.trim_start_matches("//");
     super::names::path_component("database name in DATABASE_URL", name)?;
-    Ok(name.to_string())
+    Ok(DatabaseUrl::Sqlite(name.to_string()))
 }
 
-/// Hides a password in a URL before it is printed.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
-        _ => url.to_string(),
+fn parse_postgres_url(url: &str) -> Result<PgUrl> {
+    let bad = |why: String| {
+        Error::Usage(format!(
+            "DATABASE_URL '{}' is not a valid PostgreSQL URL: {why}; use postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require]",
+            redact(url)
+        ))
+    };
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let (mut sslmode, mut sslrootcert, mut kept) = ("prefer".to_string(), None, Vec::new());
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "sslmode" => {
+                if !SSL_MODES.contains(&v) {
+                    return Err(bad(format!(
+                        "sslmode '{}' is not one of {}",
+                        v.escape_debug(),
+                        SSL_MODES.join(", ")
+                    )));
+                }
+                sslmode = v.to_string();
+            }
+            "sslrootcert" => sslrootcert = Some(PathBuf::from(v)),
+            _ => kept.push(pair),
+        }
+    }
+    let rest = &base[base.find("://").map(|i| i + 3).unwrap_or(0)..];
+    let path = rest.split_once('/').map(|(_, p)| p).unwrap_or("");
+    let database = if path.is_empty() {
+        "monk".to_string()
+    } else if path.contains('%') || path.contains('/') {
+        return Err(bad("the database name must be a plain name".into()));
+    } else {
+        path.to_string()
+    };
+    let mut clean = if path.is_empty() {
+        format!("{}/{database}", base.trim_end_matches('/'))
+    } else {
+        base.to_string()
+    };
+    if !kept.is_empty() {
+        clean = format!("{clean}?{}", kept.join("&"));
+    }
+    clean
+        .parse::<postgres::Config>()
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(PgUrl {
+        redacted: redact(&clean),
+        url: clean,
+        database,
+        sslmode,
+        sslrootcert,
+    })
+}
+
+/// Hides a password in a URL before it is printed (`scheme://user:***@host...`).
+pub fn redact(url: &str) -> String {
+    let Some(s) = url.find("://") else {
+        return url.to_string();
+    };
+    let auth_end = url[s + 3..]
+        .find(['/', '?'])
+        .map(|i| s + 3 + i)
+        .unwrap_or(url.len());
+    let Some(at) = url[..auth_end].rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &url[s + 3..at];
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{}://{user}:***{}", &url[..s], &url[at..]),
+        None => url.to_string(),
     }
 }
 
@@ -307,10 +418,26 @@ mod tests {
 
     #[test]
     fn database_urls() {
-        assert_eq!(parse_database_url("sqlite:prod").unwrap(), "prod");
-        let e = parse_database_url("postgresql://u:secret@h/db").unwrap_err();
-        assert_eq!(e.exit_code(), super::super::error::exit::UNSUPPORTED);
-        assert!(!e.to_string().contains("secret"));
+        assert_eq!(
+            parse_database_url("sqlite:prod").unwrap(),
+            DatabaseUrl::Sqlite("prod".into())
+        );
+        let DatabaseUrl::Postgres(pg) =
+            parse_database_url("postgresql://u:secret@h:5433/db?sslmode=require").unwrap()
+        else {
+            panic!("a PostgreSQL URL")
+        };
+        assert_eq!(pg.database, "db");
+        assert_eq!(pg.sslmode, "require");
+        assert_eq!(pg.redacted, "postgresql://u:***@h:5433/db");
+        assert!(!format!("{pg:?}").contains("secret"));
+        let DatabaseUrl::Postgres(pg) = parse_database_url("postgres://h").unwrap() else {
+            panic!("a PostgreSQL URL")
+        };
+        assert_eq!(pg.database, "monk");
+        let e = parse_database_url("postgresql://u:secret@h/db?sslmode=maybe").unwrap_err();
+        assert_eq!(e.exit_code(), super::super::error::exit::USAGE);
+        assert!(!e.to_string().contains("secret"), "{e}");
         assert!(parse_database_url("sqlite:../etc").is_err());
         assert!(parse_database_url("mysql://x").is_err());
     }

@@ -35,7 +35,10 @@ use super::registry::{Registry, TenantRow};
 use super::schema;
 use super::system;
 use super::tenant;
-use super::Workspace;
+use super::{Store, Workspace};
+
+#[path = "doctor_postgres.rs"]
+mod postgres;
 
 /// A WAL above this size is reported (`wal_oversized`): the API checkpoints on its own, so a
 /// large WAL means a reader held it open for long or checkpoints keep failing.
@@ -311,6 +314,14 @@ const ROW_CHECKS: &[fn(&Ctx<'_>, &TenantRow, &mut Vec<Finding>)] = &[check_row];
 /// Runs every check; returns the findings (sorted: errors first) and how many tenant files were
 /// checked.
 fn check(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<(Vec<Finding>, usize)> {
+    if let super::Backend::Postgres(_) = ws.backend {
+        let Store::Postgres(mut reg) = ws.store()? else {
+            unreachable!("a PostgreSQL deployment has a PostgreSQL registry")
+        };
+        let (mut found, checked) = postgres::check(&mut reg, opts)?;
+        sort_findings(&mut found);
+        return Ok((found, checked));
+    }
     let layout = &ws.layout;
     let mut out = Vec::new();
     let reg = match ws.registry() {
@@ -367,6 +378,12 @@ fn check(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<(Vec
     );
     drop(ctx);
     drop(reg);
+    sort_findings(&mut out);
+    Ok((out, checked))
+}
+
+/// Errors first, then by tenant, code and path.
+fn sort_findings(out: &mut [Finding]) {
     out.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
@@ -374,7 +391,6 @@ fn check(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<(Vec
             .then_with(|| a.code.cmp(b.code))
             .then_with(|| a.path.cmp(&b.path))
     });
-    Ok((out, checked))
 }
 
 impl<'a> Ctx<'a> {

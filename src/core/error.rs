@@ -51,6 +51,8 @@ pub mod exit {
     pub const STATEMENT_TIMEOUT: i32 = 20;
     /// The user answered no to a confirmation (or closed it): nothing was changed.
     pub const CANCELLED: i32 = 21;
+    /// The PostgreSQL server could not be reached or refused the connection.
+    pub const UNREACHABLE: i32 = 22;
 }
 
 /// An exit code, its stable name (in JSON errors and scripts) and what it means.
@@ -102,7 +104,7 @@ pub const CODES: &[ExitCode] = &[
     ExitCode {
         code: exit::UNSUPPORTED,
         name: "unsupported",
-        meaning: "unsupported: a `postgresql://` URL, a newer format or version",
+        meaning: "unsupported: a newer format or version, or a command not yet available on a PostgreSQL deployment",
     },
     ExitCode {
         code: exit::PARTIAL,
@@ -173,6 +175,11 @@ pub const CODES: &[ExitCode] = &[
         code: exit::CANCELLED,
         name: "cancelled",
         meaning: "a confirmation was answered no (or its prompt closed); nothing was changed",
+    },
+    ExitCode {
+        code: exit::UNREACHABLE,
+        name: "unreachable",
+        meaning: "the PostgreSQL server of `DATABASE_URL` could not be reached (refused, timed out, unknown host, TLS failed); nothing was changed",
     },
 ];
 
@@ -325,6 +332,15 @@ pub enum Error {
         statement: String,
     },
 
+    /// An error of the PostgreSQL server or its connection, at `target` (host, database and
+    /// schema; never the password). `exit` is chosen by `backend::postgres::error`.
+    #[error("{target}: {detail}")]
+    Postgres {
+        target: String,
+        detail: String,
+        exit: i32,
+    },
+
     #[error("{0}")]
     Other(String),
 }
@@ -369,6 +385,7 @@ impl Error {
             Error::StatementTimeout { .. } => exit::STATEMENT_TIMEOUT,
             Error::Cancelled => exit::CANCELLED,
             Error::Other(_) => exit::FAILURE,
+            Error::Postgres { exit, .. } => *exit,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,
                 std::io::ErrorKind::AlreadyExists => exit::CONFLICT,

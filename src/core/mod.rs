@@ -5,6 +5,7 @@
 //! locks) live in exactly one module each.
 
 pub mod archive;
+pub mod backend;
 pub mod config;
 pub mod db;
 pub mod doctor;
@@ -30,6 +31,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use backend::{Backend, Store};
 pub use config::{Overrides, Settings};
 pub use error::{exit, Error, Result};
 pub use layout::{Layout, LayoutKind};
@@ -69,7 +71,11 @@ pub fn pause_point(_name: &str) {}
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub settings: Settings,
+    /// Where monkctl's own files are (locks, trash, snapshots, templates); on SQLite also the
+    /// registry and the tenants.
     pub layout: Layout,
+    /// Where the registry and the tenants live.
+    pub backend: Backend,
     /// The deployment's tenant migration set, read on first use (`migration_set`).
     set: std::sync::OnceLock<migrate::MigrationSet>,
 }
@@ -78,6 +84,23 @@ impl Workspace {
     /// The settings and the registry they find (`Layout::resolve`): exit 2 when the data
     /// directory holds two registries and nothing chooses between them.
     pub fn new(settings: Settings) -> Result<Workspace> {
+        if let Some(url) = &settings.postgres {
+            // The data directory holds only monkctl's own state: no registry is looked for.
+            let layout = Layout::resolve(
+                &settings.data_dir.value,
+                &settings.database_name,
+                true,
+                Some(LayoutKind::Design),
+            )?;
+            return Ok(Workspace {
+                backend: Backend::Postgres(std::sync::Arc::new(backend::postgres::Target::new(
+                    url,
+                )?)),
+                settings,
+                layout,
+                set: std::sync::OnceLock::new(),
+            });
+        }
         let layout = Layout::resolve(
             &settings.data_dir.value,
             &settings.database_name,
@@ -87,8 +110,54 @@ impl Workspace {
         Ok(Workspace {
             settings,
             layout,
+            backend: Backend::Sqlite,
             set: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Refuses, on a PostgreSQL deployment, a command whose PostgreSQL side does not exist yet.
+    fn sqlite_only(&self) -> Result<()> {
+        match &self.backend {
+            Backend::Sqlite => Ok(()),
+            Backend::Postgres(t) => Err(Error::Unsupported(format!(
+                "this command is not available on a PostgreSQL deployment yet ({}); the tenant lifecycle (create, list, show, trash, suspend, delete, undelete, purge), init, config and doctor are",
+                t.at(None)
+            ))),
+        }
+    }
+
+    /// The registry for reading, on either backend; never creates anything.
+    pub fn store(&self) -> Result<Store> {
+        match &self.backend {
+            Backend::Sqlite => Ok(Store::Sqlite(Registry::open_existing(&self.layout)?)),
+            Backend::Postgres(t) => Ok(Store::Postgres(
+                backend::postgres::Registry::open_existing(t)?,
+            )),
+        }
+    }
+
+    /// The registry for changing existing tenants: `NoInfra` when there is none, brought up to
+    /// date otherwise.
+    pub fn store_existing_for_write(&self) -> Result<Store> {
+        match &self.backend {
+            Backend::Sqlite => Ok(Store::Sqlite(self.registry_existing_for_write()?)),
+            Backend::Postgres(t) => {
+                drop(backend::postgres::Registry::open_existing(t)?);
+                Ok(Store::Postgres(
+                    backend::postgres::Registry::open_for_write(t)?,
+                ))
+            }
+        }
+    }
+
+    /// The registry for writing; creates it when missing.
+    pub fn store_for_write(&self) -> Result<Store> {
+        match &self.backend {
+            Backend::Sqlite => Ok(Store::Sqlite(self.registry_for_write()?)),
+            Backend::Postgres(t) => Ok(Store::Postgres(
+                backend::postgres::Registry::open_for_write(t)?,
+            )),
+        }
     }
 
     /// The deployment's tenant migrations: the built-in ones plus the operator directory
@@ -105,12 +174,14 @@ impl Workspace {
 
     /// The infra database for reading; never creates anything.
     pub fn registry(&self) -> Result<Registry> {
+        self.sqlite_only()?;
         Registry::open_existing(&self.layout)
     }
 
     /// The infra database for changing existing tenants: `NoInfra` when there is none (a command
     /// about a tenant must not create an empty registry), brought up to date otherwise.
     pub fn registry_existing_for_write(&self) -> Result<Registry> {
+        self.sqlite_only()?;
         if !self.layout.infra_path.exists() {
             Registry::open_existing(&self.layout)?;
         }
@@ -119,6 +190,7 @@ impl Workspace {
 
     /// The infra database for writing; creates the data directory and the database when missing.
     pub fn registry_for_write(&self) -> Result<Registry> {
+        self.sqlite_only()?;
         Registry::open_for_write(&self.layout)
     }
 }
@@ -139,6 +211,22 @@ pub struct InitReport {
 /// Creates the data directory and the infra database (idempotent). Refuses to make a second
 /// registry beside one the directory holds already (another layout or another name).
 pub fn init(ws: &Workspace) -> Result<InitReport> {
+    if let Backend::Postgres(t) = &ws.backend {
+        let existed = backend::postgres::Registry::open_existing(t).is_ok();
+        drop(ws.store_for_write()?);
+        fsutil::create_private_dir(&ws.layout.data_dir)?;
+        return Ok(InitReport {
+            data_dir: ws.layout.data_dir.clone(),
+            layout: ws.layout.kind,
+            infra_path: PathBuf::from(t.at(None)),
+            created: !existed,
+            infra_version: backend::postgres::latest_version(),
+            api_env: Some(std::collections::BTreeMap::from([(
+                "DATABASE_URL".to_string(),
+                t.url.redacted.clone(),
+            )])),
+        });
+    }
     let existed = ws.layout.infra_path.exists();
     if !existed {
         if let Some(other) = ws.layout.other_registries().first() {

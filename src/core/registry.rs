@@ -673,3 +673,41 @@ impl Writer<'_> {
         self.tx
     }
 }
+
+impl super::backend::RegistryWriter for Writer<'_> {
+    fn find(&self, name: &str) -> Result<Option<TenantRow>> {
+        Writer::find(self, name)
+    }
+
+    fn location_claimed(&self, database: &str, schema: &str) -> Result<bool> {
+        Writer::location_claimed(self, database, schema)
+    }
+
+    fn insert(&self, t: &TenantRow) -> Result<()> {
+        Writer::insert(self, t)
+    }
+
+    fn update_state(&self, t: &TenantRow) -> Result<()> {
+        Writer::update_state(self, t)
+    }
+
+    fn record_fixture(&self, tenant_id: &str, fixture: &str, deployed_at: &str) -> Result<()> {
+        Writer::record_fixture(self, tenant_id, fixture, deployed_at)
+    }
+
+    fn forget_fixture(&self, tenant_id: &str, fixture: &str) -> Result<()> {
+        Writer::forget_fixture(self, tenant_id, fixture)
+    }
+
+    fn set_fixture_version(&self, tenant_id: &str, fixture: &str, version: &str) -> Result<()> {
+        Writer::set_fixture_version(self, tenant_id, fixture, version)
+    }
+
+    fn update_content_info(&self, t: &TenantRow) -> Result<()> {
+        Writer::update_content_info(self, t)
+    }
+
+    fn clear_fixtures(&self, tenant_id: &str) -> Result<()> {
+        Writer::clear_fixtures(self, tenant_id)
+    }
+}

@@ -23,7 +23,7 @@ use super::names;
 use super::progress::Progress;
 use super::registry::{FixtureRow, Registry, TenantRow, Writer};
 use super::system;
-use super::{Batch, Workspace};
+use super::{Backend, Batch, Store, Workspace};
 
 /// What to create: one tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,19 @@ pub struct Built {
 /// Builds a complete tenant database at a new private path.
 pub type Builder<'a> = dyn Fn(&Path, &CreateSpec) -> Result<Built> + Sync + 'a;
 
+/// What a new tenant is made of.
+#[derive(Clone, Copy)]
+pub enum Recipe<'a> {
+    /// A plain tenant: the `system` fixture and the deployment's later migrations (both backends).
+    System(&'a MigrationSet),
+    /// A tenant database built by this builder (fixtures, a template, a restore); SQLite only.
+    Built(&'a Builder<'a>),
+}
+
+/// Tenants created in one PostgreSQL transaction: each costs a few milliseconds of DDL, so a
+/// batch commits about a second of work at once and holds `tenants` only for its last moments.
+pub const PG_BATCH_SIZE: usize = 64;
+
 /// The builder of a plain tenant: the `system` fixture and the deployment's later migrations
 /// executed into a new file; the tenant records its `system` fixture.
 pub fn system_builder(
@@ -80,7 +93,8 @@ impl Built {
 pub struct Created {
     #[serde(flatten)]
     pub tenant: TenantRow,
-    pub path: PathBuf,
+    /// The tenant's database file; `null` on PostgreSQL (the tenant is `schema`).
+    pub path: Option<PathBuf>,
     /// Files of an interrupted earlier attempt that stood at this tenant's path, moved aside.
     pub moved_aside: Vec<PathBuf>,
     /// True when the tenant existed already and `--skip-existing` left it as it was.
@@ -178,56 +192,53 @@ pub const BATCH_SIZE: usize = 256;
 pub fn create_many(
     ws: &Workspace,
     specs: &[CreateSpec],
-    builder: &Builder<'_>,
+    recipe: Recipe<'_>,
     skip_existing: bool,
     progress: &dyn Progress,
 ) -> Result<Batch<Created>> {
     validate_specs(specs)?;
-    let mut reg = ws.registry_for_write()?;
+    let mut store = ws.store_for_write()?;
     progress.start(specs.len() as u64, "creating tenants");
     // With `skip_existing`, a tenant that exists (not deleted) is a success left as it is, so
     // that a provisioning script can run again after an interruption and exit 0. Found before
     // building, and again when a concurrent create won the name meanwhile.
-    let existing = |reg: &Registry, name: &str| -> Option<Result<Created>> {
+    let existing = |store: &mut Store, name: &str| -> Option<Result<Created>> {
         if !skip_existing {
             return None;
         }
-        let t = reg.find(name).ok().flatten().filter(|t| !t.is_deleted())?;
-        Some(file_of(&ws.layout, &t).map(|path| Created {
+        let t = store
+            .find(name)
+            .ok()
+            .flatten()
+            .filter(|t| !t.is_deleted())?;
+        let path = match store {
+            Store::Sqlite(_) => file_of(&ws.layout, &t).map(Some),
+            Store::Postgres(_) => Ok(None),
+        };
+        Some(path.map(|path| Created {
             tenant: t,
             path,
             moved_aside: Vec::new(),
             existed: true,
         }))
     };
-    let mut results: Vec<Option<Result<Created>>> =
-        specs.iter().map(|s| existing(&reg, &s.name)).collect();
+    let mut results: Vec<Option<Result<Created>>> = specs
+        .iter()
+        .map(|s| existing(&mut store, &s.name))
+        .collect();
     for (spec, _) in specs.iter().zip(&results).filter(|(_, r)| r.is_some()) {
         progress.advance(1, &spec.name);
     }
     let todo: Vec<usize> = (0..specs.len()).filter(|i| results[*i].is_none()).collect();
     let made: Vec<CreateSpec> = todo.iter().map(|i| specs[*i].clone()).collect();
-    let mut created: Vec<Result<Created>> = Vec::new();
-    if let [spec] = made.as_slice() {
-        created.push(create_one(&mut reg, &ws.layout, spec, builder));
-        progress.advance(1, &spec.name);
-    } else {
-        let mut last_created = SystemTime::UNIX_EPOCH;
-        for chunk in made.chunks(BATCH_SIZE) {
-            created.extend(create_batch(
-                &mut reg,
-                &ws.layout,
-                chunk,
-                builder,
-                progress,
-                &mut last_created,
-            ));
-        }
-    }
+    let created = match &mut store {
+        Store::Sqlite(reg) => create_files(ws, reg, &made, recipe, progress),
+        Store::Postgres(reg) => create_schemas(ws, reg, &made, recipe, progress)?,
+    };
     for (i, r) in todo.into_iter().zip(created) {
         results[i] = Some(match r {
             Err(Error::TenantExists(name)) if skip_existing => {
-                existing(&reg, &name).unwrap_or(Err(Error::TenantExists(name)))
+                existing(&mut store, &name).unwrap_or(Err(Error::TenantExists(name)))
             }
             other => other,
         });
@@ -240,6 +251,83 @@ pub fn create_many(
     }
     progress.finish();
     Ok(batch)
+}
+
+/// SQLite: each tenant's file built privately, then placed and registered (one tenant through
+/// `create_one`, more in batches through `create_batch`).
+fn create_files(
+    ws: &Workspace,
+    reg: &mut Registry,
+    made: &[CreateSpec],
+    recipe: Recipe<'_>,
+    progress: &dyn Progress,
+) -> Vec<Result<Created>> {
+    let system;
+    let builder: &Builder<'_> = match recipe {
+        Recipe::System(set) => {
+            system = system_builder(set);
+            &system
+        }
+        Recipe::Built(b) => b,
+    };
+    let mut created: Vec<Result<Created>> = Vec::new();
+    if let [spec] = made {
+        created.push(create_one(reg, &ws.layout, spec, builder));
+        progress.advance(1, &spec.name);
+    } else {
+        let mut last_created = SystemTime::UNIX_EPOCH;
+        for chunk in made.chunks(BATCH_SIZE) {
+            created.extend(create_batch(
+                reg,
+                &ws.layout,
+                chunk,
+                builder,
+                progress,
+                &mut last_created,
+            ));
+        }
+    }
+    created
+}
+
+/// PostgreSQL: each batch of tenants (schema, tables, seed rows, registry row) in one
+/// transaction, see `backend::postgres::Registry::create_batch`.
+fn create_schemas(
+    ws: &Workspace,
+    reg: &mut crate::core::backend::postgres::Registry,
+    made: &[CreateSpec],
+    recipe: Recipe<'_>,
+    progress: &dyn Progress,
+) -> Result<Vec<Result<Created>>> {
+    match recipe {
+        Recipe::Built(_) => {
+            return Err(Error::Unsupported(
+                "tenant create --fixture/--template (and restore) are not available on a PostgreSQL deployment yet; create plain tenants, then seed them".into(),
+            ))
+        }
+        Recipe::System(set) => {
+            if set.latest() > MigrationSet::builtin().latest() {
+                return Err(Error::Unsupported(format!(
+                    "the deployment's migrations ({}) go beyond the API's schema, and operator migrations are not run on PostgreSQL yet: create without --migrations",
+                    set.origin()
+                )));
+            }
+        }
+    }
+    let mut created = Vec::with_capacity(made.len());
+    for chunk in made.chunks(PG_BATCH_SIZE) {
+        let made = reg.create_batch(chunk, &ws.settings.database_name)?;
+        for (spec, r) in chunk.iter().zip(made) {
+            progress.advance(1, &spec.name);
+            created.push(r.map(|tenant| Created {
+                tenant,
+                path: None,
+                moved_aside: Vec::new(),
+                existed: false,
+            }));
+        }
+    }
+    Ok(created)
 }
 
 /// A tenant of a batch whose private file is built and waits to be placed and registered.
@@ -388,7 +476,7 @@ fn create_batch(
                 for p in pending.into_iter().filter(|p| p.placed) {
                     let r = reg.get(&specs[p.index].name).map(|tenant| Created {
                         tenant,
-                        path: p.final_path,
+                        path: Some(p.final_path),
                         moved_aside: p.moved_aside,
                         existed: false,
                     });
@@ -666,7 +754,7 @@ pub fn create_one(
     let tenant = reg.get(&spec.name)?;
     Ok(Created {
         tenant,
-        path: final_path,
+        path: Some(final_path),
         moved_aside,
         existed: false,
     })
@@ -710,7 +798,48 @@ pub struct TenantSummary {
 
 /// Lists tenants. Trashed and deleted ones only on request.
 pub fn list(ws: &Workspace, filter: &ListFilter) -> Result<Vec<TenantSummary>> {
-    let reg = ws.registry()?;
+    let (rows, fixtures, mut measure): (_, _, Measure) = match ws.store()? {
+        Store::Postgres(mut reg) => {
+            let (rows, fixtures) = (reg.all()?, reg.all_fixtures()?);
+            let sizes = reg.schema_sizes()?;
+            (
+                rows,
+                fixtures,
+                Box::new(move |t: &TenantRow| (None, sizes.get(&t.schema).copied())),
+            )
+        }
+        Store::Sqlite(reg) => {
+            let (rows, fixtures, sizes) = sqlite_rows_and_sizes(ws, &reg)?;
+            let layout = ws.layout.clone();
+            let mut sizes = sizes;
+            (
+                rows,
+                fixtures,
+                Box::new(move |t: &TenantRow| located_size(&layout, t, &mut sizes)),
+            )
+        }
+    };
+    summarize(rows, fixtures, filter, &mut *measure)
+}
+
+/// Where a tenant is and its size: a file and its bytes, or (PostgreSQL) no path and the bytes
+/// of its schema's tables.
+type Located = (Option<PathBuf>, Option<u64>);
+
+/// Finds where each listed tenant is and its size.
+type Measure = Box<dyn FnMut(&TenantRow) -> Located>;
+
+/// The registry's rows and fixtures, with the sizes of the files of the directory most tenants
+/// live in, measured while the registry is read.
+#[allow(clippy::type_complexity)]
+fn sqlite_rows_and_sizes(
+    ws: &Workspace,
+    reg: &Registry,
+) -> Result<(
+    Vec<TenantRow>,
+    std::collections::HashMap<String, Vec<FixtureRow>>,
+    fsutil::DirSizes,
+)> {
     // Most tenants live in one directory: measure its files while the registry is read.
     let main_dir = ws.layout.new_tenant_database().to_string();
     let scan_path = ws.layout.data_dir.join(&main_dir);
@@ -720,9 +849,19 @@ pub fn list(ws: &Workspace, filter: &ListFilter) -> Result<Vec<TenantSummary>> {
         let fixtures = reg.all_fixtures();
         (rows, fixtures, scan.join().unwrap_or_default())
     });
-    let (rows, mut fixtures) = (rows?, fixtures?);
+    let (rows, fixtures) = (rows?, fixtures?);
     let mut sizes = fsutil::DirSizes::default();
     sizes.insert(&main_dir, scanned);
+    Ok((rows, fixtures, sizes))
+}
+
+/// The rule of `tenant list`, the same on every backend: which rows, what each line says, order.
+fn summarize(
+    rows: Vec<TenantRow>,
+    mut fixtures: std::collections::HashMap<String, Vec<FixtureRow>>,
+    filter: &ListFilter,
+    measure: &mut dyn FnMut(&TenantRow) -> Located,
+) -> Result<Vec<TenantSummary>> {
     let wanted = |t: &TenantRow| {
         let status_ok = filter.statuses.is_empty() || filter.statuses.contains(&t.status);
         let named_deleted = filter.statuses.iter().any(|s| s == "deleted");
@@ -734,7 +873,7 @@ pub fn list(ws: &Workspace, filter: &ListFilter) -> Result<Vec<TenantSummary>> {
         .into_iter()
         .filter(wanted)
         .map(|t| {
-            let (path, size_bytes) = located_size(&ws.layout, &t, &mut sizes);
+            let (path, size_bytes) = measure(&t);
             let deployed = if fixtures.is_empty() {
                 None
             } else {
@@ -814,7 +953,9 @@ pub use super::db::TableCount;
 pub struct TenantDetail {
     #[serde(flatten)]
     pub tenant: TenantRow,
-    pub path: PathBuf,
+    /// The database file; `null` on PostgreSQL, where the tenant is its `schema`.
+    pub path: Option<PathBuf>,
+    /// Whether the file (on PostgreSQL, the schema) exists.
     pub file_exists: bool,
     pub size_bytes: Option<u64>,
     pub wal_bytes: Option<u64>,
@@ -830,31 +971,59 @@ pub struct TenantDetail {
 
 pub fn show(ws: &Workspace, name: &str) -> Result<TenantDetail> {
     names::tenant(name)?;
-    let reg = ws.registry()?;
-    let tenant = reg.get(name)?;
-    let fixtures = reg.fixtures_of(&tenant.id)?;
-    let path = file_of(&ws.layout, &tenant)?;
-    let file_exists = path.exists();
-    let (mut owner_name, mut tables, mut file_error) = (None, Vec::new(), None);
-    if file_exists {
-        match read_content(&path, &tenant.owner_id) {
-            Ok((o, t)) => {
-                owner_name = o;
-                tables = t;
-            }
-            Err(e) => file_error = Some(e.to_string()),
+    let mut store = ws.store()?;
+    let tenant = store.get(name)?;
+    let fixtures = store.fixtures_of(&tenant.id)?;
+    let (path, file_exists, size_bytes, wal_bytes, content) = match &mut store {
+        Store::Sqlite(_) => {
+            let path = file_of(&ws.layout, &tenant)?;
+            let exists = path.exists();
+            let content = exists.then(|| read_content(&path, &tenant.owner_id));
+            (
+                Some(path.clone()),
+                exists,
+                fsutil::size_of(&path),
+                fsutil::size_of(&fsutil::with_suffix(&path, "-wal")),
+                content,
+            )
         }
-    } else if !tenant.is_deleted() {
-        file_error = Some(format!(
-            "the file is missing: {} (run `monkctl doctor`)",
-            path.display()
-        ));
+        Store::Postgres(reg) => {
+            let exists = reg.schema_exists(&tenant.schema)?;
+            let size = if exists {
+                reg.schema_sizes()?.get(&tenant.schema).copied()
+            } else {
+                None
+            };
+            let content = exists.then(|| reg.read_content(&tenant.schema, &tenant.owner_id));
+            (None, exists, size, None, content)
+        }
+    };
+    let (mut owner_name, mut tables, mut file_error) = (None, Vec::new(), None);
+    match content {
+        Some(Ok((o, t))) => {
+            owner_name = o;
+            tables = t;
+        }
+        Some(Err(e)) => file_error = Some(e.to_string()),
+        None if !tenant.is_deleted() => {
+            file_error = Some(match &path {
+                Some(p) => format!(
+                    "the file is missing: {} (run `monkctl doctor`)",
+                    p.display()
+                ),
+                None => format!(
+                    "the schema {} is missing (run `monkctl doctor`)",
+                    tenant.schema
+                ),
+            })
+        }
+        None => {}
     }
-    // A deleted tenant whose trash copy is gone was purged: nothing is wrong, nothing is left.
+    // A deleted tenant whose trash copy (schema) is gone was purged: nothing is left to read.
     let purged = tenant.is_deleted() && !file_exists;
     Ok(TenantDetail {
-        size_bytes: fsutil::size_of(&path),
-        wal_bytes: fsutil::size_of(&fsutil::with_suffix(&path, "-wal")),
+        size_bytes,
+        wal_bytes,
         tenant,
         path,
         file_exists,
@@ -899,7 +1068,7 @@ pub struct StateResult {
 /// changes nothing. A deleted tenant cannot change state.
 pub fn change_state(ws: &Workspace, name: &str, change: StateChange) -> Result<StateResult> {
     names::tenant(name)?;
-    let mut reg = ws.registry_existing_for_write()?;
+    let mut reg = ws.store_existing_for_write()?;
     reg.write(|w| {
         let mut t = w.get(name)?;
         if t.is_deleted() {
@@ -947,23 +1116,33 @@ pub struct Deleted {
 /// Run again on a deleted tenant whose file is still in place, it finishes the move.
 pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
     names::tenant(name)?;
-    let mut reg = ws.registry_existing_for_write()?;
+    let mut reg = ws.store_existing_for_write()?;
     // The file moves only after this commit; it must survive a power loss first.
     reg.durable()?;
     let layout = &ws.layout;
+    // On PostgreSQL the schema stays where it is, as the API leaves it; only `purge` removes it.
+    let files = matches!(reg, Store::Sqlite(_));
     let tenant = reg.write(|w| {
         let mut t = w.get(name)?;
-        let live = layout.tenant_path(&t.database, &t.schema)?;
-        if t.is_deleted() {
-            if !live.exists() {
+        if !files {
+            if t.is_deleted() {
                 return Err(Error::Conflict(format!(
-                    "tenant '{name}' is already deleted and its file is in {}",
-                    layout.trash_dir().display()
+                    "tenant '{name}' is already deleted"
                 )));
             }
-            return Ok(t);
+        } else {
+            let live = layout.tenant_path(&t.database, &t.schema)?;
+            if t.is_deleted() {
+                if !live.exists() {
+                    return Err(Error::Conflict(format!(
+                        "tenant '{name}' is already deleted and its file is in {}",
+                        layout.trash_dir().display()
+                    )));
+                }
+                return Ok(t);
+            }
+            room_in_trash(name, &live, &layout.trash_path(&t.schema, &t.id)?)?;
         }
-        room_in_trash(name, &live, &layout.trash_path(&t.schema, &t.id)?)?;
         let now = ids::now_iso();
         t.status = "deleted".into();
         t.is_active = false;
@@ -973,6 +1152,12 @@ pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
         Ok(t)
     })?;
     super::pause_point("tenant.deleted");
+    if !files {
+        return Ok(Deleted {
+            tenant,
+            moved: Vec::new(),
+        });
+    }
     let live = layout.tenant_path(&tenant.database, &tenant.schema)?;
     let trash = layout.trash_path(&tenant.schema, &tenant.id)?;
     let moved = move_to_trash(&live, &trash).map_err(|e| match e {
@@ -993,10 +1178,10 @@ pub fn delete(ws: &Workspace, name: &str) -> Result<Deleted> {
 pub struct Undeleted {
     #[serde(flatten)]
     pub tenant: TenantRow,
-    /// The live file, put back from the trash copy.
-    pub path: PathBuf,
-    /// The trash copy it came from (removed once the tenant was back).
-    pub from: PathBuf,
+    /// The live file, put back from the trash copy; `null` on PostgreSQL (the schema never moved).
+    pub path: Option<PathBuf>,
+    /// The trash copy it came from (removed once the tenant was back); `null` on PostgreSQL.
+    pub from: Option<PathBuf>,
     /// Files found at the live place (an interrupted earlier attempt), moved to the orphans.
     pub moved_aside: Vec<PathBuf>,
 }
@@ -1009,6 +1194,9 @@ pub struct Undeleted {
 /// undeleted with a stale trash copy that `doctor --repair` moves to the orphans.
 pub fn undelete(ws: &Workspace, name: &str) -> Result<Undeleted> {
     names::tenant(name)?;
+    if let Backend::Postgres(_) = ws.backend {
+        return undelete_schema(ws, name);
+    }
     let layout = &ws.layout;
     let mut reg = ws.registry_existing_for_write()?;
     let t = reg.get(name)?;
@@ -1079,9 +1267,53 @@ pub fn undelete(ws: &Workspace, name: &str) -> Result<Undeleted> {
     fsutil::sync_dir(&layout.trash_dir())?;
     Ok(Undeleted {
         tenant: reg.get(name)?,
-        path: live,
-        from: trash,
+        path: Some(live),
+        from: Some(trash),
         moved_aside,
+    })
+}
+
+/// `undelete` on PostgreSQL: the schema never moved, so the row alone is made active again, as
+/// long as the schema is there (not purged).
+fn undelete_schema(ws: &Workspace, name: &str) -> Result<Undeleted> {
+    let mut store = ws.store_existing_for_write()?;
+    let Store::Postgres(reg) = &mut store else {
+        unreachable!("called for PostgreSQL deployments only")
+    };
+    let t = reg
+        .find(name)?
+        .ok_or_else(|| Error::TenantNotFound(name.to_string()))?;
+    if !t.is_deleted() {
+        return Err(Error::Conflict(format!(
+            "tenant '{name}' is not deleted; only a deleted tenant is undeleted"
+        )));
+    }
+    if !reg.schema_exists(&t.schema)? {
+        return Err(Error::Conflict(format!(
+            "tenant '{name}' was purged: its schema {} is gone; restore it from its archive in {}",
+            t.schema,
+            ws.layout.trash_dir().display()
+        )));
+    }
+    let tenant = store.write(|w| {
+        let mut row = w.get(name)?;
+        if !row.is_deleted() || row.id != t.id {
+            return Err(Error::Conflict(format!(
+                "tenant '{name}' changed while it was being undeleted; run it again"
+            )));
+        }
+        row.deleted_at = None;
+        row.status = "active".into();
+        row.is_active = true;
+        row.updated_at = ids::now_iso();
+        w.update_state(&row)?;
+        Ok(row)
+    })?;
+    Ok(Undeleted {
+        tenant,
+        path: None,
+        from: None,
+        moved_aside: Vec::new(),
     })
 }
 
@@ -1176,7 +1408,11 @@ pub struct Purged {
     pub name: String,
     pub id: String,
     pub deleted_at: Option<String>,
+    /// SQLite: the trash files removed. PostgreSQL: the archive the schema was written to
+    /// before it was dropped (`pg_restore` brings it back).
     pub files: Vec<PathBuf>,
+    /// The schema dropped (PostgreSQL); `null` on SQLite.
+    pub schema: Option<String>,
     pub bytes: u64,
 }
 
@@ -1190,19 +1426,37 @@ pub struct PurgeReport {
     pub kept: usize,
 }
 
-/// Deleted tenants whose `deleted_at` is older than `older_than`, with their trash files.
+/// Deleted tenants whose `deleted_at` is older than `older_than`, with their trash files (on
+/// PostgreSQL: with the archive their schema is written to before it is dropped).
 pub fn purge_candidates(ws: &Workspace, older_than: Duration) -> Result<(Vec<Purged>, usize)> {
-    let reg = ws.registry()?;
+    let mut store = ws.store()?;
     let cutoff =
         ids::unix_now().saturating_sub(i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX));
     let (mut due, mut kept) = (Vec::new(), 0);
-    for t in reg.all()?.into_iter().filter(TenantRow::is_deleted) {
-        let trash = ws.layout.trash_path(&t.schema, &t.id)?;
-        let files: Vec<PathBuf> = ["", "-wal", "-shm"]
-            .iter()
-            .map(|s| fsutil::with_suffix(&trash, s))
-            .filter(|p| p.exists())
-            .collect();
+    let sizes = match &mut store {
+        Store::Postgres(reg) => Some((reg.tenant_schemas()?, reg.schema_sizes()?)),
+        Store::Sqlite(_) => None,
+    };
+    for t in store.all()?.into_iter().filter(TenantRow::is_deleted) {
+        let (files, bytes) = match &sizes {
+            Some((schemas, sizes)) => {
+                if t.db_type != "postgresql" || !schemas.contains(&t.schema) {
+                    continue;
+                }
+                let archive = pg_trash_archive(&ws.layout, &t)?;
+                (vec![archive], sizes.get(&t.schema).copied().unwrap_or(0))
+            }
+            None => {
+                let trash = ws.layout.trash_path(&t.schema, &t.id)?;
+                let files: Vec<PathBuf> = ["", "-wal", "-shm"]
+                    .iter()
+                    .map(|s| fsutil::with_suffix(&trash, s))
+                    .filter(|p| p.exists())
+                    .collect();
+                let bytes = files.iter().filter_map(|p| fsutil::size_of(p)).sum();
+                (files, bytes)
+            }
+        };
         if files.is_empty() {
             // Purged before: neither due nor kept.
             continue;
@@ -1214,14 +1468,25 @@ pub fn purge_candidates(ws: &Workspace, older_than: Duration) -> Result<(Vec<Pur
             continue;
         }
         due.push(Purged {
-            bytes: files.iter().filter_map(|p| fsutil::size_of(p)).sum(),
+            bytes,
             name: t.name,
             id: t.id,
             deleted_at: t.deleted_at,
+            schema: sizes.is_some().then_some(t.schema),
             files,
         });
     }
     Ok((due, kept))
+}
+
+/// Where `purge` writes a PostgreSQL tenant's schema before dropping it:
+/// `<data>/trash/<schema>-<id>.pgdump` (restore it with `pg_restore`).
+fn pg_trash_archive(layout: &Layout, t: &TenantRow) -> Result<PathBuf> {
+    names::path_component("tenants.schema", &t.schema)?;
+    names::path_component("tenants.id", &t.id)?;
+    Ok(layout
+        .trash_dir()
+        .join(format!("{}-{}.pgdump", t.schema, t.id)))
 }
 
 /// Removes the trash files of deleted tenants past the retention. The registry rows stay, as
@@ -1240,7 +1505,21 @@ pub fn purge_these(
     due: Vec<Purged>,
     kept: usize,
 ) -> Result<PurgeReport> {
-    if !dry_run {
+    if let (false, Backend::Postgres(target)) = (dry_run, &ws.backend) {
+        let mut store = ws.store()?;
+        let Store::Postgres(reg) = &mut store else {
+            unreachable!("a PostgreSQL deployment has a PostgreSQL registry")
+        };
+        for p in &due {
+            let (Some(schema), Some(archive)) = (&p.schema, p.files.first()) else {
+                continue;
+            };
+            // The archive is complete and durable before anything is dropped.
+            crate::core::backend::postgres::dump_schema(target, schema, archive)?;
+            super::pause_point("tenant.purge.archived");
+            reg.drop_schema(schema)?;
+        }
+    } else if !dry_run {
         for p in &due {
             for f in &p.files {
                 match fs::remove_file(f) {

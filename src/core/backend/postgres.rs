@@ -1,0 +1,1015 @@
+//! The PostgreSQL driver: a registry in schema `public` and a schema `ns_tenant_<name>` per
+//! tenant, in the one database `DATABASE_URL` names (see the README's PostgreSQL section).
+//!
+//! Owns every statement monkctl sends to PostgreSQL. What it promises:
+//! - Sessions run with time zone UTC (the API stores UTC wall-clock time in `timestamp` columns)
+//!   and a `lock_timeout`, so monkctl never queues forever behind the API.
+//! - Registry transactions are short: the API takes an ACCESS EXCLUSIVE lock on `tenants` at every
+//!   tenant lookup, so any lock monkctl holds on it makes the API's requests wait. A transaction
+//!   touches `tenants` only at its end, after the tenant work it commits with.
+//! - A tenant appears whole or not at all: its schema, tables, seed rows and registry row commit
+//!   in one transaction.
+//! - The password is handed to the driver only; every message names host, database and schema.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres::{Client, Config, NoTls, Row, Transaction};
+
+use crate::core::config::PgUrl;
+use crate::core::error::{exit, Error, Result};
+use crate::core::registry::{FixtureRow, TenantRow};
+use crate::core::tenant::CreateSpec;
+use crate::core::{ids, system};
+
+use super::RegistryWriter;
+
+mod embedded {
+    refinery::embed_migrations!("migrations/infra-postgres");
+}
+
+/// The tenant DDL and seed rows of Monk API 6.2 on PostgreSQL, run with `search_path` set to the
+/// new tenant's schema alone.
+pub const SYSTEM_SQL: &str = include_str!("../sql/postgres/system.sql");
+
+/// The version of the `system` fixture on PostgreSQL, as `tenant_fixtures.version` records it.
+pub fn system_version() -> String {
+    crate::core::fixture::checksum_hex(SYSTEM_SQL.as_bytes())
+}
+
+/// How long a monkctl statement waits for a lock before it gives up (exit 5).
+const LOCK_TIMEOUT: &str = "5s";
+
+/// Where a PostgreSQL deployment is: the parsed URL and the driver's configuration.
+pub struct Target {
+    pub url: PgUrl,
+    config: Config,
+    /// `host:port`, for messages.
+    pub host: String,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target").field("url", &self.url).finish()
+    }
+}
+
+impl Target {
+    pub fn new(url: &PgUrl) -> Result<Target> {
+        let mut config: Config = url.url.parse().map_err(|e| {
+            Error::Usage(format!(
+                "DATABASE_URL '{}' is not a valid PostgreSQL URL: {e}",
+                url.redacted
+            ))
+        })?;
+        if config.get_password().is_none() {
+            if let Ok(p) = std::env::var("PGPASSWORD") {
+                config.password(p);
+            }
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        config.application_name("monkctl");
+        config.ssl_mode(match url.sslmode.as_str() {
+            "disable" => postgres::config::SslMode::Disable,
+            "prefer" => postgres::config::SslMode::Prefer,
+            _ => postgres::config::SslMode::Require,
+        });
+        let host = match (config.get_hosts().first(), config.get_ports().first()) {
+            (Some(postgres::config::Host::Tcp(h)), Some(p)) => format!("{h}:{p}"),
+            (Some(postgres::config::Host::Tcp(h)), None) => format!("{h}:5432"),
+            (Some(postgres::config::Host::Unix(p)), _) => p.display().to_string(),
+            (None, _) => "localhost:5432".to_string(),
+        };
+        Ok(Target {
+            url: url.clone(),
+            config,
+            host,
+        })
+    }
+
+    /// `PostgreSQL HOST:PORT/DATABASE[, schema S]`: where an error happened.
+    pub fn at(&self, schema: Option<&str>) -> String {
+        match schema {
+            Some(s) => format!("PostgreSQL {}/{}, schema {s}", self.host, self.url.database),
+            None => format!("PostgreSQL {}/{}", self.host, self.url.database),
+        }
+    }
+
+    /// A new session: time zone UTC, a bounded lock wait.
+    pub fn connect(&self) -> Result<Client> {
+        let connected = if self.url.sslmode == "disable" {
+            self.config.connect(NoTls)
+        } else {
+            self.config.connect(super::tls::connector(&self.url)?)
+        };
+        let mut client = connected.map_err(|e| self.error(None, e))?;
+        client
+            .batch_execute(&format!(
+                "SET TIME ZONE 'UTC'; SET lock_timeout = '{LOCK_TIMEOUT}'; SET search_path TO public"
+            ))
+            .map_err(|e| self.error(None, e))?;
+        Ok(client)
+    }
+
+    /// The error `e` at `schema` (or the database), with the exit code a user can act on.
+    pub fn error(&self, schema: Option<&str>, e: postgres::Error) -> Error {
+        error_at(self.at(schema), &self.url, e)
+    }
+}
+
+/// Turns a driver error into monkctl's: the one place SQLSTATEs become exit codes.
+fn error_at(target: String, url: &PgUrl, e: postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        let (exit, hint) = match code {
+            "28P01" | "28000" => (
+                exit::PERMISSION,
+                "the server refused the login: check the user and password of DATABASE_URL (or PGPASSWORD)".to_string(),
+            ),
+            "3D000" => (
+                exit::NOT_FOUND,
+                format!(
+                    "create the database first (`createdb {}`) or name an existing one in DATABASE_URL",
+                    url.database
+                ),
+            ),
+            "42501" => (
+                exit::PERMISSION,
+                "the user lacks a privilege this needs: connect as the database's owner".into(),
+            ),
+            "23505" => (exit::CONFLICT, String::new()),
+            "55P03" | "40P01" | "40001" => (
+                exit::BUSY,
+                "another session holds a lock this needs; retry when it is done".into(),
+            ),
+            "57014" => (exit::STATEMENT_TIMEOUT, String::new()),
+            "53100" => (exit::DISK_FULL, String::new()),
+            "53300" | "57P01" | "57P02" | "57P03" => (
+                exit::UNREACHABLE,
+                "the server is shutting down, starting or out of connections; retry later".into(),
+            ),
+            _ => (exit::FAILURE, String::new()),
+        };
+        let mut detail = format!("{} (SQLSTATE {code})", db.message());
+        if let Some(d) = db.detail() {
+            detail.push_str(&format!("; {d}"));
+        }
+        if !hint.is_empty() {
+            detail.push_str(&format!("; {hint}"));
+        }
+        return Error::Postgres {
+            target,
+            detail,
+            exit,
+        };
+    }
+    // Not the server's answer: the connection failed or went away.
+    let mut detail = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !detail.contains(&text) {
+            detail.push_str(&format!(": {text}"));
+        }
+        source = s.source();
+    }
+    let detail = detail.replace(&url.url, &url.redacted);
+    Error::Postgres {
+        target,
+        detail: format!(
+            "{detail}; check that the server runs and that DATABASE_URL names its host and port"
+        ),
+        exit: exit::UNREACHABLE,
+    }
+}
+
+/// `"name"`: an identifier quoted for SQL. Names reach here validated (`names::tenant`); the
+/// quoting keeps a hand-edited registry row from becoming SQL.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A `timestamp` column as the API's ISO form (UTC, milliseconds, `Z`).
+macro_rules! iso {
+    ($col:literal) => {
+        concat!("to_char(", $col, ", 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+    };
+}
+
+const TENANT_COLUMNS: &str = concat!(
+    "id::text, name::text, db_type::text, database::text, schema::text, status::text, ",
+    "template_version::int8, description, source_template::text, owner_id::text, is_active, ",
+    iso!("created_at"),
+    ", ",
+    iso!("updated_at"),
+    ", ",
+    iso!("trashed_at"),
+    ", ",
+    iso!("deleted_at")
+);
+
+fn tenant_from_row(r: &Row) -> TenantRow {
+    TenantRow {
+        id: r.get(0),
+        name: r.get(1),
+        db_type: r.get(2),
+        database: r.get(3),
+        schema: r.get(4),
+        status: r.get(5),
+        template_version: r.get(6),
+        description: r.get(7),
+        source_template: r.get(8),
+        owner_id: r.get(9),
+        is_active: r.get(10),
+        created_at: r.get(11),
+        updated_at: r.get(12),
+        trashed_at: r.get(13),
+        deleted_at: r.get(14),
+    }
+}
+
+/// An open PostgreSQL registry: one session.
+pub struct Registry {
+    pub client: Client,
+    pub target: Arc<Target>,
+    /// Whether `tenant_fixtures` has monkctl's `version` column (infra migration 2).
+    has_version: bool,
+}
+
+impl Registry {
+    /// Opens the registry of an existing deployment without creating or changing anything.
+    pub fn open_existing(target: &Arc<Target>) -> Result<Registry> {
+        let mut client = target.connect()?;
+        let row = client
+            .query_one(
+                "SELECT to_regclass('public.tenants') IS NOT NULL, \
+                 EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' \
+                   AND table_name = 'tenant_fixtures' AND column_name = 'version')",
+                &[],
+            )
+            .map_err(|e| target.error(None, e))?;
+        if !row.get::<_, bool>(0) {
+            return Err(Error::Postgres {
+                target: target.at(None),
+                detail: "no tenant registry here (no table public.tenants): run `monkctl init` to create one, or name the API's database in DATABASE_URL".into(),
+                exit: exit::NOT_FOUND,
+            });
+        }
+        Ok(Registry {
+            client,
+            target: target.clone(),
+            has_version: row.get(1),
+        })
+    }
+
+    /// Opens the registry for writing: creates it, or brings an API-made one up to date (the
+    /// API's tables are created with `IF NOT EXISTS`, so nothing of the API's changes).
+    pub fn open_for_write(target: &Arc<Target>) -> Result<Registry> {
+        let mut client = target.connect()?;
+        migrate_infra(target, &mut client)?;
+        Ok(Registry {
+            client,
+            target: target.clone(),
+            has_version: true,
+        })
+    }
+
+    fn err(&self, e: postgres::Error) -> Error {
+        self.target.error(None, e)
+    }
+
+    pub fn find(&mut self, name: &str) -> Result<Option<TenantRow>> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM public.tenants WHERE name = $1");
+        let row = self
+            .client
+            .query_opt(&sql, &[&name])
+            .map_err(|e| self.err(e))?;
+        Ok(row.as_ref().map(tenant_from_row))
+    }
+
+    pub fn all(&mut self) -> Result<Vec<TenantRow>> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM public.tenants ORDER BY name");
+        let rows = self.client.query(&sql, &[]).map_err(|e| self.err(e))?;
+        Ok(rows.iter().map(tenant_from_row).collect())
+    }
+
+    fn fixtures_sql(&self, filter: &str) -> String {
+        format!(
+            "SELECT tenant_id::text, fixture_name::text, {}, {} FROM public.tenant_fixtures {filter} \
+             ORDER BY tenant_id, deployed_at, fixture_name",
+            iso!("deployed_at"),
+            if self.has_version { "version" } else { "NULL::text" }
+        )
+    }
+
+    pub fn all_fixtures(&mut self) -> Result<HashMap<String, Vec<FixtureRow>>> {
+        let sql = self.fixtures_sql("");
+        let rows = self.client.query(&sql, &[]).map_err(|e| self.err(e))?;
+        let mut map: HashMap<String, Vec<FixtureRow>> = HashMap::new();
+        for r in rows {
+            map.entry(r.get(0)).or_default().push(fixture_from_row(&r));
+        }
+        Ok(map)
+    }
+
+    pub fn fixtures_of(&mut self, tenant_id: &str) -> Result<Vec<FixtureRow>> {
+        let sql = self.fixtures_sql("WHERE tenant_id = $1::text::uuid");
+        let rows = self
+            .client
+            .query(&sql, &[&tenant_id])
+            .map_err(|e| self.err(e))?;
+        Ok(rows.iter().map(fixture_from_row).collect())
+    }
+
+    /// Runs `f` in one transaction; commits only if it returns `Ok`.
+    pub fn write<T>(&mut self, f: impl FnOnce(&dyn RegistryWriter) -> Result<T>) -> Result<T> {
+        let target = self.target.clone();
+        let tx = self
+            .client
+            .transaction()
+            .map_err(|e| target.error(None, e))?;
+        let w = Writer {
+            tx: RefCell::new(tx),
+            target: &target,
+        };
+        let out = f(&w)?;
+        w.tx.into_inner()
+            .commit()
+            .map_err(|e| target.error(None, e))?;
+        Ok(out)
+    }
+
+    /// The names of every tenant-like schema (`ns_tenant_*`) of the database.
+    pub fn tenant_schemas(&mut self) -> Result<Vec<String>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'ns\\_tenant\\_%' ORDER BY 1",
+                &[],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub fn schema_exists(&mut self, schema: &str) -> Result<bool> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                &[&schema],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(row.get(0))
+    }
+
+    /// The bytes of every tenant schema's tables (with their indexes and TOAST), by schema.
+    pub fn schema_sizes(&mut self) -> Result<HashMap<String, u64>> {
+        let rows = self
+            .client
+            .query(
+                "SELECT n.nspname::text, sum(pg_total_relation_size(c.oid))::int8 \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname LIKE 'ns\\_tenant\\_%' AND c.relkind IN ('r', 'm', 'p') \
+                 GROUP BY 1",
+                &[],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1).max(0) as u64))
+            .collect())
+    }
+
+    /// The owner's name and each table's row count in a tenant's schema, read in one snapshot.
+    /// Plain reads take only ACCESS SHARE locks, which the API's writes never wait for.
+    pub fn read_content(
+        &mut self,
+        schema: &str,
+        owner_id: &str,
+    ) -> Result<(Option<String>, Vec<crate::core::db::TableCount>)> {
+        let target = self.target.clone();
+        let err = |e| target.error(Some(schema), e);
+        let mut tx = self
+            .client
+            .build_transaction()
+            .read_only(true)
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .map_err(err)?;
+        let tables: Vec<String> = tx
+            .query(
+                "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.oid",
+                &[&schema],
+            )
+            .map_err(err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut counts = Vec::with_capacity(tables.len());
+        for t in tables {
+            let n: i64 = tx
+                .query_one(
+                    &format!("SELECT count(*) FROM {}.{}", ident(schema), ident(&t)),
+                    &[],
+                )
+                .map_err(err)?
+                .get(0);
+            counts.push(crate::core::db::TableCount { table: t, rows: n });
+        }
+        let owner = if counts.iter().any(|c| c.table == "users") {
+            tx.query_opt(
+                &format!(
+                    "SELECT name::text FROM {}.users WHERE id::text = $1",
+                    ident(schema)
+                ),
+                &[&owner_id],
+            )
+            .map_err(err)?
+            .map(|r| r.get(0))
+        } else {
+            None
+        };
+        tx.commit().map_err(err)?;
+        Ok((owner, counts))
+    }
+
+    /// Creates tenants in one transaction: for each, its schema, tables and seed rows (under a
+    /// savepoint, so that one failure leaves the others), then every registry row at the end, so
+    /// that `tenants` is locked only for the last moments before the commit. One result per spec.
+    /// A tenant whose registry row cannot be inserted has its schema dropped again before the
+    /// commit: nothing of it is left.
+    pub fn create_batch(
+        &mut self,
+        specs: &[CreateSpec],
+        database: &str,
+    ) -> Result<Vec<Result<TenantRow>>> {
+        let target = self.target.clone();
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| target.error(None, e))?;
+        let mut results: Vec<Result<TenantRow>> = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let schema = crate::core::layout::Layout::schema_for(&spec.name);
+            let r = build_schema(&mut tx, &target, &schema, spec, database);
+            results.push(r);
+        }
+        crate::core::pause_point("tenant.pg.built");
+        tx.batch_execute("SET LOCAL search_path TO public")
+            .map_err(|e| target.error(None, e))?;
+        for r in results.iter_mut() {
+            let Ok(row) = r else { continue };
+            let mut sp = tx
+                .savepoint("registry")
+                .map_err(|e| target.error(None, e))?;
+            let inserted = insert_row(&mut sp, &target, row).and_then(|()| {
+                sp.execute(
+                    "INSERT INTO public.tenant_fixtures (tenant_id, fixture_name, deployed_at, version) \
+                     VALUES ($1::text::uuid, 'system', $2::text::timestamp, $3)",
+                    &[&row.id, &row.created_at, &system_version()],
+                )
+                .map(|_| ())
+                .map_err(|e| target.error(None, e))
+            });
+            match inserted {
+                Ok(()) => sp.commit().map_err(|e| target.error(None, e))?,
+                Err(e) => {
+                    drop(sp);
+                    tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", ident(&row.schema)))
+                        .map_err(|e| target.error(Some(&row.schema), e))?;
+                    *r = Err(e);
+                }
+            }
+        }
+        crate::core::pause_point("tenant.pg.registered");
+        tx.commit().map_err(|e| target.error(None, e))?;
+        Ok(results)
+    }
+
+    /// The infra migration version this registry is at (0: none of monkctl's yet, as on a
+    /// registry the API made) and the newest one this binary has.
+    pub fn infra_versions(&mut self) -> Result<(i64, i64)> {
+        let has_history: bool = self
+            .client
+            .query_one(
+                "SELECT to_regclass('public.refinery_schema_history') IS NOT NULL",
+                &[],
+            )
+            .map_err(|e| self.err(e))?
+            .get(0);
+        let applied = if has_history {
+            self.client
+                .query_one(
+                    "SELECT coalesce(max(version), 0)::int8 FROM public.refinery_schema_history",
+                    &[],
+                )
+                .map_err(|e| self.err(e))?
+                .get(0)
+        } else {
+            0
+        };
+        Ok((applied, latest_version()))
+    }
+
+    /// Every column of the tables of every tenant schema: (schema, table, column, type,
+    /// nullable), in one catalog read.
+    pub fn tenant_columns(&mut self) -> Result<Vec<Column>> {
+        self.columns_where("n.nspname LIKE 'ns\\_tenant\\_%'")
+    }
+
+    fn columns_where(&mut self, filter: &str) -> Result<Vec<Column>> {
+        let sql = format!(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text, \
+               format_type(a.atttypid, a.atttypmod), NOT a.attnotnull \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE {filter} AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY 1, 2, a.attnum"
+        );
+        let rows = self.client.query(&sql, &[]).map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| Column {
+                schema: r.get(0),
+                table: r.get(1),
+                column: r.get(2),
+                type_name: r.get(3),
+                nullable: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The columns a tenant made now has (`SYSTEM_SQL`), read from a scratch schema built in a
+    /// transaction that is rolled back: nothing of it is ever visible to another session.
+    pub fn reference_columns(&mut self) -> Result<Vec<Column>> {
+        let target = self.target.clone();
+        let scratch = format!("monkctl_reference_{}", std::process::id());
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| target.error(None, e))?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA {s}; SET LOCAL search_path TO {s}; {SYSTEM_SQL}",
+            s = ident(&scratch)
+        ))
+        .map_err(|e| target.error(None, e))?;
+        let sql = "SELECT c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod), \
+               NOT a.attnotnull \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 \
+               AND NOT a.attisdropped ORDER BY 1, a.attnum";
+        let rows = tx
+            .query(sql, &[&scratch])
+            .map_err(|e| target.error(None, e))?;
+        tx.rollback().map_err(|e| target.error(None, e))?;
+        Ok(rows
+            .iter()
+            .map(|r| Column {
+                schema: String::new(),
+                table: r.get(0),
+                column: r.get(1),
+                // A type of the tenant's own schema (`field_type`) is named bare in both.
+                type_name: r.get::<_, String>(2).replace(&format!("{scratch}."), ""),
+                nullable: r.get(3),
+            })
+            .collect())
+    }
+
+    /// Whether the tenant's `users` table holds its owner.
+    pub fn owner_present(&mut self, schema: &str, owner_id: &str) -> Result<bool> {
+        let sql = format!(
+            "SELECT EXISTS (SELECT 1 FROM {}.users WHERE id::text = $1)",
+            ident(schema)
+        );
+        let row = self
+            .client
+            .query_one(&sql, &[&owner_id])
+            .map_err(|e| self.target.error(Some(schema), e))?;
+        Ok(row.get(0))
+    }
+
+    /// Drops a tenant's schema and everything in it (for `purge`, after its archive is written).
+    pub fn drop_schema(&mut self, schema: &str) -> Result<()> {
+        self.client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", ident(schema)))
+            .map_err(|e| self.target.error(Some(schema), e))
+    }
+}
+
+/// Writes `schema` with everything in it to `out` (a new file, owner-only) as a `pg_dump`
+/// custom-format archive, which `pg_restore` brings back exactly (tables, types, rows). Written
+/// beside its place, synced and renamed, so `out` is whole or absent. The password reaches
+/// `pg_dump` through its environment, never its command line.
+pub fn dump_schema(target: &Target, schema: &str, out: &std::path::Path) -> Result<()> {
+    use crate::core::fsutil;
+    let pg_dump = find_client("pg_dump").ok_or_else(|| {
+        Error::Unsupported(format!(
+            "pg_dump was not found (PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin): install the PostgreSQL client (apt-get install postgresql-client) so that {schema} can be archived before it is dropped; nothing was removed"
+        ))
+    })?;
+    if let Some(dir) = out.parent() {
+        fsutil::create_private_dir(dir)?;
+    }
+    let tmp = fsutil::temp_beside(out);
+    let guard = fsutil::TempFile(Some(tmp.clone()));
+    drop(fsutil::create_private_file(&tmp)?);
+    let c = &target.config;
+    let mut cmd = std::process::Command::new(&pg_dump);
+    cmd.arg("--format=custom")
+        .arg(format!("--schema={schema}"))
+        .arg("--no-owner")
+        .arg(format!("--file={}", tmp.display()))
+        .env_clear()
+        .env("PGDATABASE", &target.url.database)
+        .env("PGAPPNAME", "monkctl")
+        .env(
+            "PGSSLMODE",
+            match target.url.sslmode.as_str() {
+                "disable" => "disable",
+                "prefer" => "prefer",
+                other => other,
+            },
+        );
+    if let Some(root) = &target.url.sslrootcert {
+        cmd.env("PGSSLROOTCERT", root);
+    }
+    match c.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => {
+            cmd.env("PGHOST", h);
+        }
+        Some(postgres::config::Host::Unix(p)) => {
+            cmd.env("PGHOST", p);
+        }
+        None => {}
+    }
+    if let Some(p) = c.get_ports().first() {
+        cmd.env("PGPORT", p.to_string());
+    }
+    if let Some(u) = c.get_user() {
+        cmd.env("PGUSER", u);
+    }
+    if let Some(pw) = c.get_password() {
+        cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).into_owned());
+    }
+    let output = cmd.output().map_err(|e| Error::io(&pg_dump, e))?;
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        return Err(Error::Postgres {
+            target: target.at(Some(schema)),
+            detail: format!(
+                "pg_dump ({}) failed, so nothing was removed: {text}",
+                pg_dump.display()
+            ),
+            exit: exit::FAILURE,
+        });
+    }
+    fsutil::sync_file(&tmp)?;
+    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))?;
+    drop(guard);
+    if let Some(dir) = out.parent() {
+        fsutil::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// A PostgreSQL client program: on the PATH, in `pg_config --bindir`, or the newest
+/// `/usr/lib/postgresql/*/bin` (Debian keeps them there).
+pub fn find_client(name: &str) -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if on_path.is_some() {
+        return on_path;
+    }
+    let bindir = std::process::Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if let Some(p) = bindir.map(|d| d.join(name)).filter(|p| p.is_file()) {
+        return Some(p);
+    }
+    let mut versions: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let p = e.path().join("bin").join(name);
+            p.is_file().then_some((v, p))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, p)| p)
+}
+
+/// A column of a table, as the catalog describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    /// `format_type` of the column's type (`uuid`, `text[]`, `character varying(255)`...).
+    pub type_name: String,
+    pub nullable: bool,
+}
+
+fn fixture_from_row(r: &Row) -> FixtureRow {
+    FixtureRow {
+        fixture_name: r.get(1),
+        deployed_at: r.get(2),
+        version: r.get(3),
+    }
+}
+
+/// Builds one tenant's schema inside `tx` under a savepoint; the row to register on success.
+fn build_schema(
+    tx: &mut Transaction<'_>,
+    target: &Target,
+    schema: &str,
+    spec: &CreateSpec,
+    database: &str,
+) -> Result<TenantRow> {
+    let err = |e| target.error(Some(schema), e);
+    let mut sp = tx.savepoint("tenant").map_err(err)?;
+    let created = sp.batch_execute(&format!(
+        "CREATE SCHEMA {s}; SET LOCAL search_path TO {s}",
+        s = ident(schema)
+    ));
+    if let Err(e) = created {
+        if e.code() == Some(&postgres::error::SqlState::DUPLICATE_SCHEMA) {
+            return Err(Error::Conflict(format!(
+                "schema {schema} exists already at {} without tenant '{}' in the registry (an interrupted create of the API's); run `monkctl doctor` to see it",
+                target.at(None),
+                spec.name
+            )));
+        }
+        return Err(err(e));
+    }
+    sp.batch_execute(SYSTEM_SQL).map_err(err)?;
+    let owner_id = if spec.owner == "root" {
+        system::ROOT_USER_ID.to_string()
+    } else {
+        let id = ids::uuid_v4();
+        sp.execute(
+            "INSERT INTO users (id, name, auth, access) VALUES ($1::text::uuid, $2, $2, 'root')",
+            &[&id, &spec.owner],
+        )
+        .map_err(err)?;
+        id
+    };
+    sp.commit().map_err(err)?;
+    let now = ids::now_iso();
+    Ok(TenantRow {
+        id: ids::uuid_v4(),
+        name: spec.name.clone(),
+        db_type: "postgresql".into(),
+        database: database.to_string(),
+        schema: schema.to_string(),
+        status: "active".into(),
+        template_version: 1,
+        description: spec.description.clone(),
+        source_template: None,
+        owner_id,
+        is_active: true,
+        created_at: now.clone(),
+        updated_at: now,
+        trashed_at: None,
+        deleted_at: None,
+    })
+}
+
+const INSERT_TENANT: &str =
+    "INSERT INTO public.tenants (id, name, db_type, database, schema, status, \
+     template_version, description, source_template, owner_id, is_active, created_at, updated_at, \
+     trashed_at, deleted_at) VALUES ($1::text::uuid, $2, $3, $4, $5, $6, $7::int8::int4, $8, $9, \
+     $10::text::uuid, $11, $12::text::timestamp, $13::text::timestamp, $14::text::timestamp, \
+     $15::text::timestamp)";
+
+fn insert_row(tx: &mut Transaction<'_>, target: &Target, t: &TenantRow) -> Result<()> {
+    let updated = if t.updated_at.is_empty() {
+        &t.created_at
+    } else {
+        &t.updated_at
+    };
+    tx.execute(
+        INSERT_TENANT,
+        &[
+            &t.id,
+            &t.name,
+            &t.db_type,
+            &t.database,
+            &t.schema,
+            &t.status,
+            &t.template_version,
+            &t.description,
+            &t.source_template,
+            &t.owner_id,
+            &t.is_active,
+            &t.created_at,
+            updated,
+            &t.trashed_at,
+            &t.deleted_at,
+        ],
+    )
+    .map(|_| ())
+    .map_err(|e| insert_error(target, t, e))
+}
+
+fn insert_error(target: &Target, t: &TenantRow, e: postgres::Error) -> Error {
+    let constraint = e.as_db_error().and_then(|d| d.constraint()).unwrap_or("");
+    match (e.code(), constraint) {
+        (Some(c), "tenants_name_key") if *c == postgres::error::SqlState::UNIQUE_VIOLATION => {
+            Error::TenantExists(t.name.clone())
+        }
+        (Some(c), _) if *c == postgres::error::SqlState::UNIQUE_VIOLATION => {
+            Error::Conflict(format!(
+                "another registry row already claims tenant '{}' or schema {}: {}",
+                t.name,
+                t.schema,
+                e.as_db_error().map(|d| d.message()).unwrap_or_default()
+            ))
+        }
+        _ => target.error(None, e),
+    }
+}
+
+/// Runs monkctl's infra migrations for PostgreSQL (`migrations/infra-postgres`), under an
+/// advisory lock so that concurrent processes do not race. A registry already up to date costs
+/// one query.
+fn migrate_infra(target: &Target, client: &mut Client) -> Result<()> {
+    let latest = embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0);
+    let applied = |client: &mut Client| -> Result<i64> {
+        let err = |e| target.error(None, e);
+        let has_history: bool = client
+            .query_one(
+                "SELECT to_regclass('public.refinery_schema_history') IS NOT NULL",
+                &[],
+            )
+            .map_err(err)?
+            .get(0);
+        if !has_history {
+            return Ok(0);
+        }
+        let row = client
+            .query_one(
+                "SELECT coalesce(max(version), 0)::int8 FROM public.refinery_schema_history",
+                &[],
+            )
+            .map_err(err)?;
+        Ok(row.get(0))
+    };
+    if applied(client)? >= latest {
+        return Ok(());
+    }
+    // One key for "monkctl's infra migrations" in this database.
+    const LOCK_KEY: i64 = 0x6d6f_6e6b_6374_6c01;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .map_err(|e| target.error(None, e))?;
+    let result = (|| {
+        if applied(client)? >= latest {
+            return Ok(());
+        }
+        embedded::migrations::runner()
+            .set_grouped(true)
+            .set_abort_divergent(true)
+            .set_abort_missing(false)
+            .run(client)
+            .map(|_| ())
+            .map_err(|e| Error::Postgres {
+                target: target.at(None),
+                detail: format!("infra migration failed: {e}; the registry was left as it was"),
+                exit: exit::FAILURE,
+            })
+    })();
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY]);
+    result
+}
+
+/// The newest infra migration of the PostgreSQL registry built into this binary.
+pub fn latest_version() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// A writer inside one open transaction.
+struct Writer<'a, 't> {
+    tx: RefCell<Transaction<'t>>,
+    target: &'a Target,
+}
+
+impl Writer<'_, '_> {
+    fn exec(&self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Result<()> {
+        self.tx
+            .borrow_mut()
+            .execute(sql, params)
+            .map(|_| ())
+            .map_err(|e| self.target.error(None, e))
+    }
+}
+
+impl RegistryWriter for Writer<'_, '_> {
+    fn find(&self, name: &str) -> Result<Option<TenantRow>> {
+        let sql = format!("SELECT {TENANT_COLUMNS} FROM public.tenants WHERE name = $1");
+        let row = self
+            .tx
+            .borrow_mut()
+            .query_opt(&sql, &[&name])
+            .map_err(|e| self.target.error(None, e))?;
+        Ok(row.as_ref().map(tenant_from_row))
+    }
+
+    fn location_claimed(&self, database: &str, schema: &str) -> Result<bool> {
+        let row = self
+            .tx
+            .borrow_mut()
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM public.tenants WHERE database = $1 AND schema = $2)",
+                &[&database, &schema],
+            )
+            .map_err(|e| self.target.error(None, e))?;
+        Ok(row.get(0))
+    }
+
+    fn insert(&self, t: &TenantRow) -> Result<()> {
+        insert_row(&mut self.tx.borrow_mut(), self.target, t)
+    }
+
+    fn update_state(&self, t: &TenantRow) -> Result<()> {
+        self.exec(
+            "UPDATE public.tenants SET status = $2, is_active = $3, trashed_at = $4::text::timestamp, \
+             deleted_at = $5::text::timestamp, updated_at = $6::text::timestamp WHERE id = $1::text::uuid",
+            &[
+                &t.id,
+                &t.status,
+                &t.is_active,
+                &t.trashed_at,
+                &t.deleted_at,
+                &t.updated_at,
+            ],
+        )
+    }
+
+    fn record_fixture(&self, tenant_id: &str, fixture: &str, deployed_at: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO public.tenant_fixtures (tenant_id, fixture_name, deployed_at) \
+             VALUES ($1::text::uuid, $2, $3::text::timestamp) ON CONFLICT (tenant_id, fixture_name) \
+             DO UPDATE SET deployed_at = excluded.deployed_at",
+            &[&tenant_id, &fixture, &deployed_at],
+        )
+    }
+
+    fn forget_fixture(&self, tenant_id: &str, fixture: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM public.tenant_fixtures WHERE tenant_id = $1::text::uuid AND fixture_name = $2",
+            &[&tenant_id, &fixture],
+        )
+    }
+
+    fn set_fixture_version(&self, tenant_id: &str, fixture: &str, version: &str) -> Result<()> {
+        self.exec(
+            "UPDATE public.tenant_fixtures SET version = $3 WHERE tenant_id = $1::text::uuid \
+             AND fixture_name = $2",
+            &[&tenant_id, &fixture, &version],
+        )
+    }
+
+    fn update_content_info(&self, t: &TenantRow) -> Result<()> {
+        self.exec(
+            "UPDATE public.tenants SET owner_id = $2::text::uuid, template_version = $3::int8::int4, \
+             source_template = $4, updated_at = $5::text::timestamp WHERE id = $1::text::uuid",
+            &[
+                &t.id,
+                &t.owner_id,
+                &t.template_version,
+                &t.source_template,
+                &t.updated_at,
+            ],
+        )
+    }
+
+    fn clear_fixtures(&self, tenant_id: &str) -> Result<()> {
+        self.exec(
+            "DELETE FROM public.tenant_fixtures WHERE tenant_id = $1::text::uuid",
+            &[&tenant_id],
+        )
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use crate::pgdb::split_password;
+use crate::pgdb::{split_password, PrivateServer};
 use crate::{PgDb, REQUIRE_VAR, URL_VAR};
 
 cases![
@@ -15,6 +15,7 @@ cases![
     without_a_server_every_case_is_skipped_never_passed,
     a_required_or_unusable_server_fails_the_run,
     list_and_exact_select_cases_as_libtest_does,
+    with_postgres_stops_its_server_however_its_command_ends,
 ];
 
 /// Set to run `DEMO_CASES` too.
@@ -350,4 +351,73 @@ fn list_and_exact_select_cases_as_libtest_does(_db: &PgDb) {
     let (out, stdout) = harness(&["--bench"], &[(URL_VAR, None)]);
     assert!(out.status.success());
     assert!(stdout.contains("running 0 tests"), "{stdout}");
+}
+
+/// What a running private server says about itself: its socket directory (inside its temporary
+/// directory) and that it answers.
+fn socket_dir(server: &PrivateServer) -> std::path::PathBuf {
+    let mut c = postgres::Client::connect(server.url(), postgres::NoTls).unwrap();
+    let dir: String = c
+        .query_one(
+            "SELECT setting FROM pg_settings WHERE name = 'unix_socket_directories'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let listen: String = c
+        .query_one(
+            "SELECT setting FROM pg_settings WHERE name = 'listen_addresses'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(listen, "127.0.0.1");
+    let dir = std::path::PathBuf::from(dir);
+    assert!(dir.join("data").is_dir(), "{}", dir.display());
+    dir
+}
+
+fn assert_gone(url: &str, dir: &std::path::Path) {
+    assert!(
+        postgres::Client::connect(url, postgres::NoTls).is_err(),
+        "the server still answers after its script ended"
+    );
+    assert!(!dir.exists(), "{} is still there", dir.display());
+}
+
+fn with_postgres_stops_its_server_however_its_command_ends(_db: &PgDb) {
+    use std::os::unix::process::ExitStatusExt;
+    // Three servers side by side, each ending another way.
+    let ends = std::thread::scope(|scope| {
+        // The command ends by itself: its exit code is the script's.
+        let by_itself = scope.spawn(|| {
+            let mut server = PrivateServer::start_running("cat >/dev/null; exit 7");
+            let (url, dir) = (server.url().to_string(), socket_dir(&server));
+            drop(server.stdin().take());
+            (server.wait(), url, dir)
+        });
+        // SIGTERM (`stop`) and SIGINT to the script: passed on to the command, then the
+        // server goes.
+        let terminated = scope.spawn(|| {
+            let server = PrivateServer::start();
+            let (url, dir) = (server.url().to_string(), socket_dir(&server));
+            (server.stop(), url, dir)
+        });
+        let interrupted = scope.spawn(|| {
+            let server = PrivateServer::start();
+            let (url, dir) = (server.url().to_string(), socket_dir(&server));
+            (server.signal(libc::SIGINT), url, dir)
+        });
+        [(by_itself, 7), (terminated, 143), (interrupted, 130)]
+            .map(|(h, code)| (h.join().expect("a server's thread"), code))
+    });
+    for ((status, url, dir), code) in ends {
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "{status:?} {:?}",
+            status.signal()
+        );
+        assert_gone(&url, &dir);
+    }
 }

@@ -229,6 +229,95 @@ impl PgDb {
     }
 }
 
+/// A server of a case's own, started by `scripts/with-postgres` (which needs PostgreSQL's
+/// server binaries on this machine): for a case that stops a server under monkctl. Its admin
+/// URL is `url()`; `stop()` (or dropping it) ends it as a signal to the script would.
+pub struct PrivateServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl PrivateServer {
+    #[track_caller]
+    pub fn start() -> PrivateServer {
+        PrivateServer::start_running("cat >/dev/null")
+    }
+
+    /// The server, with `script` (sh) run beside it once its URL is printed: the script's
+    /// standard input is the `stdin()` of the returned server.
+    #[track_caller]
+    pub fn start_running(script: &str) -> PrivateServer {
+        use std::io::BufRead;
+        let with_postgres = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/with-postgres");
+        let mut child = match std::process::Command::new(&with_postgres)
+            .args(["sh", "-c"])
+            .arg(format!("printf '%s\\n' \"$MONKCTL_TEST_PG_URL\"; {script}"))
+            .env_remove(crate::URL_VAR)
+            .env_remove(crate::REQUIRE_VAR)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => panic!("run {}: {e}", with_postgres.display()),
+        };
+        let mut line = String::new();
+        let read =
+            std::io::BufReader::new(child.stdout.as_mut().expect("piped")).read_line(&mut line);
+        let url = line.trim().to_string();
+        if read.is_err() || !url.starts_with("postgresql://") {
+            let _ = child.kill();
+            let out = child
+                .wait_with_output()
+                .expect("wait for scripts/with-postgres");
+            panic!(
+                "scripts/with-postgres started no server ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        PrivateServer { child, url }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The script's standard input (closing it ends the default `cat`, and so the server).
+    pub fn stdin(&mut self) -> &mut Option<std::process::ChildStdin> {
+        &mut self.child.stdin
+    }
+
+    /// Sends `signal` to scripts/with-postgres and waits for it to end, server and all.
+    pub fn signal(mut self, signal: i32) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on the id of a child process this value owns and has not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        self.child.wait().expect("wait for scripts/with-postgres")
+    }
+
+    /// Stops the server (SIGTERM) and waits for the script.
+    pub fn stop(self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// Waits for the script to end by itself.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        drop(self.child.stdin.take());
+        self.child.wait().expect("wait for scripts/with-postgres")
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SAFETY: as in `signal`.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A connection to `url`, without TLS, giving up on an unreachable server after 10 s.
 fn connect(url: &str) -> Result<Client, String> {
     let mut config = Config::from_str(url)

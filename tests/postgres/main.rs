@@ -11,6 +11,12 @@
 //! runs those whose name contains a filter (`--exact`: equals it, `--skip F` leaves some out,
 //! `--list` lists them), on `--test-threads` threads (4 by default). A passed case's database
 //! is dropped; a failed case's database and data directory are kept and named.
+//!
+//! A group of cases is a module beside this file (`tenant.rs`: `mod tenant;` below, and its
+//! `CASES` in `all_cases`) whose cases are `fn(&PgDb)`, listed once with `cases![a, b, ...]`.
+//! `PgDb` (see `pgdb.rs`) is the case's database: `url()`, `client()`, `sql()`, `scalar()`,
+//! `monkctl()`, `data_dir()`, `env()` (the helpers of `tests/common`),
+//! `restore_reference_dump()`; `PrivateServer` is a server of the case's own, to stop.
 
 #[path = "../common/mod.rs"]
 mod common;

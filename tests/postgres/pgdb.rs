@@ -117,6 +117,14 @@ impl PgDb {
         &self.url
     }
 
+    /// `url()` with another password, for a case that needs a wrong one.
+    pub fn url_with_password(&self, password: &str) -> String {
+        let (bare, _) = split_password(&self.url);
+        let (scheme, rest) = bare.split_once("://").expect("a URL");
+        let at = rest.find('@').expect("a user in the URL");
+        format!("{scheme}://{}:{password}{}", &rest[..at], &rest[at..])
+    }
+
     /// The server, for a case that needs its admin connection or another database.
     pub fn server(&self) -> &Arc<Server> {
         &self.server

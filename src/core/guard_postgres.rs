@@ -181,7 +181,10 @@ fn check_names(
             } else if DENIED_FUNCTIONS.contains(&last)
                 || (last.starts_with("pg_") && last != "pg_typeof")
             {
-                problem = Some(format!("{}(): this function is not allowed in operator SQL", f.name));
+                problem = Some(format!(
+                    "{}(): this function is not allowed in operator SQL",
+                    f.name
+                ));
             }
             if problem.is_some() {
                 return std::ops::ControlFlow::Break(());
@@ -203,13 +206,14 @@ fn check_names(
         .collect();
     for (i, t) in words.iter().enumerate() {
         match t {
-            Token::Word(w) if matches!(words.get(i + 1), Some(Token::Period)) => {
-                if others.iter().any(|o| o == &w.value) {
-                    return Err(format!(
-                        "{}.: schema {} is outside the tenant",
-                        w.value, w.value
-                    ));
-                }
+            Token::Word(w)
+                if matches!(words.get(i + 1), Some(Token::Period))
+                    && others.iter().any(|o| o == &w.value) =>
+            {
+                return Err(format!(
+                    "{}.: schema {} is outside the tenant",
+                    w.value, w.value
+                ));
             }
             Token::SingleQuotedString(s) => {
                 let lower = s.to_ascii_lowercase();
@@ -228,7 +232,11 @@ fn check_names(
 /// The 1-based line of the script where a statement's first words appear (best effort: the
 /// rendered text may differ in spacing).
 fn line_of(sql: &str, rendered: &str) -> usize {
-    let head: String = rendered.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+    let head: String = rendered
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     let first = rendered.split_whitespace().next().unwrap_or("");
     let lower = sql.to_ascii_lowercase();
     let at = lower

@@ -3,7 +3,8 @@
 //!
 //! Vacuum changes files only through SQLite, on a connection with a short busy timeout, so a
 //! tenant the API is writing is skipped instead of waited for. Usage only reads
-//! (`db::read_quietly`). Neither touches the registry.
+//! (`db::read_quietly`). Neither touches the registry. On PostgreSQL, vacuum is `VACUUM
+//! (ANALYZE)` of each table of a tenant's schema and usage reads the catalog and row counts.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -19,7 +20,7 @@ use super::names;
 use super::progress::Progress;
 use super::registry::TenantRow;
 use super::tenant::{self, TableCount};
-use super::Workspace;
+use super::{Backend, Store, Workspace};
 
 /// How long vacuum waits for a tenant's lock before skipping it as in use.
 pub const VACUUM_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
@@ -76,7 +77,7 @@ fn targets(ws: &Workspace, names_given: &[String], all: bool) -> Result<Vec<Tena
     for n in names_given {
         names::tenant(n)?;
     }
-    let reg = ws.registry()?;
+    let mut reg = ws.store()?;
     if all {
         return Ok(reg.all()?.into_iter().filter(|t| !t.is_deleted()).collect());
     }
@@ -116,8 +117,18 @@ pub fn vacuum(
     let rows = targets(ws, names_given, all)?;
     progress.start(rows.len() as u64, "vacuuming");
     let mut results = Vec::new();
+    let mut pg = match &ws.backend {
+        Backend::Postgres(_) => match ws.store()? {
+            Store::Postgres(reg) => Some(reg),
+            Store::Sqlite(_) => None,
+        },
+        Backend::Sqlite => None,
+    };
     for t in &rows {
-        results.push(vacuum_one(ws, t));
+        results.push(match pg.as_mut() {
+            Some(reg) => vacuum_schema(reg, t),
+            None => vacuum_one(ws, t),
+        });
         progress.advance(1, &t.name);
     }
     progress.finish();
@@ -139,6 +150,40 @@ pub fn vacuum(
 enum Step {
     Busy(String),
     Failed(String),
+}
+
+/// PostgreSQL: `VACUUM (ANALYZE)` of each table of the tenant's schema. VACUUM takes a SHARE
+/// UPDATE EXCLUSIVE lock, which the API's reads and writes do not wait for; a table another
+/// session holds more strongly is skipped after `VACUUM_BUSY_TIMEOUT`.
+fn vacuum_schema(reg: &mut crate::core::backend::postgres::Registry, t: &TenantRow) -> Vacuumed {
+    let mut v = Vacuumed {
+        tenant: t.name.clone(),
+        outcome: VacuumOutcome::Failed,
+        path: None,
+        bytes_before: None,
+        bytes_after: None,
+        reclaimed_bytes: 0,
+        error: None,
+    };
+    let size = |reg: &mut crate::core::backend::postgres::Registry| {
+        reg.schema_sizes()
+            .ok()
+            .and_then(|s| s.get(&t.schema).copied())
+    };
+    v.bytes_before = size(reg);
+    match reg.vacuum_schema(&t.schema, VACUUM_BUSY_TIMEOUT) {
+        Ok(()) => v.outcome = VacuumOutcome::Vacuumed,
+        Err(e) if e.exit_code() == exit::BUSY => {
+            v.outcome = VacuumOutcome::Skipped;
+            v.error = Some(format!("in use by another session, skipped: {e}"));
+        }
+        Err(e) => v.error = Some(e.to_string()),
+    }
+    v.bytes_after = size(reg);
+    if let (Some(b), Some(a)) = (v.bytes_before, v.bytes_after) {
+        v.reclaimed_bytes = b.saturating_sub(a);
+    }
+    v
 }
 
 fn vacuum_one(ws: &Workspace, t: &TenantRow) -> Vacuumed {
@@ -227,7 +272,8 @@ pub enum UsageSort {
 pub struct Usage {
     pub tenant: String,
     pub status: String,
-    pub path: PathBuf,
+    /// The tenant's file; `null` on PostgreSQL (the sizes are its schema's).
+    pub path: Option<PathBuf>,
     pub file_bytes: Option<u64>,
     pub wal_bytes: Option<u64>,
     pub page_size: Option<i64>,
@@ -253,7 +299,7 @@ pub fn usage(
     for n in names_given {
         names::tenant(n)?;
     }
-    let reg = ws.registry()?;
+    let mut reg = ws.store()?;
     let rows: Vec<TenantRow> = if names_given.is_empty() {
         reg.all()?
             .into_iter()
@@ -265,8 +311,16 @@ pub fn usage(
             .map(|n| reg.get(n))
             .collect::<Result<_>>()?
     };
-    drop(reg);
-    let mut out: Vec<Usage> = rows.iter().map(|t| usage_one(ws, t)).collect();
+    let mut out: Vec<Usage> = match &mut reg {
+        Store::Postgres(pg) => {
+            let sizes = pg.schema_sizes()?;
+            rows.iter().map(|t| usage_schema(pg, &sizes, t)).collect()
+        }
+        Store::Sqlite(_) => {
+            drop(reg);
+            rows.iter().map(|t| usage_one(ws, t)).collect()
+        }
+    };
     match sort {
         UsageSort::Name => {}
         UsageSort::Size => out.sort_by_key(|u| std::cmp::Reverse(u.file_bytes)),
@@ -285,6 +339,44 @@ fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).ok()?.modified().ok()
 }
 
+/// PostgreSQL: the schema's bytes (tables with indexes and TOAST), its pages of 8 KiB, and row
+/// counts read in one snapshot; there is no WAL or free list of its own.
+fn usage_schema(
+    reg: &mut crate::core::backend::postgres::Registry,
+    sizes: &std::collections::HashMap<String, u64>,
+    t: &TenantRow,
+) -> Usage {
+    let mut u = Usage {
+        tenant: t.name.clone(),
+        status: t.status.clone(),
+        path: None,
+        file_bytes: sizes.get(&t.schema).copied(),
+        wal_bytes: None,
+        page_size: Some(8192),
+        page_count: sizes.get(&t.schema).map(|b| (*b / 8192) as i64),
+        freelist_count: None,
+        total_rows: None,
+        tables: Vec::new(),
+        last_change: None,
+        error: None,
+    };
+    if u.file_bytes.is_none() {
+        u.error = Some(format!(
+            "the schema {} is missing (run `monkctl doctor`)",
+            t.schema
+        ));
+        return u;
+    }
+    match reg.read_content(&t.schema, &t.owner_id) {
+        Ok((_, tables)) => {
+            u.total_rows = Some(tables.iter().map(|t| t.rows).sum());
+            u.tables = tables;
+        }
+        Err(e) => u.error = Some(e.to_string()),
+    }
+    u
+}
+
 fn usage_one(ws: &Workspace, t: &TenantRow) -> Usage {
     let path = tenant::file_of(&ws.layout, t).unwrap_or_default();
     let wal = fsutil::with_suffix(&path, "-wal");
@@ -300,13 +392,13 @@ fn usage_one(ws: &Workspace, t: &TenantRow) -> Usage {
         tables: Vec::new(),
         last_change: mtime(&path).max(mtime(&wal)).map(ids::iso_from),
         error: None,
-        path,
+        path: Some(path.clone()),
     };
     if u.file_bytes.is_none() {
         u.error = Some("the file is missing (run `monkctl doctor`)".into());
         return u;
     }
-    match read_usage(&u.path) {
+    match read_usage(&path) {
         Ok((ps, pc, fc, tables)) => {
             u.page_size = Some(ps);
             u.page_count = Some(pc);

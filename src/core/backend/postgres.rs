@@ -603,6 +603,39 @@ impl Registry {
         Ok(row.get(0))
     }
 
+    /// `VACUUM (ANALYZE)` of every table of a tenant's schema, each waiting at most `wait` for
+    /// its lock (exit 5 when another session holds one).
+    pub fn vacuum_schema(&mut self, schema: &str, wait: Duration) -> Result<()> {
+        let target = self.target.clone();
+        let err = |e| target.error(Some(schema), e);
+        let tables: Vec<String> = self
+            .client
+            .query(
+                "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'm') ORDER BY 1",
+                &[&schema],
+            )
+            .map_err(err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        self.client
+            .batch_execute(&format!("SET lock_timeout = {}", wait.as_millis().max(1)))
+            .map_err(err)?;
+        let mut result = Ok(());
+        for t in tables {
+            let sql = format!("VACUUM (ANALYZE) {}.{}", ident(schema), ident(&t));
+            if let Err(e) = self.client.batch_execute(&sql) {
+                result = Err(err(e));
+                break;
+            }
+        }
+        self.client
+            .batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT}'"))
+            .map_err(err)?;
+        result
+    }
+
     /// Drops a tenant's schema and everything in it (for `purge`, after its archive is written).
     pub fn drop_schema(&mut self, schema: &str) -> Result<()> {
         self.client

@@ -46,6 +46,8 @@ const DENIED_FUNCTIONS: &[&str] = &[
 pub struct Checked {
     pub sql: String,
     pub line: usize,
+    /// A query (SELECT, VALUES, WITH ... SELECT): what `monkctl query` accepts.
+    pub is_query: bool,
 }
 
 /// Checks a script for `schema`. `other_schemas` are the database's other schemas (the registry's
@@ -77,7 +79,21 @@ pub fn check(
             return Err(bad(why));
         }
         check_names(&stmt, &text, schema, other_schemas).map_err(bad)?;
-        out.push(Checked { sql: text, line });
+        // A query that holds a data-modifying statement (`WITH d AS (DELETE ...) SELECT`) is
+        // not a query.
+        let mut nested_write = false;
+        let _ = sqlparser::ast::visit_statements(&stmt, |s| {
+            if !matches!(s, Statement::Query(_)) {
+                nested_write = true;
+                return std::ops::ControlFlow::Break(());
+            }
+            std::ops::ControlFlow::Continue(())
+        });
+        out.push(Checked {
+            is_query: matches!(stmt, Statement::Query(_)) && !nested_write,
+            sql: text,
+            line,
+        });
     }
     Ok(out)
 }
@@ -320,6 +336,15 @@ mod tests {
         ] {
             assert!(run(sql).is_err(), "{sql} passed the guard");
         }
+    }
+
+    #[test]
+    fn a_query_holding_a_write_is_no_query() {
+        let q = run("SELECT name FROM users WHERE access = 'root'").unwrap();
+        assert!(q[0].is_query);
+        let w = run("WITH d AS (DELETE FROM users RETURNING id) SELECT * FROM d").unwrap();
+        assert!(!w[0].is_query);
+        assert!(!run("INSERT INTO notes (body) VALUES ('x')").unwrap()[0].is_query);
     }
 
     #[test]

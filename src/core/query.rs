@@ -112,11 +112,12 @@ pub fn statement(sql: Option<String>, file: Option<&Path>) -> Result<Statement> 
     }
 }
 
-/// A tenant to query.
+/// A tenant to query: its file (SQLite) or its schema (PostgreSQL, `path` empty).
 #[derive(Debug, Clone)]
 struct Target {
     name: String,
     path: PathBuf,
+    schema: Option<String>,
 }
 
 /// The selected tenants in name order: named ones checked up front (an unknown name is exit 3
@@ -132,6 +133,9 @@ struct Targets<'a> {
 }
 
 const PAGE: usize = 512;
+
+#[path = "query_postgres.rs"]
+mod postgres;
 
 impl<'a> Targets<'a> {
     fn new(ws: &'a Workspace, reg: &'a Registry, sel: &Selection) -> Result<Targets<'a>> {
@@ -161,6 +165,7 @@ impl<'a> Targets<'a> {
                 out.push(Target {
                     path: ws.layout.tenant_path(&row.database, &row.schema)?,
                     name: row.name,
+                    schema: None,
                 });
             }
             out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -201,6 +206,7 @@ impl<'a> Targets<'a> {
                 page.push(Target {
                     path: self.ws.layout.tenant_path(&l.database, &l.schema)?,
                     name: l.name,
+                    schema: None,
                 });
             }
             self.page = page.into_iter();
@@ -338,29 +344,52 @@ fn query_tenant(req: &Request, st: &Statement, t: &Target, tx: &SyncSender<Msg>)
 /// selected tenant on `jobs` threads and hands the results to `sink` in tenant order.
 pub fn run(ws: &Workspace, req: &Request, sink: &mut dyn Sink) -> Result<Totals> {
     let st = statement(Some(req.sql.clone()), None)?;
+    if let super::Backend::Postgres(t) = &ws.backend {
+        return postgres::run(t, req, &st, sink);
+    }
     let reg = ws.registry()?;
     let columns = probe(ws, &reg, req, &st)?;
-    let mut totals = Totals::default();
-    let mut codes: Option<Option<i32>> = None;
     if !sink.columns(&columns) {
-        return Ok(totals);
+        return Ok(Totals::default());
     }
     let mut targets = Targets::new(ws, &reg, &req.selection)?;
-    let jobs = req.jobs.max(1);
+    fan_out(
+        req.jobs,
+        &mut || targets.next(),
+        &|_: &mut (), t: &Target, tx: &SyncSender<Msg>| query_tenant(req, &st, t, tx),
+        sink,
+    )
+}
+
+/// Hands the targets to `jobs` workers (each with its own `W`, such as a connection) and the
+/// results to `sink` in target order; each tenant's rows wait in a bounded channel until its
+/// turn, so memory stays flat.
+fn fan_out<W: Default>(
+    jobs: usize,
+    next: &mut dyn FnMut() -> Result<Option<Target>>,
+    work: &(dyn Fn(&mut W, &Target, &SyncSender<Msg>) + Sync),
+    sink: &mut dyn Sink,
+) -> Result<Totals> {
+    let mut totals = Totals::default();
+    let mut codes: Option<Option<i32>> = None;
+    let jobs = jobs.max(1);
     let ahead = jobs * 2;
     let (work_tx, work_rx) = mpsc::sync_channel::<(Target, SyncSender<Msg>)>(ahead);
     let work_rx = Mutex::new(work_rx);
     let mut feed_error = None;
     std::thread::scope(|s| {
         for _ in 0..jobs {
-            let (work_rx, st) = (&work_rx, &st);
-            s.spawn(move || loop {
-                let job = match work_rx.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => break,
-                };
-                let Ok((t, tx)) = job else { break };
-                query_tenant(req, st, &t, &tx);
+            let work_rx = &work_rx;
+            s.spawn(move || {
+                let mut state = W::default();
+                loop {
+                    let job = match work_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((t, tx)) = job else { break };
+                    work(&mut state, &t, &tx);
+                }
             });
         }
         let mut work_tx = Some(work_tx);
@@ -369,7 +398,7 @@ pub fn run(ws: &Workspace, req: &Request, sink: &mut dyn Sink) -> Result<Totals>
         loop {
             while wanted && pending.len() < ahead {
                 let Some(tx) = &work_tx else { break };
-                match targets.next() {
+                match next() {
                     Ok(Some(t)) => {
                         let (rtx, rrx) = mpsc::sync_channel(CHUNKS_PER_TENANT);
                         pending.push_back((t.name.clone(), rrx));

@@ -40,7 +40,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
             cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
             cand migrate 'Schema migrations of the infra database and every tenant database'
-            cand query 'Run one read-only SQL statement in every selected tenant, in parallel; rows stream in tenant order with a leading `tenant` column (SQLite tenants only)'
+            cand query 'Run one read-only SQL statement in every selected tenant, in parallel; rows stream in tenant order with a leading `tenant` column (SQLite files or PostgreSQL schemas)'
             cand completion 'Print the completion script for a shell: `source <(monkctl completion bash)`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -904,7 +904,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand restore 'Restore a tenant from an archive: as a new tenant, or over an existing one with --force'
             cand doctor 'Check the data directory and every tenant file; repair what is safe with --repair'
             cand migrate 'Schema migrations of the infra database and every tenant database'
-            cand query 'Run one read-only SQL statement in every selected tenant, in parallel; rows stream in tenant order with a leading `tenant` column (SQLite tenants only)'
+            cand query 'Run one read-only SQL statement in every selected tenant, in parallel; rows stream in tenant order with a leading `tenant` column (SQLite files or PostgreSQL schemas)'
             cand completion 'Print the completion script for a shell: `source <(monkctl completion bash)`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }

@@ -117,7 +117,7 @@ pub enum Command {
     Migrate(MigrateArgs),
 
     /// Run one read-only SQL statement in every selected tenant, in parallel; rows stream in
-    /// tenant order with a leading `tenant` column (SQLite tenants only)
+    /// tenant order with a leading `tenant` column (SQLite files or PostgreSQL schemas)
     Query(QueryArgs),
 
     /// Print the completion script for a shell: `source <(monkctl completion bash)`

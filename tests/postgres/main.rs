@@ -35,6 +35,7 @@ mod maintenance;
 mod migrate;
 mod pgdb;
 mod query;
+mod tls;
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -68,6 +69,7 @@ fn all_cases() -> Vec<&'static Case> {
         maintenance::CASES,
         migrate::CASES,
         query::CASES,
+        tls::CASES,
     ];
     // Cases that exist only for the harness's own tests, which run this binary with the
     // variable set (one of them fails on purpose).

@@ -92,7 +92,7 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
     let fixtures = if a.fixtures.is_empty() {
         Vec::new()
     } else {
-        fixture::prepare(&ws.settings.fixtures_dir.value, &a.fixtures, limit)?
+        fixture::prepare_for(&ws, &ws.settings.fixtures_dir.value, &a.fixtures, limit)?
     };
     let set = ws.migration_set()?;
     let batch = match &a.template {
@@ -108,10 +108,17 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
             a.skip_existing,
             &Bar::new(),
         )?,
-        None => {
-            let b = fixture::builder(set, &fixtures, limit);
-            tenant::create_many(&ws, &specs, Recipe::Built(&b), a.skip_existing, &Bar::new())?
-        }
+        None => tenant::create_many(
+            &ws,
+            &specs,
+            Recipe::Fixtures {
+                set,
+                fixtures: &fixtures,
+                limit,
+            },
+            a.skip_existing,
+            &Bar::new(),
+        )?,
     };
     show_batch(g.format, &batch)
 }

@@ -470,6 +470,12 @@ pub struct Loaded {
 
 /// Reads and parses every file of a fixture (syntax only; types are checked against the tenant).
 pub fn parse(f: &Fixture) -> Result<Loaded> {
+    parse_for(f, false)
+}
+
+/// `parse` for one backend: a listed `x.sql` is read from `x.postgres.sql` (PostgreSQL) or
+/// `x.sqlite.sql` (SQLite) when that file exists beside it; data files serve both.
+pub fn parse_for(f: &Fixture, postgres: bool) -> Result<Loaded> {
     let mut parts = Vec::new();
     let Some(dir) = &f.dir else {
         return Ok(Loaded {
@@ -481,7 +487,16 @@ pub fn parse(f: &Fixture) -> Result<Loaded> {
         });
     };
     for name in &f.files {
-        let path = dir.join(name);
+        let mut path = dir.join(name);
+        if let Some(stem) = name.strip_suffix(".sql") {
+            let own = dir.join(format!(
+                "{stem}.{}.sql",
+                if postgres { "postgres" } else { "sqlite" }
+            ));
+            if fs::symlink_metadata(&own).is_ok_and(|m| m.is_file()) {
+                path = own;
+            }
+        }
         let text = read_utf8(&path)?;
         let (stem, ext) = name.rsplit_once('.').unwrap_or((name.as_str(), ""));
         parts.push(match ext {
@@ -1122,6 +1137,9 @@ pub(crate) fn commit(conn: &Connection, path: &Path) -> Result<()> {
 /// tables it has a model for and leaves this one alone. A tenant holding nothing but `system` has no such table.
 pub const TENANT_RECORD: &str = "_monkctl_fixtures";
 
+#[path = "fixture_postgres.rs"]
+pub(crate) mod postgres;
+
 /// A fixture as a tenant file records it (`TENANT_RECORD`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Recorded {
@@ -1536,6 +1554,9 @@ pub fn deploy(
             "name the tenants with --tenant NAME, or pass --all for every active tenant".into(),
         ));
     }
+    if let super::Backend::Postgres(_) = ws.backend {
+        return deploy_postgres(ws, dir, wanted, targets, force, limit, progress);
+    }
     let loaded = prepare(dir, wanted, limit)?;
     // A data directory without an infra database is an error here, not something to create.
     drop(ws.registry()?);
@@ -1556,6 +1577,94 @@ pub fn deploy(
     let mut batch = Batch::default();
     for t in &tenants {
         let r = deploy_one(ws, &mut reg, t, &loaded, wanted, force, limit);
+        progress.advance(1, &t.name);
+        batch.push(&t.name, r);
+    }
+    progress.finish();
+    Ok(batch)
+}
+
+/// `prepare` for the deployment's backend: on PostgreSQL the fixtures are read with their
+/// `.postgres.sql` files and checked by the PostgreSQL guard (`prepare_postgres`).
+pub fn prepare_for(
+    ws: &Workspace,
+    dir: &Path,
+    wanted: &[String],
+    limit: Duration,
+) -> Result<Vec<Loaded>> {
+    match ws.backend {
+        super::Backend::Postgres(_) => prepare_postgres(dir, wanted),
+        super::Backend::Sqlite => prepare(dir, wanted, limit),
+    }
+}
+
+/// The fixtures of `wanted` with their dependencies, read for PostgreSQL, every SQL statement
+/// checked by the PostgreSQL guard before any tenant is touched.
+pub fn prepare_postgres(dir: &Path, wanted: &[String]) -> Result<Vec<Loaded>> {
+    let loaded: Vec<Loaded> = resolve(dir, wanted)?
+        .iter()
+        .map(|f| parse_for(f, true))
+        .collect::<Result<_>>()?;
+    let outside = [
+        "public".to_string(),
+        "pg_catalog".to_string(),
+        "information_schema".to_string(),
+    ];
+    for l in loaded.iter().filter(|l| !l.fixture.is_builtin()) {
+        for part in &l.parts {
+            if let Part::Sql { file, statements } = part {
+                for st in statements {
+                    super::guard_postgres::check(&st.sql, file, "", &outside).map_err(
+                        |e| match e {
+                            Error::Refused { path, message, .. } => Error::Refused {
+                                path,
+                                line: st.line,
+                                message,
+                            },
+                            other => other,
+                        },
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deploy_postgres(
+    ws: &Workspace,
+    dir: &Path,
+    wanted: &[String],
+    targets: &Targets,
+    force: bool,
+    limit: Duration,
+    progress: &dyn Progress,
+) -> Result<Batch<Deployed>> {
+    let loaded = prepare_postgres(dir, wanted)?;
+    let super::Store::Postgres(mut reg) = ws.store_existing_for_write()? else {
+        unreachable!("a PostgreSQL deployment has a PostgreSQL registry")
+    };
+    let tenants: Vec<TenantRow> = if targets.all {
+        reg.all()?
+            .into_iter()
+            .filter(|t| t.status == "active" && !t.is_trashed() && !t.is_deleted())
+            .collect()
+    } else {
+        let mut out = Vec::new();
+        for n in &targets.tenants {
+            out.push(
+                reg.find(n)?
+                    .ok_or_else(|| Error::TenantNotFound(n.clone()))?,
+            );
+        }
+        out
+    };
+    let others = postgres::schemas(&mut reg)?;
+    progress.start(tenants.len() as u64, "deploying fixtures");
+    let mut batch = Batch::default();
+    for t in &tenants {
+        let r = postgres::deploy_one(&mut reg, t, &loaded, wanted, force, limit, &others);
         progress.advance(1, &t.name);
         batch.push(&t.name, r);
     }
@@ -1669,6 +1778,19 @@ pub struct Status {
 /// `fixture status --tenant T`: what `tenant_fixtures` records for the tenant.
 pub fn status(ws: &Workspace, tenant_name: &str) -> Result<Vec<Status>> {
     names::tenant(tenant_name)?;
+    if let super::Backend::Postgres(_) = ws.backend {
+        let mut store = ws.store()?;
+        let t = store.get(tenant_name)?;
+        return Ok(store
+            .fixtures_of(&t.id)?
+            .into_iter()
+            .map(|f| Status {
+                version: f.version,
+                fixture: f.fixture_name,
+                deployed_at: f.deployed_at,
+            })
+            .collect());
+    }
     let reg = ws.registry()?;
     let t = reg.get(tenant_name)?;
     let versions: HashMap<String, Option<String>> = reg.fixture_versions(&t.id)?;

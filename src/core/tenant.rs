@@ -59,7 +59,14 @@ pub type Builder<'a> = dyn Fn(&Path, &CreateSpec) -> Result<Built> + Sync + 'a;
 pub enum Recipe<'a> {
     /// A plain tenant: the `system` fixture and the deployment's later migrations (both backends).
     System(&'a MigrationSet),
-    /// A tenant database built by this builder (fixtures, a template, a restore); SQLite only.
+    /// A plain tenant, then these fixtures (`tenant create --fixture`), each statement bounded
+    /// by `limit`.
+    Fixtures {
+        set: &'a MigrationSet,
+        fixtures: &'a [fixture::Loaded],
+        limit: Duration,
+    },
+    /// A tenant database built by this builder (a template, a restore); SQLite only.
     Built(&'a Builder<'a>),
 }
 
@@ -263,10 +270,19 @@ fn create_files(
     progress: &dyn Progress,
 ) -> Vec<Result<Created>> {
     let system;
+    let with_fixtures;
     let builder: &Builder<'_> = match recipe {
         Recipe::System(set) => {
             system = system_builder(set);
             &system
+        }
+        Recipe::Fixtures {
+            set,
+            fixtures,
+            limit,
+        } => {
+            with_fixtures = fixture::builder(set, fixtures, limit);
+            &with_fixtures
         }
         Recipe::Built(b) => b,
     };
@@ -299,17 +315,22 @@ fn create_schemas(
     recipe: Recipe<'_>,
     progress: &dyn Progress,
 ) -> Result<Vec<Result<Created>>> {
-    let set = match recipe {
+    let (set, fixtures, limit) = match recipe {
         Recipe::Built(_) => {
             return Err(Error::Unsupported(
-                "tenant create --fixture/--template (and restore) are not available on a PostgreSQL deployment yet; create plain tenants, then seed them".into(),
+                "tenant create --template (and restore) are not available on a PostgreSQL deployment yet; create with --fixture instead".into(),
             ))
         }
-        Recipe::System(set) => set,
+        Recipe::System(set) => (set, &[][..], super::guard::STATEMENT_TIMEOUT),
+        Recipe::Fixtures {
+            set,
+            fixtures,
+            limit,
+        } => (set, fixtures, limit),
     };
     let mut created = Vec::with_capacity(made.len());
     for chunk in made.chunks(PG_BATCH_SIZE) {
-        let made = reg.create_batch(chunk, &ws.settings.database_name, set)?;
+        let made = reg.create_batch(chunk, &ws.settings.database_name, set, fixtures, limit)?;
         for (spec, r) in chunk.iter().zip(made) {
             progress.advance(1, &spec.name);
             created.push(r.map(|tenant| Created {

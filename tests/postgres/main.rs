@@ -30,6 +30,7 @@ macro_rules! cases {
     };
 }
 
+mod fixture;
 mod harness_selftest;
 mod maintenance;
 mod migrate;
@@ -65,6 +66,7 @@ impl Case {
 /// Every case, group by group: a new group module adds its `CASES` here.
 fn all_cases() -> Vec<&'static Case> {
     let mut groups: Vec<&'static [Case]> = vec![
+        fixture::CASES,
         harness_selftest::CASES,
         maintenance::CASES,
         migrate::CASES,

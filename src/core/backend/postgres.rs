@@ -449,6 +449,8 @@ impl Registry {
         specs: &[CreateSpec],
         database: &str,
         set: &MigrationSet,
+        fixtures: &[crate::core::fixture::Loaded],
+        limit: Duration,
     ) -> Result<Vec<Result<TenantRow>>> {
         let target = self.target.clone();
         let schemas: Vec<String> = self
@@ -465,7 +467,15 @@ impl Registry {
         let mut results: Vec<Result<TenantRow>> = Vec::with_capacity(specs.len());
         for spec in specs {
             let schema = crate::core::layout::Layout::schema_for(&spec.name);
-            let r = build_schema(&mut tx, &target, &schema, spec, database, set, &schemas);
+            let r = build_schema(
+                &mut tx,
+                &target,
+                &schema,
+                spec,
+                (database, set, &schemas),
+                fixtures,
+                limit,
+            );
             results.push(r);
         }
         crate::core::pause_point("tenant.pg.built");
@@ -483,7 +493,16 @@ impl Registry {
                     &[&row.id, &row.created_at, &system_version()],
                 )
                 .map(|_| ())
-                .map_err(|e| target.error(None, e))
+                .map_err(|e| target.error(None, e))?;
+                for l in fixtures.iter().filter(|l| !l.fixture.is_builtin()) {
+                    sp.execute(
+                        "INSERT INTO public.tenant_fixtures (tenant_id, fixture_name, deployed_at, version) \
+                         VALUES ($1::text::uuid, $2, $3::text::timestamp, $4)",
+                        &[&row.id, &l.fixture.name, &row.created_at, &l.fixture.version],
+                    )
+                    .map_err(|e| target.error(None, e))?;
+                }
+                Ok(())
             });
             match inserted {
                 Ok(()) => sp.commit().map_err(|e| target.error(None, e))?,
@@ -778,9 +797,9 @@ fn build_schema(
     target: &Target,
     schema: &str,
     spec: &CreateSpec,
-    database: &str,
-    set: &MigrationSet,
-    schemas: &[String],
+    (database, set, schemas): (&str, &MigrationSet, &[String]),
+    fixtures: &[crate::core::fixture::Loaded],
+    limit: Duration,
 ) -> Result<TenantRow> {
     let err = |e| target.error(Some(schema), e);
     let mut sp = tx.savepoint("tenant").map_err(err)?;
@@ -800,14 +819,7 @@ fn build_schema(
     }
     sp.batch_execute(SYSTEM_SQL).map_err(err)?;
     let others: Vec<String> = schemas.iter().filter(|s| *s != schema).cloned().collect();
-    crate::core::migrate::postgres::execute_later(
-        &mut sp,
-        target,
-        schema,
-        set,
-        &others,
-        crate::core::guard::STATEMENT_TIMEOUT,
-    )?;
+    crate::core::migrate::postgres::execute_later(&mut sp, target, schema, set, &others, limit)?;
     let owner_id = if spec.owner == "root" {
         system::ROOT_USER_ID.to_string()
     } else {
@@ -819,6 +831,22 @@ fn build_schema(
         .map_err(err)?;
         id
     };
+    if !fixtures.is_empty() {
+        let plan: Vec<&crate::core::fixture::Loaded> = fixtures.iter().collect();
+        crate::core::fixture::postgres::apply_in(&mut sp, target, schema, &plan, &others, limit)
+            .map_err(|e| match e {
+                Error::Postgres {
+                    target,
+                    detail,
+                    exit,
+                } => Error::Postgres {
+                    target,
+                    detail: format!("tenant '{}': {detail}", spec.name),
+                    exit,
+                },
+                other => other,
+            })?;
+    }
     sp.commit().map_err(err)?;
     let now = ids::now_iso();
     Ok(TenantRow {

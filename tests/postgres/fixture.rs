@@ -1,0 +1,209 @@
+//! Fixtures on PostgreSQL: one fixture directory for both backends (per-backend SQL beside
+//! backend-neutral data files typed by the columns), deployed in one transaction per tenant,
+//! through the PostgreSQL guard.
+
+use crate::common;
+use crate::PgDb;
+
+cases![
+    one_directory_serves_both_backends,
+    a_bad_row_or_statement_changes_nothing,
+];
+
+const MANIFEST: &str =
+    "name = \"shop\"\nversion = \"1\"\nfiles = [\"schema.sql\", \"items.csv\", \"events.jsonl\"]\n";
+const LITE: &str = "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price REAL, tags TEXT, active INTEGER);\n\
+CREATE TABLE events (id TEXT PRIMARY KEY, item INTEGER REFERENCES items(id), meta TEXT, at TEXT);\n";
+const PG: &str = "CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL, price numeric, tags text[] DEFAULT '{}', active boolean);\n\
+CREATE TABLE events (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), item integer REFERENCES items(id), meta jsonb, at timestamp);\n";
+const ITEMS: &str = "id,name,price,tags,active\n1,apple,1.5,\"[\"\"red\"\",\"\"fruit\"\"]\",true\n2,\"pear, green\",2,[],false\n3,nothing,,,\n";
+const EVENTS: &str = "{\"item\": 1, \"meta\": {\"k\": [1,2]}, \"at\": \"2026-01-02T03:04:05Z\"}\n{\"id\": \"11111111-1111-4111-8111-111111111111\", \"item\": 2, \"meta\": null}\n";
+
+fn shop(db: &PgDb, items: &str, pg: &str) {
+    common::fixture(
+        db.env(),
+        "shop",
+        MANIFEST,
+        &[
+            ("schema.sql", LITE.as_bytes()),
+            ("schema.postgres.sql", pg.as_bytes()),
+            ("items.csv", items.as_bytes()),
+            ("events.jsonl", EVENTS.as_bytes()),
+        ],
+    );
+}
+
+fn one_directory_serves_both_backends(db: &PgDb) {
+    shop(db, ITEMS, PG);
+    let fixtures = db.env().root().join("fixtures");
+    db.monkctl()
+        .args(["tenant", "create", "aa", "bb"])
+        .assert()
+        .success();
+    db.monkctl()
+        .args(["fixture", "deploy", "shop", "--tenant", "aa", "--fixtures"])
+        .arg(&fixtures)
+        .assert()
+        .success();
+    // Typed by the columns: numeric, text[], boolean, uuid, jsonb, timestamp.
+    assert_eq!(
+        db.scalar::<String>(
+            "SELECT string_agg(format('%s|%s|%s|%s', name, price, tags, active), ';' ORDER BY id) FROM ns_tenant_aa.items"
+        ),
+        "apple|1.5|{red,fruit}|t;pear, green|2|{}|f;nothing|||"
+    );
+    assert_eq!(
+        db.scalar::<String>("SELECT meta::text FROM ns_tenant_aa.events WHERE item = 1"),
+        "{\"k\": [1, 2]}"
+    );
+    assert_eq!(
+        db.scalar::<String>("SELECT at::text FROM ns_tenant_aa.events WHERE item = 1"),
+        "2026-01-02 03:04:05"
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM ns_tenant_aa.events WHERE id = '11111111-1111-4111-8111-111111111111'"),
+        1
+    );
+    // Recorded in the tenant and in the registry with its version; a second deploy changes nothing.
+    assert_eq!(
+        db.scalar::<String>("SELECT name || '@' || version FROM ns_tenant_aa._monkctl_fixtures"),
+        "shop@1"
+    );
+    let out = db
+        .monkctl()
+        .args([
+            "--format",
+            "json",
+            "fixture",
+            "deploy",
+            "shop",
+            "--all",
+            "--fixtures",
+        ])
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.replace([' ', '\n'], "")
+            .contains("\"skipped\":[\"shop\"]"),
+        "{text}"
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM ns_tenant_aa.items"),
+        3
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM ns_tenant_bb.items"),
+        3
+    );
+    let status = db
+        .monkctl()
+        .args(["--format", "json", "fixture", "status", "--tenant", "bb"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("\"shop\""),
+        "{status:?}"
+    );
+    // tenant create --fixture: schema, rows and the registry's record in one transaction.
+    db.monkctl()
+        .args(["tenant", "create", "cc", "--fixture", "shop", "--fixtures"])
+        .arg(&fixtures)
+        .assert()
+        .success();
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM ns_tenant_cc.items"),
+        3
+    );
+    assert_eq!(
+        db.scalar::<i64>(
+            "SELECT count(*) FROM public.tenant_fixtures f JOIN public.tenants t ON t.id = f.tenant_id \
+             WHERE t.name = 'cc' AND f.fixture_name = 'shop' AND f.version = '1'"
+        ),
+        1
+    );
+    // The same directory on a SQLite deployment takes schema.sql and the same data files.
+    let lite = db
+        .env()
+        .cmd()
+        .args([
+            "tenant",
+            "create",
+            "lite",
+            "--fixture",
+            "shop",
+            "--fixtures",
+        ])
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    assert_eq!(lite.status.code(), Some(0), "{lite:?}");
+    let q = db
+        .env()
+        .cmd()
+        .args([
+            "--format",
+            "csv",
+            "query",
+            "SELECT name, tags, active FROM items ORDER BY id",
+            "lite",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&q.stdout),
+        "tenant,name,tags,active\nlite,apple,\"[\"\"red\"\",\"\"fruit\"\"]\",1\nlite,\"pear, green\",[],0\nlite,nothing,,\n"
+    );
+}
+
+fn a_bad_row_or_statement_changes_nothing(db: &PgDb) {
+    db.monkctl()
+        .args(["tenant", "create", "aa"])
+        .assert()
+        .success();
+    let fixtures = db.env().root().join("fixtures");
+    // A value that does not fit its column: exit 2, naming file and line; nothing applied.
+    shop(
+        db,
+        "id,name,price,tags,active\n1,apple,1.5,[],true\n2,pear,2x,[],false\n",
+        PG,
+    );
+    let out = db
+        .monkctl()
+        .args(["fixture", "deploy", "shop", "--tenant", "aa", "--fixtures"])
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("items.csv:3"), "{err}");
+    assert_eq!(
+        db.scalar::<Option<String>>("SELECT to_regclass('ns_tenant_aa.items')::text"),
+        None,
+        "the tenant was rolled back"
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM public.tenant_fixtures WHERE fixture_name = 'shop'"),
+        0
+    );
+    // A statement that reaches the registry is refused before any tenant is touched.
+    shop(db, ITEMS, &format!("{PG}DELETE FROM public.tenants;\n"));
+    let out = db
+        .monkctl()
+        .args(["fixture", "deploy", "shop", "--tenant", "aa", "--fixtures"])
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("schema.postgres.sql"),
+        "{out:?}"
+    );
+    assert_eq!(db.scalar::<i64>("SELECT count(*) FROM public.tenants"), 1);
+    assert_eq!(
+        db.scalar::<Option<String>>("SELECT to_regclass('ns_tenant_aa.items')::text"),
+        None
+    );
+}

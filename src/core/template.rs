@@ -106,6 +106,12 @@ pub fn build(
     wanted: &[String],
     limit: Duration,
 ) -> Result<Meta> {
+    if let super::Backend::Postgres(t) = &ws.backend {
+        return Err(Error::Unsupported(format!(
+            "templates are not available on a PostgreSQL deployment yet ({}); create tenants with --fixture instead",
+            t.at(None)
+        )));
+    }
     names::plain("template name", name)?;
     if name == SYSTEM && !wanted.is_empty() {
         return Err(Error::Usage(

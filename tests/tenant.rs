@@ -485,25 +485,57 @@ fn corrupt_infra_database_is_named_and_left_alone() {
 }
 
 #[test]
-fn postgres_urls_and_bad_urls_are_refused() {
+fn bad_database_urls_are_refused_and_passwords_never_printed() {
     let env = Env::new();
+    // A PostgreSQL URL whose server is not there: exit 22, naming host and database, never the
+    // password.
     let err = env.fails(
         &[
             "--database-url",
-            "postgresql://u:pw@db/monk",
+            "postgresql://u:sekrit@127.0.0.1:1/monk",
             "tenant",
             "list",
         ],
-        7,
+        22,
     );
-    assert!(err.contains("PostgreSQL") && !err.contains("pw@"), "{err}");
+    assert!(
+        err.contains("127.0.0.1:1/monk") && !err.contains("sekrit"),
+        "{err}"
+    );
     let out = env
         .cmd()
-        .env("DATABASE_URL", "postgres://x/y")
+        .env("DATABASE_URL", "postgres://u:sekrit@127.0.0.1:1/y")
         .args(["tenant", "create", "acme"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(out.status.code(), Some(22));
+    assert!(!format!("{out:?}").contains("sekrit"));
+    // `config` masks it.
+    let out = env
+        .cmd()
+        .args([
+            "--database-url",
+            "postgresql://u:sekrit@127.0.0.1:1/y",
+            "--format",
+            "json",
+            "config",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("u:***@127.0.0.1:1/y") && !text.contains("sekrit"),
+        "{text}"
+    );
+    env.fails(
+        &[
+            "--database-url",
+            "postgresql://h/db?sslmode=sometimes",
+            "tenant",
+            "list",
+        ],
+        2,
+    );
     env.fails(&["--database-url", "mysql://x", "tenant", "list"], 2);
     env.fails(&["--database-url", "sqlite:../up", "tenant", "list"], 2);
     assert!(!env.data().exists());

@@ -184,6 +184,27 @@ fn summary_table(rs: &[TenantResult]) -> Table {
     t
 }
 
+/// The keys of a row object: each column's name, made unique so that no key repeats (a JSON
+/// object with two equal keys loses one in most readers): a column named `tenant` (the leading
+/// key) or a name a previous column has gets `_2`, `_3`... (`SELECT a.name, b.name`: `name`,
+/// `name_2`).
+fn json_keys(columns: &[String]) -> Vec<String> {
+    let mut seen: std::collections::HashSet<String> = ["tenant".to_string()].into();
+    columns
+        .iter()
+        .map(|c| {
+            let mut key = c.clone();
+            let mut n = 2;
+            while seen.contains(&key) {
+                key = format!("{c}_{n}");
+                n += 1;
+            }
+            seen.insert(key.clone());
+            key
+        })
+        .collect()
+}
+
 /// A table already made, rendered through `output::write`.
 struct Rendered(Table);
 
@@ -235,7 +256,7 @@ impl<W: Write> Sink for Out<W> {
         match self.format {
             Format::Json => {
                 let name = serde_json::to_string(tenant).unwrap_or_default();
-                let keys: Vec<String> = columns
+                let keys: Vec<String> = json_keys(columns)
                     .iter()
                     .map(|c| serde_json::to_string(c).unwrap_or_default())
                     .collect();
@@ -286,5 +307,22 @@ impl<W: Write> Sink for Out<W> {
             self.summaries.push(r.clone());
         }
         self.error.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_keys;
+
+    #[test]
+    fn row_keys_never_repeat() {
+        let cols: Vec<String> = ["tenant", "name", "name", "name_2", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            json_keys(&cols),
+            vec!["tenant_2", "name", "name_2", "name_2_2", "x"]
+        );
     }
 }

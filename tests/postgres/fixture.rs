@@ -8,6 +8,7 @@ use crate::PgDb;
 cases![
     one_directory_serves_both_backends,
     a_bad_row_or_statement_changes_nothing,
+    a_deploy_killed_between_its_two_commits_is_finished_by_the_next,
 ];
 
 const MANIFEST: &str =
@@ -205,5 +206,74 @@ fn a_bad_row_or_statement_changes_nothing(db: &PgDb) {
     assert_eq!(
         db.scalar::<Option<String>>("SELECT to_regclass('ns_tenant_aa.items')::text"),
         None
+    );
+}
+
+fn a_deploy_killed_between_its_two_commits_is_finished_by_the_next(db: &PgDb) {
+    shop(db, ITEMS, PG);
+    let fixtures = db.env().root().join("fixtures");
+    db.monkctl()
+        .args(["tenant", "create", "aa"])
+        .assert()
+        .success();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("monkctl"))
+        .arg("--data-dir")
+        .arg(db.data_dir())
+        .arg("--database-url")
+        .arg(db.url())
+        .args(["fixture", "deploy", "shop", "--tenant", "aa", "--fixtures"])
+        .arg(&fixtures)
+        .env("MONKCTL_PAUSE_AT", "fixture.deploy.applied")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains("paused at fixture.deploy.applied") {
+        let n = std::io::Read::read(&mut stderr, &mut buf).unwrap();
+        assert!(n > 0, "the deploy ended before its pause point: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The tenant's transaction committed (rows and its own record), the registry's did not.
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM ns_tenant_aa.items"),
+        3
+    );
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM public.tenant_fixtures WHERE fixture_name = 'shop'"),
+        0
+    );
+    // The next deploy applies nothing again and records what the tenant holds.
+    let out = db
+        .monkctl()
+        .args([
+            "--format",
+            "json",
+            "fixture",
+            "deploy",
+            "shop",
+            "--tenant",
+            "aa",
+            "--fixtures",
+        ])
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).replace([' ', '\n'], "");
+    assert!(text.contains("\"recorded\":[\"shop\"]"), "{text}");
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM ns_tenant_aa.items"),
+        3
+    );
+    assert_eq!(
+        db.scalar::<String>(
+            "SELECT version FROM public.tenant_fixtures WHERE fixture_name = 'shop'"
+        ),
+        "1"
     );
 }

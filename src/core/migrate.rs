@@ -1368,6 +1368,10 @@ pub struct ManifestLine {
     pub to: i64,
     /// `content_hash` of the tenant as the run left it.
     pub post_hash: String,
+    /// The fingerprint of the tenant before the run (PostgreSQL runs; `null` in SQLite runs,
+    /// whose snapshot is read directly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_hash: Option<String>,
     pub at: String,
 }
 
@@ -1651,6 +1655,7 @@ fn up_in_tx(
             from,
             to,
             post_hash: content_hash(conn).at(path)?,
+            pre_hash: None,
             at: ids::now_iso(),
         })?;
     }
@@ -1885,6 +1890,9 @@ fn restore_one(
     timeout: Duration,
 ) -> Result<Restored> {
     names::path_component("snapshot", &l.snapshot)?;
+    if let super::Backend::Postgres(t) = &ws.backend {
+        return postgres::restore_one(t, run, l);
+    }
     let path = ws.layout.tenant_path(&l.database, &l.schema)?;
     let snap = run.join(&l.snapshot);
     let live = db::open(&path, Mode::ReadWrite)?;
@@ -1954,13 +1962,6 @@ pub fn undo(
     timeout: Duration,
     progress: &dyn Progress,
 ) -> Result<UndoReport> {
-    if let super::Backend::Postgres(t) = &ws.backend {
-        return Err(Error::Unsupported(format!(
-            "migrate undo is not available on a PostgreSQL deployment yet ({}): each snapshot under {} is a pg_dump archive of one tenant's schema; restore it by hand with `pg_restore --clean --if-exists -d DATABASE FILE`",
-            t.at(None),
-            snapshots_dir(ws).display()
-        )));
-    }
     let _lock = Lock::acquire(&run_lock_path(ws), "monkctl migrate undo")?;
     let run = list_runs(ws)?
         .into_iter()

@@ -251,6 +251,7 @@ fn destructive_migrations_are_refused_then_snapshotted(db: &PgDb) {
         .unwrap()
         .flat_map(|run| fs::read_dir(run.unwrap().path()).unwrap())
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pgdump"))
         .collect();
     assert_eq!(snaps.len(), 1, "{snaps:?}");
     let mode =
@@ -273,6 +274,52 @@ fn destructive_migrations_are_refused_then_snapshotted(db: &PgDb) {
     // As the run found it: V2 and V3 ran in one transaction, after the snapshot.
     assert!(!columns(&copy, "ns_tenant_acme", "users").contains(&"nickname".to_string()));
     copy.drop_database().unwrap();
+    // `migrate undo` puts the snapshot back in one transaction: the filter row, no nickname,
+    // no history (the tenant had none before the run).
+    let out = db
+        .monkctl()
+        .arg("--migrations")
+        .arg(&dir)
+        .args(["migrate", "undo", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM ns_tenant_acme.filters"),
+        1
+    );
+    assert!(!columns(db, "ns_tenant_acme", "users").contains(&"nickname".to_string()));
+    assert!(history(db, "ns_tenant_acme").is_empty());
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM ns_tenant_acme.models"),
+        7
+    );
+    // Nothing left to undo.
+    let out = db
+        .monkctl()
+        .args(["migrate", "undo", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    // A tenant changed after the run is left alone.
+    db.monkctl()
+        .arg("--migrations")
+        .arg(&dir)
+        .args(["migrate", "up", "--allow-destructive", "--yes"])
+        .assert()
+        .success();
+    db.sql("INSERT INTO ns_tenant_acme.filters (name, model_name) VALUES ('later', 'users')");
+    let out = db
+        .monkctl()
+        .args(["migrate", "undo", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(history(db, "ns_tenant_acme"), vec![1, 2, 3]);
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM ns_tenant_acme.filters"),
+        1
+    );
 }
 
 fn the_guard_refuses_what_reaches_outside_the_tenant(db: &PgDb) {

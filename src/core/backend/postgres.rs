@@ -682,9 +682,13 @@ pub fn dump_schema(target: &Target, schema: &str, out: &std::path::Path) -> Resu
     drop(fsutil::create_private_file(&tmp)?);
     let c = &target.config;
     let mut cmd = std::process::Command::new(&pg_dump);
+    // Rows as INSERT statements with column names, not COPY blocks: monkctl replays the archive
+    // in a transaction of its own (`restore_script`, for `migrate undo`), where COPY's inline
+    // data cannot go; `pg_restore` reads either.
     cmd.arg("--format=custom")
         .arg(format!("--schema={schema}"))
         .arg("--no-owner")
+        .arg("--column-inserts")
         .arg(format!("--file={}", tmp.display()))
         .env_clear()
         .env("PGDATABASE", &target.url.database)
@@ -737,6 +741,57 @@ pub fn dump_schema(target: &Target, schema: &str, out: &std::path::Path) -> Resu
         fsutil::sync_dir(dir)?;
     }
     Ok(())
+}
+
+/// The SQL that recreates what a `dump_schema` archive holds (`pg_restore -f -`), for running in
+/// a transaction of monkctl's own: psql's meta-commands (`\restrict`) are left out.
+pub fn restore_script(target: &Target, archive: &std::path::Path) -> Result<String> {
+    let pg_restore = find_client("pg_restore").ok_or_else(|| {
+        Error::Unsupported(
+            "pg_restore was not found (PATH, `pg_config --bindir`, /usr/lib/postgresql/*/bin): install the PostgreSQL client (apt-get install postgresql-client); nothing was restored".into(),
+        )
+    })?;
+    let out = std::process::Command::new(&pg_restore)
+        .arg("--no-owner")
+        .arg("--file=-")
+        .arg(archive)
+        .env_clear()
+        .output()
+        .map_err(|e| Error::io(&pg_restore, e))?;
+    if !out.status.success() {
+        return Err(Error::Postgres {
+            target: target.at(None),
+            detail: format!(
+                "pg_restore could not read {}: {}; nothing was restored",
+                archive.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            exit: exit::CORRUPT,
+        });
+    }
+    let text = String::from_utf8(out.stdout).map_err(|_| Error::Postgres {
+        target: target.at(None),
+        detail: format!(
+            "{} holds text that is not UTF-8; nothing was restored",
+            archive.display()
+        ),
+        exit: exit::CORRUPT,
+    })?;
+    // pg_dump 15.14 and later frame the script in `\restrict KEY` ... `\unrestrict KEY`, psql
+    // meta-commands with a random key of their own; only those two lines are left out (the data
+    // are INSERT statements, see `dump_schema`, so no other line is a meta-command).
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("\\restrict "))
+        .map(str::to_string);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| match &key {
+            Some(k) => *l != format!("\\restrict {k}") && *l != format!("\\unrestrict {k}"),
+            None => true,
+        })
+        .collect();
+    Ok(lines.join("\n"))
 }
 
 /// A PostgreSQL client program: on the PATH, in `pg_config --bindir`, or the newest

@@ -106,6 +106,8 @@ enum Mode {
 }
 
 struct Ctx<'a> {
+    /// Where `up` records its snapshotted tenants (`manifest.jsonl`).
+    run: Option<&'a super::RunDir>,
     ws: &'a Workspace,
     target: &'a Target,
     set: &'a MigrationSet,
@@ -321,6 +323,14 @@ fn visit(cx: &Ctx<'_>, client: &mut Client, t: &TenantRow) -> Result<Visit> {
     .map_err(err)?;
     let mut findings = Vec::new();
     let mut would_fail = None;
+    // The run after a snapshot records the tenant in the run's manifest, with its fingerprint
+    // before and after, for `undo`.
+    let snapshotted = NO_SNAPSHOT.with(|f| f.get());
+    let pre_hash = if snapshotted && cx.mode == Mode::Up {
+        Some(content_hash(&mut tx, target, schema)?)
+    } else {
+        None
+    };
     let mut before = view(&mut tx, target, schema)?;
     for v in &ins.pending {
         let Some(m) = cx.set.get(*v) else { continue };
@@ -424,9 +434,22 @@ fn visit(cx: &Ctx<'_>, client: &mut Client, t: &TenantRow) -> Result<Visit> {
             record(m)?;
         }
     }
+    up.to = up.applied.last().copied().unwrap_or(up.from);
+    if let (Some(pre), Some(run)) = (pre_hash, cx.run) {
+        run.append(&super::ManifestLine {
+            tenant: t.name.clone(),
+            database: t.database.clone(),
+            schema: t.schema.clone(),
+            snapshot: format!("{}.{}.pgdump", t.database, t.schema),
+            from: up.from,
+            to: up.to,
+            post_hash: content_hash(&mut tx, target, schema)?,
+            pre_hash: Some(pre),
+            at: ids::now_iso(),
+        })?;
+    }
     crate::core::pause_point("migrate.pg.before_commit");
     tx.commit().map_err(err)?;
-    up.to = up.applied.last().copied().unwrap_or(up.from);
     Ok(Visit {
         ins,
         up,
@@ -443,6 +466,7 @@ fn visit_once_allowed(cx: &Ctx<'_>, client: &mut Client, t: &TenantRow) -> Resul
         ..cx.opts.clone()
     };
     let again = Ctx {
+        run: cx.run,
         ws: cx.ws,
         target: cx.target,
         set: cx.set,
@@ -628,6 +652,97 @@ pub(crate) fn execute_later(
     Ok(())
 }
 
+/// A fingerprint of a schema's content: every table's rows (in a stable order, as text), by
+/// table name, hashed by the server (md5 of each table) and combined here (xxh3). The same
+/// content gives the same fingerprint whatever order rows sit in on disk.
+pub(crate) fn content_hash(
+    client: &mut impl postgres::GenericClient,
+    target: &Target,
+    schema: &str,
+) -> Result<String> {
+    let err = |e| target.error(Some(schema), e);
+    let tables: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1",
+            &[&schema],
+        )
+        .map_err(err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for t in tables {
+        let digest: String = client
+            .query_one(
+                &format!(
+                    "SELECT md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) FROM {}.{} x",
+                    ident(schema),
+                    ident(&t)
+                ),
+                &[],
+            )
+            .map_err(err)?
+            .get(0);
+        h.update(t.as_bytes());
+        h.update(b"\0");
+        h.update(digest.as_bytes());
+        h.update(b"\0");
+    }
+    Ok(format!("pg-xxh3:{:016x}", h.digest()))
+}
+
+/// `undo` of one PostgreSQL tenant: the snapshot (a `pg_dump` archive of its schema) replaces
+/// the schema in one transaction, if the tenant is as the run left it; a tenant changed since
+/// is left alone (exit 4), one already holding the snapshot's content is not touched again.
+pub(super) fn restore_one(
+    target: &Target,
+    run: &Path,
+    l: &super::ManifestLine,
+) -> Result<super::Restored> {
+    let snap = run.join(&l.snapshot);
+    names::path_component("tenants.schema", &l.schema)?;
+    let schema = l.schema.as_str();
+    let script = crate::core::backend::postgres::restore_script(target, &snap)?;
+    let mut client = target.connect()?;
+    let err = |e| target.error(Some(schema), e);
+    let mut tx = client.transaction().map_err(err)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('monkctl.migrate.' || $1::text))",
+        &[&schema],
+    )
+    .map_err(err)?;
+    let now = content_hash(&mut tx, target, schema)?;
+    if l.pre_hash.as_deref() == Some(now.as_str()) {
+        tx.rollback().map_err(err)?;
+        return Ok(super::Restored {
+            restored_to: l.from,
+            was: l.from,
+            snapshot: snap,
+            already: true,
+        });
+    }
+    if now != l.post_hash {
+        return Err(Error::Conflict(format!(
+            "tenant '{}' changed since the migration run (its content differs from what the run left), so it was not restored; its snapshot stays at {}",
+            l.tenant,
+            snap.display()
+        )));
+    }
+    tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", ident(schema)))
+        .map_err(err)?;
+    tx.batch_execute(&script).map_err(err)?;
+    // The script's settings (search_path '') last for the session only; this one ends here.
+    crate::core::pause_point("migrate.pg.undo.before_commit");
+    tx.commit().map_err(err)?;
+    Ok(super::Restored {
+        restored_to: l.from,
+        was: l.to,
+        snapshot: snap,
+        already: false,
+    })
+}
+
 fn heads(set: &MigrationSet) -> Vec<MigInfo> {
     set.migs
         .iter()
@@ -663,6 +778,7 @@ pub(super) fn survey(
     };
     sink.begin(&head);
     let cx = Ctx {
+        run: None,
         ws,
         target,
         set,
@@ -755,7 +871,12 @@ pub(super) fn up(
     };
     sink.begin(&head);
     let run_dir = ws.layout.snapshots_dir().join(&run_id);
+    let manifest = super::RunDir {
+        dir: run_dir.clone(),
+        manifest: Mutex::new(None),
+    };
     let cx = Ctx {
+        run: Some(&manifest),
         ws,
         target,
         set,

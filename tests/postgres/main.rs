@@ -32,6 +32,7 @@ macro_rules! cases {
 
 mod harness_selftest;
 mod pgdb;
+mod tenant;
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -60,7 +61,7 @@ impl Case {
 
 /// Every case, group by group: a new group module adds its `CASES` here.
 fn all_cases() -> Vec<&'static Case> {
-    let mut groups: Vec<&'static [Case]> = vec![harness_selftest::CASES];
+    let mut groups: Vec<&'static [Case]> = vec![harness_selftest::CASES, tenant::CASES];
     // Cases that exist only for the harness's own tests, which run this binary with the
     // variable set (one of them fails on purpose).
     if std::env::var_os(harness_selftest::DEMO_VAR).is_some() {

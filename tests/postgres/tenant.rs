@@ -23,6 +23,9 @@ cases![
     a_create_killed_before_its_commit_leaves_nothing,
     a_batch_from_a_file_creates_every_tenant,
     a_batch_with_a_taken_name_creates_the_others,
+    a_create_locks_the_registry_only_at_its_end,
+    a_lock_held_on_the_registry_makes_commands_busy_and_changes_nothing,
+    the_longest_name_fits_a_postgresql_identifier,
     skip_existing_leaves_an_existing_tenant_as_it_is,
     trash_suspend_and_back_set_the_api_columns,
     delete_keeps_the_schema_and_undelete_brings_it_back,
@@ -721,12 +724,15 @@ fn concurrent_creates_of_one_name_leave_one_tenant(db: &PgDb) {
 fn a_create_killed_before_its_commit_leaves_nothing(db: &PgDb) {
     ok(db, &["tenant", "create", "keep"]);
     let keep_before = (row(db, "keep"), schema_rows(db, "ns_tenant_keep"));
-    for point in ["tenant.pg.built", "tenant.pg.registered"] {
-        let mut child = spawn(
-            db,
-            &["tenant", "create", "acme", "--owner", "admin"],
-            &[("MONKCTL_PAUSE_AT", point)],
-        );
+    let one: &[&str] = &["tenant", "create", "acme", "--owner", "admin"];
+    let batch: &[&str] = &["tenant", "create", "acme", "b1", "b2", "b3"];
+    for (point, args) in [
+        ("tenant.pg.built", one),
+        ("tenant.pg.registered", one),
+        ("tenant.pg.built", batch),
+        ("tenant.pg.registered", batch),
+    ] {
+        let mut child = spawn(db, args, &[("MONKCTL_PAUSE_AT", point)]);
         let _stderr = wait_paused(&mut child, point);
         // While it waits, nothing of it is visible to another session.
         assert_eq!(tenant_schemas(db), ["ns_tenant_keep"], "at {point}");
@@ -872,6 +878,115 @@ fn a_batch_with_a_taken_name_creates_the_others(db: &PgDb) {
         db.scalar::<i64>("SELECT count(*) FROM ns_tenant_t051.users"),
         2
     );
+}
+
+/// The API's statement at every tenant lookup, which takes an ACCESS EXCLUSIVE lock on
+/// `tenants`, from a session that waits at most `wait` for it: whether the API would be served.
+fn api_lookup_gets_through(db: &PgDb, wait: &str) -> bool {
+    let mut c = db.client();
+    c.batch_execute(&format!("SET lock_timeout = '{wait}'"))
+        .unwrap();
+    match c.batch_execute(
+        "BEGIN; ALTER TABLE public.tenants ALTER COLUMN status SET DEFAULT 'active'; COMMIT",
+    ) {
+        Ok(()) => true,
+        Err(e) if e.code() == Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE) => false,
+        Err(e) => panic!("{}", crate::pgdb::pg_error(&e)),
+    }
+}
+
+fn a_create_locks_the_registry_only_at_its_end(db: &PgDb) {
+    ok(db, &["init"]);
+    let resume = db.env().root().join("resume");
+    let resume_s = resume.to_str().unwrap().to_string();
+    let mut child = spawn(
+        db,
+        &["tenant", "create", "acme", "bravo", "--owner", "admin"],
+        &[
+            ("MONKCTL_PAUSE_AT", "tenant.pg.built"),
+            ("MONKCTL_RESUME_WHEN", &resume_s),
+        ],
+    );
+    let stderr = wait_paused(&mut child, "tenant.pg.built");
+    // Both tenants are built in the open transaction, which has not touched the registry: the
+    // API's lookups are served at once.
+    assert!(
+        api_lookup_gets_through(db, "200ms"),
+        "a create holds a lock on tenants while it builds its schemas"
+    );
+    std::fs::write(&resume, "").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr.join().unwrap());
+    assert_eq!(tenant_schemas(db), ["ns_tenant_acme", "ns_tenant_bravo"]);
+
+    // Once its rows are in, until its commit, it does hold the lock (so the check above can
+    // see one).
+    std::fs::remove_file(&resume).unwrap();
+    let mut child = spawn(
+        db,
+        &["tenant", "create", "carol"],
+        &[
+            ("MONKCTL_PAUSE_AT", "tenant.pg.registered"),
+            ("MONKCTL_RESUME_WHEN", &resume_s),
+        ],
+    );
+    let stderr = wait_paused(&mut child, "tenant.pg.registered");
+    assert!(!api_lookup_gets_through(db, "200ms"));
+    std::fs::write(&resume, "").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", stderr.join().unwrap());
+    assert!(api_lookup_gets_through(db, "200ms"));
+}
+
+fn a_lock_held_on_the_registry_makes_commands_busy_and_changes_nothing(db: &PgDb) {
+    ok(db, &["tenant", "create", "acme"]);
+    let before = (registry(db), tenant_schemas(db));
+    // Another session (a long API request) holds an exclusive lock on tenants.
+    let mut holder = db.client();
+    holder
+        .batch_execute("BEGIN; LOCK TABLE public.tenants IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    for args in [
+        &["tenant", "trash", "acme"][..],
+        &["tenant", "create", "bravo"],
+        &["tenant", "delete", "acme", "--yes"],
+    ] {
+        let started = Instant::now();
+        let err = fails(db, args, 5);
+        assert!(err.contains("lock"), "{args:?}: {err}");
+        assert!(err.contains("retry"), "{args:?}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{args:?} waited {:?}",
+            started.elapsed()
+        );
+    }
+    holder.batch_execute("COMMIT").unwrap();
+    assert_eq!((registry(db), tenant_schemas(db)), before);
+    // The lock gone, the same commands work.
+    ok(db, &["tenant", "trash", "acme"]);
+    ok(db, &["tenant", "create", "bravo"]);
+    assert_eq!(tenant_schemas(db), ["ns_tenant_acme", "ns_tenant_bravo"]);
+}
+
+fn the_longest_name_fits_a_postgresql_identifier(db: &PgDb) {
+    // 53 characters: ns_tenant_ and the name are PostgreSQL's 63-byte identifier limit.
+    let name = format!("a{}", "b".repeat(52));
+    let schema = format!("ns_tenant_{name}");
+    assert_eq!(schema.len(), 63);
+    ok(db, &["tenant", "create", &name, "--owner", "admin"]);
+    assert_eq!(tenant_schemas(db), std::slice::from_ref(&schema));
+    assert_eq!(row(db, &name)["schema"], schema.as_str());
+    assert_eq!(json(db, &["tenant", "show", &name])["owner_name"], "admin");
+    let id = json(db, &["tenant", "delete", &name, "--yes"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(db, &["tenant", "purge", "--older-than", "0s", "--yes"]);
+    assert!(archive_of(db, &schema, &id).is_file());
+    assert_eq!(tenant_schemas(db), Vec::<String>::new());
+    // One more character would be cut by PostgreSQL without an error: refused.
+    fails(db, &["tenant", "create", &format!("{name}c")], 2);
 }
 
 fn skip_existing_leaves_an_existing_tenant_as_it_is(db: &PgDb) {

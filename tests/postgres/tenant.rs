@@ -32,6 +32,8 @@ cases![
     purge_archives_the_schema_then_drops_it,
     a_purge_killed_after_its_archive_drops_nothing,
     purging_the_tenant_holding_pgcrypto_keeps_the_deployment_working,
+    purging_the_apis_first_tenant_keeps_the_api_deployment_working,
+    init_makes_the_registry_once,
     bad_names_are_refused_before_anything_is_written,
     a_wrong_password_is_refused_and_never_shown,
     a_missing_database_is_not_found,
@@ -1288,6 +1290,72 @@ fn purging_the_tenant_holding_pgcrypto_keeps_the_deployment_working(db: &PgDb) {
     let report = json(db, &["doctor"]);
     assert_eq!(report["status"], "healthy", "{report:#}");
     assert_eq!(names(&json(db, &["tenant", "list"])), ["second", "third"]);
+}
+
+fn purging_the_apis_first_tenant_keeps_the_api_deployment_working(db: &PgDb) {
+    db.restore_reference_dump();
+    // acme, the first tenant the API made, holds pgcrypto (and the API's user model widgets).
+    let data = schema_rows(db, "ns_tenant_acme");
+    let globex = schema_rows(db, "ns_tenant_globex");
+    let id = json(db, &["tenant", "delete", "acme", "--yes"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(id, ACME_ID);
+    let v = json(db, &["tenant", "purge", "--older-than", "0s", "--yes"]);
+    assert_eq!(v["purged"][0]["name"], "acme", "{v:#}");
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM pg_extension WHERE extname = 'pgcrypto'"),
+        0
+    );
+    assert_eq!(tenant_schemas(db), ["ns_tenant_globex"]);
+    assert_eq!(schema_rows(db, "ns_tenant_globex"), globex);
+    // The API's other tenant and a new one take rows with default ids.
+    ok(db, &["tenant", "create", "initech"]);
+    for schema in ["ns_tenant_globex", "ns_tenant_initech"] {
+        db.sql(&format!(
+            "INSERT INTO {schema}.users (name, auth, access) VALUES ('dave', 'dave', 'full'); \
+             INSERT INTO {schema}.models (model_name) VALUES ('invoices')"
+        ));
+    }
+    let report = json(db, &["doctor"]);
+    assert_eq!(report["status"], "healthy", "{report:#}");
+    // The archive gives acme back whole, widgets and all, without pgcrypto.
+    let other = db.server().fresh_database().unwrap();
+    let out = pg_tool("pg_restore", other.url())
+        .args(["--no-owner", "--exit-on-error"])
+        .arg(archive_of(db, "ns_tenant_acme", ACME_ID))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(schema_rows(&other, "ns_tenant_acme"), data);
+    assert_eq!(
+        other.scalar::<i64>("SELECT count(*) FROM ns_tenant_acme.widgets"),
+        3
+    );
+    other.drop_database().unwrap();
+}
+
+fn init_makes_the_registry_once(db: &PgDb) {
+    let v = json(db, &["init"]);
+    assert_eq!(v["created"], true, "{v:#}");
+    assert_eq!(v["infra_version"], 2);
+    let ddl = clean_dump(db.url(), &["--schema", "public"]);
+    assert!(ddl.contains("CREATE TABLE public.tenants ("), "{ddl}");
+    assert!(
+        ddl.contains("CREATE TABLE public.tenant_fixtures ("),
+        "{ddl}"
+    );
+    let v = json(db, &["init"]);
+    assert_eq!(v["created"], false, "{v:#}");
+    assert_eq!(clean_dump(db.url(), &["--schema", "public"]), ddl);
+    // Only monkctl's state goes to the data directory: no infra database file there.
+    assert!(!db.data_dir().join("infra").exists());
+    assert_eq!(json(db, &["tenant", "list"]), serde_json::json!([]));
 }
 
 // ---- 5. bad input ----

@@ -170,6 +170,8 @@ fn generated_scripts_pass_the_guard_without_panic_hang_or_stray_file() {
                     file: "V2__a.sql".into(),
                     sql: a.clone(),
                     checksum: 0,
+                    pg_sql: a.clone(),
+                    pg_checksum: 0,
                 },
                 Mig {
                     version: 3,
@@ -177,6 +179,8 @@ fn generated_scripts_pass_the_guard_without_panic_hang_or_stray_file() {
                     file: "V3__b.sql".into(),
                     sql: b.clone(),
                     checksum: 0,
+                    pg_sql: b.clone(),
+                    pg_checksum: 0,
                 },
             ];
             let refs: Vec<&Mig> = migs.iter().collect();

@@ -198,7 +198,13 @@ pub fn command_line(g: &GlobalArgs, args: &[String]) -> String {
     };
     let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
     flag("--data-dir", path(&g.data_dir));
-    flag("--database-url", g.database_url.clone());
+    // The password never goes into a printed line: without it the line reads PGPASSWORD.
+    flag(
+        "--database-url",
+        g.database_url
+            .as_deref()
+            .map(crate::core::config::without_password),
+    );
     flag("--config", path(&g.config));
     flag("--migrations", path(&g.migrations));
     words.extend(args.iter().cloned());

@@ -240,7 +240,12 @@ impl Render for TenantDetail {
         if self.purged {
             rows.push((
                 "purged",
-                "yes: `tenant purge` removed the trash copy; nothing is left to read".into(),
+                if self.path.is_some() {
+                    "yes: `tenant purge` removed the trash copy; nothing is left to read"
+                } else {
+                    "yes: `tenant purge` wrote its schema to the trash (a pg_dump archive) and dropped it"
+                }
+                .into(),
             ));
         }
         rows.push(("tables", output::table_counts(&self.tables)));

@@ -378,6 +378,13 @@ fn parse_postgres_url(url: &str) -> Result<PgUrl> {
     })
 }
 
+/// A URL without its password (`scheme://user@host...`), for a command line to print: run as
+/// printed, it takes the password from `PGPASSWORD`.
+pub fn without_password(url: &str) -> String {
+    let shown = redact(url);
+    shown.replacen(":***@", "@", 1)
+}
+
 /// Hides a password in a URL before it is printed (`scheme://user:***@host...`).
 pub fn redact(url: &str) -> String {
     let Some(s) = url.find("://") else {
@@ -430,6 +437,8 @@ mod tests {
         assert_eq!(pg.database, "db");
         assert_eq!(pg.sslmode, "require");
         assert_eq!(pg.redacted, "postgresql://u:***@h:5433/db");
+        assert_eq!(without_password(&pg.url), "postgresql://u@h:5433/db");
+        assert_eq!(without_password("sqlite:monk"), "sqlite:monk");
         assert!(!format!("{pg:?}").contains("secret"));
         let DatabaseUrl::Postgres(pg) = parse_database_url("postgres://h").unwrap() else {
             panic!("a PostgreSQL URL")

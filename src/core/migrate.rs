@@ -9,6 +9,7 @@
 //! backup API), never by copying a live file. No printing, no prompts.
 
 pub mod destructive;
+pub(crate) mod postgres;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, OpenOptions};
@@ -55,6 +56,37 @@ pub struct Mig {
     pub sql: String,
     /// refinery's checksum of name, version and SQL.
     pub checksum: u64,
+    /// The body run on PostgreSQL: the same SQL for `V<n>__<name>.sql`, the `.postgres.sql`
+    /// file's for a pair, empty (recorded, nothing run) for a `.sqlite.sql` alone.
+    pub pg_sql: String,
+    /// refinery's checksum of name, version and `pg_sql`, as a PostgreSQL history records it.
+    pub pg_checksum: u64,
+}
+
+/// Which backends a migration file is for: `V<n>__<name>.sql` (both), `.sqlite.sql` or
+/// `.postgres.sql` (that one; the other records the version without running anything).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForBackend {
+    Both,
+    Sqlite,
+    Postgres,
+}
+
+/// Whether a migration read so far is one backend's half of a pair that a file for `other`
+/// completes: it came from one `.sqlite.sql` or `.postgres.sql` file and `other` is the other.
+fn pair_half(m: &Mig, other: ForBackend) -> bool {
+    match other {
+        ForBackend::Postgres => m.file.ends_with(".sqlite.sql") && m.pg_sql.is_empty(),
+        ForBackend::Sqlite => m.file.ends_with(".postgres.sql") && m.sql.is_empty(),
+        ForBackend::Both => false,
+    }
+}
+
+/// refinery's checksum of a migration named `V<version>__<name>` with this SQL.
+fn refinery_checksum(version: i64, name: &str, sql: &str) -> Result<u64> {
+    refinery::Migration::unapplied(&format!("V{version}__{name}"), sql)
+        .map(|m| m.checksum())
+        .map_err(|e| Error::Usage(format!("V{version}__{name}: {e}")))
 }
 
 /// The ordered tenant migrations of this run.
@@ -68,7 +100,23 @@ pub struct MigrationSet {
 /// `V<version>__<name>.sql` with a positive version that fits refinery's 32-bit versions and a
 /// name of ASCII letters, digits and `_`.
 pub fn parse_file_name(name: &str) -> Option<(i64, &str)> {
-    let stem = name.strip_prefix('V')?.strip_suffix(".sql")?;
+    parse_file_name_for(name).map(|(v, n, _)| (v, n))
+}
+
+/// `parse_file_name`, with the backend a `.sqlite.sql` or `.postgres.sql` file is for.
+pub fn parse_file_name_for(name: &str) -> Option<(i64, &str, ForBackend)> {
+    let (name, backend) = if let Some(n) = name.strip_suffix(".postgres.sql") {
+        (n, ForBackend::Postgres)
+    } else if let Some(n) = name.strip_suffix(".sqlite.sql") {
+        (n, ForBackend::Sqlite)
+    } else {
+        (name.strip_suffix(".sql")?, ForBackend::Both)
+    };
+    let (v, n) = parse_stem(name.strip_prefix('V')?)?;
+    Some((v, n, backend))
+}
+
+fn parse_stem(stem: &str) -> Option<(i64, &str)> {
     let (num, nm) = stem.split_once("__")?;
     if num.is_empty()
         || !num.bytes().all(|b| b.is_ascii_digit())
@@ -88,12 +136,24 @@ impl MigrationSet {
     pub fn load(dir: Option<&Path>) -> Result<MigrationSet> {
         let mut migs: Vec<Mig> = schema::tenant_migrations()
             .into_iter()
-            .map(|m| Mig {
-                version: i64::from(m.version()),
-                name: m.name().to_string(),
-                file: format!("built-in V{}__{}.sql", m.version(), m.name()),
-                sql: m.sql().unwrap_or_default().to_string(),
-                checksum: m.checksum(),
+            .map(|m| {
+                let version = i64::from(m.version());
+                // The API's baseline has a body of its own on PostgreSQL.
+                let pg_sql = if version == schema::BASELINE_VERSION {
+                    super::backend::postgres::SYSTEM_SQL.to_string()
+                } else {
+                    m.sql().unwrap_or_default().to_string()
+                };
+                Mig {
+                    version,
+                    name: m.name().to_string(),
+                    file: format!("built-in V{}__{}.sql", m.version(), m.name()),
+                    sql: m.sql().unwrap_or_default().to_string(),
+                    checksum: m.checksum(),
+                    pg_checksum: refinery_checksum(version, m.name(), &pg_sql)
+                        .expect("a built-in migration has a valid name"),
+                    pg_sql,
+                }
             })
             .collect();
         if let Some(dir) = dir {
@@ -124,31 +184,60 @@ impl MigrationSet {
                         p.display()
                     )));
                 }
-                let Some((version, nm)) = parse_file_name(&name) else {
+                let Some((version, nm, backend)) = parse_file_name_for(&name) else {
                     return Err(Error::Usage(format!(
-                        "{}: not a migration file name: every file in {} must be named V<version>__<name>.sql (version a positive number, name of letters, digits and _), otherwise refinery would skip it silently; rename it or move it out",
+                        "{}: not a migration file name: every file in {} must be named V<version>__<name>.sql (or .sqlite.sql / .postgres.sql for one backend; version a positive number, name of letters, digits and _), otherwise refinery would skip it silently; rename it or move it out",
                         p.display(),
                         dir.display()
                     )));
                 };
                 guard::check_regular(&p, &meta)?;
                 let sql = guard::read_source(&p)?;
-                if let Some(other) = migs.iter().find(|m| m.version == version) {
-                    return Err(Error::Usage(format!(
-                        "{}: version {version} is also used by {}; every migration needs its own version",
-                        p.display(),
-                        other.file
-                    )));
+                let file = p.display().to_string();
+                match migs.iter_mut().find(|m| m.version == version) {
+                    // The other backend's half of a pair `V<n>__<name>.sqlite.sql` +
+                    // `V<n>__<name>.postgres.sql`.
+                    Some(m)
+                        if m.name == nm
+                            && !m.file.starts_with("built-in")
+                            && pair_half(m, backend) =>
+                    {
+                        match backend {
+                            ForBackend::Postgres => {
+                                m.pg_checksum = refinery_checksum(version, nm, &sql)?;
+                                m.pg_sql = sql;
+                            }
+                            _ => {
+                                m.checksum = refinery_checksum(version, nm, &sql)?;
+                                m.sql = sql;
+                            }
+                        }
+                        m.file = format!("{} + {file}", m.file);
+                    }
+                    Some(other) => {
+                        return Err(Error::Usage(format!(
+                            "{}: version {version} is also used by {}; every migration needs its own version (a pair for both backends is V{version}__{nm}.sqlite.sql and V{version}__{nm}.postgres.sql)",
+                            p.display(),
+                            other.file
+                        )))
+                    }
+                    None => {
+                        let (lite, pg) = match backend {
+                            ForBackend::Both => (sql.clone(), sql),
+                            ForBackend::Sqlite => (sql, String::new()),
+                            ForBackend::Postgres => (String::new(), sql),
+                        };
+                        migs.push(Mig {
+                            version,
+                            name: nm.to_string(),
+                            checksum: refinery_checksum(version, nm, &lite)?,
+                            pg_checksum: refinery_checksum(version, nm, &pg)?,
+                            file,
+                            sql: lite,
+                            pg_sql: pg,
+                        });
+                    }
                 }
-                let rm = refinery::Migration::unapplied(&format!("V{version}__{nm}"), &sql)
-                    .map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
-                migs.push(Mig {
-                    version,
-                    name: nm.to_string(),
-                    file: p.display().to_string(),
-                    sql,
-                    checksum: rm.checksum(),
-                });
             }
         }
         migs.sort_by_key(|m| m.version);
@@ -238,10 +327,10 @@ impl MigrationSet {
 
 /// A row of a tenant's `refinery_schema_history`.
 #[derive(Debug, Clone)]
-struct Applied {
-    version: i64,
-    name: String,
-    checksum: String,
+pub(crate) struct Applied {
+    pub(crate) version: i64,
+    pub(crate) name: String,
+    pub(crate) checksum: String,
 }
 
 fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
@@ -287,9 +376,7 @@ pub struct Inspection {
 
 fn inspect(conn: &Connection, path: &Path, set: &MigrationSet, target: i64) -> Result<Inspection> {
     let hist = read_history(conn).at(path)?;
-    let mut ins = Inspection::default();
-    let mut applied: HashSet<i64> = HashSet::new();
-    if hist.is_empty() {
+    let baseline = if hist.is_empty() {
         let v = schema::tenant_version(conn).at(path)?;
         if v == 0 {
             return Err(Error::Corrupt {
@@ -297,7 +384,27 @@ fn inspect(conn: &Connection, path: &Path, set: &MigrationSet, target: i64) -> R
                 detail: "it has neither a migration history nor the Monk system tables, so it is not a Monk tenant database".into(),
             });
         }
-        ins.version = v;
+        v
+    } else {
+        0
+    };
+    Ok(judge_history(&hist, baseline, set, target, |m| m.checksum))
+}
+
+/// Where a tenant stands from its migration history (`hist`), the same on every backend. An
+/// empty history is adopted at `baseline` (the version its schema matches). `checksum` is the
+/// backend's checksum of a migration.
+fn judge_history(
+    hist: &[Applied],
+    baseline: i64,
+    set: &MigrationSet,
+    target: i64,
+    checksum: impl Fn(&Mig) -> u64,
+) -> Inspection {
+    let mut ins = Inspection::default();
+    let mut applied: HashSet<i64> = HashSet::new();
+    if hist.is_empty() {
+        ins.version = baseline;
         ins.adopt = true;
         applied.extend(
             set.migs
@@ -307,7 +414,7 @@ fn inspect(conn: &Connection, path: &Path, set: &MigrationSet, target: i64) -> R
         );
     } else {
         ins.version = hist.iter().map(|a| a.version).max().unwrap_or(0);
-        for a in &hist {
+        for a in hist {
             applied.insert(a.version);
             match set.get(a.version) {
                 None => ins.missing.push(format!(
@@ -317,10 +424,15 @@ fn inspect(conn: &Connection, path: &Path, set: &MigrationSet, target: i64) -> R
                     set.origin(),
                     a.version
                 )),
-                Some(m) if m.name != a.name || m.checksum.to_string() != a.checksum => {
+                Some(m) if m.name != a.name || checksum(m).to_string() != a.checksum => {
                     ins.diverged.push(format!(
                         "V{} {} was edited after it was applied ({} has checksum {}, the database recorded {} {})",
-                        a.version, m.name, m.file, m.checksum, a.name, a.checksum
+                        a.version,
+                        m.name,
+                        m.file,
+                        checksum(m),
+                        a.name,
+                        a.checksum
                     ))
                 }
                 Some(_) => {}
@@ -340,7 +452,7 @@ fn inspect(conn: &Connection, path: &Path, set: &MigrationSet, target: i64) -> R
             ins.pending.push(m.version);
         }
     }
-    Ok(ins)
+    ins
 }
 
 /// The `CREATE` statements of a database, in creation order, for a scratch copy.
@@ -849,7 +961,8 @@ fn pending_anywhere(
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InfraStatus {
-    pub path: PathBuf,
+    /// The infra database file; `null` on PostgreSQL (the registry is schema `public`).
+    pub path: Option<PathBuf>,
     pub version: i64,
     pub latest: i64,
     pub pending: bool,
@@ -857,7 +970,8 @@ pub struct InfraStatus {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TenantStatus {
-    pub path: PathBuf,
+    /// The tenant's file; `null` on PostgreSQL (the tenant is its schema).
+    pub path: Option<PathBuf>,
     #[serde(flatten)]
     pub inspection: Inspection,
     /// Another process holds the database's write lock or its migration lock (plan only).
@@ -995,7 +1109,7 @@ fn infra_status(reg: &Registry) -> Result<InfraStatus> {
     };
     let latest = Registry::latest_version();
     Ok(InfraStatus {
-        path: reg.path.clone(),
+        path: Some(reg.path.clone()),
         version,
         latest,
         pending: version < latest,
@@ -1012,6 +1126,9 @@ pub fn survey(
     progress: &dyn Progress,
     sink: &mut dyn RunSink<SurveyHead, TenantStatus>,
 ) -> Result<Survey> {
+    if let super::Backend::Postgres(t) = &ws.backend {
+        return postgres::survey(ws, t, set, opts, plan, progress, sink);
+    }
     let target = set.target(opts.target)?;
     if plan {
         guard_set(ws, set, target, &opts.selection, guard::ANALYSIS_TIMEOUT)?;
@@ -1065,7 +1182,7 @@ pub fn survey(
                     inspect(conn, path, set, target)
                 })?;
                 return Ok(TenantStatus {
-                    path,
+                    path: Some(path),
                     inspection: ins,
                     locked: false,
                     destructive: Vec::new(),
@@ -1087,7 +1204,7 @@ pub fn survey(
                 Ok((ins, schema))
             })?;
             let mut st = TenantStatus {
-                path: path.clone(),
+                path: Some(path.clone()),
                 inspection: ins,
                 locked,
                 destructive: Vec::new(),
@@ -1176,7 +1293,8 @@ pub struct TenantUp {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InfraUp {
-    pub path: PathBuf,
+    /// The infra database file; `null` on PostgreSQL.
+    pub path: Option<PathBuf>,
     pub from: i64,
     pub to: i64,
 }
@@ -1555,6 +1673,9 @@ pub fn up(
     progress: &dyn Progress,
     sink: &mut dyn RunSink<UpHead, TenantUp>,
 ) -> Result<UpReport> {
+    if let super::Backend::Postgres(t) = &ws.backend {
+        return postgres::up(ws, t, set, opts, progress, sink);
+    }
     let target = set.target(opts.target)?;
     // Every statement passes the guard on a scratch copy before anything is touched.
     guard_set(ws, set, target, &opts.selection, opts.statement_timeout)?;
@@ -1833,6 +1954,13 @@ pub fn undo(
     timeout: Duration,
     progress: &dyn Progress,
 ) -> Result<UndoReport> {
+    if let super::Backend::Postgres(t) = &ws.backend {
+        return Err(Error::Unsupported(format!(
+            "migrate undo is not available on a PostgreSQL deployment yet ({}): each snapshot under {} is a pg_dump archive of one tenant's schema; restore it by hand with `pg_restore --clean --if-exists -d DATABASE FILE`",
+            t.at(None),
+            snapshots_dir(ws).display()
+        )));
+    }
     let _lock = Lock::acquire(&run_lock_path(ws), "monkctl migrate undo")?;
     let run = list_runs(ws)?
         .into_iter()

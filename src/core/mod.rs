@@ -13,6 +13,7 @@ pub mod error;
 pub mod fixture;
 pub mod fsutil;
 pub mod guard;
+pub mod guard_postgres;
 pub mod ids;
 pub mod layout;
 pub mod lock;

@@ -299,24 +299,17 @@ fn create_schemas(
     recipe: Recipe<'_>,
     progress: &dyn Progress,
 ) -> Result<Vec<Result<Created>>> {
-    match recipe {
+    let set = match recipe {
         Recipe::Built(_) => {
             return Err(Error::Unsupported(
                 "tenant create --fixture/--template (and restore) are not available on a PostgreSQL deployment yet; create plain tenants, then seed them".into(),
             ))
         }
-        Recipe::System(set) => {
-            if set.latest() > MigrationSet::builtin().latest() {
-                return Err(Error::Unsupported(format!(
-                    "the deployment's migrations ({}) go beyond the API's schema, and operator migrations are not run on PostgreSQL yet: create without --migrations",
-                    set.origin()
-                )));
-            }
-        }
-    }
+        Recipe::System(set) => set,
+    };
     let mut created = Vec::with_capacity(made.len());
     for chunk in made.chunks(PG_BATCH_SIZE) {
-        let made = reg.create_batch(chunk, &ws.settings.database_name)?;
+        let made = reg.create_batch(chunk, &ws.settings.database_name, set)?;
         for (spec, r) in chunk.iter().zip(made) {
             progress.advance(1, &spec.name);
             created.push(r.map(|tenant| Created {

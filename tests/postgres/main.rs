@@ -32,6 +32,7 @@ macro_rules! cases {
 
 mod doctor;
 mod harness_selftest;
+mod migrate;
 mod pgdb;
 mod tenant;
 
@@ -62,8 +63,12 @@ impl Case {
 
 /// Every case, group by group: a new group module adds its `CASES` here.
 fn all_cases() -> Vec<&'static Case> {
-    let mut groups: Vec<&'static [Case]> =
-        vec![harness_selftest::CASES, tenant::CASES, doctor::CASES];
+    let mut groups: Vec<&'static [Case]> = vec![
+        harness_selftest::CASES,
+        migrate::CASES,
+        tenant::CASES,
+        doctor::CASES,
+    ];
     // Cases that exist only for the harness's own tests, which run this binary with the
     // variable set (one of them fails on purpose).
     if std::env::var_os(harness_selftest::DEMO_VAR).is_some() {

@@ -20,6 +20,7 @@ use postgres::{Client, Config, NoTls, Row, Transaction};
 
 use crate::core::config::PgUrl;
 use crate::core::error::{exit, Error, Result};
+use crate::core::migrate::MigrationSet;
 use crate::core::registry::{FixtureRow, TenantRow};
 use crate::core::tenant::CreateSpec;
 use crate::core::{ids, system};
@@ -447,8 +448,16 @@ impl Registry {
         &mut self,
         specs: &[CreateSpec],
         database: &str,
+        set: &MigrationSet,
     ) -> Result<Vec<Result<TenantRow>>> {
         let target = self.target.clone();
+        let schemas: Vec<String> = self
+            .client
+            .query("SELECT nspname::text FROM pg_namespace", &[])
+            .map_err(|e| target.error(None, e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let mut tx = self
             .client
             .transaction()
@@ -456,7 +465,7 @@ impl Registry {
         let mut results: Vec<Result<TenantRow>> = Vec::with_capacity(specs.len());
         for spec in specs {
             let schema = crate::core::layout::Layout::schema_for(&spec.name);
-            let r = build_schema(&mut tx, &target, &schema, spec, database);
+            let r = build_schema(&mut tx, &target, &schema, spec, database, set, &schemas);
             results.push(r);
         }
         crate::core::pause_point("tenant.pg.built");
@@ -737,6 +746,8 @@ fn build_schema(
     schema: &str,
     spec: &CreateSpec,
     database: &str,
+    set: &MigrationSet,
+    schemas: &[String],
 ) -> Result<TenantRow> {
     let err = |e| target.error(Some(schema), e);
     let mut sp = tx.savepoint("tenant").map_err(err)?;
@@ -755,6 +766,15 @@ fn build_schema(
         return Err(err(e));
     }
     sp.batch_execute(SYSTEM_SQL).map_err(err)?;
+    let others: Vec<String> = schemas.iter().filter(|s| *s != schema).cloned().collect();
+    crate::core::migrate::postgres::execute_later(
+        &mut sp,
+        target,
+        schema,
+        set,
+        &others,
+        crate::core::guard::STATEMENT_TIMEOUT,
+    )?;
     let owner_id = if spec.owner == "root" {
         system::ROOT_USER_ID.to_string()
     } else {

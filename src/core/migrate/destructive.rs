@@ -327,6 +327,8 @@ mod tests {
             file: format!("V{v}__m{v}.sql"),
             sql: sql.into(),
             checksum: 0,
+            pg_sql: sql.into(),
+            pg_checksum: 0,
         }
     }
 

@@ -1,0 +1,799 @@
+//! `migrate status`, `plan` and `up` on a PostgreSQL deployment: every tenant schema.
+//!
+//! Each tenant is migrated in one transaction: `search_path` set to its schema alone, every
+//! statement through the PostgreSQL guard (`guard_postgres`) and bounded by `statement_timeout`,
+//! its `refinery_schema_history` (in its own schema) written in the same transaction; it ends
+//! fully at the new version or untouched. A per-tenant advisory lock keeps two runs from
+//! migrating one schema at once. Tenants are migrated in parallel, one connection per job.
+//!
+//! Destructive statements are found from PostgreSQL's own view, not from the SQL text: the
+//! schema's catalog (tables and columns) before and after each migration, and the transaction's
+//! row counters (`pg_stat_xact_user_tables`: rows deleted or updated). A migration that dropped or
+//! overwrote anything is rolled back unless `--allow-destructive`; then the schema is first
+//! written to a snapshot (`pg_dump`, under `<data>/snapshots/<run>/`) and the migration run
+//! again. `migrate plan` runs the pending migrations the same way and always rolls back.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
+
+use postgres::{Client, Transaction};
+
+use super::destructive::Finding;
+use super::{
+    judge_history, Applied, InfraStatus, InfraUp, Inspection, MigInfo, MigrationSet, RunOptions,
+    Selection, Summary, Survey, SurveyHead, TenantStatus, TenantUp, UpHead, UpReport, UpSummary,
+    HISTORY_DDL,
+};
+use crate::core::backend::postgres::{ident, Registry, Target};
+use crate::core::error::{exit, Error, Result};
+use crate::core::guard_postgres;
+use crate::core::progress::Progress;
+use crate::core::registry::TenantRow;
+use crate::core::{ids, names, schema, Outcome, RunSink, Tally, Workspace};
+
+/// Connections a run opens at most, whatever `--jobs` says: each is a server process.
+const MAX_CONNECTIONS: usize = 16;
+
+fn infra_status(reg: &mut Registry) -> Result<InfraStatus> {
+    let (version, latest) = reg.infra_versions()?;
+    Ok(InfraStatus {
+        path: None,
+        version,
+        latest,
+        pending: version < latest,
+    })
+}
+
+/// The selected tenants (in name order), and how many were left out (trashed, deleted, or
+/// SQLite tenants of a mixed registry).
+fn select(reg: &mut Registry, sel: &Selection) -> Result<(Vec<TenantRow>, usize)> {
+    if !sel.tenants.is_empty() {
+        let mut out: Vec<TenantRow> = Vec::new();
+        for n in &sel.tenants {
+            names::tenant(n)?;
+            if out.iter().any(|t| &t.name == n) {
+                continue;
+            }
+            let row = reg
+                .find(n)?
+                .ok_or_else(|| Error::TenantNotFound(n.clone()))?;
+            if row.is_deleted() {
+                return Err(Error::Conflict(format!(
+                    "tenant '{n}' is deleted and is not migrated"
+                )));
+            }
+            if row.is_trashed() && !sel.include_trashed {
+                return Err(Error::Conflict(format!(
+                    "tenant '{n}' is trashed; pass --include-trashed to migrate it anyway"
+                )));
+            }
+            out.push(row);
+        }
+        return Ok((out, 0));
+    }
+    let all = reg.all()?;
+    let total = all.len();
+    let out: Vec<TenantRow> = all
+        .into_iter()
+        .filter(|t| {
+            t.db_type == "postgresql" && !t.is_deleted() && (sel.include_trashed || !t.is_trashed())
+        })
+        .collect();
+    let skipped = total - out.len();
+    Ok((out, skipped))
+}
+
+/// Every schema of the database: operator SQL may name none of them but its tenant's own.
+fn all_schemas(client: &mut Client, target: &Target) -> Result<Vec<String>> {
+    Ok(client
+        .query("SELECT nspname::text FROM pg_namespace", &[])
+        .map_err(|e| target.error(None, e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// What one tenant's visit is to do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Read where it stands.
+    Status,
+    /// Run what is pending and roll back: destructive findings and failures, nothing changed.
+    Plan,
+    /// Run what is pending and commit.
+    Up,
+}
+
+struct Ctx<'a> {
+    ws: &'a Workspace,
+    target: &'a Target,
+    set: &'a MigrationSet,
+    version: i64,
+    opts: &'a RunOptions,
+    schemas: Vec<String>,
+    mode: Mode,
+    run_dir: std::path::PathBuf,
+}
+
+/// What a visit found and did.
+struct Visit {
+    ins: Inspection,
+    up: TenantUp,
+    destructive: Vec<Finding>,
+    would_fail: Option<String>,
+}
+
+fn read_history(tx: &mut Transaction<'_>, target: &Target, schema: &str) -> Result<Vec<Applied>> {
+    let err = |e| target.error(Some(schema), e);
+    let exists: bool = tx
+        .query_one(
+            "SELECT to_regclass(format('%I.refinery_schema_history', $1::text)) IS NOT NULL",
+            &[&schema],
+        )
+        .map_err(err)?
+        .get(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = tx
+        .query(
+            &format!(
+                "SELECT version::int8, coalesce(name, '')::text, coalesce(checksum, '')::text \
+                 FROM {}.refinery_schema_history ORDER BY version",
+                ident(schema)
+            ),
+            &[],
+        )
+        .map_err(err)?;
+    Ok(rows
+        .iter()
+        .map(|r| Applied {
+            version: r.get(0),
+            name: r.get(1),
+            checksum: r.get(2),
+        })
+        .collect())
+}
+
+/// The version an API-made schema without history matches: the baseline when it has the
+/// API's system tables.
+fn baseline_of(tx: &mut Transaction<'_>, target: &Target, schema: &str) -> Result<i64> {
+    let n: i64 = tx
+        .query_one(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname IN ('models', 'fields', 'users')",
+            &[&schema],
+        )
+        .map_err(|e| target.error(Some(schema), e))?
+        .get(0);
+    if n < 3 {
+        return Err(Error::Postgres {
+            target: target.at(Some(schema)),
+            detail: "it has neither a migration history nor the Monk system tables (models, fields, users), so it is not a Monk tenant schema".into(),
+            exit: exit::CORRUPT,
+        });
+    }
+    Ok(schema::BASELINE_VERSION)
+}
+
+/// Tables and their columns of a schema, and the rows the transaction deleted or updated in
+/// each table so far.
+#[derive(Default)]
+struct View {
+    columns: BTreeSet<(String, String)>,
+    changed: HashMap<String, (i64, i64)>,
+}
+
+fn view(tx: &mut Transaction<'_>, target: &Target, schema: &str) -> Result<View> {
+    let err = |e| target.error(Some(schema), e);
+    let mut v = View::default();
+    for r in tx
+        .query(
+            "SELECT c.relname::text, coalesce(a.attname::text, '') FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm')",
+            &[&schema],
+        )
+        .map_err(err)?
+    {
+        v.columns.insert((r.get(0), r.get(1)));
+    }
+    for r in tx
+        .query(
+            "SELECT relname::text, n_tup_del::int8, n_tup_upd::int8 FROM pg_stat_xact_user_tables \
+             WHERE schemaname = $1",
+            &[&schema],
+        )
+        .map_err(err)?
+    {
+        v.changed.insert(r.get(0), (r.get(1), r.get(2)));
+    }
+    Ok(v)
+}
+
+/// What a migration destroyed, from the views before and after it.
+fn destroyed(before: &View, after: &View, version: i64, file: &str) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let tables_after: BTreeSet<&String> = after.columns.iter().map(|(t, _)| t).collect();
+    let mut dropped_tables: BTreeSet<&String> = BTreeSet::new();
+    for (t, c) in &before.columns {
+        if !tables_after.contains(t) {
+            if dropped_tables.insert(t) {
+                out.push(finding(version, file, "drop_table", t.clone()));
+            }
+        } else if !c.is_empty() && !after.columns.contains(&(t.clone(), c.clone())) {
+            out.push(finding(version, file, "drop_column", format!("{t}.{c}")));
+        }
+    }
+    for (t, (del, upd)) in &after.changed {
+        let (del0, upd0) = before.changed.get(t).copied().unwrap_or((0, 0));
+        let existed = before.columns.iter().any(|(bt, _)| bt == t);
+        if existed && del > &del0 {
+            out.push(finding(version, file, "delete_rows", t.clone()));
+        }
+        if existed && upd > &upd0 {
+            out.push(finding(version, file, "update_rows", t.clone()));
+        }
+    }
+    out
+}
+
+fn finding(version: i64, file: &str, action: &str, object: String) -> Finding {
+    Finding {
+        version,
+        file: file.to_string(),
+        statement: String::new(),
+        action: action.to_string(),
+        object,
+    }
+}
+
+/// Visits one tenant on `client`: reads where it stands and, for `Plan` and `Up`, runs what is
+/// pending in one transaction.
+fn visit(cx: &Ctx<'_>, client: &mut Client, t: &TenantRow) -> Result<Visit> {
+    let schema = t.schema.as_str();
+    names::path_component("tenants.schema", schema)?;
+    let target = cx.target;
+    let err = |e| target.error(Some(schema), e);
+    let mut tx = client.transaction().map_err(err)?;
+    if cx.mode == Mode::Up {
+        // One run at a time per schema; waits at most the session's lock_timeout.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('monkctl.migrate.' || $1::text))",
+            &[&schema],
+        )
+        .map_err(err)?;
+    }
+    let hist = read_history(&mut tx, target, schema)?;
+    let baseline = if hist.is_empty() {
+        baseline_of(&mut tx, target, schema)?
+    } else {
+        0
+    };
+    let ins = judge_history(&hist, baseline, cx.set, cx.version, |m| m.pg_checksum);
+    let mut up = TenantUp {
+        from: ins.version,
+        to: ins.version,
+        applied: Vec::new(),
+        adopted: false,
+        snapshot: None,
+    };
+    if cx.mode == Mode::Status {
+        tx.rollback().map_err(err)?;
+        return Ok(Visit {
+            ins,
+            up,
+            destructive: Vec::new(),
+            would_fail: None,
+        });
+    }
+    if !ins.diverged.is_empty() || !ins.missing.is_empty() {
+        let mut all = ins.diverged.clone();
+        all.extend(ins.missing.clone());
+        return Err(Error::Diverged(format!(
+            "tenant '{}': {}; nothing was changed",
+            t.name,
+            all.join("; ")
+        )));
+    }
+    if ins.pending.is_empty() && !(ins.adopt && cx.mode == Mode::Up) {
+        tx.rollback().map_err(err)?;
+        return Ok(Visit {
+            ins,
+            up,
+            destructive: Vec::new(),
+            would_fail: None,
+        });
+    }
+    let others: Vec<String> = cx
+        .schemas
+        .iter()
+        .filter(|s| s.as_str() != schema)
+        .cloned()
+        .collect();
+    let limit_ms = cx.opts.statement_timeout.as_millis().max(1);
+    tx.batch_execute(&format!(
+        "SET LOCAL search_path TO {}; SET LOCAL statement_timeout = {limit_ms}",
+        ident(schema)
+    ))
+    .map_err(err)?;
+    let mut findings = Vec::new();
+    let mut would_fail = None;
+    let mut before = view(&mut tx, target, schema)?;
+    for v in &ins.pending {
+        let Some(m) = cx.set.get(*v) else { continue };
+        let checked = guard_postgres::check(&m.pg_sql, Path::new(&m.file), schema, &others)?;
+        for (i, st) in checked.iter().enumerate() {
+            if let Err(e) = tx.batch_execute(&st.sql) {
+                let why = match e.code() {
+                    Some(c) if *c == postgres::error::SqlState::QUERY_CANCELED => {
+                        return Err(Error::StatementTimeout {
+                            path: m.file.clone().into(),
+                            line: st.line,
+                            number: i + 1,
+                            limit: cx.opts.statement_timeout,
+                            statement: st.sql.clone(),
+                        })
+                    }
+                    _ => e
+                        .as_db_error()
+                        .map(|d| d.message().to_string())
+                        .unwrap_or_else(|| e.to_string()),
+                };
+                let message = format!(
+                    "{}:{} (V{}): statement {} `{}` fails: {why}; nothing was applied, the tenant stays at V{}",
+                    m.file,
+                    st.line,
+                    m.version,
+                    i + 1,
+                    super::destructive::shorten(&st.sql),
+                    ins.version
+                );
+                if cx.mode == Mode::Plan {
+                    would_fail = Some(message);
+                    break;
+                }
+                return Err(Error::Postgres {
+                    target: target.at(Some(schema)),
+                    detail: message,
+                    exit: exit::FAILURE,
+                });
+            }
+        }
+        if would_fail.is_some() {
+            break;
+        }
+        let after = view(&mut tx, target, schema)?;
+        findings.extend(destroyed(&before, &after, m.version, &m.file));
+        before = after;
+        up.applied.push(m.version);
+    }
+    if cx.mode == Mode::Plan {
+        tx.rollback().map_err(err)?;
+        return Ok(Visit {
+            ins,
+            up,
+            destructive: findings,
+            would_fail,
+        });
+    }
+    if !findings.is_empty() && !cx.opts.allow_destructive {
+        return Err(Error::Destructive(format!(
+            "tenant '{}' would run destructive statements: {}; nothing was changed; rerun with --allow-destructive (each tenant's schema is written to a snapshot first)",
+            t.name,
+            super::destructive::summary(&findings)
+        )));
+    }
+    if !findings.is_empty() && !NO_SNAPSHOT.with(|f| f.get()) {
+        // Snapshot the schema as it is before the migration (this transaction changed nothing
+        // yet that another session sees), then run the migration again.
+        tx.rollback().map_err(err)?;
+        let file = cx
+            .run_dir
+            .join(format!("{}.{}.pgdump", t.database, t.schema));
+        crate::core::backend::postgres::dump_schema(target, schema, &file)?;
+        let mut again = visit_once_allowed(cx, client, t)?;
+        again.up.snapshot = Some(file);
+        return Ok(again);
+    }
+    tx.batch_execute(HISTORY_DDL).map_err(err)?;
+    let mut record = |m: &super::Mig| -> Result<()> {
+        tx.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+             VALUES ($1::int8::int4, $2, $3, $4)",
+            &[
+                &m.version,
+                &m.name,
+                &ids::now_iso(),
+                &m.pg_checksum.to_string(),
+            ],
+        )
+        .map(|_| ())
+        .map_err(err)
+    };
+    if ins.adopt {
+        for m in cx.set.migs.iter().filter(|m| m.version <= ins.version) {
+            record(m)?;
+        }
+        up.adopted = true;
+    }
+    for v in &up.applied {
+        if let Some(m) = cx.set.get(*v) {
+            record(m)?;
+        }
+    }
+    crate::core::pause_point("migrate.pg.before_commit");
+    tx.commit().map_err(err)?;
+    up.to = up.applied.last().copied().unwrap_or(up.from);
+    Ok(Visit {
+        ins,
+        up,
+        destructive: findings,
+        would_fail: None,
+    })
+}
+
+/// `visit` again for a destructive run once its snapshot is taken: the findings are allowed
+/// now, and no second snapshot is taken.
+fn visit_once_allowed(cx: &Ctx<'_>, client: &mut Client, t: &TenantRow) -> Result<Visit> {
+    let opts = RunOptions {
+        allow_destructive: true,
+        ..cx.opts.clone()
+    };
+    let again = Ctx {
+        ws: cx.ws,
+        target: cx.target,
+        set: cx.set,
+        version: cx.version,
+        opts: &opts,
+        schemas: cx.schemas.clone(),
+        mode: cx.mode,
+        run_dir: cx.run_dir.clone(),
+    };
+    NO_SNAPSHOT.with(|f| f.set(true));
+    let r = visit(&again, client, t);
+    NO_SNAPSHOT.with(|f| f.set(false));
+    r
+}
+
+thread_local! {
+    /// Set while a tenant is migrated again after its snapshot.
+    static NO_SNAPSHOT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Visits every selected tenant on up to `jobs` connections, handing outcomes to `emit` in the
+/// tenants' order as they complete. Returns the tenants not started (`--fail-fast`).
+fn fan_out<T: Send>(
+    cx: &Ctx<'_>,
+    tenants: Vec<TenantRow>,
+    progress: &dyn Progress,
+    label: &str,
+    work: impl Fn(&Ctx<'_>, &mut Client, &TenantRow) -> Result<T> + Sync,
+    emit: &mut dyn FnMut(Outcome<T>),
+) -> Result<Vec<String>> {
+    let n = tenants.len();
+    progress.start(n as u64, label);
+    let jobs = cx.opts.jobs.clamp(1, MAX_CONNECTIONS).min(n.max(1));
+    let names: Vec<String> = tenants.iter().map(|t| t.name.clone()).collect();
+    let queue = Mutex::new(tenants.into_iter().enumerate().collect::<VecDeque<_>>());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<(usize, Result<T>)>();
+    let mut not_started = Vec::new();
+    std::thread::scope(|s| -> Result<()> {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (queue, stop, work) = (&queue, &stop, &work);
+            s.spawn(move || {
+                let mut client = match cx.target.connect() {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        // Every tenant this worker takes fails with the connection's error.
+                        let msg = e;
+                        loop {
+                            let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                            let Some((i, _)) = next else { return };
+                            let _ = tx.send((i, Err(clone_err(&msg))));
+                        }
+                    }
+                };
+                loop {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some((i, t)) = next else { return };
+                    let c = client.as_mut().expect("connected above");
+                    let r = work(cx, c, &t);
+                    if r.is_err() && c.is_closed() {
+                        client = cx.target.connect().ok();
+                        if client.is_none() {
+                            let _ = tx.send((i, r));
+                            return;
+                        }
+                    }
+                    let _ = tx.send((i, r));
+                }
+            });
+        }
+        drop(tx);
+        let mut done: Vec<Option<Result<T>>> = (0..n).map(|_| None).collect();
+        let mut next = 0;
+        for (i, r) in rx {
+            if r.is_err() && cx.opts.fail_fast {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            done[i] = Some(r);
+            while next < n {
+                let Some(r) = done[next].take() else { break };
+                progress.advance(1, &names[next]);
+                emit(Outcome::of(names[next].clone(), r));
+                next += 1;
+            }
+        }
+        for (i, slot) in done.into_iter().enumerate().skip(next) {
+            match slot {
+                Some(r) => emit(Outcome::of(names[i].clone(), r)),
+                None => not_started.push(names[i].clone()),
+            }
+        }
+        Ok(())
+    })?;
+    progress.finish();
+    Ok(not_started)
+}
+
+fn clone_err(e: &Error) -> Error {
+    Error::Postgres {
+        target: String::new(),
+        detail: e.to_string(),
+        exit: e.exit_code(),
+    }
+}
+
+/// Brings a schema being created (holding the API's baseline) to the set's latest version inside
+/// the creating transaction: every later migration through the guard, bounded by `limit`, then
+/// the history of all of them. A set of the baseline alone adds nothing (no history table: the
+/// tenant is exactly what the API makes, and `migrate` adopts it like one of the API's).
+pub(crate) fn execute_later(
+    tx: &mut Transaction<'_>,
+    target: &Target,
+    schema: &str,
+    set: &MigrationSet,
+    others: &[String],
+    limit: std::time::Duration,
+) -> Result<()> {
+    let later: Vec<&super::Mig> = set
+        .migs
+        .iter()
+        .filter(|m| m.version > schema::BASELINE_VERSION)
+        .collect();
+    if later.is_empty() {
+        return Ok(());
+    }
+    let err = |e| target.error(Some(schema), e);
+    tx.batch_execute(&format!(
+        "SET LOCAL statement_timeout = {}",
+        limit.as_millis().max(1)
+    ))
+    .map_err(err)?;
+    for m in &later {
+        let checked = guard_postgres::check(&m.pg_sql, Path::new(&m.file), schema, others)?;
+        for (i, st) in checked.iter().enumerate() {
+            tx.batch_execute(&st.sql).map_err(|e| match e.code() {
+                Some(c) if *c == postgres::error::SqlState::QUERY_CANCELED => {
+                    Error::StatementTimeout {
+                        path: m.file.clone().into(),
+                        line: st.line,
+                        number: i + 1,
+                        limit,
+                        statement: st.sql.clone(),
+                    }
+                }
+                _ => Error::Postgres {
+                    target: target.at(Some(schema)),
+                    detail: format!(
+                        "{}:{} (V{}): statement {} `{}` fails: {}",
+                        m.file,
+                        st.line,
+                        m.version,
+                        i + 1,
+                        super::destructive::shorten(&st.sql),
+                        e.as_db_error()
+                            .map(|d| d.message().to_string())
+                            .unwrap_or_else(|| e.to_string())
+                    ),
+                    exit: exit::FAILURE,
+                },
+            })?;
+        }
+    }
+    tx.batch_execute("SET LOCAL statement_timeout = 0")
+        .map_err(err)?;
+    tx.batch_execute(HISTORY_DDL).map_err(err)?;
+    for m in &set.migs {
+        tx.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+             VALUES ($1::int8::int4, $2, $3, $4)",
+            &[
+                &m.version,
+                &m.name,
+                &ids::now_iso(),
+                &m.pg_checksum.to_string(),
+            ],
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+fn heads(set: &MigrationSet) -> Vec<MigInfo> {
+    set.migs
+        .iter()
+        .map(|m| MigInfo {
+            version: m.version,
+            name: m.name.clone(),
+            file: m.file.clone(),
+        })
+        .collect()
+}
+
+/// `migrate status` and `migrate plan` on PostgreSQL.
+pub(super) fn survey(
+    ws: &Workspace,
+    target: &Arc<Target>,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    plan: bool,
+    progress: &dyn Progress,
+    sink: &mut dyn RunSink<SurveyHead, TenantStatus>,
+) -> Result<Survey> {
+    let version = set.target(opts.target)?;
+    let mut reg = Registry::open_existing(target)?;
+    let infra = infra_status(&mut reg)?;
+    let (tenants, skipped) = select(&mut reg, &opts.selection)?;
+    let schemas = all_schemas(&mut reg.client, target)?;
+    drop(reg);
+    let head = SurveyHead {
+        infra,
+        target: version,
+        migrations: heads(set),
+        run_in_progress: None,
+    };
+    sink.begin(&head);
+    let cx = Ctx {
+        ws,
+        target,
+        set,
+        version,
+        opts,
+        schemas,
+        mode: if plan { Mode::Plan } else { Mode::Status },
+        run_dir: ws.layout.snapshots_dir(),
+    };
+    let mut summary = Summary {
+        skipped,
+        ..Summary::default()
+    };
+    let mut tally = Tally::default();
+    fan_out(
+        &cx,
+        tenants,
+        progress,
+        if plan { "planning" } else { "reading" },
+        |cx, client, t| {
+            let v = visit(cx, client, t)?;
+            Ok(TenantStatus {
+                path: None,
+                inspection: v.ins,
+                locked: false,
+                destructive: v.destructive,
+                would_fail: v.would_fail,
+            })
+        },
+        &mut |o: Outcome<TenantStatus>| {
+            summary.tenants += 1;
+            match &o.result {
+                Some(st) => {
+                    let i = &st.inspection;
+                    *summary.by_version.entry(i.version).or_default() += 1;
+                    summary.pending += usize::from(!i.pending.is_empty());
+                    summary.up_to_date += usize::from(i.pending.is_empty());
+                    summary.adopt += usize::from(i.adopt);
+                    summary.diverged += usize::from(!i.diverged.is_empty());
+                    summary.missing += usize::from(!i.missing.is_empty());
+                    summary.destructive += usize::from(!st.destructive.is_empty());
+                    summary.would_fail += usize::from(st.would_fail.is_some());
+                }
+                None => {
+                    summary.failed += 1;
+                    summary.corrupt += usize::from(o.exit_code == exit::CORRUPT);
+                }
+            }
+            tally.add(&o);
+            sink.outcome(o);
+        },
+    )?;
+    Ok(Survey {
+        head,
+        tenants: tally,
+        summary,
+    })
+}
+
+/// `migrate up` on PostgreSQL.
+pub(super) fn up(
+    ws: &Workspace,
+    target: &Arc<Target>,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+    sink: &mut dyn RunSink<UpHead, TenantUp>,
+) -> Result<UpReport> {
+    let version = set.target(opts.target)?;
+    let (before, _) = Registry::open_existing(target)?.infra_versions()?;
+    let mut reg = Registry::open_for_write(target)?;
+    let after = infra_status(&mut reg)?;
+    let (tenants, skipped) = select(&mut reg, &opts.selection)?;
+    let schemas = all_schemas(&mut reg.client, target)?;
+    drop(reg);
+    let run_id = format!(
+        "{}-pg-{}",
+        ids::now_iso().replace([':', '.'], "-"),
+        std::process::id()
+    );
+    let head = UpHead {
+        run_id: run_id.clone(),
+        target: version,
+        infra: InfraUp {
+            path: None,
+            from: before,
+            to: after.version,
+        },
+        took_over_stale_lock: None,
+    };
+    sink.begin(&head);
+    let run_dir = ws.layout.snapshots_dir().join(&run_id);
+    let cx = Ctx {
+        ws,
+        target,
+        set,
+        version,
+        opts,
+        schemas,
+        mode: Mode::Up,
+        run_dir: run_dir.clone(),
+    };
+    let mut summary = UpSummary {
+        tenants: tenants.len(),
+        skipped,
+        ..UpSummary::default()
+    };
+    let mut tally = Tally::default();
+    let not_started = fan_out(
+        &cx,
+        tenants,
+        progress,
+        "migrating",
+        |cx, client, t| visit(cx, client, t).map(|v| v.up),
+        &mut |o: Outcome<TenantUp>| {
+            if let Some(r) = &o.result {
+                summary.migrated += usize::from(!r.applied.is_empty());
+                summary.adopted += usize::from(r.adopted);
+                summary.up_to_date += usize::from(r.applied.is_empty() && !r.adopted);
+            }
+            tally.add(&o);
+            sink.outcome(o);
+        },
+    )?;
+    summary.failed = tally.failed;
+    summary.not_started = not_started.len();
+    Ok(UpReport {
+        head,
+        snapshots: run_dir.is_dir().then_some(run_dir),
+        tenants: tally,
+        not_started,
+        summary,
+    })
+}

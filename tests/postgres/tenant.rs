@@ -1680,13 +1680,14 @@ fn commands_not_on_postgres_yet_refuse_with_exit_7(db: &PgDb) {
     ok(db, &["tenant", "create", "acme"]);
     let before = (registry(db), schema_rows(db, "ns_tenant_acme"));
     for args in [
-        &["migrate", "status"][..],
-        &["migrate", "plan"],
-        &["migrate", "up"],
+        &["migrate", "undo", "--yes"][..],
         &["fixture", "deploy", "--tenant", "acme", "system"],
         &["fixture", "status", "--tenant", "acme"],
         &["extract", "acme", "-o", "acme.tar"],
         &["tenant", "create", "bravo", "--template", "system"],
+        &["query", "SELECT count(*) FROM users"],
+        &["tenant", "usage"],
+        &["tenant", "vacuum", "acme"],
     ] {
         let err = fails(db, args, 7);
         assert!(err.contains("PostgreSQL"), "{args:?}: {err}");

@@ -15,6 +15,7 @@ cases![
     a_deleted_owner_is_owner_missing,
     a_sqlite_row_in_the_registry_is_only_info,
     tenant_option_checks_only_the_named_tenants,
+    repair_changes_nothing_on_postgres,
     the_json_report_has_the_shape_it_has_on_sqlite,
     doctor_without_a_registry_or_a_server_says_so,
 ];
@@ -272,6 +273,40 @@ fn tenant_option_checks_only_the_named_tenants(db: &PgDb) {
     let err = fails(db, &["doctor", "--tenant", "nobody"], 3);
     assert!(err.contains("nobody"), "{err}");
     fails(db, &["doctor", "--tenant", "../x"], 2);
+}
+
+fn repair_changes_nothing_on_postgres(db: &PgDb) {
+    setup(db);
+    ok(db, &["tenant", "create", "carol"]);
+    db.sql(
+        "CREATE SCHEMA ns_tenant_ghost; \
+         DROP SCHEMA ns_tenant_carol CASCADE; \
+         DELETE FROM ns_tenant_acme.users WHERE name = 'admin'; \
+         ALTER TABLE ns_tenant_bravo.fs DROP COLUMN mode",
+    );
+    let before = everything(db);
+    let (v, code) = doctor(db, &["--repair"]);
+    assert_eq!(code, FAILING, "{v:#}");
+    assert_eq!(
+        codes(&v),
+        [
+            "owner_missing",
+            "schema_drift",
+            "schema_missing",
+            "schema_without_row"
+        ],
+        "{v:#}"
+    );
+    assert_eq!(v["repairs"], serde_json::json!([]), "{v:#}");
+    for f in v["findings"].as_array().unwrap() {
+        assert_eq!(f["repairable"], false, "{f:#}");
+        assert!(!f["fix"].as_str().unwrap().is_empty(), "{f:#}");
+    }
+    assert_eq!(
+        everything(db),
+        before,
+        "doctor --repair changed the database"
+    );
 }
 
 /// The keys of an object, sorted.

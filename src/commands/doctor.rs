@@ -81,7 +81,7 @@ impl Render for Report {
             .map(|b| format!(" (was {} before repairs)", status_word(b)))
             .unwrap_or_default();
         lines.push(format!(
-            "{}{before}: {} error(s), {} warning(s), {} info; {} tenant file(s) checked",
+            "{}{before}: {} error(s), {} warning(s), {} info; {} tenant(s) checked",
             status_word(self.status),
             s.errors,
             s.warnings,

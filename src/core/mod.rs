@@ -121,7 +121,7 @@ impl Workspace {
         match &self.backend {
             Backend::Sqlite => Ok(()),
             Backend::Postgres(t) => Err(Error::Unsupported(format!(
-                "this command is not available on a PostgreSQL deployment yet ({}); the tenant lifecycle (create, list, show, trash, suspend, delete, undelete, purge), init, config and doctor are",
+                "this command is not available on a PostgreSQL deployment yet ({}); see the README's PostgreSQL section for what is (the tenant lifecycle, fixtures, migrate, query, usage, vacuum, doctor)",
                 t.at(None)
             ))),
         }

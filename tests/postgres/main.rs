@@ -30,12 +30,14 @@ macro_rules! cases {
     };
 }
 
+mod doctor;
 mod fixture;
 mod harness_selftest;
 mod maintenance;
 mod migrate;
 mod pgdb;
 mod query;
+mod tenant;
 mod tls;
 
 use std::cell::RefCell;
@@ -66,11 +68,13 @@ impl Case {
 /// Every case, group by group: a new group module adds its `CASES` here.
 fn all_cases() -> Vec<&'static Case> {
     let mut groups: Vec<&'static [Case]> = vec![
+        doctor::CASES,
         fixture::CASES,
         harness_selftest::CASES,
         maintenance::CASES,
         migrate::CASES,
         query::CASES,
+        tenant::CASES,
         tls::CASES,
     ];
     // Cases that exist only for the harness's own tests, which run this binary with the

@@ -460,12 +460,29 @@ impl Registry {
             .iter()
             .map(|r| r.get(0))
             .collect();
+        // Names the registry has already: refused without building anything (a statement of
+        // its own, before the transaction, so `tenants` is not held while schemas are built).
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        let taken: std::collections::HashSet<String> = self
+            .client
+            .query(
+                "SELECT name::text FROM public.tenants WHERE name = ANY($1)",
+                &[&names],
+            )
+            .map_err(|e| target.error(None, e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let mut tx = self
             .client
             .transaction()
             .map_err(|e| target.error(None, e))?;
         let mut results: Vec<Result<TenantRow>> = Vec::with_capacity(specs.len());
         for spec in specs {
+            if taken.contains(&spec.name) {
+                results.push(Err(Error::TenantExists(spec.name.clone())));
+                continue;
+            }
             let schema = crate::core::layout::Layout::schema_for(&spec.name);
             let r = build_schema(
                 &mut tx,
@@ -516,6 +533,23 @@ impl Registry {
         }
         crate::core::pause_point("tenant.pg.registered");
         tx.commit().map_err(|e| target.error(None, e))?;
+        // A schema that was there already: a concurrent create of the same name won (its row
+        // is registered now), or something left a schema without a row.
+        for (spec, r) in specs.iter().zip(results.iter_mut()) {
+            if matches!(r, Err(Error::Conflict(m)) if m.starts_with(SCHEMA_EXISTS)) {
+                let registered: bool = self
+                    .client
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM public.tenants WHERE name = $1)",
+                        &[&spec.name],
+                    )
+                    .map_err(|e| target.error(None, e))?
+                    .get(0);
+                if registered {
+                    *r = Err(Error::TenantExists(spec.name.clone()));
+                }
+            }
+        }
         Ok(results)
     }
 
@@ -863,9 +897,15 @@ fn build_schema(
         s = ident(schema)
     ));
     if let Err(e) = created {
-        if e.code() == Some(&postgres::error::SqlState::DUPLICATE_SCHEMA) {
+        // Exists already, or a concurrent create made it first (the catalog's unique index).
+        let duplicate = e.code() == Some(&postgres::error::SqlState::DUPLICATE_SCHEMA)
+            || (e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+                && e.as_db_error()
+                    .and_then(|d| d.constraint())
+                    .is_some_and(|c| c.starts_with("pg_namespace")));
+        if duplicate {
             return Err(Error::Conflict(format!(
-                "schema {schema} exists already at {} without tenant '{}' in the registry (an interrupted create of the API's); run `monkctl doctor` to see it",
+                "{SCHEMA_EXISTS} {schema} exists already at {} without tenant '{}' in the registry (an interrupted create of the API's); run `monkctl doctor` to see it",
                 target.at(None),
                 spec.name
             )));
@@ -922,6 +962,10 @@ fn build_schema(
         deleted_at: None,
     })
 }
+
+/// How the error of a schema that exists already begins (`create_batch` tells the two causes
+/// apart after its commit).
+const SCHEMA_EXISTS: &str = "schema";
 
 const INSERT_TENANT: &str =
     "INSERT INTO public.tenants (id, name, db_type, database, schema, status, \

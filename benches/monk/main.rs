@@ -12,6 +12,7 @@ mod doctor;
 mod fixtures;
 mod live;
 mod migrate;
+mod postgres;
 mod query;
 mod tenants;
 
@@ -32,6 +33,7 @@ fn main() {
         ("doctor", doctor::run),
         ("live", live::run),
         ("query", query::run),
+        ("postgres", postgres::run),
     ];
     let mut ran = 0;
     for (name, run) in suites {

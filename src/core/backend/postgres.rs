@@ -194,6 +194,12 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `'text'`: a string literal for SQL (for a name that must appear as a value in a statement
+/// built for many schemas at once; names reach here validated).
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// A `timestamp` column as the API's ISO form (UTC, milliseconds, `Z`).
 macro_rules! iso {
     ($col:literal) => {

@@ -754,6 +754,65 @@ fn heads(set: &MigrationSet) -> Vec<MigInfo> {
         .collect()
 }
 
+/// The schemas among `tenants` that have a history with nothing pending, diverged or missing
+/// against the set up to `version`, with their version: read in statements of up to 500 schemas
+/// each (one `UNION ALL` over their history tables). Read without a lock a writer waits for; a
+/// tenant that changes meanwhile is found by its own visit (`visit` reads its history again).
+fn up_to_date(
+    client: &mut Client,
+    target: &Target,
+    tenants: &[TenantRow],
+    set: &MigrationSet,
+    version: i64,
+) -> Result<HashMap<String, i64>> {
+    let err = |e| target.error(None, e);
+    let with_history: Vec<String> = client
+        .query(
+            "SELECT n.nspname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relname = 'refinery_schema_history' AND c.relkind = 'r' \
+             AND n.nspname = ANY($1)",
+            &[&tenants
+                .iter()
+                .map(|t| t.schema.as_str())
+                .collect::<Vec<_>>()],
+        )
+        .map_err(err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut hist: HashMap<String, Vec<Applied>> = HashMap::new();
+    for chunk in with_history.chunks(500) {
+        let sql = chunk
+            .iter()
+            .map(|s| {
+                format!(
+                    "SELECT {}::text, version::int8, coalesce(name, '')::text, coalesce(checksum, '')::text FROM {}.refinery_schema_history",
+                    crate::core::backend::postgres::literal(s),
+                    ident(s)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        for r in client.query(&sql, &[]).map_err(err)? {
+            hist.entry(r.get(0)).or_default().push(Applied {
+                version: r.get(1),
+                name: r.get(2),
+                checksum: r.get(3),
+            });
+        }
+    }
+    let mut out = HashMap::new();
+    for (schema, mut h) in hist {
+        h.sort_by_key(|a| a.version);
+        let ins = judge_history(&h, 0, set, version, |m| m.pg_checksum);
+        if !ins.adopt && ins.pending.is_empty() && ins.diverged.is_empty() && ins.missing.is_empty()
+        {
+            out.insert(schema, ins.version);
+        }
+    }
+    Ok(out)
+}
+
 /// `migrate status` and `migrate plan` on PostgreSQL.
 pub(super) fn survey(
     ws: &Workspace,
@@ -892,12 +951,27 @@ pub(super) fn up(
         ..UpSummary::default()
     };
     let mut tally = Tally::default();
+    // Tenants with nothing to do are found from their histories, read for many schemas in one
+    // statement, and need no transaction of their own.
+    let idle = {
+        let mut client = target.connect()?;
+        up_to_date(&mut client, target, &tenants, set, version)?
+    };
     let not_started = fan_out(
         &cx,
         tenants,
         progress,
         "migrating",
-        |cx, client, t| visit(cx, client, t).map(|v| v.up),
+        |cx, client, t| match idle.get(&t.schema) {
+            Some(v) => Ok(TenantUp {
+                from: *v,
+                to: *v,
+                applied: Vec::new(),
+                adopted: false,
+                snapshot: None,
+            }),
+            None => visit(cx, client, t).map(|v| v.up),
+        },
         &mut |o: Outcome<TenantUp>| {
             if let Some(r) = &o.result {
                 summary.migrated += usize::from(!r.applied.is_empty());

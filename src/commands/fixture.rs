@@ -22,12 +22,7 @@ pub fn run(g: &GlobalArgs, cmd: FixtureCommand) -> Outcome {
         FixtureCommand::List(_) => show(g.format, &List(fixture::list(&dir)?)),
         FixtureCommand::Show(a) => show(g.format, &fixture::show(&dir, &a.name)?),
         FixtureCommand::Check(a) => {
-            let report = fixture::check(
-                &dir,
-                a.name.as_deref(),
-                ws.migration_set()?,
-                guard::ANALYSIS_TIMEOUT,
-            )?;
+            let report = fixture::check(&ws, &dir, a.name.as_deref(), guard::ANALYSIS_TIMEOUT)?;
             crate::output::print(g.format, &report)?;
             if report.problems.is_empty() {
                 Ok(exit::SUCCESS)

@@ -1404,11 +1404,12 @@ pub struct CheckReport {
 /// the guard (`limit` per statement), reporting every refused, stopped or failing statement and
 /// row with its file and line. Creates no file anywhere.
 pub fn check(
+    ws: &Workspace,
     dir: &Path,
     name: Option<&str>,
-    set: &MigrationSet,
     limit: Duration,
 ) -> Result<CheckReport> {
+    let set = ws.migration_set()?;
     let mut problems = Vec::new();
     let mut checked = Vec::new();
     let wanted: Vec<String> = match name {
@@ -1459,6 +1460,10 @@ pub fn check(
                 })
             }
         }
+    }
+    if let super::Backend::Postgres(target) = &ws.backend {
+        postgres::check(target, &order, set, limit, &mut checked, &mut problems)?;
+        return Ok(CheckReport { checked, problems });
     }
     let path = guard::scratch_path();
     let mut conn = guard::scratch_from_schema(&[]).at(&path)?;

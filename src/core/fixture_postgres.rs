@@ -271,6 +271,63 @@ fn insert_rows(
     Ok(())
 }
 
+/// `fixture check` on PostgreSQL: the fixtures applied, in order, to a scratch tenant schema
+/// built (API's DDL and the set's migrations) in a transaction of the deployment's database that
+/// is always rolled back: nothing of it is ever committed or seen by another session. Each
+/// fixture runs under a savepoint; its first problem is reported and the next one goes on.
+pub(crate) fn check(
+    target: &Target,
+    order: &[super::Fixture],
+    set: &crate::core::migrate::MigrationSet,
+    limit: Duration,
+    checked: &mut Vec<String>,
+    problems: &mut Vec<super::Problem>,
+) -> Result<()> {
+    let mut client = target.connect()?;
+    let err = |e| target.error(None, e);
+    let others: Vec<String> = client
+        .query("SELECT nspname::text FROM pg_namespace", &[])
+        .map_err(err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let schema = format!("monkctl_check_{}", std::process::id());
+    let mut tx = client.transaction().map_err(err)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA {s}; SET LOCAL search_path TO {s}; {}",
+        crate::core::backend::postgres::SYSTEM_SQL,
+        s = ident(&schema)
+    ))
+    .map_err(err)?;
+    crate::core::migrate::postgres::execute_later(&mut tx, target, &schema, set, &others, limit)?;
+    for f in order {
+        checked.push(f.name.clone());
+        let loaded = match super::parse_for(f, true) {
+            Ok(l) => l,
+            Err(e) => {
+                problems.push(super::Problem {
+                    fixture: f.name.clone(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let mut sp = tx.savepoint("fixture").map_err(err)?;
+        match apply_in(&mut sp, target, &schema, &[&loaded], &others, limit) {
+            Ok(()) => sp.commit().map_err(err)?,
+            Err(e) => {
+                drop(sp);
+                problems.push(super::Problem {
+                    fixture: f.name.clone(),
+                    message: e.to_string().replace(&schema, "<scratch>"),
+                });
+            }
+        }
+    }
+    tx.rollback().map_err(err)?;
+    Ok(())
+}
+
 /// What a tenant's own record holds (empty when it has none).
 fn recorded(tx: &mut Transaction<'_>, target: &Target, schema: &str) -> Result<Vec<Recorded>> {
     let err = |e| target.error(Some(schema), e);

@@ -9,6 +9,7 @@ cases![
     one_directory_serves_both_backends,
     a_bad_row_or_statement_changes_nothing,
     a_deploy_killed_between_its_two_commits_is_finished_by_the_next,
+    check_runs_in_a_scratch_schema_that_is_never_committed,
 ];
 
 const MANIFEST: &str =
@@ -276,4 +277,46 @@ fn a_deploy_killed_between_its_two_commits_is_finished_by_the_next(db: &PgDb) {
         ),
         "1"
     );
+}
+
+fn check_runs_in_a_scratch_schema_that_is_never_committed(db: &PgDb) {
+    shop(db, ITEMS, PG);
+    let fixtures = db.env().root().join("fixtures");
+    let schemas = |db: &PgDb| -> i64 { db.scalar("SELECT count(*) FROM pg_namespace") };
+    let before = schemas(db);
+    let out = db
+        .monkctl()
+        .args(["fixture", "check", "--fixtures"])
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // A value that does not fit and a refused statement are both reported (exit 2).
+    common::fixture(
+        db.env(),
+        "bad",
+        "name = \"bad\"\nversion = \"1\"\ndepends_on = [\"shop\"]\nfiles = [\"more.sql\", \"items.csv\"]\n",
+        &[
+            ("more.sql", b"CREATE TABLE extra (x int);\n"),
+            ("items.csv", b"id,name,price\n9,nine,lots\n"),
+        ],
+    );
+    common::fixture(
+        db.env(),
+        "evil",
+        "name = \"evil\"\nversion = \"1\"\nfiles = [\"x.sql\"]\n",
+        &[("x.sql", b"DELETE FROM public.tenants;\n")],
+    );
+    let out = db
+        .monkctl()
+        .args(["--format", "json", "fixture", "check", "--fixtures"])
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("items.csv:2"), "{text}");
+    assert!(text.contains("public.tenants"), "{text}");
+    // Nothing of the scratch tenant was committed.
+    assert_eq!(schemas(db), before);
 }

@@ -98,8 +98,17 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
     let batch = match &a.template {
         Some(name) => {
             let image = template::load(&ws, name)?;
-            let b = template::builder(&image, &fixtures, limit);
-            tenant::create_many(&ws, &specs, Recipe::Built(&b), a.skip_existing, &Bar::new())?
+            tenant::create_many(
+                &ws,
+                &specs,
+                Recipe::Template {
+                    image: &image,
+                    fixtures: &fixtures,
+                    limit,
+                },
+                a.skip_existing,
+                &Bar::new(),
+            )?
         }
         None if fixtures.is_empty() => tenant::create_many(
             &ws,

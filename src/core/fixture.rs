@@ -79,7 +79,7 @@ struct Manifest {
 }
 
 /// A fixture as its manifest describes it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fixture {
     pub name: String,
     pub description: Option<String>,
@@ -108,8 +108,10 @@ impl Fixture {
         }
     }
 
+    /// The built-in `system` fixture (by its source: a fixture read back from a template's
+    /// recipe has no directory either).
     pub fn is_builtin(&self) -> bool {
-        self.dir.is_none()
+        self.source == "built-in"
     }
 
     fn manifest_path(&self) -> PathBuf {
@@ -429,7 +431,7 @@ fn visit(dir: &Path, name: &str, stack: &mut Vec<Fixture>, done: &mut Vec<Fixtur
 pub use super::guard::{split as split_sql, Statement};
 
 /// A field of a data file before it meets the table's column types.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Cell {
     /// An unquoted empty CSV field, or JSON `null`.
     Null,
@@ -438,7 +440,7 @@ pub enum Cell {
 }
 
 /// A row of a data file with the line it starts on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataRow {
     pub line: usize,
     /// JSONL: the keys of this row; CSV rows use the header.
@@ -447,7 +449,7 @@ pub struct DataRow {
 }
 
 /// A parsed file of a fixture.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Part {
     Sql {
         file: PathBuf,
@@ -462,7 +464,7 @@ pub enum Part {
 }
 
 /// A fixture with its files read and parsed, ready to apply to any number of tenants.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Loaded {
     pub fixture: Fixture,
     pub parts: Vec<Part>,

@@ -328,6 +328,37 @@ pub(crate) fn check(
     Ok(())
 }
 
+/// The fixtures applied in order to a scratch tenant schema in a transaction that is always
+/// rolled back; the first problem is the error (for `template build`).
+pub(crate) fn trial(
+    target: &Target,
+    loaded: &[Loaded],
+    set: &crate::core::migrate::MigrationSet,
+    limit: Duration,
+) -> Result<()> {
+    let mut client = target.connect()?;
+    let err = |e| target.error(None, e);
+    let others: Vec<String> = client
+        .query("SELECT nspname::text FROM pg_namespace", &[])
+        .map_err(err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let schema = format!("monkctl_check_{}", std::process::id());
+    let mut tx = client.transaction().map_err(err)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA {s}; SET LOCAL search_path TO {s}; {}",
+        crate::core::backend::postgres::SYSTEM_SQL,
+        s = ident(&schema)
+    ))
+    .map_err(err)?;
+    crate::core::migrate::postgres::execute_later(&mut tx, target, &schema, set, &others, limit)?;
+    let plan: Vec<&Loaded> = loaded.iter().collect();
+    let r = apply_in(&mut tx, target, &schema, &plan, &others, limit);
+    tx.rollback().map_err(err)?;
+    r
+}
+
 /// What a tenant's own record holds (empty when it has none).
 fn recorded(tx: &mut Transaction<'_>, target: &Target, schema: &str) -> Result<Vec<Recorded>> {
     let err = |e| target.error(Some(schema), e);

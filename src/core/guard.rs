@@ -239,7 +239,7 @@ fn line_of(bytes: &[u8], at: usize) -> usize {
 // statements
 
 /// One statement of an operator file and the line it starts on.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Statement {
     pub line: usize,
     pub sql: String,

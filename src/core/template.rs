@@ -106,17 +106,14 @@ pub fn build(
     wanted: &[String],
     limit: Duration,
 ) -> Result<Meta> {
-    if let super::Backend::Postgres(t) = &ws.backend {
-        return Err(Error::Unsupported(format!(
-            "templates are not available on a PostgreSQL deployment yet ({}); create tenants with --fixture instead",
-            t.at(None)
-        )));
-    }
     names::plain("template name", name)?;
     if name == SYSTEM && !wanted.is_empty() {
         return Err(Error::Usage(
             "the 'system' template holds the system fixture alone; choose another name for a template with fixtures".into(),
         ));
+    }
+    if let super::Backend::Postgres(t) = &ws.backend {
+        return build_recipe(ws, t, fixtures_dir, name, wanted, limit);
     }
     let loaded = fixture::prepare(fixtures_dir, wanted, limit)?;
     let set = ws.migration_set()?;
@@ -197,11 +194,146 @@ fn build_locked(
     Ok(meta)
 }
 
+/// The file a PostgreSQL template keeps beside its sidecar: the fixtures it froze, parsed.
+const RECIPE_SUFFIX: &str = "pgrecipe.json";
+
+/// `(content, sidecar)`: `NAME.db` on SQLite, `NAME.pgrecipe.json` on PostgreSQL, and `NAME.toml`.
+fn paths_for(ws: &Workspace, name: &str) -> (PathBuf, PathBuf) {
+    let (db, meta) = paths(&ws.layout, name);
+    match ws.backend {
+        super::Backend::Sqlite => (db, meta),
+        super::Backend::Postgres(_) => (
+            ws.layout
+                .templates_dir()
+                .join(format!("{name}.{RECIPE_SUFFIX}")),
+            meta,
+        ),
+    }
+}
+
+/// `template build` on PostgreSQL. A schema cannot be cloned like a file, so a template is its
+/// recipe: the fixtures (with their dependencies) read, parsed and frozen in
+/// `NAME.pgrecipe.json`, after a trial run on a scratch tenant schema in a transaction that is
+/// rolled back. `tenant create --template` replays the frozen fixtures in each new tenant's
+/// transaction: the fixtures directory may change afterwards, the template does not.
+fn build_recipe(
+    ws: &Workspace,
+    target: &super::backend::postgres::Target,
+    fixtures_dir: &Path,
+    name: &str,
+    wanted: &[String],
+    limit: Duration,
+) -> Result<Meta> {
+    let loaded = fixture::prepare_postgres(fixtures_dir, wanted)?;
+    let set = ws.migration_set()?;
+    fixture::postgres::trial(target, &loaded, set, limit)
+        .map_err(|e| e.renamed(Path::new("<scratch>"), &format!("template '{name}'")))?;
+    let _lock = lock(&ws.layout, name)?;
+    let (recipe_path, meta_path) = paths_for(ws, name);
+    fsutil::create_private_dir(&ws.layout.templates_dir())?;
+    let previous = read_meta(&meta_path).ok().flatten();
+    let bytes = serde_json::to_vec(&loaded).map_err(|e| Error::Other(e.to_string()))?;
+    let meta = Meta {
+        name: name.to_string(),
+        generation: previous.map(|m| m.generation + 1).unwrap_or(1),
+        built_at: ids::now_iso(),
+        schema_version: set.latest(),
+        migrations: set_fingerprint(set),
+        checksum: fixture::checksum_hex(&bytes),
+        size_bytes: bytes.len() as u64,
+        system_version: super::backend::postgres::system_version(),
+        fixtures: loaded
+            .iter()
+            .map(|l| FixtureVersion {
+                name: l.fixture.name.clone(),
+                version: l.fixture.version.clone(),
+            })
+            .collect(),
+    };
+    let text = toml::to_string(&meta).map_err(|e| Error::Other(e.to_string()))?;
+    // The recipe, then its sidecar, each written beside, synced and renamed; a crash between the
+    // two leaves a sidecar whose checksum the new recipe does not match: exit 6 with the
+    // command that builds it again.
+    for (path, content) in [
+        (&recipe_path, bytes.as_slice()),
+        (&meta_path, text.as_bytes()),
+    ] {
+        let tmp = fsutil::temp_beside(path);
+        let guard = fsutil::TempFile(Some(tmp.clone()));
+        let mut f = fsutil::create_private_file(&tmp)?;
+        f.write_all(content).and_then(|_| f.sync_all()).at(&tmp)?;
+        fs::rename(&tmp, path).at(path)?;
+        drop(guard);
+    }
+    fsutil::sync_dir(&ws.layout.templates_dir())?;
+    Ok(meta)
+}
+
+/// `load` on PostgreSQL: the frozen fixtures of a template, checked against their checksum and
+/// the deployment's migrations; `system` is the API's tenant alone (nothing to replay).
+fn load_recipe(ws: &Workspace, name: &str) -> Result<Image> {
+    let set = ws.migration_set()?;
+    let (recipe_path, meta_path) = paths_for(ws, name);
+    if name == SYSTEM {
+        return Ok(Image {
+            meta: Meta {
+                name: SYSTEM.into(),
+                generation: 1,
+                built_at: String::new(),
+                schema_version: set.latest(),
+                migrations: set_fingerprint(set),
+                checksum: String::new(),
+                size_bytes: 0,
+                system_version: super::backend::postgres::system_version(),
+                fixtures: Vec::new(),
+            },
+            bytes: Vec::new(),
+            loaded: Vec::new(),
+        });
+    }
+    if !recipe_path.exists() && !meta_path.exists() {
+        return Err(not_found(recipe_path, name));
+    }
+    let _lock = lock(&ws.layout, name)?;
+    let meta = read_meta(&meta_path)?.ok_or_else(|| not_found(recipe_path.clone(), name))?;
+    refuse_stale(
+        &meta,
+        stale_against(&meta, set, &super::backend::postgres::system_version()),
+    )?;
+    let damaged = |detail: String| {
+        let fixtures: String = meta
+            .fixtures
+            .iter()
+            .map(|f| format!(" --fixture {}", f.name))
+            .collect();
+        Error::TemplateDamaged {
+            path: recipe_path.clone(),
+            detail: format!("{detail}; rebuild it with `monkctl template build {name}{fixtures}`"),
+        }
+    };
+    let bytes =
+        fs::read(&recipe_path).map_err(|e| damaged(format!("its recipe cannot be read ({e})")))?;
+    if fixture::checksum_hex(&bytes) != meta.checksum {
+        return Err(damaged("its recipe does not match its checksum".into()));
+    }
+    let loaded: Vec<Loaded> = serde_json::from_slice(&bytes)
+        .map_err(|e| damaged(format!("its recipe cannot be read ({e})")))?;
+    Ok(Image {
+        meta,
+        bytes: Vec::new(),
+        loaded,
+    })
+}
+
 /// A template read and verified: its metadata and the exact bytes whose checksum matched.
 #[derive(Debug, Clone)]
 pub struct Image {
     pub meta: Meta,
+    /// The template database (SQLite); empty on PostgreSQL.
     pub bytes: Vec<u8>,
+    /// PostgreSQL: the fixtures the template froze, replayed in each new tenant's transaction;
+    /// empty on SQLite.
+    pub loaded: Vec<Loaded>,
 }
 
 /// Reads template `name` and verifies its checksum (a mismatch is `TemplateDamaged`, exit 6). The
@@ -209,6 +341,9 @@ pub struct Image {
 /// failing its checksum.
 pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
     names::plain("template name", name)?;
+    if let super::Backend::Postgres(_) = ws.backend {
+        return load_recipe(ws, name);
+    }
     let (db_path, meta_path) = paths(&ws.layout, name);
     if name != SYSTEM && !db_path.exists() && !meta_path.exists() {
         // Not found before taking the lock, so that a typo leaves no lock file behind.
@@ -264,7 +399,11 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
             ),
         });
     };
-    Ok(Image { meta, bytes })
+    Ok(Image {
+        meta,
+        bytes,
+        loaded: Vec::new(),
+    })
 }
 
 /// The sidecar of a build between its two renames (see `build_locked`).
@@ -312,7 +451,11 @@ fn set_fingerprint(set: &MigrationSet) -> Vec<String> {
 /// or a migration set that moved on (another latest version, or migrations added or edited
 /// since it was built; a sidecar from before migrations were recorded is judged by version).
 fn stale(meta: &Meta, set: &MigrationSet) -> Option<String> {
-    let system_version = fixture::system_version();
+    stale_against(meta, set, &fixture::system_version())
+}
+
+/// `stale` against the `system` fixture of a backend (`system_version`).
+fn stale_against(meta: &Meta, set: &MigrationSet, system_version: &str) -> Option<String> {
     if meta.system_version != system_version {
         return Some(format!(
             "it was built from system fixture {}, but this monkctl has {system_version}",
@@ -339,7 +482,11 @@ fn stale(meta: &Meta, set: &MigrationSet) -> Option<String> {
 /// refused (exit 7) until rebuilt. The `system` template is rebuilt instead, as it holds nothing
 /// but derived data.
 fn refuse_other_version(meta: &Meta, set: &MigrationSet) -> Result<()> {
-    let Some(why) = stale(meta, set) else {
+    refuse_stale(meta, stale(meta, set))
+}
+
+fn refuse_stale(meta: &Meta, why: Option<String>) -> Result<()> {
+    let Some(why) = why else {
         return Ok(());
     };
     let fixtures: String = meta
@@ -515,8 +662,8 @@ fn clone_into(
     })
 }
 
-fn info(layout: &Layout, name: &str, verify: bool) -> Info {
-    let (db_path, meta_path) = paths(layout, name);
+fn info(ws: &Workspace, name: &str, verify: bool) -> Info {
+    let (db_path, meta_path) = paths_for(ws, name);
     let mut out = Info {
         name: name.to_string(),
         path: db_path.clone(),
@@ -561,6 +708,7 @@ pub fn list(ws: &Workspace) -> Result<Vec<Info>> {
         }
         let stem = n
             .strip_suffix(".db")
+            .or_else(|| n.strip_suffix(&format!(".{RECIPE_SUFFIX}")))
             .or_else(|| n.strip_suffix(".toml"))
             .map(String::from);
         if let Some(s) = stem {
@@ -570,17 +718,17 @@ pub fn list(ws: &Workspace) -> Result<Vec<Info>> {
         }
     }
     names.sort();
-    Ok(names.iter().map(|n| info(&ws.layout, n, false)).collect())
+    Ok(names.iter().map(|n| info(ws, n, false)).collect())
 }
 
 /// `template show NAME`: metadata and whether the file still matches its checksum.
 pub fn show(ws: &Workspace, name: &str) -> Result<Info> {
     names::plain("template name", name)?;
-    let (db_path, meta_path) = paths(&ws.layout, name);
+    let (db_path, meta_path) = paths_for(ws, name);
     if !db_path.exists() && !meta_path.exists() {
         return Err(not_found(db_path, name));
     }
-    Ok(info(&ws.layout, name, true))
+    Ok(info(ws, name, true))
 }
 
 fn not_found(path: PathBuf, name: &str) -> Error {
@@ -601,7 +749,7 @@ pub struct Removed {
 pub fn rm(ws: &Workspace, name: &str) -> Result<Removed> {
     names::plain("template name", name)?;
     let _lock = lock(&ws.layout, name)?;
-    let (db_path, meta_path) = paths(&ws.layout, name);
+    let (db_path, meta_path) = paths_for(ws, name);
     if !db_path.exists() && !meta_path.exists() {
         return Err(not_found(db_path, name));
     }

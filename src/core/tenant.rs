@@ -66,7 +66,14 @@ pub enum Recipe<'a> {
         fixtures: &'a [fixture::Loaded],
         limit: Duration,
     },
-    /// A tenant database built by this builder (a template, a restore); SQLite only.
+    /// A clone of a template, then these fixtures (`tenant create --template`): on SQLite the
+    /// template's database, on PostgreSQL its frozen fixtures replayed.
+    Template {
+        image: &'a super::template::Image,
+        fixtures: &'a [fixture::Loaded],
+        limit: Duration,
+    },
+    /// A tenant database built by this builder (a restore); SQLite only.
     Built(&'a Builder<'a>),
 }
 
@@ -271,7 +278,16 @@ fn create_files(
 ) -> Vec<Result<Created>> {
     let system;
     let with_fixtures;
+    let cloned;
     let builder: &Builder<'_> = match recipe {
+        Recipe::Template {
+            image,
+            fixtures,
+            limit,
+        } => {
+            cloned = super::template::builder(image, fixtures, limit);
+            &cloned
+        }
         Recipe::System(set) => {
             system = system_builder(set);
             &system
@@ -315,22 +331,47 @@ fn create_schemas(
     recipe: Recipe<'_>,
     progress: &dyn Progress,
 ) -> Result<Vec<Result<Created>>> {
-    let (set, fixtures, limit) = match recipe {
-        Recipe::Built(_) => {
-            return Err(Error::Unsupported(
-                "tenant create --template (and restore) are not available on a PostgreSQL deployment yet; create with --fixture instead".into(),
-            ))
-        }
-        Recipe::System(set) => (set, &[][..], super::guard::STATEMENT_TIMEOUT),
-        Recipe::Fixtures {
-            set,
-            fixtures,
-            limit,
-        } => (set, fixtures, limit),
-    };
+    let set = ws.migration_set()?;
+    let (plan, limit, template): (Vec<&fixture::Loaded>, Duration, Option<(&str, i64)>) =
+        match recipe {
+            Recipe::Built(_) => {
+                return Err(Error::Unsupported(
+                    "restore is not available on a PostgreSQL deployment yet".into(),
+                ))
+            }
+            Recipe::System(_) => (Vec::new(), super::guard::STATEMENT_TIMEOUT, None),
+            Recipe::Fixtures {
+                fixtures, limit, ..
+            } => (fixtures.iter().collect(), limit, None),
+            Recipe::Template {
+                image,
+                fixtures,
+                limit,
+            } => (
+                image
+                    .loaded
+                    .iter()
+                    .chain(fixtures.iter().filter(|f| {
+                        !image
+                            .loaded
+                            .iter()
+                            .any(|l| l.fixture.name == f.fixture.name)
+                    }))
+                    .collect(),
+                limit,
+                Some((image.meta.name.as_str(), image.meta.generation)),
+            ),
+        };
     let mut created = Vec::with_capacity(made.len());
     for chunk in made.chunks(PG_BATCH_SIZE) {
-        let made = reg.create_batch(chunk, &ws.settings.database_name, set, fixtures, limit)?;
+        let made = reg.create_batch(
+            chunk,
+            &ws.settings.database_name,
+            set,
+            &plan,
+            limit,
+            template,
+        )?;
         for (spec, r) in chunk.iter().zip(made) {
             progress.advance(1, &spec.name);
             created.push(r.map(|tenant| Created {

@@ -10,6 +10,7 @@ cases![
     a_bad_row_or_statement_changes_nothing,
     a_deploy_killed_between_its_two_commits_is_finished_by_the_next,
     check_runs_in_a_scratch_schema_that_is_never_committed,
+    templates_freeze_their_fixtures,
 ];
 
 const MANIFEST: &str =
@@ -319,4 +320,105 @@ fn check_runs_in_a_scratch_schema_that_is_never_committed(db: &PgDb) {
     assert!(text.contains("public.tenants"), "{text}");
     // Nothing of the scratch tenant was committed.
     assert_eq!(schemas(db), before);
+}
+
+fn templates_freeze_their_fixtures(db: &PgDb) {
+    shop(db, ITEMS, PG);
+    let fixtures = db.env().root().join("fixtures");
+    let out = db
+        .monkctl()
+        .args([
+            "template",
+            "build",
+            "shop_t",
+            "--fixture",
+            "shop",
+            "--fixtures",
+        ])
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The trial run left nothing in the database.
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'monkctl\\_%'"),
+        0
+    );
+    // The fixtures directory changes afterwards; the template does not.
+    shop(db, "id,name,price,tags,active\n7,other,1,[],true\n", PG);
+    db.monkctl()
+        .args(["tenant", "create", "aa", "bb", "--template", "shop_t"])
+        .assert()
+        .success();
+    for t in ["aa", "bb"] {
+        assert_eq!(
+            db.scalar::<String>(&format!(
+                "SELECT string_agg(name, ',' ORDER BY id) FROM ns_tenant_{t}.items"
+            )),
+            "apple,pear, green,nothing"
+        );
+        assert_eq!(
+            db.scalar::<String>(&format!(
+                "SELECT source_template || ':' || template_version FROM public.tenants WHERE name = '{t}'"
+            )),
+            "shop_t:1"
+        );
+    }
+    assert_eq!(
+        db.scalar::<i64>(
+            "SELECT count(*) FROM public.tenant_fixtures f JOIN public.tenants t ON t.id = f.tenant_id \
+             WHERE t.name = 'aa' AND f.fixture_name = 'shop'"
+        ),
+        1
+    );
+    let show = db
+        .monkctl()
+        .args(["--format", "json", "template", "show", "shop_t"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout).replace([' ', '\n'], "");
+    assert!(text.contains("\"checksum_ok\":true"), "{text}");
+    // A damaged recipe is refused (exit 6) and creates nothing.
+    let recipe = db.data_dir().join("templates/shop_t.pgrecipe.json");
+    let mut bytes = std::fs::read(&recipe).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&recipe, &bytes).unwrap();
+    let out = db
+        .monkctl()
+        .args(["tenant", "create", "cc", "--template", "shop_t"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert_eq!(
+        db.scalar::<i64>("SELECT count(*) FROM public.tenants WHERE name = 'cc'"),
+        0
+    );
+    // `system` is the API's tenant alone; `template rm` removes the recipe and its sidecar.
+    db.monkctl()
+        .args(["tenant", "create", "dd", "--template", "system"])
+        .assert()
+        .success();
+    db.monkctl()
+        .args(["template", "rm", "shop_t", "--yes"])
+        .assert()
+        .success();
+    assert!(!recipe.exists());
+    // A template whose fixture fails is not built: exit 2, no file.
+    shop(db, "id,name,price\n1,x,notanumber\n", PG);
+    let out = db
+        .monkctl()
+        .args([
+            "template",
+            "build",
+            "bad_t",
+            "--fixture",
+            "shop",
+            "--fixtures",
+        ])
+        .arg(&fixtures)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!db.data_dir().join("templates/bad_t.toml").exists());
 }

@@ -455,8 +455,9 @@ impl Registry {
         specs: &[CreateSpec],
         database: &str,
         set: &MigrationSet,
-        fixtures: &[crate::core::fixture::Loaded],
+        fixtures: &[&crate::core::fixture::Loaded],
         limit: Duration,
+        template: Option<(&str, i64)>,
     ) -> Result<Vec<Result<TenantRow>>> {
         let target = self.target.clone();
         let schemas: Vec<String> = self
@@ -498,7 +499,14 @@ impl Registry {
                 (database, set, &schemas),
                 fixtures,
                 limit,
-            );
+            )
+            .map(|mut row| {
+                if let Some((name, generation)) = template {
+                    row.source_template = Some(name.to_string());
+                    row.template_version = generation;
+                }
+                row
+            });
             results.push(r);
         }
         crate::core::pause_point("tenant.pg.built");
@@ -893,7 +901,7 @@ fn build_schema(
     schema: &str,
     spec: &CreateSpec,
     (database, set, schemas): (&str, &MigrationSet, &[String]),
-    fixtures: &[crate::core::fixture::Loaded],
+    fixtures: &[&crate::core::fixture::Loaded],
     limit: Duration,
 ) -> Result<TenantRow> {
     let err = |e| target.error(Some(schema), e);
@@ -933,8 +941,7 @@ fn build_schema(
         id
     };
     if !fixtures.is_empty() {
-        let plan: Vec<&crate::core::fixture::Loaded> = fixtures.iter().collect();
-        crate::core::fixture::postgres::apply_in(&mut sp, target, schema, &plan, &others, limit)
+        crate::core::fixture::postgres::apply_in(&mut sp, target, schema, fixtures, &others, limit)
             .map_err(|e| match e {
                 Error::Postgres {
                     target,

@@ -494,7 +494,7 @@ fn fan_out<T: Send>(
     tenants: Vec<TenantRow>,
     progress: &dyn Progress,
     label: &str,
-    work: impl Fn(&Ctx<'_>, &mut Client, &TenantRow) -> Result<T> + Sync,
+    work: impl Fn(&Ctx<'_>, &mut Option<Client>, &TenantRow) -> Result<T> + Sync,
     emit: &mut dyn FnMut(Outcome<T>),
 ) -> Result<Vec<String>> {
     let n = tenants.len();
@@ -510,33 +510,16 @@ fn fan_out<T: Send>(
             let tx = tx.clone();
             let (queue, stop, work) = (&queue, &stop, &work);
             s.spawn(move || {
-                let mut client = match cx.target.connect() {
-                    Ok(c) => Some(c),
-                    Err(e) => {
-                        // Every tenant this worker takes fails with the connection's error.
-                        let msg = e;
-                        loop {
-                            let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                            let Some((i, _)) = next else { return };
-                            let _ = tx.send((i, Err(clone_err(&msg))));
-                        }
-                    }
-                };
+                // Connected on first need: a run whose tenants all have nothing to do opens no
+                // connection here; a connection that broke is opened again for the next tenant.
+                let mut client: Option<Client> = None;
                 loop {
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         return;
                     }
                     let next = queue.lock().ok().and_then(|mut q| q.pop_front());
                     let Some((i, t)) = next else { return };
-                    let c = client.as_mut().expect("connected above");
-                    let r = work(cx, c, &t);
-                    if r.is_err() && c.is_closed() {
-                        client = cx.target.connect().ok();
-                        if client.is_none() {
-                            let _ = tx.send((i, r));
-                            return;
-                        }
-                    }
+                    let r = work(cx, &mut client, &t);
                     let _ = tx.send((i, r));
                 }
             });
@@ -568,12 +551,12 @@ fn fan_out<T: Send>(
     Ok(not_started)
 }
 
-fn clone_err(e: &Error) -> Error {
-    Error::Postgres {
-        target: String::new(),
-        detail: e.to_string(),
-        exit: e.exit_code(),
+/// The worker's connection, opened when first needed or when the last one broke.
+fn connection<'c>(cx: &Ctx<'_>, slot: &'c mut Option<Client>) -> Result<&'c mut Client> {
+    if slot.as_ref().is_none_or(|c| c.is_closed()) {
+        *slot = Some(cx.target.connect()?);
     }
+    Ok(slot.as_mut().expect("connected above"))
 }
 
 /// Brings a schema being created (holding the API's baseline) to the set's latest version inside
@@ -857,8 +840,8 @@ pub(super) fn survey(
         tenants,
         progress,
         if plan { "planning" } else { "reading" },
-        |cx, client, t| {
-            let v = visit(cx, client, t)?;
+        |cx, slot, t| {
+            let v = visit(cx, connection(cx, slot)?, t)?;
             Ok(TenantStatus {
                 path: None,
                 inspection: v.ins,
@@ -912,6 +895,9 @@ pub(super) fn up(
     let after = infra_status(&mut reg)?;
     let (tenants, skipped) = select(&mut reg, &opts.selection)?;
     let schemas = all_schemas(&mut reg.client, target)?;
+    // Tenants with nothing to do are found from their histories, read for many schemas in one
+    // statement, and need no transaction of their own.
+    let idle = up_to_date(&mut reg.client, target, &tenants, set, version)?;
     drop(reg);
     let run_id = format!(
         "{}-pg-{}",
@@ -951,18 +937,12 @@ pub(super) fn up(
         ..UpSummary::default()
     };
     let mut tally = Tally::default();
-    // Tenants with nothing to do are found from their histories, read for many schemas in one
-    // statement, and need no transaction of their own.
-    let idle = {
-        let mut client = target.connect()?;
-        up_to_date(&mut client, target, &tenants, set, version)?
-    };
     let not_started = fan_out(
         &cx,
         tenants,
         progress,
         "migrating",
-        |cx, client, t| match idle.get(&t.schema) {
+        |cx, slot, t| match idle.get(&t.schema) {
             Some(v) => Ok(TenantUp {
                 from: *v,
                 to: *v,
@@ -970,7 +950,7 @@ pub(super) fn up(
                 adopted: false,
                 snapshot: None,
             }),
-            None => visit(cx, client, t).map(|v| v.up),
+            None => visit(cx, connection(cx, slot)?, t).map(|v| v.up),
         },
         &mut |o: Outcome<TenantUp>| {
             if let Some(r) = &o.result {

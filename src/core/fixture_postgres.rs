@@ -29,13 +29,7 @@ use crate::core::registry::TenantRow;
 /// The schemas of the database: names operator SQL may not reach.
 pub(crate) fn schemas(reg: &mut Registry) -> Result<Vec<String>> {
     let target = reg.target.clone();
-    Ok(reg
-        .client
-        .query("SELECT nspname::text FROM pg_namespace", &[])
-        .map_err(|e| target.error(None, e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
+    crate::core::backend::postgres::schemas(&mut reg.client, &target)
 }
 
 /// Applies `plan` inside `tx` (the tenant's transaction, `search_path` already the tenant's),
@@ -271,6 +265,28 @@ fn insert_rows(
     Ok(())
 }
 
+/// A scratch tenant schema (`monkctl_check_<pid>`: the API's DDL and the set's migrations) in a
+/// transaction the caller rolls back; with the database's other schemas.
+fn scratch<'c>(
+    client: &'c mut postgres::Client,
+    target: &Target,
+    set: &crate::core::migrate::MigrationSet,
+    limit: Duration,
+) -> Result<(Transaction<'c>, String, Vec<String>)> {
+    let err = |e| target.error(None, e);
+    let others = crate::core::backend::postgres::schemas(client, target)?;
+    let schema = format!("monkctl_check_{}", std::process::id());
+    let mut tx = client.transaction().map_err(err)?;
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA {s}; SET LOCAL search_path TO {s}; {}",
+        crate::core::backend::postgres::SYSTEM_SQL,
+        s = ident(&schema)
+    ))
+    .map_err(err)?;
+    crate::core::migrate::postgres::execute_later(&mut tx, target, &schema, set, &others, limit)?;
+    Ok((tx, schema, others))
+}
+
 /// `fixture check` on PostgreSQL: the fixtures applied, in order, to a scratch tenant schema
 /// built (API's DDL and the set's migrations) in a transaction of the deployment's database that
 /// is always rolled back: nothing of it is ever committed or seen by another session. Each
@@ -285,21 +301,7 @@ pub(crate) fn check(
 ) -> Result<()> {
     let mut client = target.connect()?;
     let err = |e| target.error(None, e);
-    let others: Vec<String> = client
-        .query("SELECT nspname::text FROM pg_namespace", &[])
-        .map_err(err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let schema = format!("monkctl_check_{}", std::process::id());
-    let mut tx = client.transaction().map_err(err)?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA {s}; SET LOCAL search_path TO {s}; {}",
-        crate::core::backend::postgres::SYSTEM_SQL,
-        s = ident(&schema)
-    ))
-    .map_err(err)?;
-    crate::core::migrate::postgres::execute_later(&mut tx, target, &schema, set, &others, limit)?;
+    let (mut tx, schema, others) = scratch(&mut client, target, set, limit)?;
     for f in order {
         checked.push(f.name.clone());
         let loaded = match super::parse_for(f, true) {
@@ -338,21 +340,7 @@ pub(crate) fn trial(
 ) -> Result<()> {
     let mut client = target.connect()?;
     let err = |e| target.error(None, e);
-    let others: Vec<String> = client
-        .query("SELECT nspname::text FROM pg_namespace", &[])
-        .map_err(err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let schema = format!("monkctl_check_{}", std::process::id());
-    let mut tx = client.transaction().map_err(err)?;
-    tx.batch_execute(&format!(
-        "CREATE SCHEMA {s}; SET LOCAL search_path TO {s}; {}",
-        crate::core::backend::postgres::SYSTEM_SQL,
-        s = ident(&schema)
-    ))
-    .map_err(err)?;
-    crate::core::migrate::postgres::execute_later(&mut tx, target, &schema, set, &others, limit)?;
+    let (mut tx, schema, others) = scratch(&mut client, target, set, limit)?;
     let plan: Vec<&Loaded> = loaded.iter().collect();
     let r = apply_in(&mut tx, target, &schema, &plan, &others, limit);
     tx.rollback().map_err(err)?;

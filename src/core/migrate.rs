@@ -300,6 +300,18 @@ impl MigrationSet {
         }
     }
 
+    /// The set as a survey's head lists it.
+    pub fn infos(&self) -> Vec<MigInfo> {
+        self.migs
+            .iter()
+            .map(|m| MigInfo {
+                version: m.version,
+                name: m.name.clone(),
+                file: m.file.clone(),
+            })
+            .collect()
+    }
+
     pub fn latest(&self) -> i64 {
         self.migs.last().map(|m| m.version).unwrap_or(0)
     }
@@ -1011,6 +1023,31 @@ pub struct Summary {
     pub skipped: usize,
 }
 
+impl Summary {
+    /// Counts one tenant's outcome of a survey (both backends).
+    fn add(&mut self, o: &Outcome<TenantStatus>) {
+        self.tenants += 1;
+        match &o.result {
+            Some(st) => {
+                let i = &st.inspection;
+                *self.by_version.entry(i.version).or_default() += 1;
+                self.pending += usize::from(!i.pending.is_empty());
+                self.up_to_date += usize::from(i.pending.is_empty());
+                self.adopt += usize::from(i.adopt);
+                self.diverged += usize::from(!i.diverged.is_empty());
+                self.missing += usize::from(!i.missing.is_empty());
+                self.locked += usize::from(st.locked);
+                self.destructive += usize::from(!st.destructive.is_empty());
+                self.would_fail += usize::from(st.would_fail.is_some());
+            }
+            None => {
+                self.failed += 1;
+                self.corrupt += usize::from(o.exit_code == exit::CORRUPT);
+            }
+        }
+    }
+}
+
 /// What a survey is about, known before any tenant is read (the head of its JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct SurveyHead {
@@ -1149,15 +1186,7 @@ pub fn survey(
     let head = SurveyHead {
         infra,
         target,
-        migrations: set
-            .migs
-            .iter()
-            .map(|m| MigInfo {
-                version: m.version,
-                name: m.name.clone(),
-                file: m.file.clone(),
-            })
-            .collect(),
+        migrations: set.infos(),
         run_in_progress,
     };
     sink.begin(&head);
@@ -1233,25 +1262,7 @@ pub fn survey(
             Ok(st)
         },
         &mut |o: Outcome<TenantStatus>| {
-            summary.tenants += 1;
-            match &o.result {
-                Some(st) => {
-                    let i = &st.inspection;
-                    *summary.by_version.entry(i.version).or_default() += 1;
-                    summary.pending += usize::from(!i.pending.is_empty());
-                    summary.up_to_date += usize::from(i.pending.is_empty());
-                    summary.adopt += usize::from(i.adopt);
-                    summary.diverged += usize::from(!i.diverged.is_empty());
-                    summary.missing += usize::from(!i.missing.is_empty());
-                    summary.locked += usize::from(st.locked);
-                    summary.destructive += usize::from(!st.destructive.is_empty());
-                    summary.would_fail += usize::from(st.would_fail.is_some());
-                }
-                None => {
-                    summary.failed += 1;
-                    summary.corrupt += usize::from(o.exit_code == exit::CORRUPT);
-                }
-            }
+            summary.add(&o);
             tally.add(&o);
             sink.outcome(o);
         },
@@ -1308,6 +1319,17 @@ pub struct UpSummary {
     pub failed: usize,
     pub not_started: usize,
     pub skipped: usize,
+}
+
+impl UpSummary {
+    /// Counts one tenant's outcome of `up` (both backends).
+    fn add(&mut self, o: &Outcome<TenantUp>) {
+        if let Some(r) = &o.result {
+            self.migrated += usize::from(!r.applied.is_empty());
+            self.adopted += usize::from(r.adopted);
+            self.up_to_date += usize::from(r.applied.is_empty() && !r.adopted);
+        }
+    }
 }
 
 /// What a run is about, known once the infra database is migrated and before any tenant is (the
@@ -1728,11 +1750,7 @@ pub fn up(
         "migrating",
         |t| up_one(&cx, t),
         &mut |o: Outcome<TenantUp>| {
-            if let Some(r) = &o.result {
-                summary.migrated += usize::from(!r.applied.is_empty());
-                summary.adopted += usize::from(r.adopted);
-                summary.up_to_date += usize::from(r.applied.is_empty() && !r.adopted);
-            }
+            summary.add(&o);
             tally.add(&o);
             sink.outcome(o);
         },

@@ -36,13 +36,7 @@ pub(super) fn run(
     let target = std::sync::Arc::new(PgTarget::new(&target.url)?);
     let mut reg = Registry::open_existing(&target)?;
     let targets = select(&mut reg, req)?;
-    let schemas: Vec<String> = reg
-        .client
-        .query("SELECT nspname::text FROM pg_namespace", &[])
-        .map_err(|e| target.error(None, e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let schemas = crate::core::backend::postgres::schemas(&mut reg.client, &target)?;
     let path = req.file.clone().unwrap_or_else(|| PathBuf::from("<query>"));
     let refused = |message: String| Error::Refused {
         path: path.clone(),

@@ -188,6 +188,16 @@ fn error_at(target: String, url: &PgUrl, e: postgres::Error) -> Error {
     }
 }
 
+/// Every schema of the database (the names operator SQL may not reach but its tenant's own).
+pub fn schemas(client: &mut impl postgres::GenericClient, target: &Target) -> Result<Vec<String>> {
+    Ok(client
+        .query("SELECT nspname::text FROM pg_namespace", &[])
+        .map_err(|e| target.error(None, e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 /// `"name"`: an identifier quoted for SQL. Names reach here validated (`names::tenant`); the
 /// quoting keeps a hand-edited registry row from becoming SQL.
 pub fn ident(name: &str) -> String {
@@ -460,13 +470,7 @@ impl Registry {
         template: Option<(&str, i64)>,
     ) -> Result<Vec<Result<TenantRow>>> {
         let target = self.target.clone();
-        let schemas: Vec<String> = self
-            .client
-            .query("SELECT nspname::text FROM pg_namespace", &[])
-            .map_err(|e| target.error(None, e))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+        let schemas = schemas(&mut self.client, &target)?;
         // Names the registry has already: refused without building anything (a statement of
         // its own, before the transaction, so `tenants` is not held while schemas are built).
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
@@ -1039,12 +1043,7 @@ fn insert_error(target: &Target, t: &TenantRow, e: postgres::Error) -> Error {
 /// advisory lock so that concurrent processes do not race. A registry already up to date costs
 /// one query.
 fn migrate_infra(target: &Target, client: &mut Client) -> Result<()> {
-    let latest = embedded::migrations::runner()
-        .get_migrations()
-        .iter()
-        .map(|m| i64::from(m.version()))
-        .max()
-        .unwrap_or(0);
+    let latest = latest_version();
     let applied = |client: &mut Client| -> Result<i64> {
         let err = |e| target.error(None, e);
         let has_history: bool = client

@@ -21,9 +21,8 @@ use postgres::{Client, Transaction};
 
 use super::destructive::Finding;
 use super::{
-    judge_history, Applied, InfraStatus, InfraUp, Inspection, MigInfo, MigrationSet, RunOptions,
-    Selection, Summary, Survey, SurveyHead, TenantStatus, TenantUp, UpHead, UpReport, UpSummary,
-    HISTORY_DDL,
+    judge_history, Applied, InfraStatus, InfraUp, Inspection, MigrationSet, RunOptions, Selection,
+    Summary, Survey, SurveyHead, TenantStatus, TenantUp, UpHead, UpReport, UpSummary, HISTORY_DDL,
 };
 use crate::core::backend::postgres::{ident, Registry, Target};
 use crate::core::error::{exit, Error, Result};
@@ -82,16 +81,6 @@ fn select(reg: &mut Registry, sel: &Selection) -> Result<(Vec<TenantRow>, usize)
         .collect();
     let skipped = total - out.len();
     Ok((out, skipped))
-}
-
-/// Every schema of the database: operator SQL may name none of them but its tenant's own.
-fn all_schemas(client: &mut Client, target: &Target) -> Result<Vec<String>> {
-    Ok(client
-        .query("SELECT nspname::text FROM pg_namespace", &[])
-        .map_err(|e| target.error(None, e))?
-        .iter()
-        .map(|r| r.get(0))
-        .collect())
 }
 
 /// What one tenant's visit is to do.
@@ -726,17 +715,6 @@ pub(super) fn restore_one(
     })
 }
 
-fn heads(set: &MigrationSet) -> Vec<MigInfo> {
-    set.migs
-        .iter()
-        .map(|m| MigInfo {
-            version: m.version,
-            name: m.name.clone(),
-            file: m.file.clone(),
-        })
-        .collect()
-}
-
 /// The schemas among `tenants` that have a history with nothing pending, diverged or missing
 /// against the set up to `version`, with their version: read in statements of up to 500 schemas
 /// each (one `UNION ALL` over their history tables). Read without a lock a writer waits for; a
@@ -810,12 +788,12 @@ pub(super) fn survey(
     let mut reg = Registry::open_existing(target)?;
     let infra = infra_status(&mut reg)?;
     let (tenants, skipped) = select(&mut reg, &opts.selection)?;
-    let schemas = all_schemas(&mut reg.client, target)?;
+    let schemas = crate::core::backend::postgres::schemas(&mut reg.client, target)?;
     drop(reg);
     let head = SurveyHead {
         infra,
         target: version,
-        migrations: heads(set),
+        migrations: set.infos(),
         run_in_progress: None,
     };
     sink.begin(&head);
@@ -851,24 +829,7 @@ pub(super) fn survey(
             })
         },
         &mut |o: Outcome<TenantStatus>| {
-            summary.tenants += 1;
-            match &o.result {
-                Some(st) => {
-                    let i = &st.inspection;
-                    *summary.by_version.entry(i.version).or_default() += 1;
-                    summary.pending += usize::from(!i.pending.is_empty());
-                    summary.up_to_date += usize::from(i.pending.is_empty());
-                    summary.adopt += usize::from(i.adopt);
-                    summary.diverged += usize::from(!i.diverged.is_empty());
-                    summary.missing += usize::from(!i.missing.is_empty());
-                    summary.destructive += usize::from(!st.destructive.is_empty());
-                    summary.would_fail += usize::from(st.would_fail.is_some());
-                }
-                None => {
-                    summary.failed += 1;
-                    summary.corrupt += usize::from(o.exit_code == exit::CORRUPT);
-                }
-            }
+            summary.add(&o);
             tally.add(&o);
             sink.outcome(o);
         },
@@ -894,7 +855,7 @@ pub(super) fn up(
     let mut reg = Registry::open_for_write(target)?;
     let after = infra_status(&mut reg)?;
     let (tenants, skipped) = select(&mut reg, &opts.selection)?;
-    let schemas = all_schemas(&mut reg.client, target)?;
+    let schemas = crate::core::backend::postgres::schemas(&mut reg.client, target)?;
     // Tenants with nothing to do are found from their histories, read for many schemas in one
     // statement, and need no transaction of their own.
     let idle = up_to_date(&mut reg.client, target, &tenants, set, version)?;
@@ -953,11 +914,7 @@ pub(super) fn up(
             None => visit(cx, connection(cx, slot)?, t).map(|v| v.up),
         },
         &mut |o: Outcome<TenantUp>| {
-            if let Some(r) = &o.result {
-                summary.migrated += usize::from(!r.applied.is_empty());
-                summary.adopted += usize::from(r.adopted);
-                summary.up_to_date += usize::from(r.applied.is_empty() && !r.adopted);
-            }
+            summary.add(&o);
             tally.add(&o);
             sink.outcome(o);
         },

@@ -652,22 +652,26 @@ impl Extraction {
         }
         // The checksum is computed from the live tenant by a second connection that reads the
         // very state the copy reads, on another core while the copy runs.
-        let quiet = match fix {
-            Fix::Quiet => db::QuietFile::begin(live),
-            _ => None,
+        let (quiet, readers) = match fix {
+            Fix::UnderLock => (
+                None,
+                vec![
+                    db::open_for_inspection(live)?,
+                    db::open_for_inspection(live)?,
+                ],
+            ),
+            Fix::Quiet => db::open_readers(live, 2, true)?,
+            Fix::Reading => db::open_readers(live, 2, false)?,
         };
-        let (src, twin, snapshot) = match &quiet {
-            Some(q) => (q.open()?, q.open()?, db::Snapshot::SharedFileOnly),
-            None => {
-                let src = db::open_for_inspection(live)?;
-                let twin = db::open_for_inspection(live)?;
-                let snapshot = if fix == Fix::UnderLock {
-                    db::begin_readers_under_lock(live, &[&src, &twin])?
-                } else {
-                    db::begin_read_snapshot(live, &[&src, &twin])?
-                };
-                (src, twin, snapshot)
-            }
+        let [src, twin]: [Connection; 2] = readers
+            .try_into()
+            .map_err(|_| Error::Other("two readers were asked for".into()))?;
+        let snapshot = if quiet.is_some() {
+            db::Snapshot::SharedFileOnly
+        } else if fix == Fix::UnderLock {
+            db::begin_readers_under_lock(live, &[&src, &twin])?
+        } else {
+            db::begin_read_snapshot(live, &[&src, &twin])?
         };
         Ok(Extraction {
             live: live.to_path_buf(),

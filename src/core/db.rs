@@ -394,12 +394,14 @@ fn shared_lock(f: &std::fs::File) -> bool {
 /// its `-wal` and `-shm`), it tries again for a few milliseconds, and only then opens the
 /// ordinary way (which rebuilds the shared-memory index under exclusive locks when no other
 /// process has the file open). Whatever `f` returns on a connection that is not quiet is the
-/// answer.
+/// answer. `f` runs inside one read transaction (`begin_read`): it sees one state throughout.
 pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>) -> Result<T> {
     let mut wait = ShareWait::new(path);
     while wait.more() {
         if let Some(quiet) = QuietFile::begin(path) {
-            let read = quiet.open().and_then(|conn| f(&conn, path));
+            let read = quiet
+                .open()
+                .and_then(|conn| begin_read(&conn, path).and_then(|()| f(&conn, path)));
             match read {
                 Ok(v) if quiet.unchanged() => return Ok(v),
                 Ok(_) => continue,
@@ -407,11 +409,13 @@ pub fn read_quietly<T>(path: &Path, f: impl Fn(&Connection, &Path) -> Result<T>)
             }
         }
         if let Some(conn) = open_beside_others(path) {
+            begin_read(&conn, path)?;
             return f(&conn, path);
         }
         wait.pause();
     }
     let conn = open_for_inspection(path)?;
+    begin_read(&conn, path)?;
     f(&conn, path)
 }
 
@@ -449,6 +453,77 @@ impl ShareWait {
     }
 }
 
+/// `n` connections that read the database at `path` side by side without taking a lock the
+/// API can trip on: `immutable` connections under a `QuietFile` (returned with them; keep it
+/// until they are closed) when `quiet` is allowed and the file is quiet, else `readonly_shm`
+/// connections sharing the API's index. Neither may be had for a moment while the API's last
+/// connection closes (it deletes the `-wal` and `-shm`); both are tried again for up to
+/// `SHARE_WAIT` before the connections are opened as `open_for_inspection` opens them. Opening
+/// the ordinary way at once when the `-wal` is gone would make this process the file's first
+/// connection, which builds the WAL's shared-memory index under exclusive locks and fails an
+/// API request that arrives meanwhile.
+pub fn open_readers(
+    path: &Path,
+    n: usize,
+    quiet: bool,
+) -> Result<(Option<QuietFile>, Vec<Connection>)> {
+    let mut wait = ShareWait::new(path);
+    while wait.more() {
+        if let Some(q) = quiet.then(|| QuietFile::begin(path)).flatten() {
+            let conns = (0..n).map(|_| q.open()).collect::<Result<Vec<_>>>()?;
+            return Ok((Some(q), conns));
+        }
+        if let Some(conns) = (0..n).map(|_| open_beside_others(path)).collect() {
+            return Ok((None, conns));
+        }
+        wait.pause();
+    }
+    let conns = (0..n)
+        .map(|_| open_for_inspection(path))
+        .collect::<Result<_>>()?;
+    Ok((None, conns))
+}
+
+/// Starts a read transaction on `conn` (a connection to `path` that has none open) and reads
+/// the schema in it, so that everything run on `conn` until it ends sees one state and no
+/// later statement has to begin one. A connection that shares the API's shared-memory index
+/// read-only (`readonly_shm`) cannot rebuild that index: between the moment the API's first
+/// connection creates a fresh `-shm` and the moment it rebuilds it, such a read fails with
+/// SQLITE_READONLY_RECOVERY (or _CANTINIT), which says nothing about permissions. That read
+/// is tried again for up to `SHARE_WAIT`, by which time the API has rebuilt the index.
+pub fn begin_read(conn: &Connection, path: &Path) -> Result<()> {
+    let mut wait = ShareWait::new(path);
+    loop {
+        let begun = conn
+            .execute_batch("BEGIN")
+            .and_then(|()| conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())));
+        match begun {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                if !(index_being_rebuilt(&e) && wait.more()) {
+                    return Err(Error::sqlite(path, e));
+                }
+                wait.pause();
+            }
+        }
+    }
+}
+
+/// Whether `e` says that the shared-memory index of a WAL database must be rebuilt before a
+/// read-only connection can read it (see `begin_read`).
+fn index_being_rebuilt(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(err, _)
+            if err.extended_code == ffi::SQLITE_READONLY_RECOVERY
+                || err.extended_code == ffi::SQLITE_READONLY_CANTINIT
+    )
+}
+
 /// Runs one long read `f` (a query streaming its rows) on a connection of its own, as
 /// `read_quietly` reads, but once: `f` is never run again, since what it handed on cannot be
 /// taken back. On a quiet file whose content changed during the read (a checkpoint the API
@@ -458,6 +533,7 @@ pub fn read_once<T>(path: &Path, f: impl FnOnce(&mut Connection) -> Result<T>) -
     while wait.more() {
         if let Some(quiet) = QuietFile::begin(path) {
             let mut conn = quiet.open()?;
+            begin_read(&conn, path)?;
             let v = f(&mut conn);
             drop(conn);
             if v.is_ok() && !quiet.unchanged() {
@@ -469,11 +545,13 @@ pub fn read_once<T>(path: &Path, f: impl FnOnce(&mut Connection) -> Result<T>) -
             return v;
         }
         if let Some(mut conn) = open_beside_others(path) {
+            begin_read(&conn, path)?;
             return f(&mut conn);
         }
         wait.pause();
     }
     let mut conn = open_for_inspection(path)?;
+    begin_read(&conn, path)?;
     f(&mut conn)
 }
 
@@ -576,13 +654,9 @@ pub fn wal_folded(conn: &Connection, path: &Path) -> bool {
 /// (the API wrote since its last checkpoint) only the first reader keeps its transaction
 /// (`NotShared`): two read transactions begun one after the other may see two states.
 pub fn begin_read_snapshot(path: &Path, readers: &[&Connection]) -> Result<Snapshot> {
-    let begun = readers.iter().try_for_each(|r| {
-        r.execute_batch("BEGIN")?;
-        r.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-    });
-    if let Err(e) = begun {
+    if let Err(e) = readers.iter().try_for_each(|r| begin_read(r, path)) {
         rollback_all(readers);
-        return Err(Error::sqlite(path, e));
+        return Err(e);
     }
     if file_alone(path) {
         return Ok(Snapshot::SharedFileOnly);
@@ -606,13 +680,9 @@ fn rollback_all(readers: &[&Connection]) {
 /// while the lock is held).
 pub fn begin_readers_under_lock(path: &Path, readers: &[&Connection]) -> Result<Snapshot> {
     let file_only = readers.first().is_some_and(|r| wal_folded(r, path));
-    let begun = readers.iter().try_for_each(|r| {
-        r.execute_batch("BEGIN")?;
-        r.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-    });
-    if let Err(e) = begun {
+    if let Err(e) = readers.iter().try_for_each(|r| begin_read(r, path)) {
         rollback_all(readers);
-        return Err(Error::sqlite(path, e));
+        return Err(e);
     }
     Ok(if file_only {
         Snapshot::SharedFileOnly

@@ -81,6 +81,8 @@ enum Action {
     RemoveScratch(PathBuf),
     RemoveStaleLock(PathBuf),
     MoveToOrphans(PathBuf),
+    /// A PostgreSQL tenant schema no registry row claims: renamed aside, never dropped.
+    SchemaAside(String),
     Checkpoint(PathBuf),
     Chmod(PathBuf, u32),
     FinishTrashMove(String),
@@ -302,10 +304,17 @@ const DATA_DIR_CHECKS: &[fn(&Ctx<'_>, &mut Vec<Finding>)] = &[
     check_second_registry,
     check_registry_rules,
     check_orphans,
+    check_dir_permissions,
+];
+
+/// Checks of monkctl's own state in the data directory (temporary files, scratch directories,
+/// locks, the modes of its directories and snapshots), the same on both backends, run unless
+/// `--tenant` narrows the run.
+const STATE_CHECKS: &[fn(&Layout, &mut Vec<Finding>)] = &[
     check_temp_leftovers,
     check_scratch_leftovers,
     check_locks,
-    check_dir_permissions,
+    check_state_permissions,
 ];
 
 /// Checks of one registry row against the files, run for every selected tenant.
@@ -319,6 +328,11 @@ fn check(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<(Vec
             unreachable!("a PostgreSQL deployment has a PostgreSQL registry")
         };
         let (mut found, checked) = postgres::check(&mut reg, opts)?;
+        if opts.tenants.is_empty() {
+            for check in STATE_CHECKS {
+                check(&ws.layout, &mut found);
+            }
+        }
         sort_findings(&mut found);
         return Ok((found, checked));
     }
@@ -361,6 +375,9 @@ fn check(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<(Vec
     if opts.tenants.is_empty() {
         for check in DATA_DIR_CHECKS {
             check(&ctx, &mut out);
+        }
+        for check in STATE_CHECKS {
+            check(layout, &mut out);
         }
     }
     for t in &selected {
@@ -707,9 +724,9 @@ fn check_orphans(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 
 /// monkctl's temporary files (`.NAME.monktmp-PID-RAND`) anywhere in the data directory but
 /// `orphans/`: a dead owner's are leftovers of an interrupted run.
-fn check_temp_leftovers(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
-    let skip = ctx.layout.orphans_dir();
-    let mut stack = vec![ctx.layout.data_dir.clone()];
+fn check_temp_leftovers(layout: &Layout, out: &mut Vec<Finding>) {
+    let skip = layout.orphans_dir();
+    let mut stack = vec![layout.data_dir.clone()];
     while let Some(dir) = stack.pop() {
         let Ok(rd) = fs::read_dir(&dir) else { continue };
         for e in rd.flatten() {
@@ -764,7 +781,7 @@ fn scratch_owner_pid(name: &str) -> Option<u32> {
 /// Scratch directories that `fixture check` of older versions left in the system temporary
 /// directory when it was killed (it checks in memory now, and makes none). Only directories
 /// named as monkctl named them, whose process is gone; never followed through a link.
-fn check_scratch_leftovers(_ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+fn check_scratch_leftovers(_layout: &Layout, out: &mut Vec<Finding>) {
     let tmp = std::env::temp_dir();
     let Ok(rd) = fs::read_dir(&tmp) else { return };
     for e in rd.flatten() {
@@ -790,8 +807,8 @@ fn check_scratch_leftovers(_ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 }
 
 /// Lock files in `<data>/locks/`: a recorded holder whose process is gone is stale.
-fn check_locks(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
-    let Ok(rd) = fs::read_dir(ctx.layout.locks_dir()) else {
+fn check_locks(layout: &Layout, out: &mut Vec<Finding>) {
+    let Ok(rd) = fs::read_dir(layout.locks_dir()) else {
         return;
     };
     for e in rd.flatten() {
@@ -859,37 +876,27 @@ fn permission_finding(path: &Path, mode: u32, dir: bool, tenant: Option<&str>) -
     f
 }
 
-/// The data directory, its monkctl subdirectories, tenant directories and the infra files.
-fn check_dir_permissions(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
-    let l = ctx.layout;
-    let mut dirs = vec![l.data_dir.clone()];
-    if let Some(d) = l.infra_path.parent() {
-        dirs.push(d.to_path_buf());
-    }
-    dirs.extend(ctx.tenant_dirs.iter().cloned());
-    dirs.extend([
+/// The directories of monkctl's own state: the data directory and its subdirectories.
+fn state_dirs(l: &Layout) -> [PathBuf; 5] {
+    [
+        l.data_dir.clone(),
         l.trash_dir(),
         l.orphans_dir(),
         l.locks_dir(),
         l.templates_dir(),
-    ]);
-    let mut seen = HashSet::new();
-    for d in dirs {
-        if !seen.insert(d.clone()) {
-            continue;
-        }
+    ]
+}
+
+/// The data directory and monkctl's subdirectories, and the snapshots of destructive
+/// migrations, on either backend.
+fn check_state_permissions(l: &Layout, out: &mut Vec<Finding>) {
+    for d in state_dirs(l) {
         if let Some(mode) = fsutil::wider_than_owner(&d) {
             out.push(permission_finding(&d, mode, true, None));
         }
     }
-    for s in ["", "-wal", "-shm"] {
-        let p = fsutil::with_suffix(&l.infra_path, s);
-        if let Some(mode) = fsutil::wider_than_owner(&p) {
-            out.push(permission_finding(&p, mode, false, None));
-        }
-    }
-    // The snapshots of destructive migrations are whole tenant copies: every run directory and
-    // every file in it is checked, not only the top directory.
+    // The snapshots of destructive migrations are whole tenant copies (or dumps): every run
+    // directory and every file in it is checked, not only the top directory.
     let snapshots = l.snapshots_dir();
     if let Some(mode) = fsutil::wider_than_owner(&snapshots) {
         out.push(permission_finding(&snapshots, mode, true, None));
@@ -908,6 +915,34 @@ fn check_dir_permissions(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
             if let Some(mode) = fsutil::wider_than_owner(&f) {
                 out.push(permission_finding(&f, mode, f.is_dir(), None));
             }
+        }
+    }
+}
+
+/// On SQLite: the tenant directories and the infra database's directory and files (those of
+/// monkctl's own state are `check_state_permissions`'s).
+fn check_dir_permissions(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
+    let l = ctx.layout;
+    let mut seen: HashSet<PathBuf> = state_dirs(l).into_iter().collect();
+    let mut dirs: Vec<PathBuf> = l
+        .infra_path
+        .parent()
+        .map(Path::to_path_buf)
+        .into_iter()
+        .collect();
+    dirs.extend(ctx.tenant_dirs.iter().cloned());
+    for d in dirs {
+        if !seen.insert(d.clone()) {
+            continue;
+        }
+        if let Some(mode) = fsutil::wider_than_owner(&d) {
+            out.push(permission_finding(&d, mode, true, None));
+        }
+    }
+    for s in ["", "-wal", "-shm"] {
+        let p = fsutil::with_suffix(&l.infra_path, s);
+        if let Some(mode) = fsutil::wider_than_owner(&p) {
+            out.push(permission_finding(&p, mode, false, None));
         }
     }
 }
@@ -1194,14 +1229,10 @@ fn check_tenant_file(
     // beside it, any other through a connection that takes no lock the API needs. Its findings
     // are kept only from the read that counts (a quiet read the file changed under is redone).
     let read = db::read_quietly(path, |conn, _| {
+        // `read_quietly` runs this in one read transaction: all checks see the same snapshot,
+        // and SQLite takes its locks and looks for the WAL once instead of once per statement.
         let mut found = Vec::new();
-        // One read transaction for every query: all checks see the same snapshot, and SQLite
-        // takes its locks and looks for the WAL once instead of once per statement. It is
-        // never committed: closing the connection ends it.
-        match conn.execute_batch("BEGIN DEFERRED") {
-            Ok(()) => check_tenant_content(conn, t, path, fixtures, full, shapes, &mut found),
-            Err(e) => found.push(unreadable(e.to_string())),
-        }
+        check_tenant_content(conn, t, path, fixtures, full, shapes, &mut found);
         Ok(found)
     });
     match read {
@@ -1563,6 +1594,7 @@ fn describe(a: &Action) -> String {
         Action::RemoveScratch(_) => "remove scratch directory".into(),
         Action::RemoveStaleLock(_) => "remove stale lock".into(),
         Action::MoveToOrphans(_) => "move to orphans".into(),
+        Action::SchemaAside(_) => "rename the schema aside".into(),
         Action::Checkpoint(_) => "checkpoint WAL".into(),
         Action::Chmod(_, m) => format!("chmod {m:o}"),
         Action::FinishTrashMove(_) => "move to trash".into(),
@@ -1611,6 +1643,15 @@ fn apply(ws: &Workspace, a: &Action) -> Result<String> {
         Action::MoveToOrphans(p) => {
             let to = fsutil::move_into(p, &ws.layout.orphans_dir())?;
             Ok(format!("moved to {}", to.display()))
+        }
+        Action::SchemaAside(schema) => {
+            let Store::Postgres(mut reg) = ws.store_existing_for_write()? else {
+                return Err(Error::Unsupported(
+                    "a schema is set aside on a PostgreSQL deployment only".into(),
+                ));
+            };
+            let to = reg.set_schema_aside(schema)?;
+            Ok(format!("renamed to {to}"))
         }
         Action::Checkpoint(p) => {
             let conn = db::open(p, db::Mode::ReadWrite)?;

@@ -1,7 +1,10 @@
 //! `doctor` on a PostgreSQL deployment: the registry against the schemas of the database.
 //!
-//! Only reads (the drift reference is built in a transaction that is rolled back). Nothing here
-//! is repaired automatically: each finding's `fix` says what to run.
+//! Only reads (the drift reference is built in a transaction that is rolled back). The one
+//! repair is of a tenant schema that no registry row claims: `--repair` renames it aside
+//! (`monk_orphan_<name>_<seconds>`), as an orphan file is moved to `orphans/` on SQLite; the
+//! name is free again and nothing is dropped. Every other finding's `fix` says what to run.
+//! monkctl's own state in the data directory is checked (and repaired) as on SQLite.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -120,14 +123,17 @@ fn check_orphan_schemas(rows: &[TenantRow], schemas: &HashSet<String>, out: &mut
         .collect();
     orphans.sort();
     for s in orphans {
-        out.push(Finding::new(
-            Severity::Warning,
-            "schema_without_row",
-            format!(
-                "schema {s} has no row in the registry: an interrupted create (the API commits the schema before the row) or a hand edit left it"
-            ),
-            "look at its content; drop it (`DROP SCHEMA ... CASCADE`) when it holds nothing of value, or register it by restoring an archive",
-        ));
+        out.push(
+            Finding::new(
+                Severity::Warning,
+                "schema_without_row",
+                format!(
+                    "schema {s} has no row in the registry: an interrupted create (the API commits the schema before the row) or a hand edit left it"
+                ),
+                "`monkctl doctor --repair` renames it to monk_orphan_<name>_<seconds> (nothing is dropped; the name is free again); look at its content, then drop it when it holds nothing of value",
+            )
+            .repair(super::Action::SchemaAside(s.clone())),
+        );
     }
 }
 

@@ -1,6 +1,6 @@
 //! `monkctl doctor` on a PostgreSQL deployment: each finding made by hand in the database the
 //! way an operator or a crashed API would leave it, then named with its severity and exit code;
-//! doctor itself changes nothing.
+//! doctor without `--repair` changes nothing.
 
 use serde_json::Value;
 
@@ -15,7 +15,7 @@ cases![
     a_deleted_owner_is_owner_missing,
     a_sqlite_row_in_the_registry_is_only_info,
     tenant_option_checks_only_the_named_tenants,
-    repair_changes_nothing_on_postgres,
+    repair_sets_an_orphan_schema_aside_and_repairs_the_data_directory,
     the_json_report_has_the_shape_it_has_on_sqlite,
     doctor_without_a_registry_or_a_server_says_so,
 ];
@@ -275,38 +275,123 @@ fn tenant_option_checks_only_the_named_tenants(db: &PgDb) {
     fails(db, &["doctor", "--tenant", "../x"], 2);
 }
 
-fn repair_changes_nothing_on_postgres(db: &PgDb) {
+/// `--repair` on PostgreSQL: an orphan tenant schema is renamed aside with its content (the
+/// name free again, nothing dropped); monkctl's own state in the data directory (a stale lock,
+/// a dead process's temporary file, a directory others can read) is repaired as on SQLite; the
+/// findings that need a person (a missing schema, drift, a missing owner) are left as they are.
+fn repair_sets_an_orphan_schema_aside_and_repairs_the_data_directory(db: &PgDb) {
+    use std::os::unix::fs::PermissionsExt;
     setup(db);
     ok(db, &["tenant", "create", "carol"]);
     db.sql(
-        "CREATE SCHEMA ns_tenant_ghost; \
+        "CREATE SCHEMA ns_tenant_ghost; CREATE TABLE ns_tenant_ghost.notes (body text); \
+         INSERT INTO ns_tenant_ghost.notes VALUES ('kept'); \
          DROP SCHEMA ns_tenant_carol CASCADE; \
          DELETE FROM ns_tenant_acme.users WHERE name = 'admin'; \
          ALTER TABLE ns_tenant_bravo.fs DROP COLUMN mode",
     );
+    let data = db.data_dir();
+    let locks = data.join("locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    std::fs::set_permissions(&locks, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stale = locks.join("migrate-postgres.lock");
+    std::fs::write(
+        &stale,
+        r#"{"pid":4194304,"host":"h","command":"monkctl migrate up","since":"2026-01-01T00:00:00Z"}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let temp = data.join(".acme.monk.db.monktmp-4194304-deadbeef");
+    std::fs::write(&temp, "half an archive").unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // Without --repair: every finding, nothing changed.
     let before = everything(db);
-    let (v, code) = doctor(db, &["--repair"]);
+    let (v, code) = doctor(db, &[]);
     assert_eq!(code, FAILING, "{v:#}");
     assert_eq!(
         codes(&v),
         [
             "owner_missing",
+            "permissions_too_wide",
             "schema_drift",
             "schema_missing",
-            "schema_without_row"
+            "schema_without_row",
+            "stale_lock",
+            "temp_leftover"
         ],
         "{v:#}"
     );
-    assert_eq!(v["repairs"], serde_json::json!([]), "{v:#}");
     for f in v["findings"].as_array().unwrap() {
-        assert_eq!(f["repairable"], false, "{f:#}");
+        let repairable = [
+            "permissions_too_wide",
+            "schema_without_row",
+            "stale_lock",
+            "temp_leftover",
+        ]
+        .contains(&f["code"].as_str().unwrap());
+        assert_eq!(f["repairable"], repairable, "{f:#}");
         assert!(!f["fix"].as_str().unwrap().is_empty(), "{f:#}");
     }
+    assert_eq!(everything(db), before, "doctor changed the database");
+    assert!(stale.exists() && temp.exists());
+
+    let (v, code) = doctor(db, &["--repair"]);
+    assert_eq!(code, FAILING, "{v:#}");
+    let repairs = v["repairs"].as_array().unwrap();
+    let mut repaired: Vec<&str> = repairs
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    repaired.sort();
     assert_eq!(
-        everything(db),
-        before,
-        "doctor --repair changed the database"
+        repaired,
+        [
+            "permissions_too_wide",
+            "schema_without_row",
+            "stale_lock",
+            "temp_leftover"
+        ],
+        "{v:#}"
     );
+    assert!(repairs.iter().all(|r| r["ok"] == true), "{v:#}");
+    assert_eq!(
+        codes(&v),
+        ["owner_missing", "schema_drift", "schema_missing"],
+        "{v:#}"
+    );
+    assert!(!stale.exists() && !temp.exists());
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    // The orphan is renamed aside with its content; no tenant schema was touched.
+    let aside: String = db.scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'monk\\_orphan\\_ghost\\_%'",
+    );
+    let note: String = db.scalar(&format!("SELECT body FROM \"{aside}\".notes"));
+    assert_eq!(note, "kept");
+    let shown = repairs
+        .iter()
+        .find(|r| r["code"] == "schema_without_row")
+        .unwrap();
+    assert!(
+        shown["action"].as_str().unwrap().contains(&aside),
+        "{shown:#}"
+    );
+    let (tenants, schemas, _) = everything(db);
+    assert_eq!(tenants, before.0, "the registry changed");
+    assert_eq!(
+        schemas,
+        before
+            .1
+            .iter()
+            .filter(|s| *s != "ns_tenant_ghost")
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    // The name is free again.
+    ok(db, &["tenant", "create", "ghost"]);
 }
 
 /// The keys of an object, sorted.

@@ -708,6 +708,45 @@ impl Registry {
     }
 
     /// Drops a tenant's schema and everything in it (for `purge`, after its archive is written).
+    /// Renames the tenant schema `schema`, which no registry row claims, to
+    /// `monk_orphan_<name>_<unix seconds>` (the name no longer taken, nothing dropped), in one
+    /// transaction that checks again, under the lock that `ALTER SCHEMA` takes, that no row
+    /// claims it. Returns the new name. Names reach here from `pg_namespace` and are quoted.
+    pub fn set_schema_aside(&mut self, schema: &str) -> Result<String> {
+        let target = self.target.clone();
+        let fail = |e| target.error(Some(schema), e);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let bare = schema.strip_prefix("ns_tenant_").unwrap_or(schema);
+        // PostgreSQL keeps the first 63 bytes of a name: the tenant's part is cut to fit.
+        let keep = 63 - "monk_orphan__".len() - stamp.to_string().len();
+        let cut: String = bare.chars().take(keep).collect();
+        let to = format!("monk_orphan_{cut}_{stamp}");
+        let mut tx = self.client.transaction().map_err(fail)?;
+        tx.batch_execute(&format!(
+            "ALTER SCHEMA {} RENAME TO {}",
+            ident(schema),
+            ident(&to)
+        ))
+        .map_err(fail)?;
+        let claimed: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM public.tenants WHERE schema = $1)",
+                &[&schema],
+            )
+            .map_err(fail)?
+            .get(0);
+        if claimed {
+            return Err(Error::Conflict(format!(
+                "a registry row claims {schema} now; left alone"
+            )));
+        }
+        tx.commit().map_err(fail)?;
+        Ok(to)
+    }
+
     pub fn drop_schema(&mut self, schema: &str) -> Result<()> {
         self.client
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", ident(schema)))

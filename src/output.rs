@@ -194,9 +194,51 @@ pub fn opt_path(p: &Option<std::path::PathBuf>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// Whether a command wrote anything to standard output (through `stdout`).
+static STDOUT_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Standard output that records being written to: a command that fails before it wrote its
+/// result gets its error as a JSON object there instead (`error_json`).
+pub fn stdout() -> Tracked<io::Stdout> {
+    Tracked(io::stdout())
+}
+
+/// Whether anything was written to standard output so far.
+pub fn stdout_used() -> bool {
+    STDOUT_USED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A writer that records, at its first byte, that standard output was used.
+pub struct Tracked<W>(W);
+
+impl<W: Write> Write for Tracked<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !buf.is_empty() {
+            STDOUT_USED.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The error a command ended with, for `--format json`: `{"error": {"code", "exit_code",
+/// "message"}}`, `code` being the exit code's stable name.
+pub fn error_json(exit_code: i32, message: &str) -> String {
+    let name = crate::core::error::CODES
+        .iter()
+        .find(|c| c.code == exit_code)
+        .map_or("failure", |c| c.name);
+    serde_json::json!({
+        "error": {"code": name, "exit_code": exit_code, "message": message}
+    })
+    .to_string()
+}
+
 pub fn print<T: Render>(format: Format, value: &T) -> io::Result<()> {
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = io::BufWriter::with_capacity(1 << 16, stdout());
     reader_gone_is_done(write(&mut out, format, value).and_then(|_| out.flush()))
 }
 

@@ -937,3 +937,44 @@ fn yes_is_accepted_by_every_command() {
     let show = env.json(&["tenant", "show", "acme", "-y"]);
     assert_eq!(show["status"], "deleted");
 }
+
+/// With `--format json`, a command that fails before printing its result prints the error as
+/// one JSON object on stdout (the exit code's name, the code, the message), besides the
+/// `error:` line on stderr; in table form stdout stays empty.
+#[test]
+fn json_errors_are_one_object_on_stdout() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    env.ok(&["tenant", "create", "acme"]);
+    let cases: [(&[&str], i32, &str, &str); 3] = [
+        (&["tenant", "show", "ghost"], 3, "not_found", "ghost"),
+        (&["tenant", "create", "acme"], 4, "conflict", "acme"),
+        (&["tenant", "show", "Bad/Name"], 2, "usage", "Bad/Name"),
+    ];
+    for (args, code, name, names_it) in cases {
+        let mut a = vec!["--format", "json"];
+        a.extend_from_slice(args);
+        let out = env.run(&a);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if args[1] == "create" {
+            // A run over several names reports each in its results document instead.
+            let v: Value = serde_json::from_str(&stdout).expect("one JSON document");
+            assert_eq!(v["failed"], 1, "{v}");
+            assert!(v.get("error").is_none(), "{v}");
+            continue;
+        }
+        let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: stdout is not one JSON document ({e}): {stdout}")
+        });
+        assert_eq!(v["error"]["code"], name, "{v}");
+        assert_eq!(v["error"]["exit_code"], code, "{v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(names_it), "{v}");
+        assert!(stderr.contains(&format!("error: {message}")), "{stderr}");
+        let table = env.run(args);
+        assert_eq!(table.status.code(), Some(code));
+        assert!(table.stdout.is_empty(), "table form printed on stdout");
+    }
+}

@@ -23,7 +23,7 @@ struct Sink<H, T> {
 }
 
 enum Out<H, T> {
-    Json(Option<JsonStream<std::io::BufWriter<std::io::Stdout>>>),
+    Json(Option<JsonStream<std::io::BufWriter<crate::output::Tracked<std::io::Stdout>>>>),
     Kept(Collected<H, T>),
 }
 
@@ -45,7 +45,7 @@ impl<H: serde::Serialize + Clone, T: serde::Serialize> RunSink<H, T> for Sink<H,
     fn begin(&mut self, head: &H) {
         match &mut self.out {
             Out::Json(js) => {
-                let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+                let out = std::io::BufWriter::with_capacity(1 << 16, crate::output::stdout());
                 *js = Some(JsonStream::begin(out, head, "tenants", "results"));
             }
             Out::Kept(c) => c.begin(head),

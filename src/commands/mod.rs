@@ -61,7 +61,15 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let existed = settings(&global).is_ok_and(|s| s.data_dir.value.exists());
     let code = match run(cli) {
         Ok(code) => code,
-        Err(e) => report_error(&e),
+        Err(e) => {
+            let code = report_error(&e);
+            // With `--format json`, a command that ends in an error before it printed its
+            // result prints the error as JSON on stdout too, so a script reads one document.
+            if global.format == Format::Json && code != exit::SUCCESS && !output::stdout_used() {
+                println!("{}", output::error_json(code, &error_message(&e)));
+            }
+            code
+        }
     };
     // A typo'd --data-dir must not start a new deployment without a word.
     if !existed {
@@ -95,6 +103,14 @@ fn long_version() -> String {
 }
 
 /// Prints an error on stderr and returns its exit code. A closed stdout is not an error.
+/// The text of an error as `report_error` prints it, without the `error: ` prefix.
+fn error_message(e: &anyhow::Error) -> String {
+    match e.downcast_ref::<Error>() {
+        Some(core_err) => core_err.to_string(),
+        None => format!("{e:#}"),
+    }
+}
+
 pub fn report_error(e: &anyhow::Error) -> i32 {
     if let Some(io) = e.downcast_ref::<io::Error>() {
         if io.kind() == io::ErrorKind::BrokenPipe {
@@ -123,7 +139,7 @@ pub fn run(cli: Cli) -> Outcome {
             // Into memory first: clap_complete panics on a write error (a closed pipe).
             let mut script = Vec::new();
             clap_complete::generate(a.shell, &mut crate::cli::command(), "monkctl", &mut script);
-            let mut out = io::stdout();
+            let mut out = output::stdout();
             output::reader_gone_is_done(out.write_all(&script).and_then(|_| out.flush()))?;
             Ok(exit::SUCCESS)
         }

@@ -50,9 +50,8 @@ pub fn run(g: &GlobalArgs, a: QueryArgs) -> Outcome {
         timeout,
     };
     let ws = workspace(g)?;
-    let stdout = io::stdout();
     let mut out = Out {
-        w: io::BufWriter::with_capacity(1 << 16, stdout.lock()),
+        w: io::BufWriter::with_capacity(1 << 16, output::stdout()),
         format: g.format,
         summary: a.summary,
         rows_written: 0,

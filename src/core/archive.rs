@@ -789,8 +789,13 @@ impl Extraction {
             fsutil::sync_file(&tmp_path)?;
             Ok(Some((content, schema_version)))
         })()
-        .map_err(|e| e.renamed(&tmp_path, &shown))?;
-        let Some((content, schema_version)) = done else {
+        .map_err(|e| e.renamed(&tmp_path, &shown));
+        // A quiet read that a checkpoint wrote into may fail as well as succeed (a page read
+        // half-written looks malformed): either way the file changed, and it is read again.
+        if done.is_err() && quiet.as_ref().is_some_and(|q| !q.unchanged()) {
+            return Ok(None);
+        }
+        let Some((content, schema_version)) = done? else {
             return Ok(None);
         };
         place(&tmp_path, final_path, force)?;

@@ -470,8 +470,12 @@ pub fn open_readers(
     let mut wait = ShareWait::new(path);
     while wait.more() {
         if let Some(q) = quiet.then(|| QuietFile::begin(path)).flatten() {
-            let conns = (0..n).map(|_| q.open()).collect::<Result<Vec<_>>>()?;
-            return Ok((Some(q), conns));
+            match (0..n).map(|_| q.open()).collect::<Result<Vec<_>>>() {
+                Ok(conns) => return Ok((Some(q), conns)),
+                // A checkpoint wrote into the file while it was opened: try again.
+                Err(_) if !q.unchanged() => continue,
+                Err(e) => return Err(e),
+            }
         }
         if let Some(conns) = (0..n).map(|_| open_beside_others(path)).collect() {
             return Ok((None, conns));

@@ -516,38 +516,47 @@ impl Registry {
         crate::core::pause_point("tenant.pg.built");
         tx.batch_execute("SET LOCAL search_path TO public")
             .map_err(|e| target.error(None, e))?;
+        // The rows of the batch in two statements: the tenants (a row whose name or schema
+        // another creator registered meanwhile is left out, `ON CONFLICT DO NOTHING`, which
+        // waits for that creator's transaction), then the fixture rows of those inserted.
+        let built: Vec<&TenantRow> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let inserted = insert_rows(&mut tx, &target, &built)?;
+        let mut fixture_rows: Vec<(&str, &str, &str, String)> = Vec::new();
+        for row in built.iter().filter(|r| inserted.contains(&r.name)) {
+            fixture_rows.push((&row.id, "system", &row.created_at, system_version()));
+            for l in fixtures.iter().filter(|l| !l.fixture.is_builtin()) {
+                fixture_rows.push((
+                    &row.id,
+                    &l.fixture.name,
+                    &row.created_at,
+                    l.fixture.version.clone(),
+                ));
+            }
+        }
+        insert_fixture_rows(&mut tx, &target, &fixture_rows)?;
+        // Those left out: their schemas go, and they are reported as taken.
         for r in results.iter_mut() {
             let Ok(row) = r else { continue };
-            let mut sp = tx
-                .savepoint("registry")
-                .map_err(|e| target.error(None, e))?;
-            let inserted = insert_row(&mut sp, &target, row).and_then(|()| {
-                sp.execute(
-                    "INSERT INTO public.tenant_fixtures (tenant_id, fixture_name, deployed_at, version) \
-                     VALUES ($1::text::uuid, 'system', $2::text::timestamp, $3)",
-                    &[&row.id, &row.created_at, &system_version()],
-                )
-                .map(|_| ())
-                .map_err(|e| target.error(None, e))?;
-                for l in fixtures.iter().filter(|l| !l.fixture.is_builtin()) {
-                    sp.execute(
-                        "INSERT INTO public.tenant_fixtures (tenant_id, fixture_name, deployed_at, version) \
-                         VALUES ($1::text::uuid, $2, $3::text::timestamp, $4)",
-                        &[&row.id, &l.fixture.name, &row.created_at, &l.fixture.version],
-                    )
-                    .map_err(|e| target.error(None, e))?;
-                }
-                Ok(())
-            });
-            match inserted {
-                Ok(()) => sp.commit().map_err(|e| target.error(None, e))?,
-                Err(e) => {
-                    drop(sp);
-                    tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", ident(&row.schema)))
-                        .map_err(|e| target.error(Some(&row.schema), e))?;
-                    *r = Err(e);
-                }
+            if inserted.contains(&row.name) {
+                continue;
             }
+            tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", ident(&row.schema)))
+                .map_err(|e| target.error(Some(&row.schema), e))?;
+            let name_taken: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM public.tenants WHERE name = $1)",
+                    &[&row.name],
+                )
+                .map_err(|e| target.error(None, e))?
+                .get(0);
+            *r = Err(if name_taken {
+                Error::TenantExists(row.name.clone())
+            } else {
+                Error::Conflict(format!(
+                    "another registry row already claims schema {} of tenant '{}'",
+                    row.schema, row.name
+                ))
+            });
         }
         crate::core::pause_point("tenant.pg.registered");
         tx.commit().map_err(|e| target.error(None, e))?;
@@ -949,8 +958,9 @@ fn build_schema(
 ) -> Result<TenantRow> {
     let err = |e| target.error(Some(schema), e);
     let mut sp = tx.savepoint("tenant").map_err(err)?;
+    // The schema and the API's tenant DDL and seed in one round trip.
     let created = sp.batch_execute(&format!(
-        "CREATE SCHEMA {s}; SET LOCAL search_path TO {s}",
+        "CREATE SCHEMA {s}; SET LOCAL search_path TO {s};\n{SYSTEM_SQL}",
         s = ident(schema)
     ));
     if let Err(e) = created {
@@ -969,7 +979,6 @@ fn build_schema(
         }
         return Err(err(e));
     }
-    sp.batch_execute(SYSTEM_SQL).map_err(err)?;
     let others: Vec<String> = schemas.iter().filter(|s| *s != schema).cloned().collect();
     crate::core::migrate::postgres::execute_later(&mut sp, target, schema, set, &others, limit)?;
     let owner_id = if spec.owner == "root" {
@@ -1058,6 +1067,98 @@ fn insert_row(tx: &mut Transaction<'_>, target: &Target, t: &TenantRow) -> Resul
     )
     .map(|_| ())
     .map_err(|e| insert_error(target, t, e))
+}
+
+/// Inserts the registry rows `rows` in one statement, leaving out any that another row's name
+/// or schema conflicts with; returns the names inserted.
+fn insert_rows(
+    tx: &mut Transaction<'_>,
+    target: &Target,
+    rows: &[&TenantRow],
+) -> Result<std::collections::HashSet<String>> {
+    if rows.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut values = Vec::with_capacity(rows.len());
+    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::with_capacity(rows.len() * 15);
+    for (i, t) in rows.iter().enumerate() {
+        let b = i * 15;
+        values.push(format!(
+            "(${}::text::uuid, ${}, ${}, ${}, ${}, ${}, ${}::int8::int4, ${}, ${}, ${}::text::uuid, \
+             ${}, ${}::text::timestamp, ${}::text::timestamp, ${}::text::timestamp, \
+             ${}::text::timestamp)",
+            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11,
+            b + 12, b + 13, b + 14, b + 15
+        ));
+        let updated = if t.updated_at.is_empty() {
+            &t.created_at
+        } else {
+            &t.updated_at
+        };
+        params.extend_from_slice(&[
+            &t.id,
+            &t.name,
+            &t.db_type,
+            &t.database,
+            &t.schema,
+            &t.status,
+            &t.template_version,
+            &t.description,
+            &t.source_template,
+            &t.owner_id,
+            &t.is_active,
+            &t.created_at,
+            updated,
+            &t.trashed_at,
+            &t.deleted_at,
+        ]);
+    }
+    let sql = format!(
+        "INSERT INTO public.tenants (id, name, db_type, database, schema, status, \
+         template_version, description, source_template, owner_id, is_active, created_at, \
+         updated_at, trashed_at, deleted_at) VALUES {} ON CONFLICT DO NOTHING RETURNING name::text",
+        values.join(", ")
+    );
+    Ok(tx
+        .query(&sql, &params)
+        .map_err(|e| target.error(None, e))?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Inserts `(tenant_id, fixture_name, deployed_at, version)` rows into `tenant_fixtures` in
+/// one statement.
+fn insert_fixture_rows(
+    tx: &mut Transaction<'_>,
+    target: &Target,
+    rows: &[(&str, &str, &str, String)],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut values = Vec::with_capacity(rows.len());
+    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::with_capacity(rows.len() * 4);
+    for (i, (id, name, at, version)) in rows.iter().enumerate() {
+        let b = i * 4;
+        values.push(format!(
+            "(${}::text::uuid, ${}, ${}::text::timestamp, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4
+        ));
+        params.extend_from_slice(&[id, name, at, version]);
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO public.tenant_fixtures (tenant_id, fixture_name, deployed_at, version) VALUES {}",
+            values.join(", ")
+        ),
+        &params,
+    )
+    .map(|_| ())
+    .map_err(|e| target.error(None, e))
 }
 
 fn insert_error(target: &Target, t: &TenantRow, e: postgres::Error) -> Error {

@@ -9,7 +9,7 @@ use crate::core::migrate::{
     self, destructive, MigrationSet, RunInfo, RunOptions, Selection, Summary, SurveyHead,
     TenantStatus, TenantUp, UndoReport, UpHead, UpSummary,
 };
-use crate::core::{ids, Collected, Error, Outcome as TenantOutcome, RunSink, Workspace};
+use crate::core::{self, ids, Collected, Error, Outcome as TenantOutcome, RunSink, Workspace};
 use crate::output::{self, size, JsonStream, List, Render, Table};
 
 use super::{confirm, show, Bar, Outcome};
@@ -128,7 +128,15 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
             opts.allow_destructive = u.allow_destructive;
             opts.statement_timeout = super::statement_timeout(&u.limit)?;
             if u.allow_destructive {
-                let question = match migrate::destructive_in_set(set, opts.target) {
+                // On PostgreSQL the statements are found per tenant, from the server's own view
+                // of what each transaction destroyed; there is no baseline to list them on.
+                let listed = match ws.backend {
+                    core::Backend::Postgres(_) => Err(None),
+                    core::Backend::Sqlite => {
+                        migrate::destructive_in_set(set, opts.target).map_err(Some)
+                    }
+                };
+                let question = match listed {
                     Ok(findings) if findings.is_empty() => None,
                     Ok(findings) => Some(format!(
                         "Apply destructive migrations ({}) to the tenants that have them pending; each is snapshotted first",
@@ -137,11 +145,13 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                     // A migration about tables a baseline tenant lacks (the API's model tables)
                     // cannot be looked at in advance; each tenant is still analysed against its
                     // own schema before anything runs on it.
-                    Err(e @ (Error::Refused { .. } | Error::StatementTimeout { .. })) => {
+                    Err(Some(e @ (Error::Refused { .. } | Error::StatementTimeout { .. }))) => {
                         return Err(e.into())
                     }
                     Err(e) => {
-                        eprintln!("note: the destructive statements could not be listed in advance on a baseline tenant ({e})");
+                        if let Some(e) = e {
+                            eprintln!("note: the destructive statements could not be listed in advance on a baseline tenant ({e})");
+                        }
                         Some("Apply the pending migrations, destructive statements included, to the selected tenants; each tenant that has them is snapshotted first".into())
                     }
                 };

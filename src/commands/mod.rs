@@ -351,7 +351,8 @@ struct ConfigView {
     database_url: ConfigEntry,
     fixtures_dir: ConfigEntry,
     migrations_dir: ConfigEntry,
-    layout: core::LayoutKind,
+    /// The data directory's layout; `null` on PostgreSQL, where tenants are schemas.
+    layout: Option<core::LayoutKind>,
     layout_source: Source,
     /// What the API needs to serve the data directory; `null` for the design layout.
     api_env: Option<std::collections::BTreeMap<String, String>>,
@@ -390,7 +391,10 @@ impl From<&Workspace> for ConfigView {
             migrations_dir: entry(&s.migrations_dir, |v| {
                 v.as_ref().map(|p| p.display().to_string())
             }),
-            layout: ws.layout.kind,
+            layout: match &ws.backend {
+                core::Backend::Sqlite => Some(ws.layout.kind),
+                core::Backend::Postgres(_) => None,
+            },
             layout_source: match s.layout.source {
                 Source::Default => Source::Detected,
                 ref other => other.clone(),
@@ -439,11 +443,13 @@ impl Render for ConfigView {
             self.config_file.clone().unwrap_or_else(|| "(none)".into()),
             String::new(),
         ]);
-        t.rows.push(vec![
-            "layout".into(),
-            self.layout.as_str().into(),
-            self.layout_source.to_string(),
-        ]);
+        if let Some(layout) = self.layout {
+            t.rows.push(vec![
+                "layout".into(),
+                layout.as_str().into(),
+                self.layout_source.to_string(),
+            ]);
+        }
         if let Some(env) = &self.api_env {
             for (k, v) in env {
                 t.rows.push(vec![
@@ -471,7 +477,12 @@ impl Render for core::InitReport {
     fn table(&self) -> Table {
         Table::fields(vec![
             ("data_dir", self.data_dir.display().to_string()),
-            ("layout", self.layout.as_str().to_string()),
+            (
+                "layout",
+                self.layout
+                    .map_or("(none: tenants are PostgreSQL schemas)", |l| l.as_str())
+                    .to_string(),
+            ),
             ("infra_path", self.infra_path.display().to_string()),
             ("created", self.created.to_string()),
             ("infra_version", self.infra_version.to_string()),

@@ -199,7 +199,8 @@ impl Workspace {
 #[derive(Debug, Clone, Serialize)]
 pub struct InitReport {
     pub data_dir: PathBuf,
-    pub layout: LayoutKind,
+    /// The data directory's layout; `null` on PostgreSQL, where tenants are schemas.
+    pub layout: Option<LayoutKind>,
     pub infra_path: PathBuf,
     /// False when the infra database existed already.
     pub created: bool,
@@ -218,7 +219,7 @@ pub fn init(ws: &Workspace) -> Result<InitReport> {
         fsutil::create_private_dir(&ws.layout.data_dir)?;
         return Ok(InitReport {
             data_dir: ws.layout.data_dir.clone(),
-            layout: ws.layout.kind,
+            layout: None,
             infra_path: PathBuf::from(t.at(None)),
             created: !existed,
             infra_version: backend::postgres::latest_version(),
@@ -243,7 +244,7 @@ pub fn init(ws: &Workspace) -> Result<InitReport> {
     drop(reg);
     Ok(InitReport {
         data_dir: ws.layout.data_dir.clone(),
-        layout: ws.layout.kind,
+        layout: Some(ws.layout.kind),
         infra_path: ws.layout.infra_path.clone(),
         created: !existed,
         infra_version: Registry::latest_version(),

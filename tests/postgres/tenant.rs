@@ -1344,6 +1344,9 @@ fn init_makes_the_registry_once(db: &PgDb) {
     let v = json(db, &["init"]);
     assert_eq!(v["created"], true, "{v:#}");
     assert_eq!(v["infra_version"], 2);
+    // No data-directory layout on PostgreSQL: tenants are schemas.
+    assert_eq!(v["layout"], serde_json::Value::Null, "{v:#}");
+    assert!(!ok(db, &["init"]).contains("design"));
     let ddl = clean_dump(db.url(), &["--schema", "public"]);
     assert!(ddl.contains("CREATE TABLE public.tenants ("), "{ddl}");
     assert!(
@@ -1639,6 +1642,8 @@ fn config_never_prints_the_password(db: &PgDb) {
     }
     let v = json(db, &["config"]);
     assert_eq!(v["backend"], "postgresql");
+    assert_eq!(v["layout"], serde_json::Value::Null, "{v:#}");
+    assert!(!ok(db, &["config"]).contains("design"));
     assert_eq!(v["database_url"]["value"], masked_url.as_str());
     // From the environment, and with PGPASSWORD, the same.
     let (bare, _) = split_password(db.url());

@@ -1032,41 +1032,76 @@ fn build_schema(
 /// apart after its commit).
 const SCHEMA_EXISTS: &str = "schema";
 
-const INSERT_TENANT: &str =
-    "INSERT INTO public.tenants (id, name, db_type, database, schema, status, \
-     template_version, description, source_template, owner_id, is_active, created_at, updated_at, \
-     trashed_at, deleted_at) VALUES ($1::text::uuid, $2, $3, $4, $5, $6, $7::int8::int4, $8, $9, \
-     $10::text::uuid, $11, $12::text::timestamp, $13::text::timestamp, $14::text::timestamp, \
-     $15::text::timestamp)";
+/// The registry columns a new row sets, each with the cast its bound (text or integer) value
+/// takes.
+const INSERTED_COLUMNS: [(&str, &str); 15] = [
+    ("id", "::text::uuid"),
+    ("name", ""),
+    ("db_type", ""),
+    ("database", ""),
+    ("schema", ""),
+    ("status", ""),
+    ("template_version", "::int8::int4"),
+    ("description", ""),
+    ("source_template", ""),
+    ("owner_id", "::text::uuid"),
+    ("is_active", ""),
+    ("created_at", "::text::timestamp"),
+    ("updated_at", "::text::timestamp"),
+    ("trashed_at", "::text::timestamp"),
+    ("deleted_at", "::text::timestamp"),
+];
 
-fn insert_row(tx: &mut Transaction<'_>, target: &Target, t: &TenantRow) -> Result<()> {
+/// `INSERT INTO public.tenants (...) VALUES` with `rows` tuples of placeholders.
+fn insert_tenants_sql(rows: usize) -> String {
+    let columns: Vec<&str> = INSERTED_COLUMNS.iter().map(|(c, _)| *c).collect();
+    let tuples: Vec<String> = (0..rows)
+        .map(|r| {
+            let values: Vec<String> = INSERTED_COLUMNS
+                .iter()
+                .enumerate()
+                .map(|(i, (_, cast))| format!("${}{cast}", r * INSERTED_COLUMNS.len() + i + 1))
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO public.tenants ({}) VALUES {}",
+        columns.join(", "),
+        tuples.join(", ")
+    )
+}
+
+/// The values of `t` for `INSERTED_COLUMNS`, in their order.
+fn tenant_params(t: &TenantRow) -> [&(dyn postgres::types::ToSql + Sync); 15] {
     let updated = if t.updated_at.is_empty() {
         &t.created_at
     } else {
         &t.updated_at
     };
-    tx.execute(
-        INSERT_TENANT,
-        &[
-            &t.id,
-            &t.name,
-            &t.db_type,
-            &t.database,
-            &t.schema,
-            &t.status,
-            &t.template_version,
-            &t.description,
-            &t.source_template,
-            &t.owner_id,
-            &t.is_active,
-            &t.created_at,
-            updated,
-            &t.trashed_at,
-            &t.deleted_at,
-        ],
-    )
-    .map(|_| ())
-    .map_err(|e| insert_error(target, t, e))
+    [
+        &t.id,
+        &t.name,
+        &t.db_type,
+        &t.database,
+        &t.schema,
+        &t.status,
+        &t.template_version,
+        &t.description,
+        &t.source_template,
+        &t.owner_id,
+        &t.is_active,
+        &t.created_at,
+        updated,
+        &t.trashed_at,
+        &t.deleted_at,
+    ]
+}
+
+fn insert_row(tx: &mut Transaction<'_>, target: &Target, t: &TenantRow) -> Result<()> {
+    tx.execute(&insert_tenants_sql(1), &tenant_params(t))
+        .map(|_| ())
+        .map_err(|e| insert_error(target, t, e))
 }
 
 /// Inserts the registry rows `rows` in one statement, leaving out any that another row's name
@@ -1079,45 +1114,11 @@ fn insert_rows(
     if rows.is_empty() {
         return Ok(Default::default());
     }
-    let mut values = Vec::with_capacity(rows.len());
-    let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::with_capacity(rows.len() * 15);
-    for (i, t) in rows.iter().enumerate() {
-        let b = i * 15;
-        values.push(format!(
-            "(${}::text::uuid, ${}, ${}, ${}, ${}, ${}, ${}::int8::int4, ${}, ${}, ${}::text::uuid, \
-             ${}, ${}::text::timestamp, ${}::text::timestamp, ${}::text::timestamp, \
-             ${}::text::timestamp)",
-            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 11,
-            b + 12, b + 13, b + 14, b + 15
-        ));
-        let updated = if t.updated_at.is_empty() {
-            &t.created_at
-        } else {
-            &t.updated_at
-        };
-        params.extend_from_slice(&[
-            &t.id,
-            &t.name,
-            &t.db_type,
-            &t.database,
-            &t.schema,
-            &t.status,
-            &t.template_version,
-            &t.description,
-            &t.source_template,
-            &t.owner_id,
-            &t.is_active,
-            &t.created_at,
-            updated,
-            &t.trashed_at,
-            &t.deleted_at,
-        ]);
-    }
+    let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+        rows.iter().flat_map(|t| tenant_params(t)).collect();
     let sql = format!(
-        "INSERT INTO public.tenants (id, name, db_type, database, schema, status, \
-         template_version, description, source_template, owner_id, is_active, created_at, \
-         updated_at, trashed_at, deleted_at) VALUES {} ON CONFLICT DO NOTHING RETURNING name::text",
-        values.join(", ")
+        "{} ON CONFLICT DO NOTHING RETURNING name::text",
+        insert_tenants_sql(rows.len())
     );
     Ok(tx
         .query(&sql, &params)

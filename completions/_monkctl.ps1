@@ -103,6 +103,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove the trashed files of tenants deleted longer ago than a retention')
             [CompletionResult]::new('vacuum', 'vacuum', [CompletionResultType]::ParameterValue, 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy a tenant to another deployment (SQLite or PostgreSQL) through an archive it keeps in <data>/copies/; the source is left as it was')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -310,6 +311,24 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'monkctl;tenant;copy' {
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The target deployment''s URL: `sqlite:NAME` (with --to-data-dir) or `postgresql://...` (a password is better given in PGPASSWORD)')
+            [CompletionResult]::new('--to-data-dir', '--to-data-dir', [CompletionResultType]::ParameterName, 'The target deployment''s data directory [default: this one''s]')
+            [CompletionResult]::new('--as', '--as', [CompletionResultType]::ParameterName, 'The name in the target deployment [default: the same name]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]')
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
+            [CompletionResult]::new('--migrations', '--migrations', [CompletionResultType]::ParameterName, 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant''s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]')
+            [CompletionResult]::new('--layout', '--layout', [CompletionResultType]::ParameterName, 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format: table for people, json and csv for scripts')
+            [CompletionResult]::new('-y', '-y', [CompletionResultType]::ParameterName, 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it')
+            [CompletionResult]::new('--yes', '--yes', [CompletionResultType]::ParameterName, 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'monkctl;tenant;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create tenants: a database file the API serves, then the registry row')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List tenants (trashed and deleted ones only on request)')
@@ -323,6 +342,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove the trashed files of tenants deleted longer ago than a retention')
             [CompletionResult]::new('vacuum', 'vacuum', [CompletionResultType]::ParameterValue, 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy a tenant to another deployment (SQLite or PostgreSQL) through an archive it keeps in <data>/copies/; the source is left as it was')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -360,6 +380,9 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;tenant;help;usage' {
+            break
+        }
+        'monkctl;tenant;help;copy' {
             break
         }
         'monkctl;tenant;help;help' {
@@ -1020,6 +1043,7 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('purge', 'purge', [CompletionResultType]::ParameterValue, 'Remove the trashed files of tenants deleted longer ago than a retention')
             [CompletionResult]::new('vacuum', 'vacuum', [CompletionResultType]::ParameterValue, 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for')
             [CompletionResult]::new('usage', 'usage', [CompletionResultType]::ParameterValue, 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change')
+            [CompletionResult]::new('copy', 'copy', [CompletionResultType]::ParameterValue, 'Copy a tenant to another deployment (SQLite or PostgreSQL) through an archive it keeps in <data>/copies/; the source is left as it was')
             break
         }
         'monkctl;help;tenant;create' {
@@ -1056,6 +1080,9 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             break
         }
         'monkctl;help;tenant;usage' {
+            break
+        }
+        'monkctl;help;tenant;copy' {
             break
         }
         'monkctl;help;fixture' {

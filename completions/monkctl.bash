@@ -214,6 +214,9 @@ _monkctl() {
             monkctl__subcmd__help__subcmd__tenant,activate)
                 cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__activate"
                 ;;
+            monkctl__subcmd__help__subcmd__tenant,copy)
+                cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__copy"
+                ;;
             monkctl__subcmd__help__subcmd__tenant,create)
                 cmd="monkctl__subcmd__help__subcmd__tenant__subcmd__create"
                 ;;
@@ -340,6 +343,9 @@ _monkctl() {
             monkctl__subcmd__tenant,activate)
                 cmd="monkctl__subcmd__tenant__subcmd__activate"
                 ;;
+            monkctl__subcmd__tenant,copy)
+                cmd="monkctl__subcmd__tenant__subcmd__copy"
+                ;;
             monkctl__subcmd__tenant,create)
                 cmd="monkctl__subcmd__tenant__subcmd__create"
                 ;;
@@ -378,6 +384,9 @@ _monkctl() {
                 ;;
             monkctl__subcmd__tenant__subcmd__help,activate)
                 cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__activate"
+                ;;
+            monkctl__subcmd__tenant__subcmd__help,copy)
+                cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__copy"
                 ;;
             monkctl__subcmd__tenant__subcmd__help,create)
                 cmd="monkctl__subcmd__tenant__subcmd__help__subcmd__create"
@@ -1664,7 +1673,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__tenant)
-            opts="create list show trash untrash suspend activate delete undelete purge vacuum usage"
+            opts="create list show trash untrash suspend activate delete undelete purge vacuum usage copy"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1678,6 +1687,20 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__help__subcmd__tenant__subcmd__activate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__help__subcmd__tenant__subcmd__copy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2824,7 +2847,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version create list show trash untrash suspend activate delete undelete purge vacuum usage help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version create list show trash untrash suspend activate delete undelete purge vacuum usage copy help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2868,6 +2891,56 @@ _monkctl() {
                 return 0
             fi
             case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --layout)
+                    COMPREPLY=($(compgen -W "design api" -- "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__copy)
+            opts="-y -h -V --to --to-data-dir --as --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -3004,7 +3077,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__help)
-            opts="create list show trash untrash suspend activate delete undelete purge vacuum usage help"
+            opts="create list show trash untrash suspend activate delete undelete purge vacuum usage copy help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3018,6 +3091,20 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__help__subcmd__activate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        monkctl__subcmd__tenant__subcmd__help__subcmd__copy)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

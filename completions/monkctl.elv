@@ -97,6 +97,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand purge 'Remove the trashed files of tenants deleted longer ago than a retention'
             cand vacuum 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
             cand usage 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
+            cand copy 'Copy a tenant to another deployment (SQLite or PostgreSQL) through an archive it keeps in <data>/copies/; the source is left as it was'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'monkctl;tenant;create'= {
@@ -291,6 +292,23 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'monkctl;tenant;copy'= {
+            cand --to 'The target deployment''s URL: `sqlite:NAME` (with --to-data-dir) or `postgresql://...` (a password is better given in PGPASSWORD)'
+            cand --to-data-dir 'The target deployment''s data directory [default: this one''s]'
+            cand --as 'The name in the target deployment [default: the same name]'
+            cand --data-dir 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]'
+            cand --database-url 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]'
+            cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
+            cand --migrations 'Operator tenant migrations, V<version>__<name>.sql, added to the built-in ones: part of the deployment, read by every command that creates, judges or changes a tenant''s schema [env: MONK_MIGRATIONS_DIR] [config: migrations_dir]'
+            cand --layout 'Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the directory when not given, and the design layout for a new one [env: MONK_LAYOUT] [config: layout]'
+            cand --format 'Output format: table for people, json and csv for scripts'
+            cand -y 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
+            cand --yes 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'monkctl;tenant;help'= {
             cand create 'Create tenants: a database file the API serves, then the registry row'
             cand list 'List tenants (trashed and deleted ones only on request)'
@@ -304,6 +322,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand purge 'Remove the trashed files of tenants deleted longer ago than a retention'
             cand vacuum 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
             cand usage 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
+            cand copy 'Copy a tenant to another deployment (SQLite or PostgreSQL) through an archive it keeps in <data>/copies/; the source is left as it was'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'monkctl;tenant;help;create'= {
@@ -329,6 +348,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;tenant;help;vacuum'= {
         }
         &'monkctl;tenant;help;usage'= {
+        }
+        &'monkctl;tenant;help;copy'= {
         }
         &'monkctl;tenant;help;help'= {
         }
@@ -925,6 +946,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand purge 'Remove the trashed files of tenants deleted longer ago than a retention'
             cand vacuum 'Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for'
             cand usage 'Show per tenant the file and WAL size, pages, free pages, rows per table, last change'
+            cand copy 'Copy a tenant to another deployment (SQLite or PostgreSQL) through an archive it keeps in <data>/copies/; the source is left as it was'
         }
         &'monkctl;help;tenant;create'= {
         }
@@ -949,6 +971,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;help;tenant;vacuum'= {
         }
         &'monkctl;help;tenant;usage'= {
+        }
+        &'monkctl;help;tenant;copy'= {
         }
         &'monkctl;help;fixture'= {
             cand list 'List the built-in and directory fixtures with version, dependencies and source'

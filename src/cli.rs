@@ -157,6 +157,29 @@ pub enum TenantCommand {
     Vacuum(VacuumArgs),
     /// Show per tenant the file and WAL size, pages, free pages, rows per table, last change
     Usage(UsageArgs),
+    /// Copy a tenant to another deployment (SQLite or PostgreSQL) through an archive it keeps
+    /// in <data>/copies/; the source is left as it was
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The tenant to copy
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The target deployment's URL: `sqlite:NAME` (with --to-data-dir) or
+    /// `postgresql://...` (a password is better given in PGPASSWORD)
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+
+    /// The target deployment's data directory [default: this one's]
+    #[arg(long, value_name = "DIR")]
+    pub to_data_dir: Option<PathBuf>,
+
+    /// The name in the target deployment [default: the same name]
+    #[arg(long = "as", value_name = "NAME")]
+    pub as_name: Option<String>,
 }
 
 #[derive(Debug, Args)]

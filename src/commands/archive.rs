@@ -215,7 +215,13 @@ impl Render for Restored {
             ("tenant", self.tenant.name.clone()),
             ("id", self.tenant.id.clone()),
             ("status", self.tenant.status.clone()),
-            ("path", self.path.display().to_string()),
+            (
+                "path",
+                match &self.path {
+                    Some(p) => p.display().to_string(),
+                    None => format!("schema {}", self.tenant.schema),
+                },
+            ),
             (
                 "previous_saved_to",
                 self.previous_saved_to

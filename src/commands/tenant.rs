@@ -16,9 +16,12 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
     if let TenantCommand::Create(a) = cmd {
         return create(g, &a);
     }
+    if let TenantCommand::Copy(a) = cmd {
+        return copy(g, &a);
+    }
     let ws = workspace(g)?;
     match cmd {
-        TenantCommand::Create(_) => unreachable!("handled above"),
+        TenantCommand::Create(_) | TenantCommand::Copy(_) => unreachable!("handled above"),
         TenantCommand::List(a) => show(g.format, &List(tenant::list(&ws, &list_filter(&a))?)),
         TenantCommand::Show(a) => show(g.format, &tenant::show(&ws, &a.name)?),
         TenantCommand::Trash(a) => state(g, &ws, &a.name, StateChange::Trash),
@@ -485,6 +488,43 @@ impl Render for Undeleted {
             ("status", self.tenant.status.clone()),
             ("path", output::opt_path(&self.path)),
             ("from", output::opt_path(&self.from)),
+        ])
+    }
+}
+
+/// `tenant copy`: the target deployment is this one's settings with `--to` (and
+/// `--to-data-dir`) in place of the URL (and data directory).
+fn copy(g: &GlobalArgs, a: &crate::cli::CopyArgs) -> Outcome {
+    let from = workspace(g)?;
+    let to_settings = crate::core::config::Settings::resolve(&crate::core::config::Overrides {
+        data_dir: a.to_data_dir.clone().or_else(|| g.data_dir.clone()),
+        database_url: Some(a.to.clone()),
+        config: g.config.clone(),
+        fixtures_dir: None,
+        migrations_dir: g.migrations.clone(),
+        layout: g.layout.clone(),
+    })?;
+    let to = Workspace::new(to_settings)?;
+    let copied = crate::core::archive::copy(&from, &a.name, &to, a.as_name.as_deref())?;
+    show(g.format, &copied)
+}
+
+impl Render for crate::core::archive::Copied {
+    fn table(&self) -> Table {
+        Table::fields(vec![
+            ("tenant", self.tenant.clone()),
+            ("from", self.from.to_string()),
+            ("to", self.to.to_string()),
+            ("copied_as", self.restored.tenant.name.clone()),
+            ("id", self.restored.tenant.id.clone()),
+            (
+                "location",
+                match &self.restored.path {
+                    Some(p) => p.display().to_string(),
+                    None => format!("schema {}", self.restored.tenant.schema),
+                },
+            ),
+            ("archive", self.archive.display().to_string()),
         ])
     }
 }

@@ -53,6 +53,8 @@ pub mod exit {
     pub const CANCELLED: i32 = 21;
     /// The PostgreSQL server could not be reached or refused the connection.
     pub const UNREACHABLE: i32 = 22;
+    /// A table, column or value of an archive that the target backend cannot hold.
+    pub const UNCONVERTIBLE: i32 = 23;
 }
 
 /// An exit code, its stable name (in JSON errors and scripts) and what it means.
@@ -180,6 +182,11 @@ pub const CODES: &[ExitCode] = &[
         code: exit::UNREACHABLE,
         name: "unreachable",
         meaning: "the PostgreSQL server of `DATABASE_URL` could not be reached (refused, timed out, unknown host, TLS failed); nothing was changed",
+    },
+    ExitCode {
+        code: exit::UNCONVERTIBLE,
+        name: "unconvertible",
+        meaning: "a table, column or value cannot be moved between SQLite and PostgreSQL (the message names table, row and column); nothing was changed",
     },
 ];
 
@@ -341,6 +348,16 @@ pub enum Error {
         exit: i32,
     },
 
+    /// Something of a tenant that the other backend cannot hold: `table`, `row` (its id, or
+    /// empty for the table as a whole), `column` (or empty) and what is wrong.
+    #[error("table {table}{}{}: {detail}", if row.is_empty() { String::new() } else { format!(", row {row}") }, if column.is_empty() { String::new() } else { format!(", column {column}") })]
+    Unconvertible {
+        table: String,
+        row: String,
+        column: String,
+        detail: String,
+    },
+
     #[error("{0}")]
     Other(String),
 }
@@ -385,6 +402,7 @@ impl Error {
             Error::StatementTimeout { .. } => exit::STATEMENT_TIMEOUT,
             Error::Cancelled => exit::CANCELLED,
             Error::Other(_) => exit::FAILURE,
+            Error::Unconvertible { .. } => exit::UNCONVERTIBLE,
             Error::Postgres { exit, .. } => *exit,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,

@@ -235,6 +235,11 @@ impl Layout {
         self.data_dir.join("snapshots")
     }
 
+    /// The archives `tenant copy` moves tenants through; kept, never removed by monkctl.
+    pub fn copies_dir(&self) -> PathBuf {
+        self.data_dir.join("copies")
+    }
+
     /// Run-wide lock files live here.
     pub fn locks_dir(&self) -> PathBuf {
         self.data_dir.join("locks")
@@ -264,6 +269,7 @@ pub const RESERVED_DIRS: &[&str] = &[
     "templates",
     "locks",
     "snapshots",
+    "copies",
 ];
 
 /// `tenants.schema` is `ns_tenant_<tenant name>`, as the API writes it.

@@ -30,6 +30,7 @@ macro_rules! cases {
     };
 }
 
+mod archive;
 mod doctor;
 mod fixture;
 mod harness_selftest;
@@ -68,6 +69,7 @@ impl Case {
 /// Every case, group by group: a new group module adds its `CASES` here.
 fn all_cases() -> Vec<&'static Case> {
     let mut groups: Vec<&'static [Case]> = vec![
+        archive::CASES,
         doctor::CASES,
         fixture::CASES,
         harness_selftest::CASES,

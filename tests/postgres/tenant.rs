@@ -40,7 +40,7 @@ cases![
     an_absent_server_is_unreachable,
     a_server_that_goes_away_is_unreachable,
     config_never_prints_the_password,
-    commands_not_on_postgres_yet_refuse_with_exit_7,
+    an_extract_to_a_missing_directory_changes_nothing,
 ];
 
 // ---- helpers, shared with doctor.rs ----
@@ -1681,12 +1681,12 @@ fn config_never_prints_the_password(db: &PgDb) {
     assert!(!all_output(&out).contains(&password));
 }
 
-fn commands_not_on_postgres_yet_refuse_with_exit_7(db: &PgDb) {
+fn an_extract_to_a_missing_directory_changes_nothing(db: &PgDb) {
     ok(db, &["tenant", "create", "acme"]);
     let before = (registry(db), schema_rows(db, "ns_tenant_acme"));
-    let err = fails(db, &["extract", "acme", "-o", "acme.tar"], 7);
-    assert!(err.contains("PostgreSQL"), "{err}");
+    let err = fails(db, &["extract", "acme", "-o", "missing/acme.monk.db"], 3);
+    assert!(err.contains("output directory"), "{err}");
     assert_eq!((registry(db), schema_rows(db, "ns_tenant_acme")), before);
     assert_eq!(tenant_schemas(db), ["ns_tenant_acme"]);
-    assert!(!db.env().root().join("acme.tar").exists());
+    assert!(!db.env().root().join("missing").exists());
 }

@@ -560,10 +560,23 @@ pub(crate) fn execute_later(
     others: &[String],
     limit: std::time::Duration,
 ) -> Result<()> {
+    execute_later_to(tx, target, schema, set, others, limit, set.latest())
+}
+
+/// `execute_later` up to `version` (a restored tenant's schema at its archived version).
+pub(crate) fn execute_later_to(
+    tx: &mut Transaction<'_>,
+    target: &Target,
+    schema: &str,
+    set: &MigrationSet,
+    others: &[String],
+    limit: std::time::Duration,
+    version: i64,
+) -> Result<()> {
     let later: Vec<&super::Mig> = set
         .migs
         .iter()
-        .filter(|m| m.version > schema::BASELINE_VERSION)
+        .filter(|m| m.version > schema::BASELINE_VERSION && m.version <= version)
         .collect();
     if later.is_empty() {
         return Ok(());
@@ -608,7 +621,7 @@ pub(crate) fn execute_later(
     tx.batch_execute("SET LOCAL statement_timeout = 0")
         .map_err(err)?;
     tx.batch_execute(HISTORY_DDL).map_err(err)?;
-    for m in &set.migs {
+    for m in set.migs.iter().take_while(|m| m.version <= version) {
         tx.execute(
             "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
              VALUES ($1::int8::int4, $2, $3, $4)",

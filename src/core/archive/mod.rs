@@ -16,6 +16,9 @@
 //! and validated names, never from what the archive says; memory stays bounded whatever the
 //! tenant's size (SQLite copies page by page, the checksum streams row by row).
 
+pub mod crossing;
+mod postgres;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
@@ -45,8 +48,9 @@ use super::{Batch, Workspace};
 pub const META_TABLE: &str = "_monk_archive";
 /// The value of the `format` key: what kind of file this is.
 pub const FORMAT_NAME: &str = "monkctl-tenant-archive";
-/// The archive format this monkctl writes; it reads this and older ones.
-pub const FORMAT_VERSION: i64 = 1;
+/// The newest archive format this monkctl reads (and writes for a PostgreSQL tenant; an
+/// archive of a SQLite tenant is version 1, which every monkctl reads).
+pub const FORMAT_VERSION: i64 = 2;
 /// The suffix of archive file names.
 pub const SUFFIX: &str = ".monk.db";
 
@@ -77,6 +81,12 @@ pub struct Metadata {
     pub row_counts: BTreeMap<String, i64>,
     /// `lanes64:<16 hex digits>`, over the content (see `Checksum`).
     pub checksum: String,
+    /// `postgresql` for an archive of a PostgreSQL tenant; absent (SQLite) otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_backend: Option<String>,
+    /// For an archive of a PostgreSQL tenant: every table's columns and their PostgreSQL types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_columns: Option<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,7 +396,7 @@ pub fn extract_many(
         ));
     }
     // Rows are read first, in one short read of the registry; the copies then run in parallel.
-    let reg = ws.registry()?;
+    let mut reg = ws.store()?;
     let mut lookups: Vec<Option<Error>> = Vec::new();
     let mut items: Vec<(String, Option<RowAndFixtures>)> = Vec::new();
     for n in names_ {
@@ -431,8 +441,7 @@ pub fn extract_many(
                 Output::Dir(d) => d.join(default_name(name, stamp)),
                 Output::File(f) => f.clone(),
             };
-            tenant::file_of(&ws.layout, t)
-                .and_then(|live| extract_file(&live, t, f, &final_path, force))
+            extract_row(ws, t, f, &final_path, force)
         });
         progress.advance(1, name);
         r
@@ -450,6 +459,23 @@ pub fn extract_many(
 }
 
 type RowAndFixtures = (TenantRow, Vec<FixtureRow>);
+
+/// Extracts the tenant of registry row `t` to `final_path`, on either backend.
+fn extract_row(
+    ws: &Workspace,
+    t: &TenantRow,
+    fixtures: &[FixtureRow],
+    final_path: &Path,
+    force: bool,
+) -> Result<Extracted> {
+    match &ws.backend {
+        super::Backend::Sqlite => tenant::file_of(&ws.layout, t)
+            .and_then(|live| extract_file(&live, t, fixtures, final_path, force)),
+        super::Backend::Postgres(target) => ws
+            .migration_set()
+            .and_then(|set| postgres::extract(target, set, t, final_path, force)),
+    }
+}
 
 /// Runs `f` over `items` on up to `jobs` threads; results in the items' order.
 fn parallel<I: Sync, T: Send>(items: &[I], jobs: usize, f: impl Fn(&I) -> T + Sync) -> Vec<T> {
@@ -483,7 +509,7 @@ pub fn extract_all(
     progress: &dyn Progress,
 ) -> Result<Batch<Extracted>> {
     fsutil::create_private_dir(dir)?;
-    let reg = ws.registry()?;
+    let mut reg = ws.store()?;
     let names_: Vec<String> = reg
         .all()?
         .into_iter()
@@ -503,6 +529,11 @@ pub fn extract_all(
             progress,
         )?
     };
+    // On PostgreSQL each archive carries its tenant's registry row; the registry itself is the
+    // server's to back up (`pg_dump -n public`).
+    if matches!(ws.backend, super::Backend::Postgres(_)) {
+        return Ok(batch);
+    }
     // The registry: a plain consistent copy (no archive metadata); '.' cannot occur in a tenant
     // name, so this name never collides with a tenant's archive.
     let infra_name = format!(
@@ -618,6 +649,26 @@ enum Fix {
     Reading,
 }
 
+/// Where an archive goes, checked: free (or `force`), in a directory that exists. A bare file
+/// name is in the working directory; it says so, so that its directory can be synced.
+fn output_path(final_path: &Path, force: bool) -> Result<PathBuf> {
+    let final_path = match final_path.parent() {
+        Some(d) if d.as_os_str().is_empty() => Path::new(".").join(final_path),
+        _ => final_path.to_path_buf(),
+    };
+    check_free(&final_path, force)?;
+    if let Some(dir) = final_path.parent() {
+        if !dir.is_dir() {
+            return Err(Error::FileNotFound {
+                what: "output directory",
+                path: dir.to_path_buf(),
+                hint: "create it first".into(),
+            });
+        }
+    }
+    Ok(final_path)
+}
+
 /// An archive being written: the state it copies is fixed when it begins (two read
 /// transactions on the live database, one for the copy and one for the checksum).
 struct Extraction {
@@ -634,22 +685,7 @@ struct Extraction {
 impl Extraction {
     /// Checks the output and fixes the state to copy (see `Fix`).
     fn begin(live: &Path, final_path: &Path, force: bool, fix: Fix) -> Result<Self> {
-        // A bare file name is in the working directory; say so, so that its directory can be
-        // synced.
-        let final_path = match final_path.parent() {
-            Some(d) if d.as_os_str().is_empty() => Path::new(".").join(final_path),
-            _ => final_path.to_path_buf(),
-        };
-        check_free(&final_path, force)?;
-        if let Some(dir) = final_path.parent() {
-            if !dir.is_dir() {
-                return Err(Error::FileNotFound {
-                    what: "output directory",
-                    path: dir.to_path_buf(),
-                    hint: "create it first".into(),
-                });
-            }
-        }
+        let final_path = output_path(final_path, force)?;
         // The checksum is computed from the live tenant by a second connection that reads the
         // very state the copy reads, on another core while the copy runs.
         let (quiet, readers) = match fix {
@@ -774,7 +810,7 @@ impl Extraction {
             let schema_version = schema::tenant_version(&dst).at(&tmp_path)?;
             let meta = Metadata {
                 format: FORMAT_NAME.into(),
-                format_version: FORMAT_VERSION,
+                format_version: 1,
                 tenant: t.clone(),
                 fixtures: fixtures.to_vec(),
                 schema_version,
@@ -783,6 +819,8 @@ impl Extraction {
                 monkctl_version: env!("CARGO_PKG_VERSION").into(),
                 row_counts: content.row_counts.clone(),
                 checksum: content.checksum.clone(),
+                source_backend: None,
+                postgres_columns: None,
             };
             write_metadata(&mut dst, &meta, &tmp_path)?;
             dst.close().map_err(|(_, e)| e).at(&tmp_path)?;
@@ -825,6 +863,13 @@ fn write_metadata(conn: &mut Connection, m: &Metadata, path: &Path) -> Result<()
         ("row_counts", json(&m.row_counts)),
         ("checksum", m.checksum.clone()),
     ];
+    let mut pairs = pairs;
+    if let Some(b) = &m.source_backend {
+        pairs.push(("source_backend", b.clone()));
+    }
+    if let Some(c) = &m.postgres_columns {
+        pairs.push(("postgres_columns", json(c)));
+    }
     let tx = conn.transaction().at(path)?;
     tx.execute_batch(&format!(
         "CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)"
@@ -1050,6 +1095,16 @@ fn read_metadata(conn: &Connection, path: &Path) -> Result<Metadata> {
         monkctl_version: get("monkctl_version")?,
         row_counts,
         checksum: get("checksum")?,
+        source_backend: kv.get("source_backend").cloned(),
+        postgres_columns: match kv.get("postgres_columns") {
+            None => None,
+            Some(v) => Some(serde_json::from_str(v).map_err(|e| {
+                meta_err(
+                    path,
+                    format!("the key 'postgres_columns' is unreadable: {e}"),
+                )
+            })?),
+        },
     };
     // Whatever the metadata says is checked before a restore could use it.
     names::tenant(&m.tenant.name)
@@ -1147,9 +1202,16 @@ fn check_archived_facts(conn: &Connection, path: &Path, m: &Metadata) -> Result<
 fn check_archived_row(m: &Metadata) -> std::result::Result<(), String> {
     let t = &m.tenant;
     let shown = |v: &str| v.escape_debug().to_string();
-    if t.db_type != "sqlite" {
+    let expected = m.source_backend.as_deref().unwrap_or("sqlite");
+    if !["sqlite", "postgresql"].contains(&expected) {
         return Err(format!(
-            "db_type '{}' is not 'sqlite' (an archive holds a SQLite tenant)",
+            "source_backend '{}' is neither 'sqlite' nor 'postgresql'",
+            shown(expected)
+        ));
+    }
+    if t.db_type != expected {
+        return Err(format!(
+            "db_type '{}' is not '{expected}' (the backend the archive was made on)",
             shown(&t.db_type)
         ));
     }
@@ -1494,7 +1556,8 @@ pub struct Restored {
     pub mode: RestoreMode,
     #[serde(flatten)]
     pub tenant: TenantRow,
-    pub path: PathBuf,
+    /// The tenant's database file; `null` on PostgreSQL.
+    pub path: Option<PathBuf>,
     /// Where the replaced content was saved (an archive in `<data>/trash/`).
     pub previous_saved_to: Option<PathBuf>,
     /// When replacing: how many pages the tenant database has now, and how many were written
@@ -1516,8 +1579,8 @@ pub fn restore_target(
     let meta = metadata_of(archive)?;
     let name = as_name.unwrap_or(&meta.tenant.name).to_string();
     names::tenant(&name)?;
-    let exists = match ws.registry() {
-        Ok(reg) => reg.find(&name)?.is_some(),
+    let exists = match ws.store() {
+        Ok(mut reg) => reg.find(&name)?.is_some(),
         Err(Error::NoInfra { .. }) => false,
         Err(e) => return Err(e),
     };
@@ -1562,8 +1625,77 @@ pub fn restore(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<
     Ok(restored)
 }
 
+/// What `tenant copy` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Copied {
+    /// The tenant copied, in the source deployment (left as it was).
+    pub tenant: String,
+    /// The source deployment's backend.
+    pub from: &'static str,
+    /// The target deployment's backend.
+    pub to: &'static str,
+    /// The archive the copy went through, kept in the source's `<data>/copies/`.
+    pub archive: PathBuf,
+    /// The tenant made in the target deployment.
+    pub restored: Restored,
+}
+
+/// `tenant copy`: extracts tenant `name` of `from` into an archive kept in `from`'s
+/// `<data>/copies/`, then restores it into `to` as a new tenant (`as_name`, else the same name).
+/// The source is only read; the target gets the tenant whole or not at all.
+pub fn copy(from: &Workspace, name: &str, to: &Workspace, as_name: Option<&str>) -> Result<Copied> {
+    names::tenant(name)?;
+    if let Some(n) = as_name {
+        names::tenant(n)?;
+    }
+    // Refused before anything is written: a name the target has already.
+    let target_name = as_name.unwrap_or(name);
+    let taken = match to.store() {
+        Ok(mut reg) => reg.find(target_name)?.is_some(),
+        Err(Error::NoInfra { .. }) => false,
+        Err(e) => return Err(e),
+    };
+    if taken {
+        return Err(Error::TenantExists(target_name.to_string()));
+    }
+    let dir = from.layout.copies_dir();
+    fsutil::create_private_dir(&dir)?;
+    let path = dir.join(default_name(name, SystemTime::now()));
+    let (row, fixtures) = {
+        let mut reg = from.store()?;
+        let row = reg.get(name)?;
+        let fixtures = reg.fixtures_of(&row.id)?;
+        (row, fixtures)
+    };
+    if row.is_deleted() {
+        return Err(Error::Conflict(format!(
+            "tenant '{name}' is deleted; undelete it first to copy it"
+        )));
+    }
+    extract_row(from, &row, &fixtures, &path, false)?;
+    let restored = restore(
+        to,
+        &path,
+        &RestoreOptions {
+            as_name: as_name.map(str::to_string),
+            force: false,
+            migrate: false,
+        },
+    )?;
+    Ok(Copied {
+        tenant: name.to_string(),
+        from: from.backend.name(),
+        to: to.backend.name(),
+        archive: path,
+        restored,
+    })
+}
+
 /// Verifies the archive and puts its content in place (a new tenant, or over an existing one).
 fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<Restored> {
+    if let super::Backend::Postgres(target) = &ws.backend {
+        return postgres::restore(ws, target, archive, opts);
+    }
     if let Some(n) = &opts.as_name {
         names::tenant(n)?;
     }
@@ -1644,9 +1776,11 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
             Ok(Restored {
                 archive: archive.to_path_buf(),
                 mode: RestoreMode::Created,
-                path: created
-                    .path
-                    .unwrap_or_else(|| ws.layout.data_dir.join(&created.tenant.database)),
+                path: Some(
+                    created
+                        .path
+                        .unwrap_or_else(|| ws.layout.data_dir.join(&created.tenant.database)),
+                ),
                 tenant: created.tenant,
                 previous_saved_to: None,
                 pages: None,
@@ -1765,8 +1899,11 @@ fn copy_content(
     };
     fsutil::while_flushing(&flush, || copy_file_bytes(archive, dst))?;
     let conn = open_scratch(dst)?;
-    conn.execute_batch(&format!("DROP TABLE {META_TABLE};"))
-        .at(dst)?;
+    conn.execute_batch(&format!(
+        "DROP TABLE {META_TABLE}; DROP TABLE IF EXISTS {};",
+        crossing::EXACT_TABLE
+    ))
+    .at(dst)?;
     if let Some(ps) = page_size {
         let cur: i64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
@@ -1923,7 +2060,7 @@ fn replace_existing(
         archive: archive.to_path_buf(),
         mode: RestoreMode::Replaced,
         tenant,
-        path: live,
+        path: Some(live),
         previous_saved_to: Some(saved),
         pages: Some(replaced),
         schema_version: standing.version,

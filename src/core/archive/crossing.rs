@@ -378,20 +378,16 @@ pub fn copy_field(
         }
         Kind::Array => {
             let t = text_of(&v)?;
-            let parsed: serde_json::Value = serde_json::from_str(&t).map_err(|_| {
+            let not_array = || {
                 format!(
                     "'{}' is not a JSON array ({ty})",
                     shorten(&t).escape_debug()
                 )
-            })?;
-            let serde_json::Value::Array(items) = parsed else {
-                return Err(format!(
-                    "'{}' is not a JSON array ({ty})",
-                    shorten(&t).escape_debug()
-                ));
             };
+            let items: Vec<&serde_json::value::RawValue> =
+                serde_json::from_str(&t).map_err(|_| not_array())?;
             let mut lit = String::new();
-            array_literal(&items, &mut lit);
+            array_literal(&items, &mut lit).map_err(|_| not_array())?;
             copy_escape(&lit, out);
         }
         Kind::Bytea => match v {
@@ -419,25 +415,34 @@ fn shorten(s: &str) -> String {
     }
 }
 
-/// A PostgreSQL array literal (`{"a","b",NULL}`) of JSON items: strings quoted and escaped,
-/// numbers and booleans as they are, `null` as NULL, nested arrays as nested braces, objects as
-/// their JSON text.
-pub fn array_literal(items: &[serde_json::Value], out: &mut String) {
+/// A PostgreSQL array literal (`{"a","b",NULL}`) of JSON items, each read from its own text so
+/// that numbers keep every digit: strings quoted and escaped, numbers as written, booleans as
+/// `t`/`f`, `null` as NULL, nested arrays as nested braces, objects as their JSON text.
+pub fn array_literal(
+    items: &[&serde_json::value::RawValue],
+    out: &mut String,
+) -> serde_json::Result<()> {
     out.push('{');
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        match item {
-            serde_json::Value::Null => out.push_str("NULL"),
-            serde_json::Value::Bool(b) => out.push_str(if *b { "t" } else { "f" }),
-            serde_json::Value::Number(n) => out.push_str(&n.to_string()),
-            serde_json::Value::String(s) => quote_element(s, out),
-            serde_json::Value::Array(a) => array_literal(a, out),
-            serde_json::Value::Object(_) => quote_element(&item.to_string(), out),
+        let raw = item.get().trim();
+        match raw.as_bytes().first() {
+            Some(b'"') => quote_element(&serde_json::from_str::<String>(raw)?, out),
+            Some(b'[') => {
+                let inner: Vec<&serde_json::value::RawValue> = serde_json::from_str(raw)?;
+                array_literal(&inner, out)?;
+            }
+            Some(b'{') => quote_element(raw, out),
+            Some(b'n') => out.push_str("NULL"),
+            Some(b't') => out.push('t'),
+            Some(b'f') => out.push('f'),
+            _ => out.push_str(raw),
         }
     }
     out.push('}');
+    Ok(())
 }
 
 fn quote_element(s: &str, out: &mut String) {
@@ -501,11 +506,16 @@ mod tests {
 
     #[test]
     fn array_literals_quote_and_escape() {
-        let v: Vec<serde_json::Value> =
-            serde_json::from_str(r#"["a", "b\"c", null, "NULL", "x\\y", ""]"#).unwrap();
+        let v: Vec<&serde_json::value::RawValue> = serde_json::from_str(
+            r#"["a", "b\"c", null, "NULL", "x\\y", "", 127195224664197448930790489771541.425912724028, [1.10, true]]"#,
+        )
+        .unwrap();
         let mut s = String::new();
-        array_literal(&v, &mut s);
-        assert_eq!(s, r#"{"a","b\"c",NULL,"NULL","x\\y",""}"#);
+        array_literal(&v, &mut s).unwrap();
+        assert_eq!(
+            s,
+            r#"{"a","b\"c",NULL,"NULL","x\\y","",127195224664197448930790489771541.425912724028,{1.10,t}}"#
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ cases![
     sqlite_archive_postgres_archive_sqlite_gives_back_the_content,
     restore_force_saves_the_tenant_then_replaces_it,
     restore_refuses_a_taken_name_and_changes_nothing,
+    a_restore_killed_or_cut_off_before_its_commit_leaves_nothing,
     bad_values_are_named_by_table_row_and_column_and_leave_nothing,
     tenant_copy_moves_a_tenant_between_deployments,
 ];
@@ -860,4 +861,83 @@ fn generated_postgres_values_come_back_exactly(db: &PgDb) {
             Ok(())
         })
         .unwrap();
+}
+
+/// A restore killed (kill -9) with everything loaded but not committed, or whose connection the
+/// server drops at that moment, leaves neither a schema nor a registry row; with `--force` the
+/// tenant it would have replaced is as it was. A retry then succeeds.
+fn a_restore_killed_or_cut_off_before_its_commit_leaves_nothing(db: &PgDb) {
+    use crate::tenant::{kill9, no_monkctl_session, spawn, wait_paused};
+    db.restore_reference_dump();
+    let archive = db.env().root().join("acme.monk.db");
+    ok(run(
+        db,
+        &["extract", "acme", "-o", archive.to_str().unwrap()],
+    ));
+    db.sql("DELETE FROM ns_tenant_acme.widgets WHERE name = 'beta'");
+    let acme = content(db, "ns_tenant_acme");
+    let schemas = || -> i64 {
+        db.scalar("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'ns_tenant_%'")
+    };
+    let rows = || -> i64 { db.scalar("SELECT count(*) FROM public.tenants") };
+    let before = (schemas(), rows());
+    let point = "restore.pg.loaded";
+    let a = archive.to_str().unwrap();
+    for args in [
+        &["restore", a, "--as", "acme2"][..],
+        &["--yes", "restore", a, "--force"][..],
+    ] {
+        // Killed.
+        let mut child = spawn(db, args, &[("MONKCTL_PAUSE_AT", point)]);
+        let _stderr = wait_paused(&mut child, point);
+        kill9(&mut child);
+        no_monkctl_session(db);
+        assert_eq!((schemas(), rows()), before, "{args:?}");
+        assert_eq!(differences(&content(db, "ns_tenant_acme"), &acme), vec![]);
+        // Cut off by the server.
+        let resume = db.env().root().join("resume");
+        let _ = std::fs::remove_file(&resume);
+        let mut child = spawn(
+            db,
+            args,
+            &[
+                ("MONKCTL_PAUSE_AT", point),
+                ("MONKCTL_RESUME_WHEN", resume.to_str().unwrap()),
+            ],
+        );
+        let stderr = wait_paused(&mut child, point);
+        db.sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'monkctl' AND datname = current_database()",
+        );
+        std::fs::write(&resume, "").unwrap();
+        let status = child.wait().unwrap();
+        let err = stderr.join().unwrap();
+        assert_eq!(status.code(), Some(22), "{args:?}: {err}");
+        no_monkctl_session(db);
+        assert_eq!((schemas(), rows()), before, "{args:?}");
+        assert_eq!(differences(&content(db, "ns_tenant_acme"), &acme), vec![]);
+    }
+    // A forced restore killed before its commit may leave its saved copy of the tenant in the
+    // trash (one the server cut off removes it): a whole archive of the unchanged tenant.
+    let trash = db.data_dir().join("trash");
+    let saved: Vec<std::path::PathBuf> = std::fs::read_dir(&trash)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    let s = saved[0].to_str().unwrap();
+    assert!(s.ends_with(".before-restore.monk.db"), "{s}");
+    ok(run(db, &["archive", "verify", s]));
+    ok(run(db, &["restore", s, "--as", "acme_saved"]));
+    assert_eq!(
+        differences(&content(db, "ns_tenant_acme_saved"), &acme),
+        vec![]
+    );
+    // Nothing for doctor to see, and a retry succeeds.
+    ok(run(db, &["doctor"]));
+    ok(run(db, &["restore", a, "--as", "acme2"]));
+    ok(run(db, &["--yes", "restore", a, "--force"]));
+    let n: i64 = db.scalar("SELECT count(*) FROM ns_tenant_acme.widgets");
+    assert_eq!(n, 3);
 }

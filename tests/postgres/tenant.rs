@@ -193,7 +193,7 @@ fn archive_of(db: &PgDb, schema: &str, id: &str) -> PathBuf {
 }
 
 /// `monkctl` on the case's database as a `std::process::Command` (for spawning), with `env`.
-fn spawn(db: &PgDb, args: &[&str], env: &[(&str, &str)]) -> Child {
+pub fn spawn(db: &PgDb, args: &[&str], env: &[(&str, &str)]) -> Child {
     let mut c = db.env().std_cmd();
     c.arg("--database-url").arg(db.url()).args(args);
     for (k, v) in env {
@@ -208,7 +208,7 @@ fn spawn(db: &PgDb, args: &[&str], env: &[(&str, &str)]) -> Child {
 /// Reads the child's stderr until it says `paused at POINT`; the rest of stderr is returned by
 /// the thread the reader continues on.
 #[track_caller]
-fn wait_paused(child: &mut Child, point: &str) -> std::thread::JoinHandle<String> {
+pub fn wait_paused(child: &mut Child, point: &str) -> std::thread::JoinHandle<String> {
     let stderr = child.stderr.take().expect("piped stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     let want = format!("paused at {point}");
@@ -237,7 +237,7 @@ fn wait_paused(child: &mut Child, point: &str) -> std::thread::JoinHandle<String
 }
 
 /// SIGKILL, as a crash would end it.
-fn kill9(child: &mut Child) {
+pub fn kill9(child: &mut Child) {
     // SAFETY: kill(2) on the id of a child this test spawned and has not reaped.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
     let status = child.wait().unwrap();
@@ -250,7 +250,7 @@ fn kill9(child: &mut Child) {
 /// Waits until no session of monkctl is left on the case's database (a killed client's
 /// session ends when the server notices the closed connection).
 #[track_caller]
-fn no_monkctl_session(db: &PgDb) {
+pub fn no_monkctl_session(db: &PgDb) {
     let until = Instant::now() + Duration::from_secs(20);
     loop {
         let n: i64 = db.scalar(

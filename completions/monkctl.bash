@@ -431,7 +431,7 @@ _monkctl() {
 
     case "${cmd}" in
         monkctl)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version init config tenant fixture template extract archive restore doctor migrate query completion help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version init config tenant fixture template extract archive restore doctor migrate query completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -453,6 +453,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -469,7 +473,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version inspect verify list help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version inspect verify list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -488,6 +492,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -577,7 +585,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__inspect)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -596,6 +604,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -615,7 +627,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__list)
-            opts="-y -h -V --verify --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --verify --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -634,6 +646,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -653,7 +669,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__verify)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -675,6 +691,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -691,7 +711,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__completion)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version bash elvish fish powershell zsh"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -710,6 +730,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -729,7 +753,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__config)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -751,6 +775,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -767,7 +795,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__doctor)
-            opts="-j -y -h -V --tenant --full --repair --jobs --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-j -y -h -V --tenant --full --repair --jobs --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -801,6 +829,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -817,7 +849,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__extract)
-            opts="-o -j -y -h -V --all --output --force --jobs --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-o -j -y -h -V --all --output --force --jobs --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -855,6 +887,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -871,7 +907,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version list show check deploy status help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version list show check deploy status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -893,6 +929,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -909,7 +949,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__check)
-            opts="-y -h -V --fixtures --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --fixtures --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -935,6 +975,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -951,7 +995,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__deploy)
-            opts="-y -h -V --tenant --all --force --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --tenant --all --force --fixtures --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -982,6 +1026,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1099,7 +1147,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__list)
-            opts="-y -h -V --fixtures --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --fixtures --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1122,6 +1170,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1141,7 +1193,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__show)
-            opts="-y -h -V --fixtures --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --fixtures --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1167,6 +1219,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -1183,7 +1239,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__status)
-            opts="-y -h -V --tenant --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --tenant --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1206,6 +1262,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1869,7 +1929,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__init)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1888,6 +1948,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1907,7 +1971,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version status plan up undo snapshots help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version status plan up undo snapshots help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1926,6 +1990,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2071,7 +2139,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__plan)
-            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2109,6 +2177,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2125,7 +2197,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version list prune help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version list prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2144,6 +2216,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2219,7 +2295,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots__subcmd__list)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2241,6 +2317,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2257,7 +2337,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots__subcmd__prune)
-            opts="-y -h -V --keep --older-than --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --keep --older-than --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2287,6 +2367,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2303,7 +2387,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__status)
-            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2341,6 +2425,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2357,7 +2445,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__undo)
-            opts="-y -h -V --busy-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2383,6 +2471,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2399,7 +2491,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__up)
-            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --statement-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2441,6 +2533,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2457,7 +2553,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__query)
-            opts="-y -h -V --file --tenant --all --status --jobs --timeout --param --summary --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --file --tenant --all --status --jobs --timeout --param --summary --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2503,6 +2599,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2519,7 +2619,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__restore)
-            opts="-y -h -V --as --force --migrate --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --as --force --migrate --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2545,6 +2645,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2561,7 +2665,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version build list show rm help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version build list show rm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2583,6 +2687,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2599,7 +2707,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__build)
-            opts="-y -h -V --fixture --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --fixture --fixtures --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2630,6 +2738,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2733,7 +2845,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__list)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2752,6 +2864,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2771,7 +2887,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__rm)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2790,6 +2906,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2809,7 +2929,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__show)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2831,6 +2951,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2847,7 +2971,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version create list show trash untrash suspend activate delete undelete purge vacuum usage copy help"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version create list show trash untrash suspend activate delete undelete purge vacuum usage copy help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2869,6 +2993,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2885,7 +3013,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__activate)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2907,6 +3035,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2923,7 +3055,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__copy)
-            opts="-y -h -V --to --to-data-dir --as --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --to --to-data-dir --as --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2957,6 +3089,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -2973,7 +3109,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__create)
-            opts="-y -h -V --owner --description --from-file --fixture --template --skip-existing --fixtures --statement-timeout --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --owner --description --from-file --fixture --template --skip-existing --db-type --fixtures --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2997,6 +3133,10 @@ _monkctl() {
                     ;;
                 --template)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db-type)
+                    COMPREPLY=($(compgen -W "sqlite postgresql" -- "${cur}"))
                     return 0
                     ;;
                 --fixtures)
@@ -3023,6 +3163,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -3039,7 +3183,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__delete)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3058,6 +3202,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3287,7 +3435,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__list)
-            opts="-a -r -y -h -V --status --trashed --deleted --all --sort --reverse --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-a -r -y -h -V --status --trashed --deleted --all --sort --reverse --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3317,6 +3465,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -3333,7 +3485,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__purge)
-            opts="-y -h -V --older-than --dry-run --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --older-than --dry-run --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3359,6 +3511,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -3375,7 +3531,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__show)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3394,6 +3550,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3413,7 +3573,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__suspend)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3432,6 +3592,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3451,7 +3615,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__trash)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3470,6 +3634,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3489,7 +3657,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__undelete)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3508,6 +3676,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3527,7 +3699,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__untrash)
-            opts="-y -h -V --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3549,6 +3721,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -3565,7 +3741,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__usage)
-            opts="-a -r -y -h -V --all --sort --reverse --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-a -r -y -h -V --all --sort --reverse --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3591,6 +3767,10 @@ _monkctl() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --sqlite-data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --layout)
                     COMPREPLY=($(compgen -W "design api" -- "${cur}"))
                     return 0
@@ -3607,7 +3787,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__vacuum)
-            opts="-y -h -V --all --data-dir --database-url --config --migrations --layout --yes --format --help --version"
+            opts="-y -h -V --all --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3626,6 +3806,10 @@ _monkctl() {
                     return 0
                     ;;
                 --migrations)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

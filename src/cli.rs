@@ -55,6 +55,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub migrations: Option<PathBuf>,
 
+    /// On PostgreSQL: where the API keeps the files of the registry's SQLite tenants (its
+    /// SQLITE_DATA_DIR; a tenant's file is <DIR>/<tenants.database>/<tenants.schema>.db);
+    /// without it those tenants are listed but not opened [env: SQLITE_DATA_DIR]
+    /// [config: sqlite_data_dir]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub sqlite_data_dir: Option<PathBuf>,
+
     /// Layout of the data directory: design (<data>/infra/NAME.db, tenants in db_main/) or api
     /// (<data>/NAME/public.db, tenants beside it: the only one Monk API 6 reads); found from the
     /// directory when not given, and the design layout for a new one [env: MONK_LAYOUT]
@@ -272,6 +279,12 @@ pub struct CreateArgs {
     /// provisioning script can be run again after an interruption
     #[arg(long)]
     pub skip_existing: bool,
+
+    /// What the new tenants are: `sqlite` makes SQLite files even on a PostgreSQL deployment
+    /// (under --sqlite-data-dir, registered with db_type 'sqlite', which the API serves from its
+    /// SQLITE_DATA_DIR) [default: the deployment's own kind]
+    #[arg(long, value_name = "KIND", value_parser = ["sqlite", "postgresql"])]
+    pub db_type: Option<String>,
 
     #[command(flatten)]
     pub dir: FixturesDir,

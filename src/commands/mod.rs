@@ -179,6 +179,7 @@ pub fn settings_with(
         config: g.config.clone(),
         fixtures_dir,
         migrations_dir: g.migrations.clone(),
+        sqlite_data_dir: g.sqlite_data_dir.clone(),
         layout: g.layout.clone(),
     })?)
 }
@@ -223,6 +224,7 @@ pub fn command_line(g: &GlobalArgs, args: &[String]) -> String {
     );
     flag("--config", path(&g.config));
     flag("--migrations", path(&g.migrations));
+    flag("--sqlite-data-dir", path(&g.sqlite_data_dir));
     words.extend(args.iter().cloned());
     words
         .iter()
@@ -351,6 +353,7 @@ struct ConfigView {
     database_url: ConfigEntry,
     fixtures_dir: ConfigEntry,
     migrations_dir: ConfigEntry,
+    sqlite_data_dir: ConfigEntry,
     /// The data directory's layout; `null` on PostgreSQL, where tenants are schemas.
     layout: Option<core::LayoutKind>,
     layout_source: Source,
@@ -389,6 +392,9 @@ impl From<&Workspace> for ConfigView {
             },
             fixtures_dir: entry(&s.fixtures_dir, path),
             migrations_dir: entry(&s.migrations_dir, |v| {
+                v.as_ref().map(|p| p.display().to_string())
+            }),
+            sqlite_data_dir: entry(&s.sqlite_data_dir, |v| {
                 v.as_ref().map(|p| p.display().to_string())
             }),
             layout: match &ws.backend {
@@ -438,6 +444,9 @@ impl Render for ConfigView {
         add("database_url", &self.database_url);
         add("fixtures_dir", &self.fixtures_dir);
         add("migrations_dir", &self.migrations_dir);
+        if self.backend == "postgresql" {
+            add("sqlite_data_dir", &self.sqlite_data_dir);
+        }
         t.rows.push(vec![
             "config_file".into(),
             self.config_file.clone().unwrap_or_else(|| "(none)".into()),

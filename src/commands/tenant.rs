@@ -92,8 +92,27 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
     let specs = create_specs(a)?;
     tenant::validate_specs(&specs)?;
     let limit = super::statement_timeout(&a.limit)?;
+    let on_postgres = matches!(ws.backend, crate::core::Backend::Postgres(_));
+    let sqlite_files = match a.db_type.as_deref() {
+        Some("sqlite") => on_postgres,
+        Some(_) if !on_postgres => {
+            return Err(Error::Usage(
+                "--db-type postgresql: this deployment is SQLite; name a PostgreSQL one with --database-url".into(),
+            )
+            .into())
+        }
+        _ => false,
+    };
+    if sqlite_files && a.template.is_some() {
+        return Err(Error::Usage(
+            "--template with --db-type sqlite: the templates of a PostgreSQL deployment build schemas; create SQLite tenants from the schema and --fixture instead".into(),
+        )
+        .into());
+    }
     let fixtures = if a.fixtures.is_empty() {
         Vec::new()
+    } else if sqlite_files {
+        fixture::prepare(&ws.settings.fixtures_dir.value, &a.fixtures, limit)?
     } else {
         fixture::prepare_for(&ws, &ws.settings.fixtures_dir.value, &a.fixtures, limit)?
     };
@@ -113,14 +132,15 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
                 &Bar::new(),
             )?
         }
-        None if fixtures.is_empty() => tenant::create_many(
+        None if fixtures.is_empty() => tenant::create_many_as(
             &ws,
             &specs,
             Recipe::System(set),
             a.skip_existing,
+            sqlite_files,
             &Bar::new(),
         )?,
-        None => tenant::create_many(
+        None => tenant::create_many_as(
             &ws,
             &specs,
             Recipe::Fixtures {
@@ -129,6 +149,7 @@ fn create(g: &GlobalArgs, a: &CreateArgs) -> Outcome {
                 limit,
             },
             a.skip_existing,
+            sqlite_files,
             &Bar::new(),
         )?,
     };
@@ -502,6 +523,7 @@ fn copy(g: &GlobalArgs, a: &crate::cli::CopyArgs) -> Outcome {
         config: g.config.clone(),
         fixtures_dir: None,
         migrations_dir: g.migrations.clone(),
+        sqlite_data_dir: g.sqlite_data_dir.clone(),
         layout: g.layout.clone(),
     })?;
     let to = Workspace::new(to_settings)?;

@@ -48,6 +48,8 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     pub fixtures_dir: Option<PathBuf>,
     pub migrations_dir: Option<PathBuf>,
+    /// Where the API keeps the files of a PostgreSQL registry's SQLite tenants.
+    pub sqlite_data_dir: Option<PathBuf>,
     /// `design` or `api`.
     pub layout: Option<String>,
 }
@@ -60,6 +62,7 @@ struct FileConfig {
     database_url: Option<String>,
     fixtures_dir: Option<PathBuf>,
     migrations_dir: Option<PathBuf>,
+    sqlite_data_dir: Option<PathBuf>,
     layout: Option<String>,
 }
 
@@ -77,6 +80,9 @@ pub struct Settings {
     pub postgres: Option<PgUrl>,
     pub fixtures_dir: Setting<PathBuf>,
     pub migrations_dir: Setting<Option<PathBuf>>,
+    /// On PostgreSQL: the API's `SQLITE_DATA_DIR`, where the registry's `db_type='sqlite'`
+    /// tenants live (`<dir>/<tenants.database>/<tenants.schema>.db`).
+    pub sqlite_data_dir: Setting<Option<PathBuf>>,
     /// The layout to use; `None`: found from the data directory (`Layout::resolve`).
     pub layout: Setting<Option<LayoutKind>>,
 }
@@ -86,6 +92,8 @@ pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const ENV_CONFIG: &str = "MONK_CONFIG";
 pub const ENV_FIXTURES_DIR: &str = "MONK_FIXTURES_DIR";
 pub const ENV_MIGRATIONS_DIR: &str = "MONK_MIGRATIONS_DIR";
+/// The API's own name for the setting, so that one environment serves both.
+pub const ENV_SQLITE_DATA_DIR: &str = "SQLITE_DATA_DIR";
 pub const ENV_LAYOUT: &str = "MONK_LAYOUT";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:monk";
 
@@ -144,6 +152,15 @@ impl Settings {
             None,
             |s| Some(PathBuf::from(s)),
         );
+        let sqlite_data_dir = pick(
+            o.sqlite_data_dir.clone().map(Some),
+            ENV_SQLITE_DATA_DIR,
+            &env,
+            from_file(file.sqlite_data_dir).map(Some),
+            &config_file,
+            None,
+            |s| Some(PathBuf::from(s)),
+        );
         let layout = pick(
             o.layout.clone().map(Some),
             ENV_LAYOUT,
@@ -178,6 +195,7 @@ impl Settings {
             postgres,
             fixtures_dir,
             migrations_dir,
+            sqlite_data_dir,
             layout,
         })
     }
@@ -259,7 +277,7 @@ fn read_config(path: &Path) -> Result<FileConfig> {
             path: path.to_path_buf(),
             line,
             message: format!(
-                "{}; valid keys are data_dir, database_url, fixtures_dir, migrations_dir, layout",
+                "{}; valid keys are data_dir, database_url, fixtures_dir, migrations_dir, sqlite_data_dir, layout",
                 e.message()
             ),
         }

@@ -327,7 +327,7 @@ fn check(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<(Vec
         let Store::Postgres(mut reg) = ws.store()? else {
             unreachable!("a PostgreSQL deployment has a PostgreSQL registry")
         };
-        let (mut found, checked) = postgres::check(&mut reg, opts)?;
+        let (mut found, checked) = postgres::check(&mut reg, opts, ws.sqlite_files.as_ref())?;
         if opts.tenants.is_empty() {
             for check in STATE_CHECKS {
                 check(&ws.layout, &mut found);
@@ -1085,7 +1085,7 @@ fn drift(reference: &Shape, actual: &Shape) -> (Vec<String>, Vec<String>) {
 }
 
 /// `PRAGMA quick_check`: the problems it lists (none when the file is sound).
-fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+pub(super) fn quick_check(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     pragma_lines(conn, "PRAGMA quick_check")
 }
 

@@ -14,7 +14,14 @@ use crate::core::error::Result;
 use crate::core::registry::TenantRow;
 
 /// Runs the checks; returns the findings and how many tenant schemas were checked.
-pub(super) fn check(reg: &mut Registry, opts: &Options) -> Result<(Vec<Finding>, usize)> {
+/// A SQLite tenant of the registry (`db_type='sqlite'`) is checked as a file under
+/// `sqlite_files` (`--sqlite-data-dir`): there, readable, sound (`quick_check`, read without a
+/// lock the API could trip on); without the setting it is reported, not guessed at.
+pub(super) fn check(
+    reg: &mut Registry,
+    opts: &Options,
+    sqlite_files: Option<&crate::core::layout::Layout>,
+) -> Result<(Vec<Finding>, usize)> {
     let mut out = Vec::new();
     let rows = reg.all()?;
     for t in &opts.tenants {
@@ -39,18 +46,25 @@ pub(super) fn check(reg: &mut Registry, opts: &Options) -> Result<(Vec<Finding>,
     let mut checked = 0;
     for t in selected {
         if t.db_type != "postgresql" {
-            out.push(
-                Finding::new(
-                    Severity::Info,
-                    "sqlite_tenant_in_postgres_registry",
-                    format!(
-                        "tenant '{}' is a SQLite tenant (db_type '{}') in a PostgreSQL registry; the API serves it from SQLITE_DATA_DIR and monkctl does not check it",
-                        t.name, t.db_type
-                    ),
-                    "nothing to do, unless the API no longer has its file",
-                )
-                .tenant(&t.name),
-            );
+            match sqlite_files {
+                Some(layout) if t.db_type == "sqlite" => {
+                    if check_sqlite_file(layout, t, &mut out) {
+                        checked += 1;
+                    }
+                }
+                _ => out.push(
+                    Finding::new(
+                        Severity::Info,
+                        "sqlite_tenant_in_postgres_registry",
+                        format!(
+                            "tenant '{}' is a SQLite tenant (db_type '{}') in a PostgreSQL registry; the API serves it from its SQLITE_DATA_DIR, which monkctl was not given, so its file was not checked",
+                            t.name, t.db_type
+                        ),
+                        "give the API's SQLITE_DATA_DIR with --sqlite-data-dir to check it",
+                    )
+                    .tenant(&t.name),
+                ),
+            }
             continue;
         }
         if !schemas.contains(&t.schema) {
@@ -177,4 +191,77 @@ fn check_drift(t: &TenantRow, own: &[Column], reference: &[Column], out: &mut Ve
             .tenant(&t.name),
         );
     }
+}
+
+/// The file of a SQLite tenant of the registry: findings for a missing, unreadable or damaged
+/// one; true when it was read.
+fn check_sqlite_file(
+    layout: &crate::core::layout::Layout,
+    t: &TenantRow,
+    out: &mut Vec<Finding>,
+) -> bool {
+    let path = match crate::core::tenant::file_of(layout, t) {
+        Ok(p) => p,
+        Err(e) => {
+            out.push(
+                Finding::new(
+                    Severity::Error,
+                    "bad_location",
+                    format!("tenant '{}': {e}", t.name),
+                    "fix the tenant's row in the registry",
+                )
+                .tenant(&t.name),
+            );
+            return false;
+        }
+    };
+    if !path.exists() {
+        if !t.is_deleted() {
+            out.push(
+                Finding::new(
+                    Severity::Error,
+                    "file_missing",
+                    format!(
+                        "SQLite tenant '{}' has no file {}: the API fails every request for it",
+                        t.name,
+                        path.display()
+                    ),
+                    "restore the tenant from an archive, or delete it (`monkctl tenant delete`)",
+                )
+                .tenant(&t.name),
+            );
+        }
+        return false;
+    }
+    let problems = crate::core::db::read_quietly(&path, |conn, p| {
+        use crate::core::error::Context;
+        super::quick_check(conn).at(p)
+    });
+    match problems {
+        Ok(p) if p.is_empty() => {}
+        Ok(p) => out.push(
+            Finding::new(
+                Severity::Error,
+                "corrupt",
+                format!(
+                    "SQLite tenant '{}' ({}) fails quick_check: {}",
+                    t.name,
+                    path.display(),
+                    p.join("; ")
+                ),
+                "restore the tenant from an archive",
+            )
+            .tenant(&t.name),
+        ),
+        Err(e) => out.push(
+            Finding::new(
+                Severity::Error,
+                "unreadable",
+                format!("SQLite tenant '{}': {e}", t.name),
+                "check the file's permissions and that it is a SQLite database",
+            )
+            .tenant(&t.name),
+        ),
+    }
+    true
 }

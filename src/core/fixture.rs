@@ -1655,7 +1655,12 @@ fn deploy_postgres(
     let tenants: Vec<TenantRow> = if targets.all {
         reg.all()?
             .into_iter()
-            .filter(|t| t.status == "active" && !t.is_trashed() && !t.is_deleted())
+            .filter(|t| {
+                t.status == "active"
+                    && !t.is_trashed()
+                    && !t.is_deleted()
+                    && t.db_type == "postgresql"
+            })
             .collect()
     } else {
         let mut out = Vec::new();

@@ -394,6 +394,12 @@ pub(crate) fn deploy_one(
             t.name
         )));
     }
+    if t.db_type != "postgresql" {
+        return Err(Error::Unsupported(format!(
+            "tenant '{}' is a SQLite tenant of this PostgreSQL registry (db_type '{}'); fixtures are deployed to the registry's schemas only: give fixtures at `tenant create --db-type sqlite`, or move the tenant onto PostgreSQL first (`monkctl tenant copy`)",
+            t.name, t.db_type
+        )));
+    }
     let in_registry = reg.fixtures_of(&t.id)?;
     let target = reg.target.clone();
     let schema = t.schema.as_str();

@@ -40,7 +40,7 @@ use super::system;
 use super::{Batch, Outcome, RunSink, Tally, Workspace};
 
 /// refinery 0.10's history table, as its rusqlite driver creates it (int4 versions).
-const HISTORY_DDL: &str = "CREATE TABLE IF NOT EXISTS refinery_schema_history(
+pub(crate) const HISTORY_DDL: &str = "CREATE TABLE IF NOT EXISTS refinery_schema_history(
              version int4 PRIMARY KEY,
              name VARCHAR(255),
              applied_on VARCHAR(255),

@@ -77,6 +77,9 @@ pub struct Workspace {
     pub layout: Layout,
     /// Where the registry and the tenants live.
     pub backend: Backend,
+    /// On PostgreSQL with `--sqlite-data-dir`: where the registry's SQLite tenants' files are
+    /// (`<dir>/<tenants.database>/<tenants.schema>.db`, the API layout).
+    pub sqlite_files: Option<Layout>,
     /// The deployment's tenant migration set, read on first use (`migration_set`).
     set: std::sync::OnceLock<migrate::MigrationSet>,
 }
@@ -93,12 +96,19 @@ impl Workspace {
                 true,
                 Some(LayoutKind::Design),
             )?;
+            let sqlite_files = settings.sqlite_data_dir.value.as_ref().map(|dir| Layout {
+                data_dir: dir.clone(),
+                database_name: url.database.clone(),
+                kind: LayoutKind::Api6,
+                infra_path: Layout::api_infra(dir, &url.database),
+            });
             return Ok(Workspace {
                 backend: Backend::Postgres(std::sync::Arc::new(backend::postgres::Target::new(
                     url,
                 )?)),
                 settings,
                 layout,
+                sqlite_files,
                 set: std::sync::OnceLock::new(),
             });
         }
@@ -112,8 +122,32 @@ impl Workspace {
             settings,
             layout,
             backend: Backend::Sqlite,
+            sqlite_files: None,
             set: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Where the SQLite tenants of this deployment are: the data directory's layout on SQLite;
+    /// on PostgreSQL, `--sqlite-data-dir` (`Unsupported`, naming the setting, without it).
+    pub fn sqlite_layout(&self) -> Result<&Layout> {
+        match (&self.backend, &self.sqlite_files) {
+            (Backend::Sqlite, _) => Ok(&self.layout),
+            (Backend::Postgres(_), Some(l)) => Ok(l),
+            (Backend::Postgres(t), None) => Err(Error::Unsupported(format!(
+                "{} holds SQLite tenants (db_type 'sqlite'), whose files the API keeps under its SQLITE_DATA_DIR: give that directory with --sqlite-data-dir (or SQLITE_DATA_DIR, or sqlite_data_dir in the config file)",
+                t.at(None)
+            ))),
+        }
+    }
+
+    /// The database file of a SQLite tenant of either backend's registry (a deleted tenant's
+    /// trashed file when its live one is gone).
+    pub fn sqlite_file_of(&self, t: &registry::TenantRow) -> Result<PathBuf> {
+        let layout = self.sqlite_layout().map_err(|e| match e {
+            Error::Unsupported(m) => Error::Unsupported(format!("tenant '{}': {m}", t.name)),
+            other => other,
+        })?;
+        tenant::file_of(layout, t)
     }
 
     /// Refuses, on a PostgreSQL deployment, a command whose PostgreSQL side does not exist yet.

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::backend::RegistryWriter;
 use super::db;
 use super::error::{Context, Error, Result};
 use super::fixture;
@@ -210,6 +211,23 @@ pub fn create_many(
     skip_existing: bool,
     progress: &dyn Progress,
 ) -> Result<Batch<Created>> {
+    create_many_as(ws, specs, recipe, skip_existing, false, progress)
+}
+
+/// `create_many`; with `sqlite_files` on a PostgreSQL registry, each tenant is a SQLite file
+/// under `--sqlite-data-dir` (a `db_type='sqlite'` row, which the API serves from its
+/// `SQLITE_DATA_DIR`) instead of a schema.
+pub fn create_many_as(
+    ws: &Workspace,
+    specs: &[CreateSpec],
+    recipe: Recipe<'_>,
+    skip_existing: bool,
+    sqlite_files: bool,
+    progress: &dyn Progress,
+) -> Result<Batch<Created>> {
+    if sqlite_files {
+        ws.sqlite_layout()?;
+    }
     validate_specs(specs)?;
     let mut store = ws.store_for_write()?;
     progress.start(specs.len() as u64, "creating tenants");
@@ -225,9 +243,10 @@ pub fn create_many(
             .ok()
             .flatten()
             .filter(|t| !t.is_deleted())?;
-        let path = match store {
-            Store::Sqlite(_) => file_of(&ws.layout, &t).map(Some),
-            Store::Postgres(_) => Ok(None),
+        let path = if t.db_type == "sqlite" {
+            ws.sqlite_file_of(&t).map(Some)
+        } else {
+            Ok(None)
         };
         Some(path.map(|path| Created {
             tenant: t,
@@ -246,8 +265,8 @@ pub fn create_many(
     let todo: Vec<usize> = (0..specs.len()).filter(|i| results[*i].is_none()).collect();
     let made: Vec<CreateSpec> = todo.iter().map(|i| specs[*i].clone()).collect();
     let created = match &mut store {
-        Store::Sqlite(reg) => create_files(ws, reg, &made, recipe, progress),
-        Store::Postgres(reg) => create_schemas(ws, reg, &made, recipe, progress)?,
+        Store::Postgres(reg) if !sqlite_files => create_schemas(ws, reg, &made, recipe, progress)?,
+        _ => create_files(ws, &mut store, &made, recipe, progress)?,
     };
     for (i, r) in todo.into_iter().zip(created) {
         results[i] = Some(match r {
@@ -271,11 +290,12 @@ pub fn create_many(
 /// `create_one`, more in batches through `create_batch`).
 fn create_files(
     ws: &Workspace,
-    reg: &mut Registry,
+    reg: &mut Store,
     made: &[CreateSpec],
     recipe: Recipe<'_>,
     progress: &dyn Progress,
-) -> Vec<Result<Created>> {
+) -> Result<Vec<Result<Created>>> {
+    let layout = ws.sqlite_layout()?;
     let system;
     let with_fixtures;
     let cloned;
@@ -303,23 +323,29 @@ fn create_files(
         Recipe::Built(b) => b,
     };
     let mut created: Vec<Result<Created>> = Vec::new();
-    if let [spec] = made {
-        created.push(create_one(reg, &ws.layout, spec, builder));
-        progress.advance(1, &spec.name);
-    } else {
-        let mut last_created = SystemTime::UNIX_EPOCH;
-        for chunk in made.chunks(BATCH_SIZE) {
-            created.extend(create_batch(
-                reg,
-                &ws.layout,
-                chunk,
-                builder,
-                progress,
-                &mut last_created,
-            ));
+    match reg {
+        Store::Sqlite(r) if made.len() > 1 => {
+            let mut last_created = SystemTime::UNIX_EPOCH;
+            for chunk in made.chunks(BATCH_SIZE) {
+                created.extend(create_batch(
+                    r,
+                    layout,
+                    chunk,
+                    builder,
+                    progress,
+                    &mut last_created,
+                ));
+            }
+        }
+        // One tenant, or SQLite files of a PostgreSQL registry: one at a time.
+        _ => {
+            for spec in made {
+                created.push(create_one(reg, layout, spec, builder));
+                progress.advance(1, &spec.name);
+            }
         }
     }
-    created
+    Ok(created)
 }
 
 /// PostgreSQL: each batch of tenants (schema, tables, seed rows, registry row) in one
@@ -670,7 +696,7 @@ fn register_one(
 /// Refuses a name that is taken or a location another row claims, then moves the files an
 /// interrupted earlier attempt left at the final path (no row claims them) to `<data>/orphans/`.
 fn clear_location(
-    w: &Writer<'_>,
+    w: &dyn RegistryWriter,
     layout: &Layout,
     spec: &CreateSpec,
     row: &TenantRow,
@@ -697,7 +723,7 @@ fn clear_location(
 }
 
 /// The tenant's row and its fixtures.
-fn insert_rows(w: &Writer<'_>, row: &TenantRow, built: &Built) -> Result<()> {
+fn insert_rows(w: &dyn RegistryWriter, row: &TenantRow, built: &Built) -> Result<()> {
     w.insert(row)?;
     for f in &built.fixtures {
         w.record_fixture(&row.id, f, &row.created_at)?;
@@ -764,7 +790,7 @@ fn same_kind(e: &Error) -> Error {
 /// transaction. A file left at the final path by an interrupted earlier attempt (no row claims
 /// it) is moved to `<data>/orphans/` so that it never blocks a retry.
 pub fn create_one(
-    reg: &mut Registry,
+    reg: &mut Store,
     layout: &Layout,
     spec: &CreateSpec,
     builder: &Builder<'_>,
@@ -857,10 +883,19 @@ pub fn list(ws: &Workspace, filter: &ListFilter) -> Result<Vec<TenantSummary>> {
         Store::Postgres(mut reg) => {
             let (rows, fixtures) = (reg.all()?, reg.all_fixtures()?);
             let sizes = reg.schema_sizes()?;
+            // A SQLite tenant of the registry: its file, when `--sqlite-data-dir` says where.
+            let files = ws.sqlite_files.clone();
             (
                 rows,
                 fixtures,
-                Box::new(move |t: &TenantRow| (None, sizes.get(&t.schema).copied())),
+                Box::new(move |t: &TenantRow| {
+                    if t.db_type == "sqlite" {
+                        let path = files.as_ref().and_then(|l| file_of(l, t).ok());
+                        let size = path.as_deref().and_then(fsutil::size_of);
+                        return (path, size);
+                    }
+                    (None, sizes.get(&t.schema).copied())
+                }),
             )
         }
         Store::Sqlite(reg) => {
@@ -1029,9 +1064,31 @@ pub fn show(ws: &Workspace, name: &str) -> Result<TenantDetail> {
     let mut store = ws.store()?;
     let tenant = store.get(name)?;
     let fixtures = store.fixtures_of(&tenant.id)?;
+    let sqlite_tenant = tenant.db_type == "sqlite";
     let (path, file_exists, size_bytes, wal_bytes, content) = match &mut store {
-        Store::Sqlite(_) => {
-            let path = file_of(&ws.layout, &tenant)?;
+        Store::Postgres(reg) if !sqlite_tenant => {
+            let exists = reg.schema_exists(&tenant.schema)?;
+            let size = if exists {
+                reg.schema_sizes()?.get(&tenant.schema).copied()
+            } else {
+                None
+            };
+            let content = exists.then(|| reg.read_content(&tenant.schema, &tenant.owner_id));
+            (None, exists, size, None, content)
+        }
+        // Without `--sqlite-data-dir`, a SQLite tenant of a PostgreSQL registry is shown from
+        // its row, and the detail says which setting finds its file.
+        Store::Postgres(_) if ws.sqlite_files.is_none() => (
+            None,
+            false,
+            None,
+            None,
+            Some(Err(ws.sqlite_layout().err().unwrap_or_else(|| {
+                Error::Other("no SQLite data directory".into())
+            }))),
+        ),
+        _ => {
+            let path = ws.sqlite_file_of(&tenant)?;
             let exists = path.exists();
             let content = exists.then(|| read_content(&path, &tenant.owner_id));
             (
@@ -1041,16 +1098,6 @@ pub fn show(ws: &Workspace, name: &str) -> Result<TenantDetail> {
                 fsutil::size_of(&fsutil::with_suffix(&path, "-wal")),
                 content,
             )
-        }
-        Store::Postgres(reg) => {
-            let exists = reg.schema_exists(&tenant.schema)?;
-            let size = if exists {
-                reg.schema_sizes()?.get(&tenant.schema).copied()
-            } else {
-                None
-            };
-            let content = exists.then(|| reg.read_content(&tenant.schema, &tenant.owner_id));
-            (None, exists, size, None, content)
         }
     };
     let (mut owner_name, mut tables, mut file_error) = (None, Vec::new(), None);
@@ -1343,7 +1390,17 @@ fn undelete_schema(ws: &Workspace, name: &str) -> Result<Undeleted> {
             "tenant '{name}' is not deleted; only a deleted tenant is undeleted"
         )));
     }
-    if !reg.schema_exists(&t.schema)? {
+    // A SQLite tenant of the registry keeps its file where it was (delete leaves it, as the
+    // API's delete does): it comes back when the file is there.
+    if t.db_type == "sqlite" {
+        let file = ws.sqlite_file_of(&t)?;
+        if !file.exists() {
+            return Err(Error::Conflict(format!(
+                "tenant '{name}' cannot be undeleted: its file {} is gone; restore it from an archive",
+                file.display()
+            )));
+        }
+    } else if !reg.schema_exists(&t.schema)? {
         return Err(Error::Conflict(format!(
             "tenant '{name}' was purged: its schema {} is gone; restore it from its archive in {}",
             t.schema,

@@ -19,6 +19,7 @@ cases![
     generated_postgres_values_come_back_exactly,
     a_postgres_archive_restores_into_a_sqlite_deployment_and_back,
     sqlite_archive_postgres_archive_sqlite_gives_back_the_content,
+    a_tenant_monkctl_made_on_sqlite_comes_back_from_postgres_unchanged,
     restore_force_saves_the_tenant_then_replaces_it,
     restore_refuses_a_taken_name_and_changes_nothing,
     a_restore_killed_or_cut_off_before_its_commit_leaves_nothing,
@@ -390,20 +391,17 @@ fn widget() -> impl Strategy<Value = Widget> {
             (0i64..4_102_444_800, 0u32..1_000_000, any::<bool>()).prop_map(|(s, us, ms)| {
                 let us = if ms { us / 1000 * 1000 } else { us };
                 let t = time::OffsetDateTime::from_unix_timestamp(s).unwrap();
-                let frac = if us % 1000 == 0 {
-                    format!("{:03}", us / 1000)
+                let day = format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day());
+                let clock = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
+                // The two spellings SQLite tenants hold: SQLite's CURRENT_TIMESTAMP (whole
+                // seconds) and the API's ISO text with milliseconds (or microseconds).
+                if us == 0 {
+                    format!("{day} {clock}")
+                } else if us % 1000 == 0 {
+                    format!("{day}T{clock}.{:03}Z", us / 1000)
                 } else {
-                    format!("{us:06}")
-                };
-                format!(
-                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{frac}Z",
-                    t.year(),
-                    u8::from(t.month()),
-                    t.day(),
-                    t.hour(),
-                    t.minute(),
-                    t.second()
-                )
+                    format!("{day}T{clock}.{us:06}Z")
+                }
             }),
         ),
         proptest::option::of(
@@ -469,7 +467,7 @@ fn sqlite_archive_postgres_archive_sqlite_gives_back_the_content(db: &PgDb) {
                     };
                     c.execute(
                         "INSERT INTO widgets (id, created_at, updated_at, name, qty, price, active, released_at, released_on, meta, tags, sizes) \
-                         VALUES (?1, '2026-12-03T00:00:00.000Z', '2026-12-03T00:00:00.000Z', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                         VALUES (?1, '2026-12-03T00:00:00.123Z', '2026-12-03 00:00:00', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                         rusqlite::params![
                             format!("00000000-0000-4000-8000-{i:012}"),
                             w.name,
@@ -659,6 +657,38 @@ fn bad_values_are_named_by_table_row_and_column_and_leave_nothing(db: &PgDb) {
         assert_eq!((rows, schemas), (0, 0), "{change}");
     }
     let _ = file;
+    // A table that is neither the API's, a model's nor a migration's has nowhere to go.
+    lite.ok(&["restore", archive.to_str().unwrap(), "--as", "extra"]);
+    let c = lite.open(&lite.tenant_file("extra"));
+    c.execute_batch(
+        "CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT); INSERT INTO notes VALUES ('n1', 'x')",
+    )
+    .unwrap();
+    drop(c);
+    let extra = lite.root().join("extra.monk.db");
+    lite.ok(&["extract", "extra", "-o", extra.to_str().unwrap()]);
+    let out = run(db, &["restore", extra.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(23), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("table notes:"), "{err}");
+    let schemas: i64 =
+        db.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'ns_tenant_extra'");
+    assert_eq!(schemas, 0);
+    // A field type the API does not have: named with its column.
+    lite.ok(&["restore", archive.to_str().unwrap(), "--as", "oddtype"]);
+    let c = lite.open(&lite.tenant_file("oddtype"));
+    c.execute_batch(
+        "PRAGMA ignore_check_constraints = ON; \
+         UPDATE fields SET type = 'money' WHERE model_name = 'widgets' AND field_name = 'price'",
+    )
+    .unwrap();
+    drop(c);
+    let odd = lite.root().join("odd.monk.db");
+    lite.ok(&["extract", "oddtype", "-o", odd.to_str().unwrap()]);
+    let out = run(db, &["restore", odd.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(23), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("column price: field type 'money'"), "{err}");
 }
 
 fn tenant_copy_moves_a_tenant_between_deployments(db: &PgDb) {
@@ -940,4 +970,40 @@ fn a_restore_killed_or_cut_off_before_its_commit_leaves_nothing(db: &PgDb) {
     ok(run(db, &["--yes", "restore", a, "--force"]));
     let n: i64 = db.scalar("SELECT count(*) FROM ns_tenant_acme.widgets");
     assert_eq!(n, 3);
+}
+
+/// A tenant as `tenant create` makes it on SQLite (its migration history included), through
+/// PostgreSQL and back: the same content, checksum for checksum.
+fn a_tenant_monkctl_made_on_sqlite_comes_back_from_postgres_unchanged(db: &PgDb) {
+    let lite = Env::new();
+    lite.ok(&["tenant", "create", "acme", "--owner", "admin"]);
+    let a1 = lite.root().join("a1.monk.db");
+    let first = lite.json(&["extract", "acme", "-o", a1.to_str().unwrap()]);
+    ok(run(db, &["restore", a1.to_str().unwrap()]));
+    // A PostgreSQL tenant the API and `migrate` take as one of theirs.
+    ok(run(db, &["doctor"]));
+    ok(run(db, &["migrate", "status"]));
+    let a2 = db.env().root().join("a2.monk.db");
+    ok(run(db, &["extract", "acme", "-o", a2.to_str().unwrap()]));
+    lite.ok(&["restore", a2.to_str().unwrap(), "--as", "acme_back"]);
+    let a3 = lite.root().join("a3.monk.db");
+    let back = lite.json(&["extract", "acme_back", "-o", a3.to_str().unwrap()]);
+    let sum = |v: &Value| {
+        v["results"][0]["result"]["checksum"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (c1, c3) = (
+        lite.open(&lite.tenant_file("acme")),
+        lite.open(&lite.tenant_file("acme_back")),
+    );
+    for table in ["users", "models", "fields", "fs", "refinery_schema_history"] {
+        assert_eq!(
+            sqlite_rows(&c1, table, "_rowid_"),
+            sqlite_rows(&c3, table, "_rowid_"),
+            "{table}"
+        );
+    }
+    assert_eq!(sum(&first), sum(&back), "{first} {back}");
 }

@@ -36,6 +36,7 @@ mod fixture;
 mod harness_selftest;
 mod maintenance;
 mod migrate;
+mod mixed;
 mod pgdb;
 mod query;
 mod tenant;
@@ -75,6 +76,7 @@ fn all_cases() -> Vec<&'static Case> {
         harness_selftest::CASES,
         maintenance::CASES,
         migrate::CASES,
+        mixed::CASES,
         query::CASES,
         tenant::CASES,
         tls::CASES,

@@ -92,13 +92,13 @@ fn quoted(name: &str) -> String {
 
 /// The table the API's SQLite backend makes for a user model: the standard columns, then one
 /// per field (the text of the API's own statement, so that `sqlite_master` reads the same).
-pub fn sqlite_model_ddl(model: &str, fields: &[Field]) -> Result<String, String> {
+pub fn sqlite_model_ddl(model: &str, fields: &[Field]) -> Result<String, (String, String)> {
     let mut sql = format!(
         "CREATE TABLE IF NOT EXISTS {} (\n\n    \"id\" TEXT PRIMARY KEY,\n    \"access_read\" TEXT DEFAULT '[]',\n    \"access_edit\" TEXT DEFAULT '[]',\n    \"access_full\" TEXT DEFAULT '[]',\n    \"access_deny\" TEXT DEFAULT '[]',\n    \"created_at\" TEXT NOT NULL,\n    \"updated_at\" TEXT NOT NULL,\n    \"trashed_at\" TEXT,\n    \"deleted_at\" TEXT\n\n",
         quoted(model)
     );
     for f in fields {
-        let ty = sqlite_type(&f.ftype).ok_or_else(|| unknown_type(model, f))?;
+        let ty = sqlite_type(&f.ftype).ok_or_else(|| unknown_type(f))?;
         sql.push_str(&format!(", {} {ty}", quoted(&f.name)));
         if f.required {
             sql.push_str(" NOT NULL");
@@ -110,7 +110,7 @@ pub fn sqlite_model_ddl(model: &str, fields: &[Field]) -> Result<String, String>
 
 /// The table the API's PostgreSQL backend makes for a user model (as `\d+` shows it for the
 /// reference tenant's `widgets`).
-pub fn postgres_model_ddl(model: &str, fields: &[Field]) -> Result<String, String> {
+pub fn postgres_model_ddl(model: &str, fields: &[Field]) -> Result<String, (String, String)> {
     let mut sql = format!(
         "CREATE TABLE {} (id uuid DEFAULT gen_random_uuid() NOT NULL PRIMARY KEY, \
          access_read uuid[] DEFAULT '{{}}'::uuid[], access_edit uuid[] DEFAULT '{{}}'::uuid[], \
@@ -120,7 +120,7 @@ pub fn postgres_model_ddl(model: &str, fields: &[Field]) -> Result<String, Strin
         quoted(model)
     );
     for f in fields {
-        let ty = postgres_type(&f.ftype).ok_or_else(|| unknown_type(model, f))?;
+        let ty = postgres_type(&f.ftype).ok_or_else(|| unknown_type(f))?;
         sql.push_str(&format!(", {} {ty}", quoted(&f.name)));
         if f.required {
             sql.push_str(" NOT NULL");
@@ -130,12 +130,15 @@ pub fn postgres_model_ddl(model: &str, fields: &[Field]) -> Result<String, Strin
     Ok(sql)
 }
 
-fn unknown_type(model: &str, f: &Field) -> String {
-    format!(
-        "table {model}, column {}: field type '{}' is none of the API's types ({})",
-        f.name,
-        f.ftype.escape_debug(),
-        FIELD_TYPES.join(", ")
+/// The column and what is wrong with a field whose type is none of the API's.
+fn unknown_type(f: &Field) -> (String, String) {
+    (
+        f.name.clone(),
+        format!(
+            "field type '{}' is none of the API's types ({})",
+            f.ftype.escape_debug(),
+            FIELD_TYPES.join(", ")
+        ),
     )
 }
 
@@ -194,8 +197,12 @@ impl Kind {
 }
 
 /// A timestamp's text as PostgreSQL prints it (`DateStyle` ISO: `2026-12-02 05:13:22.827069`)
-/// in the form the API writes: `2026-12-02T05:13:22.827Z`, with three fraction digits, or six
-/// when the microseconds need them. Anything else (`infinity`, a BC date) is kept as it is.
+/// in the form the API's SQLite backend holds it: what the API writes,
+/// `2026-12-02T05:13:22.827Z` (three fraction digits, or six when the microseconds need them);
+/// a whole second as SQLite's `CURRENT_TIMESTAMP` writes it (the defaults of the system
+/// tables), `2026-12-02 05:13:22`, since PostgreSQL keeps the instant, not its spelling, and
+/// the API's own values nearly always carry milliseconds. Anything else (`infinity`, a BC
+/// date) is kept as it is.
 pub fn api_timestamp(pg: &str) -> String {
     let b = pg.as_bytes();
     if b.len() < 19 || b[10] != b' ' || !b[..4].iter().all(u8::is_ascii_digit) {
@@ -207,6 +214,9 @@ pub fn api_timestamp(pg: &str) -> String {
     };
     if whole.len() != 19 || !frac.bytes().all(|c| c.is_ascii_digit()) {
         return pg.to_string();
+    }
+    if frac.bytes().all(|c| c == b'0') {
+        return whole.to_string();
     }
     let digits = if frac.len() <= 3 { 3 } else { 6 };
     let mut out = String::with_capacity(27);
@@ -474,10 +484,8 @@ mod tests {
             api_timestamp("2026-12-02 05:13:22.5"),
             "2026-12-02T05:13:22.500Z"
         );
-        assert_eq!(
-            api_timestamp("2026-12-02 05:13:22"),
-            "2026-12-02T05:13:22.000Z"
-        );
+        // A whole second, as SQLite's CURRENT_TIMESTAMP writes it.
+        assert_eq!(api_timestamp("2026-12-02 05:13:22"), "2026-12-02 05:13:22");
         assert_eq!(
             api_timestamp("2026-12-02 05:13:22.1234"),
             "2026-12-02T05:13:22.123400Z"
@@ -553,6 +561,8 @@ mod tests {
             ftype: "money".into(),
             required: false,
         }];
-        assert!(postgres_model_ddl("w", &bad).unwrap_err().contains("money"));
+        let (column, why) = postgres_model_ddl("w", &bad).unwrap_err();
+        assert_eq!(column, "x");
+        assert!(why.contains("'money'"), "{why}");
     }
 }

@@ -469,6 +469,10 @@ fn extract_row(
     force: bool,
 ) -> Result<Extracted> {
     match &ws.backend {
+        // A SQLite tenant, of a SQLite registry or of a PostgreSQL one (`--sqlite-data-dir`).
+        _ if t.db_type == "sqlite" => ws
+            .sqlite_file_of(t)
+            .and_then(|live| extract_file(&live, t, fixtures, final_path, force)),
         super::Backend::Sqlite => tenant::file_of(&ws.layout, t)
             .and_then(|live| extract_file(&live, t, fixtures, final_path, force)),
         super::Backend::Postgres(target) => ws
@@ -1772,7 +1776,8 @@ fn restore_content(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Res
                 copied?;
                 Ok(built.clone())
             };
-            let created = tenant::create_one(&mut reg, &ws.layout, &spec, &builder)?;
+            let mut store = super::Store::Sqlite(reg);
+            let created = tenant::create_one(&mut store, &ws.layout, &spec, &builder)?;
             Ok(Restored {
                 archive: archive.to_path_buf(),
                 mode: RestoreMode::Created,

@@ -304,7 +304,7 @@ fn write_archive(
             let names: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
             let fields = model_fields(table, &names, &rows, None)?;
             let ddl = crossing::sqlite_model_ddl(table, &fields)
-                .map_err(|d| unconvertible(table, "", "", d))?;
+                .map_err(|(c, d)| unconvertible(table, "", &c, d))?;
             conn.execute_batch(&ddl).at(&tmp_path)?;
         }
         let archive_tables = sqlite_tables(&conn, &tmp_path)?;
@@ -943,9 +943,16 @@ fn load(
         s = ident(schema_name)
     ));
     if let Err(e) = created {
-        if e.code() == Some(&postgres::error::SqlState::DUPLICATE_SCHEMA) {
+        // There already, or made meanwhile by a concurrent create or restore (the catalog's
+        // unique index).
+        let duplicate = e.code() == Some(&postgres::error::SqlState::DUPLICATE_SCHEMA)
+            || (e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+                && e.as_db_error()
+                    .and_then(|d| d.constraint())
+                    .is_some_and(|c| c.starts_with("pg_namespace")));
+        if duplicate {
             return Err(Error::Conflict(format!(
-                "schema {schema_name} exists already at {} without a tenant of that name in the registry; run `monkctl doctor` to see it",
+                "schema {schema_name} exists already at {}: a tenant created or restored meanwhile, or a schema left without a registry row (`monkctl doctor` shows it); nothing was restored",
                 target.at(None)
             )));
         }
@@ -964,6 +971,12 @@ fn load(
         .map_err(err)?;
     let src = open_archive(archive)?;
     let atables = sqlite_tables(&src, archive)?;
+    // A history the build did not make (a set of the baseline alone makes none on PostgreSQL,
+    // while a SQLite tenant always has one): the same table, for the archive's rows.
+    if atables.contains_key(HISTORY_TABLE) {
+        tx.batch_execute(crate::core::migrate::HISTORY_DDL)
+            .map_err(err)?;
+    }
     let built = catalog(tx, target, schema_name)?;
     // A table per user model, as the API's PostgreSQL backend makes it.
     for (table, cols) in atables.iter().filter(|(n, _)| !built.contains_key(*n)) {
@@ -1051,8 +1064,8 @@ fn postgres_ddl(table: &str, fields: &[Field]) -> Result<String> {
             ..f.clone()
         })
         .collect();
-    let mut ddl =
-        crossing::postgres_model_ddl(table, &plain).map_err(|d| unconvertible(table, "", "", d))?;
+    let mut ddl = crossing::postgres_model_ddl(table, &plain)
+        .map_err(|(c, d)| unconvertible(table, "", &c, d))?;
     for f in fields {
         if let Some(ty) = f.ftype.strip_prefix("pg:") {
             ddl.push_str(&format!(

@@ -57,6 +57,12 @@ fn select(reg: &mut Registry, sel: &Selection) -> Result<(Vec<TenantRow>, usize)
             let row = reg
                 .find(n)?
                 .ok_or_else(|| Error::TenantNotFound(n.clone()))?;
+            if row.db_type != "postgresql" {
+                return Err(Error::Unsupported(format!(
+                    "tenant '{n}' is a SQLite tenant of this PostgreSQL registry (db_type '{}'); `migrate` runs on the registry's schemas only: move it onto PostgreSQL first (`monkctl tenant copy`), or migrate its file from a SQLite deployment",
+                    row.db_type
+                )));
+            }
             if row.is_deleted() {
                 return Err(Error::Conflict(format!(
                     "tenant '{n}' is deleted and is not migrated"

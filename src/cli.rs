@@ -147,17 +147,17 @@ pub enum TenantCommand {
     /// Show a tenant's row, file, tables and fixtures
     Show(NameArg),
     /// Move a tenant to the trash: the API refuses it at once (reversible with untrash)
-    Trash(NameArg),
+    Trash(NamesArg),
     /// Take a tenant out of the trash
-    Untrash(NameArg),
+    Untrash(NamesArg),
     /// Suspend a tenant: the API refuses logins and requests at once
-    Suspend(NameArg),
+    Suspend(NamesArg),
     /// Make a suspended or pending tenant active
-    Activate(NameArg),
+    Activate(NamesArg),
     /// Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed
     Delete(DeleteArgs),
     /// Bring back a deleted tenant from its trash copy (before `tenant purge` removed it)
-    Undelete(NameArg),
+    Undelete(NamesArg),
     /// Remove the trashed files of tenants deleted longer ago than a retention
     Purge(PurgeArgs),
     /// Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for
@@ -475,9 +475,17 @@ pub struct NameArg {
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// Tenant name
-    #[arg(value_name = "NAME")]
-    pub name: String,
+    /// Tenant names (several: one confirmation for all, each reported, exit 8 when some failed)
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NamesArg {
+    /// Tenant names (several: each reported in a batch, exit 8 when some failed; one: the
+    /// tenant's result alone)
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]

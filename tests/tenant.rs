@@ -978,3 +978,51 @@ fn json_errors_are_one_object_on_stdout() {
         assert!(table.stdout.is_empty(), "table form printed on stdout");
     }
 }
+
+#[test]
+fn lifecycle_verbs_take_several_names_and_report_each() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme", "globex", "initech"]);
+    // Several names: a batch, each tenant reported, exit 8 when one failed; the others done.
+    let out = env.run(&[
+        "--format", "json", "tenant", "trash", "acme", "nosuch", "globex",
+    ]);
+    assert_eq!(out.status.code(), Some(8), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["succeeded"], 2, "{v}");
+    assert_eq!(v["failed"], 1, "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| r["tenant"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["acme", "nosuch", "globex"]
+    );
+    assert_eq!(results[1]["exit_code"], 3, "{v}");
+    assert_eq!(results[0]["result"]["changed"], true, "{v}");
+    let listed = env.json(&["tenant", "list", "--trashed"]);
+    let trashed: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| !t["trashed_at"].is_null())
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(trashed, ["acme", "globex"]);
+    // All succeed: exit 0; one name keeps the single result.
+    env.ok(&["tenant", "untrash", "acme", "globex"]);
+    let one = env.json(&["tenant", "suspend", "initech"]);
+    assert_eq!(one["name"], "initech", "{one}");
+    assert_eq!(one["status"], "suspended", "{one}");
+    // delete: an unknown name is refused before the one confirmation; then each is deleted.
+    let out = env.run(&["--yes", "tenant", "delete", "acme", "nosuch"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(names(&env.json(&["tenant", "list"])).len(), 3);
+    let v = env.json(&["--yes", "tenant", "delete", "acme", "globex"]);
+    assert_eq!(v["succeeded"], 2, "{v}");
+    assert!(!env.tenant_file("acme").exists());
+    let v = env.json(&["tenant", "undelete", "acme", "globex"]);
+    assert_eq!(v["succeeded"], 2, "{v}");
+    assert!(env.tenant_file("acme").exists());
+}

@@ -24,24 +24,41 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
         TenantCommand::Create(_) | TenantCommand::Copy(_) => unreachable!("handled above"),
         TenantCommand::List(a) => show(g.format, &List(tenant::list(&ws, &list_filter(&a))?)),
         TenantCommand::Show(a) => show(g.format, &tenant::show(&ws, &a.name)?),
-        TenantCommand::Trash(a) => state(g, &ws, &a.name, StateChange::Trash),
-        TenantCommand::Untrash(a) => state(g, &ws, &a.name, StateChange::Untrash),
-        TenantCommand::Suspend(a) => state(g, &ws, &a.name, StateChange::Suspend),
-        TenantCommand::Activate(a) => state(g, &ws, &a.name, StateChange::Activate),
+        TenantCommand::Trash(a) => state(g, &ws, &a.names, StateChange::Trash),
+        TenantCommand::Untrash(a) => state(g, &ws, &a.names, StateChange::Untrash),
+        TenantCommand::Suspend(a) => state(g, &ws, &a.names, StateChange::Suspend),
+        TenantCommand::Activate(a) => state(g, &ws, &a.names, StateChange::Activate),
         TenantCommand::Delete(a) => {
-            crate::core::names::tenant(&a.name)?;
-            // Fail on an unknown tenant before asking.
-            ws.store()?.get(&a.name)?;
+            // Fail on a bad or unknown name before asking.
+            for n in &a.names {
+                crate::core::names::tenant(n)?;
+            }
+            let mut store = ws.store()?;
+            for n in &a.names {
+                store.get(n)?;
+            }
+            drop(store);
             confirm(
                 &format!(
-                    "Delete tenant '{}' (the API refuses it at once; its file moves to the trash)",
-                    a.name
+                    "Delete {} '{}' (the API refuses {} at once; {} to the trash)",
+                    if a.names.len() == 1 {
+                        "tenant"
+                    } else {
+                        "tenants"
+                    },
+                    a.names.join("', '"),
+                    if a.names.len() == 1 { "it" } else { "them" },
+                    if a.names.len() == 1 {
+                        "its file moves"
+                    } else {
+                        "their files move"
+                    },
                 ),
                 g.yes,
             )?;
-            show(g.format, &tenant::delete(&ws, &a.name)?)
+            each(g, &a.names, |n| tenant::delete(&ws, n))
         }
-        TenantCommand::Undelete(a) => show(g.format, &tenant::undelete(&ws, &a.name)?),
+        TenantCommand::Undelete(a) => each(g, &a.names, |n| tenant::undelete(&ws, n)),
         TenantCommand::Vacuum(a) => {
             let report = maintenance::vacuum(&ws, &a.names, a.all, &Bar::new())?;
             output::print(g.format, &report)?;
@@ -198,9 +215,55 @@ fn list_filter(a: &ListArgs) -> ListFilter {
     }
 }
 
-fn state(g: &GlobalArgs, ws: &crate::core::Workspace, name: &str, change: StateChange) -> Outcome {
-    show(g.format, &tenant::change_state(ws, name, change)?)
+fn state(
+    g: &GlobalArgs,
+    ws: &crate::core::Workspace,
+    names: &[String],
+    change: StateChange,
+) -> Outcome {
+    each(g, names, |n| tenant::change_state(ws, n, change))
 }
+
+/// A lifecycle verb over its names: one name shows its result alone (exit as its error); several
+/// are a batch, each tenant reported in order, exit 8 when some failed.
+fn each<T>(g: &GlobalArgs, names: &[String], f: impl Fn(&str) -> crate::core::Result<T>) -> Outcome
+where
+    T: Render + serde::Serialize,
+    Batch<T>: Render,
+{
+    if let [one] = names {
+        return show(g.format, &f(one)?);
+    }
+    let mut batch = Batch::default();
+    for n in names {
+        batch.push(n, f(n));
+    }
+    show_batch(g.format, &batch)
+}
+
+/// The table of a lifecycle verb over several tenants.
+macro_rules! lifecycle_batch {
+    ($($t:ty),*) => {$(
+        impl Render for Batch<$t> {
+            fn table(&self) -> Table {
+                let mut t = Table::new(vec!["tenant", "result", "status", "error"]);
+                for o in &self.results {
+                    t.rows.push(vec![
+                        o.tenant.clone(),
+                        if o.ok { "ok" } else { "failed" }.into(),
+                        o.result
+                            .as_ref()
+                            .map(|r| shown_status(&r.tenant.status, r.tenant.trashed_at.is_some()))
+                            .unwrap_or_default(),
+                        opt(&o.error),
+                    ]);
+                }
+                t
+            }
+        }
+    )*};
+}
+lifecycle_batch!(StateResult, Deleted, Undeleted);
 
 /// The state a person reads: the status column, with `trashed` shown over it.
 fn shown_status(status: &str, trashed: bool) -> String {

@@ -12,6 +12,7 @@ mod doctor;
 mod fixtures;
 mod live;
 mod migrate;
+mod pgarchive;
 mod postgres;
 mod query;
 mod tenants;
@@ -34,6 +35,7 @@ fn main() {
         ("live", live::run),
         ("query", query::run),
         ("postgres", postgres::run),
+        ("pgarchive", pgarchive::run),
     ];
     let mut ran = 0;
     for (name, run) in suites {

@@ -26,7 +26,7 @@ use postgres::{Client, NoTls};
 
 use crate::util::{median, monk, report, run_ok, scratch, settle, time};
 
-const URL_VAR: &str = "MONKCTL_TEST_PG_URL";
+pub(crate) const URL_VAR: &str = "MONKCTL_TEST_PG_URL";
 const CREATE_N: usize = 1_000;
 const LIST_N: usize = 100_000;
 const ROUNDS: usize = 5;
@@ -34,7 +34,7 @@ const ROUNDS: usize = 5;
 const CREATE_ROUNDS: usize = 3;
 const MIGRATION: &str = "ALTER TABLE users ADD COLUMN nickname text;\n";
 
-fn size(var: &str, default: usize) -> usize {
+pub(crate) fn size(var: &str, default: usize) -> usize {
     std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -80,20 +80,20 @@ pub fn run() {
 }
 
 /// The server, its admin URL and the `psql` to run against it.
-struct Server {
+pub(crate) struct Server {
     admin_url: String,
     psql: PathBuf,
 }
 
 /// A database of this run, dropped with its value.
-struct Db<'a> {
+pub(crate) struct Db<'a> {
     server: &'a Server,
-    name: String,
-    url: String,
+    pub(crate) name: String,
+    pub(crate) url: String,
 }
 
 impl Server {
-    fn new(admin_url: &str, psql: PathBuf) -> Result<Server, String> {
+    pub(crate) fn new(admin_url: &str, psql: PathBuf) -> Result<Server, String> {
         let s = Server {
             admin_url: admin_url.to_string(),
             psql,
@@ -106,7 +106,7 @@ impl Server {
     }
 
     /// Runs each statement on its own (`CREATE DATABASE` may not share a transaction).
-    fn sql(&self, statements: &[&str]) {
+    pub(crate) fn sql(&self, statements: &[&str]) {
         let mut c = self.admin().unwrap();
         for sql in statements {
             if let Err(e) = c.batch_execute(sql) {
@@ -126,7 +126,7 @@ impl Server {
     }
 
     /// A new empty database.
-    fn database(&self, tag: &str) -> Db<'_> {
+    pub(crate) fn database(&self, tag: &str) -> Db<'_> {
         let db = self.db_named(tag);
         self.sql(&[
             &format!("DROP DATABASE IF EXISTS \"{}\"", db.name),
@@ -161,16 +161,16 @@ impl Drop for Db<'_> {
 }
 
 impl Db<'_> {
-    fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         Client::connect(&self.url, NoTls).unwrap()
     }
 
-    fn scalar_i64(&self, sql: &str) -> i64 {
+    pub(crate) fn scalar_i64(&self, sql: &str) -> i64 {
         self.client().query_one(sql, &[]).unwrap().get(0)
     }
 
     /// `monkctl --data-dir DATA --database-url URL`.
-    fn monk(&self, data: &Path) -> Command {
+    pub(crate) fn monk(&self, data: &Path) -> Command {
         let mut c = monk(data);
         c.arg("--database-url").arg(&self.url);
         c
@@ -211,7 +211,7 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// `url` without its password, and the password (percent-decoding is left to the URL: a test
 /// server's password is hex).
-fn split_password(url: &str) -> (String, Option<String>) {
+pub(crate) fn split_password(url: &str) -> (String, Option<String>) {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return (url.to_string(), None);
     };

@@ -29,7 +29,7 @@ use super::names;
 use super::progress::Progress;
 use super::registry::TenantRow;
 use super::system;
-use super::tenant::{self, Built, CreateSpec};
+use super::tenant::{Built, CreateSpec};
 use super::{Batch, Workspace};
 
 /// The name of the built-in fixture every tenant starts from.
@@ -1567,7 +1567,7 @@ pub fn deploy(
     let loaded = prepare(dir, wanted, limit)?;
     // A data directory without an infra database is an error here, not something to create.
     drop(ws.registry()?);
-    let mut reg = ws.registry_for_write()?;
+    let mut reg = super::Store::Sqlite(ws.registry_for_write()?);
     let tenants: Vec<TenantRow> = if targets.all {
         reg.all()?
             .into_iter()
@@ -1652,6 +1652,9 @@ fn deploy_postgres(
     let super::Store::Postgres(mut reg) = ws.store_existing_for_write()? else {
         unreachable!("a PostgreSQL deployment has a PostgreSQL registry")
     };
+    // The registry's SQLite tenants are deployed to as files when `--sqlite-data-dir` says where
+    // they are (their fixtures read for SQLite); else a run over all leaves them out.
+    let files = ws.sqlite_files.is_some();
     let tenants: Vec<TenantRow> = if targets.all {
         reg.all()?
             .into_iter()
@@ -1659,7 +1662,7 @@ fn deploy_postgres(
                 t.status == "active"
                     && !t.is_trashed()
                     && !t.is_deleted()
-                    && t.db_type == "postgresql"
+                    && (t.db_type == "postgresql" || (files && t.db_type == "sqlite"))
             })
             .collect()
     } else {
@@ -1673,10 +1676,24 @@ fn deploy_postgres(
         out
     };
     let others = postgres::schemas(&mut reg)?;
+    let sqlite_loaded = if tenants.iter().any(|t| t.db_type == "sqlite") && files {
+        Some(prepare(dir, wanted, limit)?)
+    } else {
+        None
+    };
+    let mut store = super::Store::Postgres(reg);
     progress.start(tenants.len() as u64, "deploying fixtures");
     let mut batch = Batch::default();
     for t in &tenants {
-        let r = postgres::deploy_one(&mut reg, t, &loaded, wanted, force, limit, &others);
+        let r = match (&sqlite_loaded, &mut store) {
+            (Some(l), store) if t.db_type == "sqlite" => {
+                deploy_one(ws, store, t, l, wanted, force, limit)
+            }
+            (_, super::Store::Postgres(reg)) => {
+                postgres::deploy_one(reg, t, &loaded, wanted, force, limit, &others)
+            }
+            (_, super::Store::Sqlite(_)) => unreachable!("a PostgreSQL registry"),
+        };
         progress.advance(1, &t.name);
         batch.push(&t.name, r);
     }
@@ -1686,7 +1703,7 @@ fn deploy_postgres(
 
 fn deploy_one(
     ws: &Workspace,
-    reg: &mut super::Registry,
+    reg: &mut super::Store,
     t: &TenantRow,
     loaded: &[Loaded],
     wanted: &[String],
@@ -1699,7 +1716,8 @@ fn deploy_one(
             t.name
         )));
     }
-    let path = tenant::file_of(&ws.layout, t)?;
+    // The file of a SQLite deployment's tenant, or of a PostgreSQL registry's SQLite tenant.
+    let path = ws.sqlite_file_of(t)?;
     // Two deploys to one tenant queue here, so the second sees what the first recorded. The lock
     // is an flock on the tenant file itself (no extra file; SQLite's own locks are fcntl locks,
     // independent on Linux); it is taken before SQLite opens the file and released after SQLite

@@ -396,7 +396,7 @@ pub(crate) fn deploy_one(
     }
     if t.db_type != "postgresql" {
         return Err(Error::Unsupported(format!(
-            "tenant '{}' is a SQLite tenant of this PostgreSQL registry (db_type '{}'); fixtures are deployed to the registry's schemas only: give fixtures at `tenant create --db-type sqlite`, or move the tenant onto PostgreSQL first (`monkctl tenant copy`)",
+            "tenant '{}' is a SQLite tenant of this PostgreSQL registry (db_type '{}'): give the directory of its file (the API's SQLITE_DATA_DIR) with --sqlite-data-dir to deploy to it",
             t.name, t.db_type
         )));
     }

@@ -633,8 +633,11 @@ struct Target {
 }
 
 impl Target {
+    /// The tenant's file: in the data directory, or, for a PostgreSQL registry's SQLite
+    /// tenant, under `--sqlite-data-dir`.
     fn path(&self, ws: &Workspace) -> Result<PathBuf> {
-        ws.layout.tenant_path(&self.database, &self.schema)
+        ws.sqlite_layout()?
+            .tenant_path(&self.database, &self.schema)
     }
 }
 
@@ -1203,64 +1206,7 @@ pub fn survey(
         false,
         progress,
         if plan { "planning" } else { "reading" },
-        |t| {
-            let path = t.path(ws)?;
-            if !plan {
-                let ins = db::read_quietly(&path, |conn, path| {
-                    conn.busy_timeout(opts.busy_timeout).at(path)?;
-                    inspect(conn, path, set, target)
-                })?;
-                return Ok(TenantStatus {
-                    path: Some(path),
-                    inspection: ins,
-                    locked: false,
-                    destructive: Vec::new(),
-                    would_fail: None,
-                });
-            }
-            // Whether `up` would find the write lock held for all of its busy timeout, asked
-            // without taking the lock (that would fail the API's requests), before this
-            // process opens the file.
-            let locked = db::write_lock_held_elsewhere(&path, opts.busy_timeout);
-            let (ins, schema) = db::read_quietly(&path, |conn, path| {
-                conn.busy_timeout(opts.busy_timeout).at(path)?;
-                let ins = inspect(conn, path, set, target)?;
-                let schema = if ins.pending.is_empty() {
-                    None
-                } else {
-                    Some(schema_sql(conn).at(path)?)
-                };
-                Ok((ins, schema))
-            })?;
-            let mut st = TenantStatus {
-                path: Some(path.clone()),
-                inspection: ins,
-                locked,
-                destructive: Vec::new(),
-                would_fail: None,
-            };
-            if let Some(schema) = schema {
-                let pending: Vec<&Mig> = st
-                    .inspection
-                    .pending
-                    .iter()
-                    .filter_map(|v| set.get(*v))
-                    .collect();
-                if !pending.is_empty() {
-                    match analyses.get(&schema, &pending)? {
-                        Ok(f) => st.destructive = f,
-                        Err(f) if f.kind == FailKind::Failed => {
-                            st.would_fail = Some(failure_message(&f, st.inspection.version))
-                        }
-                        Err(f) => {
-                            let from = st.inspection.version;
-                            return Err(f.error(|f| Error::Other(failure_message(f, from))));
-                        }
-                    }
-                }
-            }
-            Ok(st)
-        },
+        |t| survey_one(ws, set, opts, target, plan, &analyses, t),
         &mut |o: Outcome<TenantStatus>| {
             summary.add(&o);
             tally.add(&o);
@@ -1273,6 +1219,154 @@ pub fn survey(
         summary,
     })
 }
+/// Where one SQLite tenant stands (`status`), and with `plan` what `up` would do to it.
+fn survey_one(
+    ws: &Workspace,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    target: i64,
+    plan: bool,
+    analyses: &Analyses,
+    t: &Target,
+) -> Result<TenantStatus> {
+    let path = t.path(ws)?;
+    if !plan {
+        let ins = db::read_quietly(&path, |conn, path| {
+            conn.busy_timeout(opts.busy_timeout).at(path)?;
+            inspect(conn, path, set, target)
+        })?;
+        return Ok(TenantStatus {
+            path: Some(path),
+            inspection: ins,
+            locked: false,
+            destructive: Vec::new(),
+            would_fail: None,
+        });
+    }
+    // Whether `up` would find the write lock held for all of its busy timeout, asked
+    // without taking the lock (that would fail the API's requests), before this
+    // process opens the file.
+    let locked = db::write_lock_held_elsewhere(&path, opts.busy_timeout);
+    let (ins, schema) = db::read_quietly(&path, |conn, path| {
+        conn.busy_timeout(opts.busy_timeout).at(path)?;
+        let ins = inspect(conn, path, set, target)?;
+        let schema = if ins.pending.is_empty() {
+            None
+        } else {
+            Some(schema_sql(conn).at(path)?)
+        };
+        Ok((ins, schema))
+    })?;
+    let mut st = TenantStatus {
+        path: Some(path.clone()),
+        inspection: ins,
+        locked,
+        destructive: Vec::new(),
+        would_fail: None,
+    };
+    if let Some(schema) = schema {
+        let pending: Vec<&Mig> = st
+            .inspection
+            .pending
+            .iter()
+            .filter_map(|v| set.get(*v))
+            .collect();
+        if !pending.is_empty() {
+            match analyses.get(&schema, &pending)? {
+                Ok(f) => st.destructive = f,
+                Err(f) if f.kind == FailKind::Failed => {
+                    st.would_fail = Some(failure_message(&f, st.inspection.version))
+                }
+                Err(f) => {
+                    let from = st.inspection.version;
+                    return Err(f.error(|f| Error::Other(failure_message(f, from))));
+                }
+            }
+        }
+    }
+    Ok(st)
+}
+
+/// `status`/`plan` of a PostgreSQL registry's SQLite tenants (`--sqlite-data-dir`), after its
+/// schemas: each file read as on a SQLite deployment.
+#[allow(clippy::too_many_arguments)]
+fn survey_files(
+    ws: &Workspace,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    target: i64,
+    plan: bool,
+    files: Vec<Target>,
+    progress: &dyn Progress,
+    emit: &mut dyn FnMut(Outcome<TenantStatus>),
+) -> Result<()> {
+    let n = files.len();
+    let analyses = Analyses::new(guard::ANALYSIS_TIMEOUT);
+    pool(
+        &mut Targets::Named(files.into_iter()),
+        n,
+        opts.jobs,
+        false,
+        progress,
+        if plan { "planning" } else { "reading" },
+        |t| survey_one(ws, set, opts, target, plan, &analyses, t),
+        emit,
+    )?;
+    Ok(())
+}
+
+/// `up` of a PostgreSQL registry's SQLite tenants (`--sqlite-data-dir`), after its schemas:
+/// each file migrated as on a SQLite deployment (one transaction under its write lock, the
+/// guard, its history). A destructive migration is refused there even with
+/// `--allow-destructive` (the run's undo restores schemas, not files); the names of those not
+/// started (`--fail-fast`) are returned.
+#[allow(clippy::too_many_arguments)]
+fn up_files(
+    ws: &Workspace,
+    set: &MigrationSet,
+    opts: &RunOptions,
+    target: i64,
+    files: Vec<Target>,
+    run_dir: &Path,
+    progress: &dyn Progress,
+    emit: &mut dyn FnMut(Outcome<TenantUp>),
+) -> Result<Vec<String>> {
+    let n = files.len();
+    let asked = opts.allow_destructive;
+    let opts = RunOptions {
+        allow_destructive: false,
+        ..opts.clone()
+    };
+    let cx = UpCtx {
+        ws,
+        set,
+        target,
+        opts: &opts,
+        analyses: Analyses::new(opts.statement_timeout),
+        run: RunDir {
+            dir: run_dir.to_path_buf(),
+            manifest: Mutex::new(None),
+        },
+    };
+    pool(
+        &mut Targets::Named(files.into_iter()),
+        n,
+        opts.jobs,
+        opts.fail_fast,
+        progress,
+        "migrating",
+        |t| {
+            up_one(&cx, t).map_err(|e| match e {
+                Error::Destructive(m) if asked => Error::Destructive(format!(
+                    "{m}; --allow-destructive does not apply to a SQLite tenant of a PostgreSQL registry (the run's undo restores schemas only): migrate its file from a SQLite deployment, or move it onto PostgreSQL with `monkctl tenant copy`"
+                )),
+                other => other,
+            })
+        },
+        emit,
+    )
+}
+
 /// The destructive findings of the migrations up to `target`, on a baseline tenant: what a run
 /// may do, for the confirmation before `up --allow-destructive`.
 pub fn destructive_in_set(set: &MigrationSet, target: Option<i64>) -> Result<Vec<Finding>> {

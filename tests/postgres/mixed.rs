@@ -116,14 +116,126 @@ fn sqlite_tenants_of_a_postgres_registry_are_made_listed_and_moved(db: &PgDb) {
     ));
     let n: i64 = db.scalar("SELECT count(*) FROM ns_tenant_small_pg.users WHERE name = 'admin'");
     assert_eq!(n, 1);
-    // Commands of the registry's schemas refuse it by name, and change nothing.
-    let out = run(db, l, &["migrate", "up", "--tenant", "small"]);
-    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    // One migration set for both kinds: `migrate up` runs it on the schema and on the file.
+    let migs = db.env().root().join("migrations");
+    std::fs::create_dir_all(&migs).unwrap();
+    std::fs::write(
+        migs.join("V2__nickname.sql"),
+        "ALTER TABLE users ADD COLUMN nickname TEXT;\n",
+    )
+    .unwrap();
+    let m = migs.to_str().unwrap();
+    let status = ok(run(
+        db,
+        l,
+        &["--migrations", m, "--format", "json", "migrate", "status"],
+    ));
+    let pending: Vec<(String, Value)> = status["tenants"]["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{status}"))
+        .iter()
+        .map(|r| {
+            (
+                r["tenant"].as_str().unwrap().to_string(),
+                r["result"]["pending"].clone(),
+            )
+        })
+        .collect();
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("SQLite tenant"),
+        pending.contains(&("small".to_string(), serde_json::json!([2]))),
+        "{status}"
+    );
+    assert!(
+        pending.contains(&("big".to_string(), serde_json::json!([2]))),
+        "{status}"
+    );
+    let up = ok(run(
+        db,
+        l,
+        &["--migrations", m, "--format", "json", "migrate", "up"],
+    ));
+    assert_eq!(up["summary"]["failed"], 0, "{up}");
+    let c = rusqlite::Connection::open(&file).unwrap();
+    let has: i64 = c
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('users') WHERE name = 'nickname'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(has, 1, "the file was migrated");
+    drop(c);
+    let has: i64 = db.scalar(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'ns_tenant_big' AND column_name = 'nickname'",
+    );
+    assert_eq!(has, 1, "the schema was migrated");
+    // A destructive migration: the schema with --allow-destructive, never the file.
+    std::fs::write(
+        migs.join("V3__drop_nickname.sql"),
+        "ALTER TABLE users DROP COLUMN nickname;\n",
+    )
+    .unwrap();
+    let out = run(
+        db,
+        l,
+        &[
+            "--migrations",
+            m,
+            "--yes",
+            "migrate",
+            "up",
+            "--allow-destructive",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not apply to a SQLite tenant"),
         "{}",
         text(&out)
     );
+    // Fixtures go into the file, recorded in the registry.
+    let fx = db.env().root().join("fixtures");
+    std::fs::create_dir_all(fx.join("crm")).unwrap();
+    std::fs::write(
+        fx.join("crm/fixture.toml"),
+        "name = \"crm\"\nversion = \"1\"\nfiles = [\"schema.sql\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        fx.join("crm/schema.sql"),
+        "CREATE TABLE crm_notes (id INTEGER PRIMARY KEY, body TEXT);\n",
+    )
+    .unwrap();
+    ok(run(
+        db,
+        l,
+        &[
+            "--migrations",
+            m,
+            "fixture",
+            "deploy",
+            "crm",
+            "--fixtures",
+            fx.to_str().unwrap(),
+            "--tenant",
+            "small",
+        ],
+    ));
+    let c = rusqlite::Connection::open(&file).unwrap();
+    let n: i64 = c
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'crm_notes'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(c);
+    let recorded: i64 = db.scalar(
+        "SELECT count(*) FROM public.tenant_fixtures f JOIN public.tenants t ON t.id = f.tenant_id \
+         WHERE t.name = 'small' AND f.fixture_name = 'crm'",
+    );
+    assert_eq!(recorded, 1);
     // A damaged file is found.
     std::fs::write(&file, b"SQLite format 3\0 but nothing after it").unwrap();
     let out = run(db, l, &["--format", "json", "doctor"]);

@@ -44,24 +44,42 @@ fn infra_status(reg: &mut Registry) -> Result<InfraStatus> {
     })
 }
 
-/// The selected tenants (in name order), and how many were left out (trashed, deleted, or
-/// SQLite tenants of a mixed registry).
-fn select(reg: &mut Registry, sel: &Selection) -> Result<(Vec<TenantRow>, usize)> {
+/// The selected tenants: the schemas (in name order), the SQLite tenants of a mixed registry
+/// when `--sqlite-data-dir` says where their files are (in name order, visited after the
+/// schemas), and how many were left out (trashed, deleted, or SQLite tenants without the
+/// setting).
+fn select(
+    ws: &Workspace,
+    reg: &mut Registry,
+    sel: &Selection,
+) -> Result<(Vec<TenantRow>, Vec<super::Target>, usize)> {
+    let file = |t: &TenantRow| super::Target {
+        name: t.name.clone(),
+        database: t.database.clone(),
+        schema: t.schema.clone(),
+    };
     if !sel.tenants.is_empty() {
         let mut out: Vec<TenantRow> = Vec::new();
+        let mut files: Vec<super::Target> = Vec::new();
         for n in &sel.tenants {
             names::tenant(n)?;
-            if out.iter().any(|t| &t.name == n) {
+            if out.iter().any(|t| &t.name == n) || files.iter().any(|t| &t.name == n) {
                 continue;
             }
             let row = reg
                 .find(n)?
                 .ok_or_else(|| Error::TenantNotFound(n.clone()))?;
-            if row.db_type != "postgresql" {
+            if row.db_type != "postgresql" && row.db_type != "sqlite" {
                 return Err(Error::Unsupported(format!(
-                    "tenant '{n}' is a SQLite tenant of this PostgreSQL registry (db_type '{}'); `migrate` runs on the registry's schemas only: move it onto PostgreSQL first (`monkctl tenant copy`), or migrate its file from a SQLite deployment",
+                    "tenant '{n}' has db_type '{}', neither 'postgresql' nor 'sqlite'; fix its row",
                     row.db_type
                 )));
+            }
+            if row.db_type == "sqlite" {
+                ws.sqlite_layout().map_err(|e| match e {
+                    Error::Unsupported(m) => Error::Unsupported(format!("tenant '{n}': {m}")),
+                    other => other,
+                })?;
             }
             if row.is_deleted() {
                 return Err(Error::Conflict(format!(
@@ -73,20 +91,31 @@ fn select(reg: &mut Registry, sel: &Selection) -> Result<(Vec<TenantRow>, usize)
                     "tenant '{n}' is trashed; pass --include-trashed to migrate it anyway"
                 )));
             }
-            out.push(row);
+            if row.db_type == "sqlite" {
+                files.push(file(&row));
+            } else {
+                out.push(row);
+            }
         }
-        return Ok((out, 0));
+        return Ok((out, files, 0));
     }
     let all = reg.all()?;
     let total = all.len();
+    let wanted = |t: &TenantRow| !t.is_deleted() && (sel.include_trashed || !t.is_trashed());
+    let files: Vec<super::Target> = if ws.sqlite_files.is_some() {
+        all.iter()
+            .filter(|t| t.db_type == "sqlite" && wanted(t))
+            .map(file)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let out: Vec<TenantRow> = all
         .into_iter()
-        .filter(|t| {
-            t.db_type == "postgresql" && !t.is_deleted() && (sel.include_trashed || !t.is_trashed())
-        })
+        .filter(|t| t.db_type == "postgresql" && wanted(t))
         .collect();
-    let skipped = total - out.len();
-    Ok((out, skipped))
+    let skipped = total - out.len() - files.len();
+    Ok((out, files, skipped))
 }
 
 /// What one tenant's visit is to do.
@@ -806,7 +835,7 @@ pub(super) fn survey(
     let version = set.target(opts.target)?;
     let mut reg = Registry::open_existing(target)?;
     let infra = infra_status(&mut reg)?;
-    let (tenants, skipped) = select(&mut reg, &opts.selection)?;
+    let (tenants, files, skipped) = select(ws, &mut reg, &opts.selection)?;
     let schemas = crate::core::backend::postgres::schemas(&mut reg.client, target)?;
     drop(reg);
     let head = SurveyHead {
@@ -853,6 +882,22 @@ pub(super) fn survey(
             sink.outcome(o);
         },
     )?;
+    if !files.is_empty() {
+        super::survey_files(
+            ws,
+            set,
+            opts,
+            version,
+            plan,
+            files,
+            progress,
+            &mut |o: Outcome<TenantStatus>| {
+                summary.add(&o);
+                tally.add(&o);
+                sink.outcome(o);
+            },
+        )?;
+    }
     Ok(Survey {
         head,
         tenants: tally,
@@ -873,7 +918,7 @@ pub(super) fn up(
     let (before, _) = Registry::open_existing(target)?.infra_versions()?;
     let mut reg = Registry::open_for_write(target)?;
     let after = infra_status(&mut reg)?;
-    let (tenants, skipped) = select(&mut reg, &opts.selection)?;
+    let (tenants, files, skipped) = select(ws, &mut reg, &opts.selection)?;
     let schemas = crate::core::backend::postgres::schemas(&mut reg.client, target)?;
     // Tenants with nothing to do are found from their histories, read for many schemas in one
     // statement, and need no transaction of their own.
@@ -912,7 +957,7 @@ pub(super) fn up(
         run_dir: run_dir.clone(),
     };
     let mut summary = UpSummary {
-        tenants: tenants.len(),
+        tenants: tenants.len() + files.len(),
         skipped,
         ..UpSummary::default()
     };
@@ -938,6 +983,27 @@ pub(super) fn up(
             sink.outcome(o);
         },
     )?;
+    let mut not_started = not_started;
+    if !files.is_empty() {
+        if opts.fail_fast && tally.failed > 0 {
+            not_started.extend(files.iter().map(|t| t.name.clone()));
+        } else {
+            not_started.extend(super::up_files(
+                ws,
+                set,
+                opts,
+                version,
+                files,
+                &run_dir,
+                progress,
+                &mut |o: Outcome<TenantUp>| {
+                    summary.add(&o);
+                    tally.add(&o);
+                    sink.outcome(o);
+                },
+            )?);
+        }
+    }
     summary.failed = tally.failed;
     summary.not_started = not_started.len();
     Ok(UpReport {

@@ -586,6 +586,21 @@ fn restore_refuses_a_taken_name_and_changes_nothing(db: &PgDb) {
         schemas_before + 1,
         "only the test's own schema"
     );
+    // An archive whose content was changed after it was made: refused, nothing restored.
+    let tampered = db.env().root().join("tampered.monk.db");
+    std::fs::copy(&archive, &tampered).unwrap();
+    rusqlite::Connection::open(&tampered)
+        .unwrap()
+        .execute_batch("UPDATE widgets SET name = 'changed' WHERE name = 'beta'")
+        .unwrap();
+    let out = run(
+        db,
+        &["restore", tampered.to_str().unwrap(), "--as", "tampered"],
+    );
+    assert_eq!(out.status.code(), Some(15), "{}", text(&out));
+    let n: i64 =
+        db.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = 'ns_tenant_tampered'");
+    assert_eq!(n, 0);
     // A file that is no archive: its own exit code.
     let junk = db.env().root().join("junk.monk.db");
     std::fs::write(&junk, b"not an archive at all, not even close to one......").unwrap();

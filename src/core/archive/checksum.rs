@@ -130,8 +130,36 @@ pub(super) struct Content {
 /// `WITHOUT ROWID` tables), the rowid first, each value as a type tag, a length for text and
 /// blobs, and its bytes (integers and reals as 8 little-endian bytes). Reads one row at a time.
 pub(super) fn content_of(conn: &Connection, path: &Path) -> Result<Content> {
-    let mut h = Checksum::default();
-    {
+    let mut h = ContentHasher::begin(conn, path)?;
+    for (table, without_rowid) in ContentHasher::tables(conn, path)? {
+        let mut st = conn
+            .prepare(&ContentHasher::select(&table, without_rowid))
+            .at(path)?;
+        let ncols = st.column_count();
+        h.table(&table, ncols);
+        let mut rows = st.query([]).at(path)?;
+        while let Some(r) = rows.next().at(path)? {
+            h.row(r, path)?;
+        }
+        h.end_table(&table);
+    }
+    Ok(h.finish())
+}
+
+/// The content checksum computed by a reader that goes through the tables itself (a restore
+/// into PostgreSQL hashes each row as it loads it): `begin`, then for each of `tables`, in
+/// order, `table`, every row of `select`, `end_table`; then `finish`.
+pub(super) struct ContentHasher {
+    h: Checksum,
+    ncols: usize,
+    rows: i64,
+    row_counts: BTreeMap<String, i64>,
+}
+
+impl ContentHasher {
+    /// Starts with the schema entries.
+    pub(super) fn begin(conn: &Connection, path: &Path) -> Result<ContentHasher> {
+        let mut h = Checksum::default();
         let mut st = conn
             .prepare(
                 "SELECT type, name, coalesce(sql, '') FROM sqlite_master \
@@ -144,8 +172,16 @@ pub(super) fn content_of(conn: &Connection, path: &Path) -> Result<Content> {
                 h.value(r.get_ref(i).at(path)?);
             }
         }
+        Ok(ContentHasher {
+            h,
+            ncols: 0,
+            rows: 0,
+            row_counts: BTreeMap::new(),
+        })
     }
-    let tables: Vec<(String, bool)> = {
+
+    /// The tables in the order they are hashed, each with whether it is `WITHOUT ROWID`.
+    pub(super) fn tables(conn: &Connection, path: &Path) -> Result<Vec<(String, bool)>> {
         let mut st = conn
             .prepare(
                 "SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' \
@@ -155,32 +191,43 @@ pub(super) fn content_of(conn: &Connection, path: &Path) -> Result<Content> {
         let rows = st
             .query_map([META_TABLE], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? != 0)))
             .at(path)?;
-        rows.collect::<rusqlite::Result<_>>().at(path)?
-    };
-    let mut row_counts = BTreeMap::new();
-    for (table, without_rowid) in tables {
-        let q = db::quote_ident(&table);
-        let sql = if without_rowid {
+        rows.collect::<rusqlite::Result<_>>().at(path)
+    }
+
+    /// How a table is read for the hash: its rowid first (but in a `WITHOUT ROWID` table), then
+    /// every column in the table's order, in rowid (primary-key) order.
+    pub(super) fn select(table: &str, without_rowid: bool) -> String {
+        let q = db::quote_ident(table);
+        if without_rowid {
             format!("SELECT * FROM {q}")
         } else {
             format!("SELECT _rowid_, * FROM {q} ORDER BY _rowid_")
-        };
-        let mut st = conn.prepare(&sql).at(path)?;
-        let ncols = st.column_count();
-        h.value(ValueRef::Text(table.as_bytes()));
-        h.update(&(ncols as u64).to_le_bytes());
-        let mut rows = st.query([]).at(path)?;
-        let mut n = 0i64;
-        while let Some(r) = rows.next().at(path)? {
-            for i in 0..ncols {
-                h.value(r.get_ref(i).at(path)?);
-            }
-            n += 1;
         }
-        row_counts.insert(table, n);
     }
-    Ok(Content {
-        checksum: format!("{CHECKSUM_ALGORITHM}:{:016x}", h.finish()),
-        row_counts,
-    })
+
+    pub(super) fn table(&mut self, table: &str, ncols: usize) {
+        self.h.value(ValueRef::Text(table.as_bytes()));
+        self.h.update(&(ncols as u64).to_le_bytes());
+        self.ncols = ncols;
+        self.rows = 0;
+    }
+
+    pub(super) fn row(&mut self, r: &rusqlite::Row<'_>, path: &Path) -> Result<()> {
+        for i in 0..self.ncols {
+            self.h.value(r.get_ref(i).at(path)?);
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    pub(super) fn end_table(&mut self, table: &str) {
+        self.row_counts.insert(table.to_string(), self.rows);
+    }
+
+    pub(super) fn finish(self) -> Content {
+        Content {
+            checksum: format!("{CHECKSUM_ALGORITHM}:{:016x}", self.h.finish()),
+            row_counts: self.row_counts,
+        }
+    }
 }

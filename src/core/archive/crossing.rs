@@ -288,6 +288,14 @@ pub fn real_text(x: f64) -> String {
 
 /// Appends `s` to a `COPY` text-format line, escaped.
 pub fn copy_escape(s: &str, out: &mut String) {
+    // Most values have nothing to escape: copied whole.
+    if !s
+        .bytes()
+        .any(|b| matches!(b, b'\\' | b'\t' | b'\n' | b'\r'))
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -402,9 +410,12 @@ pub fn copy_field(
         }
         Kind::Bytea => match v {
             ValueRef::Blob(b) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
                 out.push_str("\\\\x");
+                out.reserve(b.len() * 2);
                 for byte in b {
-                    out.push_str(&format!("{byte:02x}"));
+                    out.push(HEX[usize::from(byte >> 4)] as char);
+                    out.push(HEX[usize::from(byte & 15)] as char);
                 }
             }
             _ => return Err(wrong("binary data (a blob)")),

@@ -31,13 +31,13 @@ use std::time::SystemTime;
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{IsolationLevel, Transaction};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use super::crossing::{self, Field, Kind, EXACT_DDL, EXACT_TABLE};
 use super::{
     content_of, judged, metadata_of, open_archive, open_scratch, place, verify_file,
-    write_metadata, Extracted, Metadata, RestoreMode, RestoreOptions, Restored, FORMAT_NAME,
-    META_TABLE,
+    write_metadata, ContentHasher, Extracted, Metadata, RestoreMode, RestoreOptions, Restored,
+    FORMAT_NAME, META_TABLE,
 };
 use crate::core::backend::postgres::{ident, insert_fixture_rows, insert_row, Registry, Target};
 use crate::core::db;

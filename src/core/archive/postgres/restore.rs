@@ -56,10 +56,12 @@ pub(in crate::core::archive) fn restore(
     let err = |e| target.error(Some(&schema_name), e);
     tx.batch_execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'")
         .map_err(err)?;
-    // The full verification reads the archive on another core while the schema is built; the
-    // transaction commits only once it has passed.
-    let outcome = std::thread::scope(|s| -> Result<(TenantRow, Vec<String>)> {
-        let verify = s.spawn(|| super::super::verified_as(archive, &meta));
+    // The header is checked first (a file cut short is named as such); the content is checked
+    // against the recorded checksum and row counts as it is loaded (`load`), so the archive is
+    // read once, and the transaction commits only if it matches. (SQLite's integrity check of
+    // the archive's indexes is left out here: the load reads none of them.)
+    super::super::check_header(archive)?;
+    let outcome = {
         let built = (|| -> Result<(TenantRow, Vec<String>)> {
             // What is replaced is saved first, as it is under the lock that keeps writers out.
             if let (Some(cur), Some(saved)) = (&current, &saved_path) {
@@ -167,11 +169,8 @@ pub(in crate::core::archive) fn restore(
             insert_fixture_rows(&mut tx, target, &fixture_rows)?;
             Ok((row, fixture_names))
         })();
-        let verified = super::super::joined(verify.join(), "verifying the archive");
-        // A problem with the archive is the one to report.
-        verified?;
         built
-    });
+    };
     let (row, fixtures) = match outcome {
         Ok(v) => v,
         Err(e) => {
@@ -390,25 +389,68 @@ pub(super) fn load(
         tx.batch_execute(&format!("DROP TABLE {HISTORY_TABLE}"))
             .map_err(err)?;
     }
-    for table in load_order(tx, target, schema_name, &atables)? {
-        let Some(cols) = tables.get(&table) else {
-            return Err(unconvertible(
-                &table,
-                "",
-                "",
-                format!("the deployment's schema at version {version} has no such table"),
-            ));
+    // As pg_restore does: the rows go in without the tables' keys, indexes and foreign keys,
+    // which are built once afterwards (faster than row by row, and in any table order).
+    let rebuild = set_keys_aside(tx, target, schema_name)?;
+    // Every table in the checksum's order, each row hashed as it is loaded: the archive is read
+    // once, and the transaction commits only if the content is exactly the one its metadata
+    // records.
+    let mut hasher = ContentHasher::begin(&src, archive)?;
+    for (table, without_rowid) in ContentHasher::tables(&src, archive)? {
+        let load_into = if table == EXACT_TABLE {
+            None
+        } else {
+            match tables.get(&table) {
+                Some(cols) => Some(cols),
+                None => {
+                    return Err(unconvertible(
+                        &table,
+                        "",
+                        "",
+                        format!("the deployment's schema at version {version} has no such table"),
+                    ))
+                }
+            }
         };
         copy_table_in(
             tx,
             target,
             schema_name,
-            &src,
-            archive,
+            (&src, archive),
             &table,
-            &atables[&table],
-            cols,
+            without_rowid,
+            &atables.get(&table).cloned().unwrap_or_default(),
+            load_into.map(|c| c.as_slice()),
+            &mut hasher,
         )?;
+    }
+    let content = hasher.finish();
+    if content.row_counts != meta.row_counts || content.checksum != meta.checksum {
+        return Err(Error::ChecksumMismatch {
+            path: archive.to_path_buf(),
+            detail: format!(
+                "recorded {}, read {} while restoring; nothing was restored",
+                meta.checksum, content.checksum
+            ),
+        });
+    }
+    crate::core::pause_point("restore.pg.keys");
+    for sql in rebuild {
+        tx.batch_execute(&sql).map_err(|e| {
+            let detail = e
+                .as_db_error()
+                .map(|d| d.message().to_string())
+                .unwrap_or_else(|| e.to_string());
+            match e.code() {
+                Some(c) if c.code().starts_with("23") => unconvertible(
+                    sql.split_whitespace().nth(2).unwrap_or(""),
+                    "",
+                    "",
+                    format!("the restored rows break a key of the schema: {detail} ({sql})"),
+                ),
+                _ => err(e),
+            }
+        })?;
     }
     // The history as the PostgreSQL side records it: the set's PostgreSQL checksums (the
     // archive's history was judged against the set before anything was built).
@@ -469,65 +511,112 @@ pub(super) fn sqlite_field_rows(conn: &Connection, path: &Path, model: &str) -> 
     rows.collect::<rusqlite::Result<_>>().at(path)
 }
 
-/// The archive's tables in an order that loads every referenced table before the tables that
-/// reference it (the schema's foreign keys).
-pub(super) fn load_order(
-    tx: &mut Transaction<'_>,
-    target: &Target,
-    schema: &str,
-    atables: &BTreeMap<String, Vec<String>>,
-) -> Result<Vec<String>> {
-    let edges: Vec<(String, String)> = tx
+/// Takes the keys, unique constraints, indexes and foreign keys off every table of `schema`
+/// (inside the transaction) and returns the statements that put them back, in an order that
+/// works: keys and unique constraints, indexes, then foreign keys.
+fn set_keys_aside(tx: &mut Transaction<'_>, target: &Target, schema: &str) -> Result<Vec<String>> {
+    let err = |e| target.error(Some(schema), e);
+    let constraints: Vec<(String, String, String, String)> = tx
         .query(
-            "SELECT s.relname::text, d.relname::text FROM pg_constraint k \
-             JOIN pg_class s ON s.oid = k.conrelid JOIN pg_class d ON d.oid = k.confrelid \
-             JOIN pg_namespace n ON n.oid = s.relnamespace \
-             WHERE k.contype = 'f' AND n.nspname = $1",
+            "SELECT c.relname::text, k.conname::text, k.contype::text, pg_get_constraintdef(k.oid) \
+             FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND k.contype IN ('p', 'u', 'f', 'x') ORDER BY k.contype = 'f', c.relname, k.conname",
             &[&schema],
         )
-        .map_err(|e| target.error(Some(schema), e))?
+        .map_err(err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let indexes: Vec<(String, String)> = tx
+        .query(
+            "SELECT i.relname::text, pg_get_indexdef(x.indexrelid) FROM pg_index x \
+             JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_namespace n ON n.oid = i.relnamespace \
+             WHERE n.nspname = $1 AND NOT EXISTS \
+               (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid AND k.contype IN ('p', 'u', 'x')) \
+             ORDER BY i.relname",
+            &[&schema],
+        )
+        .map_err(err)?
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let mut done: Vec<String> = Vec::new();
-    let mut left: Vec<&String> = atables.keys().collect();
-    while !left.is_empty() {
-        let ready: Vec<&String> = left
-            .iter()
-            .copied()
-            .filter(|t| {
-                edges.iter().all(|(from, to)| {
-                    from != *t || to == *t || !left.contains(&to) || done.contains(to)
-                })
-            })
-            .collect();
-        // A cycle: the rest in name order (the load then fails on the first violation, named).
-        let ready = if ready.is_empty() {
-            left.clone()
-        } else {
-            ready
-        };
-        for t in &ready {
-            done.push((*t).clone());
-        }
-        left.retain(|t| !ready.contains(t));
+    let mut drop = Vec::new();
+    // Foreign keys first (they depend on the keys they reference).
+    for (table, name, _, _) in constraints.iter().filter(|c| c.2 == "f") {
+        drop.push(format!(
+            "ALTER TABLE {}.{} DROP CONSTRAINT {}",
+            ident(schema),
+            ident(table),
+            ident(name)
+        ));
     }
-    Ok(done)
+    for (table, name, _, _) in constraints.iter().filter(|c| c.2 != "f") {
+        drop.push(format!(
+            "ALTER TABLE {}.{} DROP CONSTRAINT {}",
+            ident(schema),
+            ident(table),
+            ident(name)
+        ));
+    }
+    for (name, _) in &indexes {
+        drop.push(format!("DROP INDEX {}.{}", ident(schema), ident(name)));
+    }
+    if !drop.is_empty() {
+        tx.batch_execute(&drop.join("; ")).map_err(err)?;
+    }
+    let mut rebuild = Vec::new();
+    for (table, name, _, def) in constraints.iter().filter(|c| c.2 != "f") {
+        rebuild.push(format!(
+            "ALTER TABLE {}.{} ADD CONSTRAINT {} {def}",
+            ident(schema),
+            ident(table),
+            ident(name)
+        ));
+    }
+    for (_, def) in &indexes {
+        rebuild.push(def.clone());
+    }
+    for (table, name, _, def) in constraints.iter().filter(|c| c.2 == "f") {
+        rebuild.push(format!(
+            "ALTER TABLE {}.{} ADD CONSTRAINT {} {def}",
+            ident(schema),
+            ident(table),
+            ident(name)
+        ));
+    }
+    Ok(rebuild)
 }
 
-/// Loads one archive table into the schema with `COPY`, each value converted for its column's
-/// type; a value that does not fit names its table, row and column.
+/// Reads one archive table as the checksum reads it (`ContentHasher::select`), hashing every
+/// row, and, with `load_into` (the table's PostgreSQL columns), loads it into the schema with
+/// `COPY`, each value converted for its column's type; a value that does not fit names its
+/// table, row and column.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn copy_table_in(
     tx: &mut Transaction<'_>,
     target: &Target,
     schema: &str,
-    src: &Connection,
-    archive: &Path,
+    (src, archive): (&Connection, &Path),
     table: &str,
+    without_rowid: bool,
     acols: &[String],
-    cols: &[PgColumn],
+    load_into: Option<&[PgColumn]>,
+    hasher: &mut ContentHasher,
 ) -> Result<()> {
+    let mut st = src
+        .prepare(&ContentHasher::select(table, without_rowid))
+        .at(archive)?;
+    let ncols = st.column_count();
+    hasher.table(table, ncols);
+    let mut rows = st.query([]).at(archive)?;
+    let Some(cols) = load_into else {
+        while let Some(r) = rows.next().at(archive)? {
+            hasher.row(r, archive)?;
+        }
+        hasher.end_table(table);
+        return Ok(());
+    };
     let mut kinds: Vec<&PgColumn> = Vec::with_capacity(acols.len());
     for c in acols {
         match cols.iter().find(|p| &p.name == c) {
@@ -542,43 +631,21 @@ pub(super) fn copy_table_in(
             }
         }
     }
-    let without_rowid: bool = src
-        .query_row(
-            "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
-            [table],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()
-        .at(archive)?
-        .unwrap_or(0)
-        != 0;
-    let quoted: Vec<String> = acols.iter().map(|c| db::quote_ident(c)).collect();
-    let sql = if without_rowid {
-        format!(
-            "SELECT 0, {} FROM {}",
-            quoted.join(", "),
-            db::quote_ident(table)
-        )
-    } else {
-        format!(
-            "SELECT _rowid_, {} FROM {} ORDER BY _rowid_",
-            quoted.join(", "),
-            db::quote_ident(table)
-        )
-    };
+    // The first column read is the rowid, but in a WITHOUT ROWID table.
+    let off = usize::from(!without_rowid);
     let id_col = acols.iter().position(|c| c == "id");
-    let mut st = src.prepare(&sql).at(archive)?;
-    let mut rows = st.query([]).at(archive)?;
-    let mut ex = src
-        .prepare(&format!(
+    let mut ex = if without_rowid {
+        None
+    } else {
+        src.prepare(&format!(
             "SELECT rid, col, value FROM {EXACT_TABLE} WHERE tbl = ?1 ORDER BY rid"
         ))
-        .ok();
+        .ok()
+    };
     let mut exact_rows = match ex.as_mut() {
         Some(s) => Some(s.query([table]).at(archive)?),
         None => None,
     };
-    let mut pending: Option<(i64, String, String)> = None;
     let next_exact =
         |rows: &mut Option<rusqlite::Rows<'_>>| -> Result<Option<(i64, String, String)>> {
             match rows {
@@ -593,7 +660,7 @@ pub(super) fn copy_table_in(
                 None => Ok(None),
             }
         };
-    pending = pending.or(next_exact(&mut exact_rows)?);
+    let mut pending = next_exact(&mut exact_rows)?;
     let cols_sql: Vec<String> = acols.iter().map(|c| ident(c)).collect();
     let copy_sql = format!(
         "COPY {}.{} ({}) FROM STDIN",
@@ -606,8 +673,15 @@ pub(super) fn copy_table_in(
     let mut out = std::io::BufWriter::with_capacity(1 << 18, writer);
     let mut line = String::with_capacity(4096);
     let mut row_exact: Vec<(String, String)> = Vec::new();
+    let mut n: i64 = 0;
     while let Some(r) = rows.next().at(archive)? {
-        let rid: i64 = r.get(0).at(archive)?;
+        hasher.row(r, archive)?;
+        n += 1;
+        let rid: i64 = if without_rowid {
+            n
+        } else {
+            r.get(0).at(archive)?
+        };
         row_exact.clear();
         while let Some((erid, col, value)) = pending.take() {
             if erid < rid {
@@ -625,14 +699,14 @@ pub(super) fn copy_table_in(
             if i > 0 {
                 line.push('\t');
             }
-            let v = r.get_ref(i + 1).at(archive)?;
+            let v = r.get_ref(i + off).at(archive)?;
             let exact = row_exact
                 .iter()
                 .find(|(c, _)| c == &p.name)
                 .map(|(_, v)| v.as_str());
             crossing::copy_field(&p.kind, &p.ty, v, exact, &mut line).map_err(|d| {
                 let row = id_col
-                    .and_then(|k| r.get_ref(k + 1).ok())
+                    .and_then(|k| r.get_ref(k + off).ok())
                     .and_then(|v| v.as_str().ok().map(str::to_string))
                     .unwrap_or_else(|| format!("#{rid}"));
                 unconvertible(table, &row, &p.name, d)
@@ -642,6 +716,7 @@ pub(super) fn copy_table_in(
         out.write_all(line.as_bytes())
             .map_err(|e| copy_failed(target, schema, table, e))?;
     }
+    hasher.end_table(table);
     let writer = out
         .into_inner()
         .map_err(|e| copy_failed(target, schema, table, e.into_error()))?;
@@ -661,23 +736,20 @@ pub(super) fn copy_table_in(
             .unwrap_or_default();
         match (line_no, e.as_db_error()) {
             (Some(n), Some(d)) => {
-                let row: Option<String> = if without_rowid {
-                    None
-                } else {
-                    id_col.and_then(|k| {
-                        src.query_row(
-                            &format!(
-                                "SELECT {} FROM {} ORDER BY _rowid_ LIMIT 1 OFFSET ?1",
-                                db::quote_ident(&acols[k]),
-                                db::quote_ident(table)
-                            ),
-                            [n - 1],
-                            |r| r.get::<_, Option<String>>(0),
-                        )
-                        .ok()
-                        .flatten()
-                    })
-                };
+                let row: Option<String> = id_col.and_then(|k| {
+                    src.query_row(
+                        &format!(
+                            "SELECT {} FROM {} ORDER BY {} LIMIT 1 OFFSET ?1",
+                            db::quote_ident(&acols[k]),
+                            db::quote_ident(table),
+                            if without_rowid { "1" } else { "_rowid_" }
+                        ),
+                        [n - 1],
+                        |r| r.get::<_, Option<String>>(0),
+                    )
+                    .ok()
+                    .flatten()
+                });
                 unconvertible(
                     table,
                     &row.unwrap_or_else(|| format!("#{n}")),

@@ -116,6 +116,39 @@ fn sqlite_tenants_of_a_postgres_registry_are_made_listed_and_moved(db: &PgDb) {
     ));
     let n: i64 = db.scalar("SELECT count(*) FROM ns_tenant_small_pg.users WHERE name = 'admin'");
     assert_eq!(n, 1);
+    // restore --force over it replaces its file, saving what was there first.
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch("UPDATE users SET name = 'changed' WHERE name = 'admin'")
+        .unwrap();
+    let v = ok(run(
+        db,
+        l,
+        &[
+            "--format",
+            "json",
+            "--yes",
+            "restore",
+            archive.to_str().unwrap(),
+            "--force",
+        ],
+    ));
+    assert_eq!(v["mode"], "replaced", "{v}");
+    assert!(
+        Path::new(v["previous_saved_to"].as_str().unwrap()).is_file(),
+        "{v}"
+    );
+    let c = rusqlite::Connection::open(&file).unwrap();
+    let name: String = c
+        .query_row("SELECT name FROM users WHERE auth = 'admin'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(name, "admin");
+    drop(c);
+    let db_type: String =
+        db.scalar("SELECT db_type::text FROM public.tenants WHERE name = 'small'");
+    assert_eq!(db_type, "sqlite");
     // One migration set for both kinds: `migrate up` runs it on the schema and on the file.
     let migs = db.env().root().join("migrations");
     std::fs::create_dir_all(&migs).unwrap();

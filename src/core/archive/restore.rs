@@ -190,18 +190,34 @@ pub(super) fn restore_content(
         .clone()
         .unwrap_or_else(|| archived_name.clone());
     let renamed = name != archived_name;
-    let mut reg = ws.registry_for_write()?;
+    let mut reg = crate::core::Store::Sqlite(ws.registry_for_write()?);
     // Refusals come before the lock, so that a refused restore leaves no file behind; the checks
     // run again under the lock (create_one re-checks in its registry transaction).
-    let current = check_target(&reg, &name, &archived_name, renamed, opts.force, &meta, ws)?;
+    let current = check_target(
+        &mut reg,
+        &name,
+        &archived_name,
+        renamed,
+        opts.force,
+        &meta,
+        ws,
+    )?;
     if let Some(t) = &current {
-        refuse_rollback(ws, t, &standing, opts.migrate)?;
+        refuse_rollback(&ws.layout, t, &standing, opts.migrate)?;
     }
     let _lock = Lock::acquire_transient(
         &ws.layout.locks_dir().join(format!("restore-{name}.lock")),
         &format!("monkctl restore {}", archive.display()),
     )?;
-    let again = check_target(&reg, &name, &archived_name, renamed, opts.force, &meta, ws)?;
+    let again = check_target(
+        &mut reg,
+        &name,
+        &archived_name,
+        renamed,
+        opts.force,
+        &meta,
+        ws,
+    )?;
     if again.as_ref().map(|t| &t.id) != current.as_ref().map(|t| &t.id) {
         return Err(Error::Conflict(format!(
             "tenant '{name}' changed while the restore started; run it again"
@@ -247,7 +263,7 @@ pub(super) fn restore_content(
                 copied?;
                 Ok(built.clone())
             };
-            let mut store = crate::core::Store::Sqlite(reg);
+            let mut store = reg;
             let created = tenant::create_one(&mut store, &ws.layout, &spec, &builder)?;
             Ok(Restored {
                 archive: archive.to_path_buf(),
@@ -265,7 +281,7 @@ pub(super) fn restore_content(
                 fixtures: built.fixtures,
             })
         }
-        Some(current) => replace_existing(ws, &mut reg, archive, &meta, current, &standing),
+        Some(current) => replace_existing(&ws.layout, &mut reg, archive, &meta, current, &standing),
     }
 }
 
@@ -286,7 +302,7 @@ pub(super) fn verified_as(archive: &Path, meta: &Metadata) -> Result<Verified> {
 /// schema back behind the deployment's: refused (exit 4) unless `--migrate` brings the restored
 /// content up again.
 pub(super) fn refuse_rollback(
-    ws: &Workspace,
+    layout: &crate::core::layout::Layout,
     current: &TenantRow,
     archived: &SchemaStanding,
     migrate: bool,
@@ -294,7 +310,7 @@ pub(super) fn refuse_rollback(
     if migrate {
         return Ok(());
     }
-    let live = ws.layout.tenant_path(&current.database, &current.schema)?;
+    let live = layout.tenant_path(&current.database, &current.schema)?;
     let live_version = db::read_quietly(&live, |conn, path| schema::tenant_version(conn).at(path))?;
     if archived.version < live_version {
         return Err(Error::Conflict(format!(
@@ -308,7 +324,7 @@ pub(super) fn refuse_rollback(
 /// Whether the archive may go to tenant `name`: the existing row when it replaces one (with
 /// `force`), `None` when it creates one. Refuses another tenant's archive without `--as`.
 pub(super) fn check_target(
-    reg: &crate::core::Registry,
+    reg: &mut crate::core::Store,
     name: &str,
     archived_name: &str,
     renamed: bool,
@@ -396,16 +412,16 @@ pub(super) fn copy_content(
 }
 
 pub(super) fn replace_existing(
-    ws: &Workspace,
-    reg: &mut crate::core::Registry,
+    layout: &crate::core::layout::Layout,
+    reg: &mut crate::core::Store,
     archive: &Path,
     meta: &Metadata,
     current: TenantRow,
     standing: &SchemaStanding,
 ) -> Result<Restored> {
-    let live = ws.layout.tenant_path(&current.database, &current.schema)?;
+    let live = layout.tenant_path(&current.database, &current.schema)?;
     // 1. Where what is there now is saved, as an archive, so that nothing is lost.
-    let trash = ws.layout.trash_dir();
+    let trash = layout.trash_dir();
     fsutil::create_private_dir(&trash)?;
     // The random part keeps two restores within one second from colliding.
     let saved = trash.join(format!(

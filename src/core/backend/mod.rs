@@ -104,6 +104,14 @@ impl Store {
         }
     }
 
+    /// The name of the tenant whose row has id `id`.
+    pub fn name_of_id(&mut self, id: &str) -> Result<Option<String>> {
+        match self {
+            Store::Sqlite(r) => r.name_of_id(id),
+            Store::Postgres(r) => r.name_of_id(id),
+        }
+    }
+
     pub fn fixtures_of(&mut self, tenant_id: &str) -> Result<Vec<FixtureRow>> {
         match self {
             Store::Sqlite(r) => r.fixtures_of(tenant_id),

@@ -372,6 +372,18 @@ impl Registry {
         Ok(map)
     }
 
+    /// The name of the tenant whose row has id `id`.
+    pub fn name_of_id(&mut self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT name::text FROM public.tenants WHERE id::text = $1",
+                &[&id],
+            )
+            .map_err(|e| self.err(e))?
+            .map(|r| r.get(0)))
+    }
+
     pub fn fixtures_of(&mut self, tenant_id: &str) -> Result<Vec<FixtureRow>> {
         let sql = self.fixtures_sql("WHERE tenant_id = $1::text::uuid");
         let rows = self

@@ -24,13 +24,22 @@ pub(in crate::core::archive) fn restore(
     let renamed = name != archived_name;
     let mut reg = Registry::open_for_write(target)?;
     let current = check_target(&mut reg, &name, renamed, opts.force, &meta, ws)?;
-    if let Some(cur) = &current {
-        if cur.db_type != "postgresql" {
+    if let Some(cur) = current.clone().filter(|c| c.db_type != "postgresql") {
+        // A SQLite tenant of this registry: replaced in its file, as on a SQLite deployment
+        // (saved to the trash first, one transaction of the file), its row updated here.
+        if cur.db_type != "sqlite" {
             return Err(Error::Unsupported(format!(
-                "tenant '{name}' is a SQLite tenant of this registry (db_type '{}'); restoring over it is not supported here: restore with --as NEW_NAME",
+                "tenant '{name}' has db_type '{}', neither 'postgresql' nor 'sqlite'; fix its row",
                 cur.db_type
             )));
         }
+        let layout = ws.sqlite_layout().map_err(|e| match e {
+            Error::Unsupported(m) => Error::Unsupported(format!("tenant '{name}': {m}")),
+            other => other,
+        })?;
+        super::super::refuse_rollback(layout, &cur, &standing, opts.migrate)?;
+        let mut store = crate::core::Store::Postgres(reg);
+        return super::super::replace_existing(layout, &mut store, archive, &meta, cur, &standing);
     }
     let schema_name = Layout::schema_for(&name);
     let others: Vec<String> = crate::core::backend::postgres::schemas(&mut reg.client, target)?

@@ -1551,6 +1551,22 @@ pub fn purge_candidates(ws: &Workspace, older_than: Duration) -> Result<(Vec<Pur
     };
     for t in store.all()?.into_iter().filter(TenantRow::is_deleted) {
         let (files, bytes) = match &sizes {
+            // A SQLite tenant of the registry (with `--sqlite-data-dir`): its file, written to
+            // an archive in the trash before it is removed.
+            Some(_) if t.db_type == "sqlite" => {
+                let Some(layout) = &ws.sqlite_files else {
+                    continue;
+                };
+                let live = layout.tenant_path(&t.database, &t.schema)?;
+                if !live.exists() {
+                    continue;
+                }
+                let bytes = ["", "-wal"]
+                    .iter()
+                    .filter_map(|s| fsutil::size_of(&fsutil::with_suffix(&live, s)))
+                    .sum();
+                (vec![sqlite_trash_archive(&ws.layout, &t)?], bytes)
+            }
             Some((schemas, sizes)) => {
                 if t.db_type != "postgresql" || !schemas.contains(&t.schema) {
                     continue;
@@ -1584,11 +1600,21 @@ pub fn purge_candidates(ws: &Workspace, older_than: Duration) -> Result<(Vec<Pur
             name: t.name,
             id: t.id,
             deleted_at: t.deleted_at,
-            schema: sizes.is_some().then_some(t.schema),
+            schema: (sizes.is_some() && t.db_type != "sqlite").then_some(t.schema),
             files,
         });
     }
     Ok((due, kept))
+}
+
+/// Where `purge` writes a PostgreSQL registry's SQLite tenant before removing its file:
+/// `<data>/trash/<schema>-<id>.monk.db` (an archive: `restore` brings it back).
+fn sqlite_trash_archive(layout: &Layout, t: &TenantRow) -> Result<PathBuf> {
+    names::path_component("tenants.schema", &t.schema)?;
+    names::path_component("tenants.id", &t.id)?;
+    Ok(layout
+        .trash_dir()
+        .join(format!("{}-{}{}", t.schema, t.id, super::archive::SUFFIX)))
 }
 
 /// Where `purge` writes a PostgreSQL tenant's schema before dropping it:
@@ -1623,7 +1649,30 @@ pub fn purge_these(
             unreachable!("a PostgreSQL deployment has a PostgreSQL registry")
         };
         for p in &due {
-            let (Some(schema), Some(archive)) = (&p.schema, p.files.first()) else {
+            let Some(archive) = p.files.first() else {
+                continue;
+            };
+            let Some(schema) = &p.schema else {
+                // A SQLite tenant of the registry: its file, archived first, then removed.
+                let Some(t) = reg.find(&p.name)?.filter(|t| t.id == p.id) else {
+                    continue;
+                };
+                let live = ws.sqlite_file_of(&t)?;
+                let fixtures = reg.fixtures_of(&t.id)?;
+                fsutil::create_private_dir(&ws.layout.trash_dir())?;
+                super::archive::extract_file(&live, &t, &fixtures, archive, false)?;
+                super::pause_point("tenant.purge.archived");
+                for suffix in ["", "-wal", "-shm", "-journal"] {
+                    let f = fsutil::with_suffix(&live, suffix);
+                    match fs::remove_file(&f) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(Error::io(&f, e)),
+                    }
+                }
+                if let Some(dir) = live.parent() {
+                    fsutil::sync_dir(dir).ok();
+                }
                 continue;
             };
             // The archive is complete and durable before anything is dropped.

@@ -345,4 +345,49 @@ fn without_the_setting_sqlite_tenants_are_reported_not_guessed_at(db: &PgDb) {
         .unwrap();
     let show = ok(out);
     assert!(show["file_error"].is_null(), "{show}");
+    // Deleted, its row stays and its file with it; purged, the file is archived, then removed.
+    let l = Some(lite.as_path());
+    ok(run(db, l, &["--yes", "tenant", "delete", "small"]));
+    let database: String = db.scalar("SELECT current_database()::text");
+    let file = lite.join(&database).join("ns_tenant_small.db");
+    assert!(file.is_file());
+    // Without the setting, purge leaves it alone.
+    let v = ok(run(
+        db,
+        None,
+        &[
+            "--format",
+            "json",
+            "--yes",
+            "tenant",
+            "purge",
+            "--older-than",
+            "0",
+        ],
+    ));
+    assert_eq!(v["purged"], serde_json::json!([]), "{v}");
+    assert!(file.is_file());
+    let v = ok(run(
+        db,
+        l,
+        &[
+            "--format",
+            "json",
+            "--yes",
+            "tenant",
+            "purge",
+            "--older-than",
+            "0",
+        ],
+    ));
+    let archive = v["purged"][0]["files"][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"))
+        .to_string();
+    assert!(archive.ends_with(".monk.db"), "{v}");
+    assert!(!file.exists(), "the file was removed");
+    ok(run(db, l, &["archive", "verify", &archive]));
+    ok(run(db, l, &["restore", &archive, "--as", "small_back"]));
+    let n: i64 = db.scalar("SELECT count(*) FROM ns_tenant_small_back.users");
+    assert!(n >= 1);
 }

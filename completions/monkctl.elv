@@ -441,7 +441,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --version 'Print version'
         }
         &'monkctl;fixture;deploy'= {
-            cand --tenant 'Tenant to deploy to (repeatable)'
+            cand --tenant 'Tenants to deploy to (repeatable, or comma-separated: --tenant a,b)'
             cand --fixtures 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]'
             cand --statement-timeout 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)'
             cand --data-dir 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]'
@@ -715,7 +715,7 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --version 'Print version'
         }
         &'monkctl;doctor'= {
-            cand --tenant 'Check only this tenant (repeatable); data-directory checks are skipped'
+            cand --tenant 'Check only these tenants (repeatable, or comma-separated: --tenant a,b); data-directory checks are skipped'
             cand -j 'Tenant files checked in parallel [default: number of cores]'
             cand --jobs 'Tenant files checked in parallel [default: number of cores]'
             cand --data-dir 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]'

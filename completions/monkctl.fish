@@ -384,7 +384,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l tenant -d 'Tenant to deploy to (repeatable)' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l tenant -d 'Tenants to deploy to (repeatable, or comma-separated: --tenant a,b)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l statement-timeout -d 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -594,7 +594,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l migrate -d '
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s V -l version -d 'Print version'
-complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l tenant -d 'Check only this tenant (repeatable); data-directory checks are skipped' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l tenant -d 'Check only these tenants (repeatable, or comma-separated: --tenant a,b); data-directory checks are skipped' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s j -l jobs -d 'Tenant files checked in parallel [default: number of cores]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l database-url -d 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]' -r

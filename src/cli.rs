@@ -191,8 +191,9 @@ pub struct CopyArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Check only this tenant (repeatable); data-directory checks are skipped
-    #[arg(long = "tenant", value_name = "NAME")]
+    /// Check only these tenants (repeatable, or comma-separated: --tenant a,b); data-directory
+    /// checks are skipped
+    #[arg(long = "tenant", value_name = "NAME", value_delimiter = ',')]
     pub tenants: Vec<String>,
 
     /// Run integrity_check and foreign_key_check instead of quick_check (slower)
@@ -349,10 +350,11 @@ pub struct DeployArgs {
     #[arg(value_name = "NAME", required = true)]
     pub names: Vec<String>,
 
-    /// Tenant to deploy to (repeatable)
+    /// Tenants to deploy to (repeatable, or comma-separated: --tenant a,b)
     #[arg(
         long = "tenant",
         value_name = "TENANT",
+        value_delimiter = ',',
         required_unless_present = "all"
     )]
     pub tenants: Vec<String>,

@@ -77,6 +77,11 @@ pub struct GlobalArgs {
     /// Output format: table for people, json and csv for scripts
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+
+    /// Tables: every column (by default, wide listings show the columns that fit 80 columns;
+    /// JSON and CSV always have every field)
+    #[arg(long, global = true)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

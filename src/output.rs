@@ -4,6 +4,7 @@
 //! CSV show the same rows; CSV has a header line and quotes per RFC 4180.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use comfy_table::{presets, ContentArrangement, Table as Comfy};
 use serde::Serialize;
@@ -14,6 +15,8 @@ use crate::cli::Format;
 pub struct Table {
     pub headers: Vec<&'static str>,
     pub rows: Vec<Vec<String>>,
+    /// The columns a table shows without `--wide` (all when `None`); CSV has every column.
+    pub narrow: Option<Vec<&'static str>>,
 }
 
 impl Table {
@@ -21,6 +24,7 @@ impl Table {
         Table {
             headers,
             rows: Vec::new(),
+            narrow: None,
         }
     }
 
@@ -29,8 +33,48 @@ impl Table {
         Table {
             headers: vec!["field", "value"],
             rows: pairs.into_iter().map(|(k, v)| vec![k.into(), v]).collect(),
+            narrow: None,
         }
     }
+
+    /// Shows only `columns` in a table unless `--wide` is given.
+    pub fn narrow(mut self, columns: &[&'static str]) -> Table {
+        self.narrow = Some(columns.to_vec());
+        self
+    }
+
+    /// The table as shown: the narrow columns, unless `--wide`.
+    fn shown(self) -> Table {
+        let Some(keep) = self.narrow.filter(|_| !WIDE.load(Ordering::Relaxed)) else {
+            return Table {
+                narrow: None,
+                ..self
+            };
+        };
+        let idx: Vec<usize> = self
+            .headers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| keep.contains(h))
+            .map(|(i, _)| i)
+            .collect();
+        Table {
+            headers: idx.iter().map(|i| self.headers[*i]).collect(),
+            rows: self
+                .rows
+                .into_iter()
+                .map(|r| idx.iter().map(|i| r[*i].clone()).collect())
+                .collect(),
+            narrow: None,
+        }
+    }
+}
+
+static WIDE: AtomicBool = AtomicBool::new(false);
+
+/// `--wide`: tables show every column.
+pub fn set_wide(wide: bool) {
+    WIDE.store(wide, Ordering::Relaxed);
 }
 
 /// A command result: JSON from `Serialize`, table and CSV from `table()`.
@@ -257,7 +301,7 @@ pub fn write<T: Render>(out: &mut dyn Write, format: Format, value: &T) -> io::R
         Format::Json => value.write_json(out),
         Format::Csv => write_csv(out, &value.table()),
         Format::Table => {
-            let t = value.table();
+            let t = value.table().shown();
             if !t.rows.is_empty() {
                 let mut c = Comfy::new();
                 c.load_style(presets::UTF8_FULL_CONDENSED)

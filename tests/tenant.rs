@@ -1026,3 +1026,28 @@ fn lifecycle_verbs_take_several_names_and_report_each() {
     assert_eq!(v["succeeded"], 2, "{v}");
     assert!(env.tenant_file("acme").exists());
 }
+
+#[test]
+fn tables_fit_80_columns_unless_wide_and_csv_has_every_column() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme_corporation_eu", "globex"]);
+    for args in [&["tenant", "list"][..], &["tenant", "usage"]] {
+        let out = env.ok(args);
+        for line in out.lines() {
+            assert!(line.chars().count() <= 80, "{args:?}: {line}");
+        }
+        let wide = env.ok(&[args, &["--wide"][..]].concat());
+        assert!(
+            wide.lines().any(|l| l.chars().count() > 80),
+            "{args:?}: {wide}"
+        );
+    }
+    let list = env.ok(&["tenant", "list"]);
+    assert!(!list.contains("owner_id"), "{list}");
+    assert!(env.ok(&["tenant", "list", "--wide"]).contains("owner_id"));
+    let csv = env.ok(&["--format", "csv", "tenant", "list"]);
+    assert_eq!(
+        csv.lines().next().unwrap(),
+        "id,name,status,owner_id,created_at,size,fixtures"
+    );
+}

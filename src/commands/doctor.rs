@@ -55,7 +55,7 @@ impl Render for Report {
                 f.fix.clone(),
             ]);
         }
-        t
+        t.narrow(&["severity", "tenant", "what", "fix"])
     }
 
     fn footer(&self) -> Vec<String> {

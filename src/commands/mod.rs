@@ -58,6 +58,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Err(e) => return parse_failed(e),
     };
     let global = cli.global.clone();
+    output::set_wide(global.wide);
     let existed = settings(&global).is_ok_and(|s| s.data_dir.value.exists());
     let code = match run(cli) {
         Ok(code) => code,

@@ -218,6 +218,7 @@ impl output::Render for Rendered {
         Table {
             headers: self.0.headers.clone(),
             rows: self.0.rows.clone(),
+            narrow: None,
         }
     }
 }

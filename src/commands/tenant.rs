@@ -296,7 +296,7 @@ impl Render for List<TenantSummary> {
                 s.fixtures.join(" "),
             ]);
         }
-        t
+        t.narrow(&["name", "status", "created_at", "size"])
     }
 
     fn footer(&self) -> Vec<String> {
@@ -548,7 +548,7 @@ impl Render for List<Usage> {
                 },
             ]);
         }
-        t
+        t.narrow(&["tenant", "status", "file_bytes", "wal_bytes", "total_rows"])
     }
 
     fn footer(&self) -> Vec<String> {

@@ -82,6 +82,10 @@ pub struct GlobalArgs {
     /// JSON and CSV always have every field)
     #[arg(long, global = true)]
     pub wide: bool,
+    /// Data only: no summary lines under tables, no notes, no progress bars (errors still go
+    /// to stderr, and the exit code is the same)
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -71,6 +71,23 @@ impl Table {
 }
 
 static WIDE: AtomicBool = AtomicBool::new(false);
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `-q/--quiet`: data only (no footers, notes or progress bars).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// A note for people on stderr (`note: ...`); nothing with `--quiet`.
+pub fn note(message: &str) {
+    if !quiet() {
+        eprintln!("note: {message}");
+    }
+}
 
 /// `--wide`: tables show every column.
 pub fn set_wide(wide: bool) {
@@ -312,8 +329,10 @@ pub fn write<T: Render>(out: &mut dyn Write, format: Format, value: &T) -> io::R
                 }
                 writeln!(out, "{c}")?;
             }
-            for line in value.footer() {
-                writeln!(out, "{line}")?;
+            if !quiet() {
+                for line in value.footer() {
+                    writeln!(out, "{line}")?;
+                }
             }
             Ok(())
         }

@@ -1051,3 +1051,25 @@ fn tables_fit_80_columns_unless_wide_and_csv_has_every_column() {
         "id,name,status,owner_id,created_at,size,fixtures"
     );
 }
+
+#[test]
+fn quiet_prints_the_data_alone() {
+    let env = Env::new();
+    // A new data directory is announced, but not with -q.
+    let out = env.run(&["-q", "tenant", "create", "acme"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let loud = env.ok(&["tenant", "list"]);
+    assert!(loud.contains("1 tenant(s)"), "{loud}");
+    let quiet = env.ok(&["tenant", "list", "--quiet"]);
+    assert!(!quiet.contains("tenant(s)"), "{quiet}");
+    assert!(quiet.contains("acme"), "{quiet}");
+    // Errors still reach stderr, with the same exit code.
+    let out = env.run(&["-q", "tenant", "show", "nosuch"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
+}

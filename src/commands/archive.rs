@@ -109,12 +109,12 @@ pub fn restore(g: &GlobalArgs, a: RestoreArgs) -> Outcome {
         },
     )?;
     if r.needs_migration {
-        eprintln!(
-            "note: tenant '{}' is at schema version {}, behind the deployment's migrations; run `{}` (or restore with --migrate)",
+        output::note(&format!(
+            "tenant '{}' is at schema version {}, behind the deployment's migrations; run `{}` (or restore with --migrate)",
             r.tenant.name,
             r.schema_version,
             super::command_line(g, &["migrate".into(), "up".into(), "--tenant".into(), r.tenant.name.clone()])
-        );
+        ));
     }
     show(g.format, &r)
 }

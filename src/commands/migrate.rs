@@ -150,7 +150,7 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
                     }
                     Err(e) => {
                         if let Some(e) = e {
-                            eprintln!("note: the destructive statements could not be listed in advance on a baseline tenant ({e})");
+                            output::note(&format!("the destructive statements could not be listed in advance on a baseline tenant ({e})"));
                         }
                         Some("Apply the pending migrations, destructive statements included, to the selected tenants; each tenant that has them is snapshotted first".into())
                     }
@@ -163,10 +163,10 @@ pub fn run(g: &GlobalArgs, a: MigrateArgs) -> Outcome {
             let mut sink = Sink::new(g.format, &bar);
             let report = migrate::up(&ws, set, &opts, &bar, &mut sink)?;
             if let Some(h) = &report.head.took_over_stale_lock {
-                eprintln!(
-                    "note: took over the migration lock left by pid {} on {} ({}) since {}, which is no longer running",
+                output::note(&format!(
+                    "took over the migration lock left by pid {} on {} ({}) since {}, which is no longer running",
                     h.pid, h.host, h.command, h.since
-                );
+                ));
             }
             let tail = UpTail {
                 snapshots: report.snapshots.as_ref(),
@@ -319,10 +319,10 @@ fn survey(
     )?;
     if plan {
         if let Some(h) = &survey.head.run_in_progress {
-            eprintln!(
-                "note: a migration run is in progress: pid {} on {} ({}) since {}",
+            output::note(&format!(
+                "a migration run is in progress: pid {} on {} ({}) since {}",
                 h.pid, h.host, h.command, h.since
-            );
+            ));
         }
         Ok(survey.plan_exit_code())
     } else {

@@ -59,6 +59,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     let global = cli.global.clone();
     output::set_wide(global.wide);
+    output::set_quiet(global.quiet);
     let existed = settings(&global).is_ok_and(|s| s.data_dir.value.exists());
     let code = match run(cli) {
         Ok(code) => code,
@@ -76,11 +77,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     if !existed {
         if let Ok(ws) = workspace(&global) {
             if ws.layout.data_dir.exists() {
-                eprintln!(
-                    "note: created a new data directory {}: {}",
+                output::note(&format!(
+                    "created a new data directory {}: {}",
                     ws.layout.data_dir.display(),
                     ws.layout.describe()
-                );
+                ));
             }
         }
     }
@@ -289,7 +290,7 @@ pub struct Bar(Option<ProgressBar>);
 
 impl Bar {
     pub fn new() -> Bar {
-        Bar(io::stderr().is_terminal().then(ProgressBar::hidden))
+        Bar((io::stderr().is_terminal() && !output::quiet()).then(ProgressBar::hidden))
     }
 
     /// Prints a line on stderr while the bar runs, without drawing over it.

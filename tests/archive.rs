@@ -170,7 +170,7 @@ fn inspect_shows_metadata_and_counts_without_changing_the_file() {
     let before = snapshot(env.root());
     let v = env.json(&["archive", "inspect", file.to_str().unwrap()]);
     assert_eq!(v["metadata"]["tenant"]["name"], "acme");
-    assert_eq!(v["metadata"]["format_version"], 1);
+    assert_eq!(v["metadata"]["format_version"], 2);
     assert_eq!(v["metadata"]["schema_version"], 1);
     assert_eq!(v["metadata"]["row_counts"]["widgets"], 6);
     let widgets = v["tables"]

@@ -353,35 +353,19 @@ pub fn size_of(path: &Path) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.len())
 }
 
-/// A fast non-cryptographic hasher for maps keyed by file names monkctl itself lists (no
-/// adversary chooses them, so SipHash's flood resistance buys nothing and costs a third of a
-/// 100,000-tenant listing's lookups).
-#[derive(Default, Clone, Copy)]
-pub struct NameHasher(u64);
+/// The hasher of maps keyed by file names monkctl itself lists: XXH3 (`core::fingerprint`'s
+/// algorithm). No adversary chooses these names, so SipHash's flood resistance buys nothing and
+/// costs a third of a 100,000-tenant listing's lookups.
+pub type NameHashing = xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
-impl std::hash::Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w))
-                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// File name → size, hashed with `NameHasher`.
-pub type SizeMap =
-    std::collections::HashMap<String, u64, std::hash::BuildHasherDefault<NameHasher>>;
+/// File name → size.
+pub type SizeMap = std::collections::HashMap<String, u64, NameHashing>;
 
 /// Sizes of the files in directories of the data directory, each directory read once: listing a
 /// large registry costs one scan per directory instead of one lookup per tenant.
 #[derive(Default)]
 pub struct DirSizes {
-    dirs: std::collections::HashMap<String, SizeMap, std::hash::BuildHasherDefault<NameHasher>>,
+    dirs: std::collections::HashMap<String, SizeMap, NameHashing>,
 }
 
 impl DirSizes {

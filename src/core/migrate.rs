@@ -496,7 +496,7 @@ impl Fnv {
     }
 }
 
-/// The tag of `content_hash`'s current form.
+/// The tag of `content_hash`'s current form (`core::fingerprint`).
 const CONTENT_HASH_TAG: &str = "xxh3:";
 
 /// A fingerprint of a database's logical content (schema and every row), independent of how
@@ -506,7 +506,7 @@ const CONTENT_HASH_TAG: &str = "xxh3:";
 /// or primary-key order for WITHOUT ROWID tables). Tagged `xxh3:`; used by undo to tell whether
 /// a tenant changed since the run that migrated it.
 pub fn content_hash(conn: &Connection) -> rusqlite::Result<String> {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut h = crate::core::fingerprint::Fingerprint::default();
     let mut field = |b: &[u8]| {
         // Length-delimited, so that ("ab","c") and ("a","bc") differ.
         h.update(&(b.len() as u64).to_le_bytes());
@@ -563,7 +563,7 @@ pub fn content_hash(conn: &Connection) -> rusqlite::Result<String> {
             }
         }
     }
-    Ok(format!("{CONTENT_HASH_TAG}{:032x}", h.digest128()))
+    Ok(h.finish())
 }
 
 /// Whether a database's content is what a fingerprint recorded. Fingerprints of runs made

@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod doctor;
 pub mod error;
+pub mod fingerprint;
 pub mod fixture;
 pub mod fsutil;
 pub mod guard;

@@ -2,7 +2,8 @@
 
 use super::*;
 
-/// A streaming 64-bit hash over four independent 64-bit lanes ("lanes64").
+/// A streaming 64-bit hash over four independent 64-bit lanes ("lanes64"): the checksum of
+/// archives made before `core::fingerprint`, kept to verify them.
 ///
 /// Input is consumed in 32-byte blocks, one little-endian word per lane; each lane steps as
 /// `lane = rotl((lane ^ word) * P1, 31) * P2`. Every step is a bijection of the lane for a fixed
@@ -94,26 +95,45 @@ impl Checksum {
     }
 
     fn value(&mut self, v: ValueRef<'_>) {
-        match v {
-            ValueRef::Null => self.update(&[0]),
-            ValueRef::Integer(i) => {
-                self.update(&[1]);
-                self.update(&i.to_le_bytes());
-            }
-            ValueRef::Real(f) => {
-                self.update(&[2]);
-                self.update(&f.to_bits().to_le_bytes());
-            }
-            ValueRef::Text(t) => {
-                self.update(&[3]);
-                self.update(&(t.len() as u64).to_le_bytes());
-                self.update(t);
-            }
-            ValueRef::Blob(b) => {
-                self.update(&[4]);
-                self.update(&(b.len() as u64).to_le_bytes());
-                self.update(b);
-            }
+        crate::core::fingerprint::encode(v, |b| self.update(b));
+    }
+}
+
+/// The algorithm of an archive's checksum: `xxh3` (`core::fingerprint`) for archives made now,
+/// `lanes64` (`Checksum`, kept to verify archives made before).
+pub(super) enum Digest {
+    Xxh3(Box<crate::core::fingerprint::Fingerprint>),
+    Lanes64(Checksum),
+}
+
+impl Digest {
+    /// The digest a checksum's tag names; `None` for an algorithm this monkctl does not know.
+    pub(super) fn for_tag(tag: &str) -> Option<Digest> {
+        match tag {
+            crate::core::fingerprint::TAG => Some(Digest::Xxh3(Default::default())),
+            LEGACY_CHECKSUM_ALGORITHM => Some(Digest::Lanes64(Checksum::default())),
+            _ => None,
+        }
+    }
+
+    fn update(&mut self, b: &[u8]) {
+        match self {
+            Digest::Xxh3(f) => f.update(b),
+            Digest::Lanes64(c) => c.update(b),
+        }
+    }
+
+    fn value(&mut self, v: ValueRef<'_>) {
+        match self {
+            Digest::Xxh3(f) => f.value(v),
+            Digest::Lanes64(c) => c.value(v),
+        }
+    }
+
+    fn finish(&self) -> String {
+        match self {
+            Digest::Xxh3(f) => f.finish(),
+            Digest::Lanes64(c) => format!("{LEGACY_CHECKSUM_ALGORITHM}:{:016x}", c.finish()),
         }
     }
 }
@@ -130,7 +150,12 @@ pub(super) struct Content {
 /// `WITHOUT ROWID` tables), the rowid first, each value as a type tag, a length for text and
 /// blobs, and its bytes (integers and reals as 8 little-endian bytes). Reads one row at a time.
 pub(super) fn content_of(conn: &Connection, path: &Path) -> Result<Content> {
-    let mut h = ContentHasher::begin(conn, path)?;
+    content_as(conn, path, CHECKSUM_ALGORITHM)
+}
+
+/// `content_of` with the checksum algorithm `tag` (that of the archive being verified).
+pub(super) fn content_as(conn: &Connection, path: &Path, tag: &str) -> Result<Content> {
+    let mut h = ContentHasher::begin(conn, path, tag)?;
     for (table, without_rowid) in ContentHasher::tables(conn, path)? {
         let mut st = conn
             .prepare(&ContentHasher::select(&table, without_rowid))
@@ -150,16 +175,19 @@ pub(super) fn content_of(conn: &Connection, path: &Path) -> Result<Content> {
 /// into PostgreSQL hashes each row as it loads it): `begin`, then for each of `tables`, in
 /// order, `table`, every row of `select`, `end_table`; then `finish`.
 pub(super) struct ContentHasher {
-    h: Checksum,
+    h: Digest,
     ncols: usize,
     rows: i64,
     row_counts: BTreeMap<String, i64>,
 }
 
 impl ContentHasher {
-    /// Starts with the schema entries.
-    pub(super) fn begin(conn: &Connection, path: &Path) -> Result<ContentHasher> {
-        let mut h = Checksum::default();
+    /// Starts with the schema entries, hashed with the algorithm `tag` names.
+    pub(super) fn begin(conn: &Connection, path: &Path, tag: &str) -> Result<ContentHasher> {
+        let mut h = Digest::for_tag(tag).ok_or_else(|| Error::ArchiveMetadata {
+            path: path.to_path_buf(),
+            detail: format!("its checksum algorithm '{}' is unknown", tag.escape_debug()),
+        })?;
         let mut st = conn
             .prepare(
                 "SELECT type, name, coalesce(sql, '') FROM sqlite_master \
@@ -226,7 +254,7 @@ impl ContentHasher {
 
     pub(super) fn finish(self) -> Content {
         Content {
-            checksum: format!("{CHECKSUM_ALGORITHM}:{:016x}", self.h.finish()),
+            checksum: self.h.finish(),
             row_counts: self.row_counts,
         }
     }

@@ -389,7 +389,7 @@ impl Extraction {
             let schema_version = schema::tenant_version(&dst).at(&tmp_path)?;
             let meta = Metadata {
                 format: FORMAT_NAME.into(),
-                format_version: 1,
+                format_version: FORMAT_VERSION,
                 tenant: t.clone(),
                 fixtures: fixtures.to_vec(),
                 schema_version,

@@ -61,16 +61,21 @@ use super::{Batch, Workspace};
 pub const META_TABLE: &str = "_monk_archive";
 /// The value of the `format` key: what kind of file this is.
 pub const FORMAT_NAME: &str = "monkctl-tenant-archive";
-/// The newest archive format this monkctl reads (and writes for a PostgreSQL tenant; an
-/// archive of a SQLite tenant is version 1, which every monkctl reads).
+/// The archive format this monkctl writes, and the newest it reads. Version 2: the checksum is
+/// `xxh3:` (`core::fingerprint`), and an archive of a PostgreSQL tenant carries its PostgreSQL
+/// facts and `_monk_exact_values`; version 1 archives (`lanes64:` checksums) are read as well. A
+/// monkctl that reads only version 1 refuses version 2 with "upgrade monkctl" (exit 7).
 pub const FORMAT_VERSION: i64 = 2;
 /// The suffix of archive file names.
 pub const SUFFIX: &str = ".monk.db";
 
 /// Ends the name of the copy `restore --force` saves in the trash before replacing a tenant.
 pub const BEFORE_RESTORE_SUFFIX: &str = ".before-restore.monk.db";
-/// The name of the content checksum algorithm, recorded in front of the digest.
-pub const CHECKSUM_ALGORITHM: &str = "lanes64";
+/// The name of the content checksum algorithm, recorded in front of the digest
+/// (`core::fingerprint`).
+pub const CHECKSUM_ALGORITHM: &str = crate::core::fingerprint::TAG;
+/// The checksum of archives made before: still verified.
+pub const LEGACY_CHECKSUM_ALGORITHM: &str = "lanes64";
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// How long a copy into a live database waits for the API to let go of its write lock.
@@ -92,7 +97,8 @@ pub struct Metadata {
     pub monkctl_version: String,
     /// Rows per tenant table, by table name.
     pub row_counts: BTreeMap<String, i64>,
-    /// `lanes64:<16 hex digits>`, over the content (see `Checksum`).
+    /// `xxh3:<32 hex digits>` over the content (see `content_of`; `lanes64:<16 hex digits>`
+    /// in archives made before).
     pub checksum: String,
     /// `postgresql` for an archive of a PostgreSQL tenant; absent (SQLite) otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,6 +281,25 @@ mod tests {
         let mut h = Checksum::default();
         h.update(data);
         h.finish()
+    }
+
+    #[test]
+    fn archives_made_before_keep_their_checksum_algorithm() {
+        // The `lanes64` digest of a known content, as archives of format 1 recorded it: the
+        // reader kept for them must give exactly this.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (a, b); INSERT INTO t VALUES (1, 'x'), (NULL, x'00ff'), (2.5, '');",
+        )
+        .unwrap();
+        let old = content_as(&conn, &path, LEGACY_CHECKSUM_ALGORITHM).unwrap();
+        assert_eq!(old.checksum, "lanes64:0ddf28b57662d9d8");
+        let new = content_of(&conn, &path).unwrap();
+        assert!(new.checksum.starts_with("xxh3:"), "{}", new.checksum);
+        assert_eq!(old.row_counts, new.row_counts);
+        assert!(content_as(&conn, &path, "md5").is_err());
     }
 
     #[test]

@@ -226,7 +226,9 @@ pub(super) fn read_metadata(conn: &Connection, path: &Path) -> Result<Metadata> 
             .map_err(|e| meta_err(path, format!("a fixture name is unusable: {e}")))?;
     }
     check_archived_facts(conn, path, &m)?;
-    if !m.checksum.starts_with(&format!("{CHECKSUM_ALGORITHM}:")) {
+    let known = crate::core::fingerprint::algorithm(&m.checksum)
+        .is_some_and(|a| Digest::for_tag(a).is_some());
+    if !known {
         return Err(meta_err(path, format!("unknown checksum '{}'", m.checksum)));
     }
     Ok(m)
@@ -496,7 +498,10 @@ pub(super) fn verify_file(path: &Path) -> Result<Verified> {
 pub(super) fn verify_content(conn: &Connection, path: &Path, meta: Metadata) -> Result<Verified> {
     let second = open_archive(path)?;
     let (problems, content) = std::thread::scope(|s| {
-        let sum = s.spawn(move || content_of(&second, path));
+        let tag = crate::core::fingerprint::algorithm(&meta.checksum)
+            .unwrap_or(CHECKSUM_ALGORITHM)
+            .to_string();
+        let sum = s.spawn(move || content_as(&second, path, &tag));
         let problems = (|| -> Result<Vec<String>> {
             let mut st = conn.prepare("PRAGMA integrity_check(20)").at(path)?;
             let rows = st.query_map([], |r| r.get::<_, String>(0)).at(path)?;

@@ -169,7 +169,7 @@ pub(super) fn write_archive(
             .collect();
         let meta = Metadata {
             format: FORMAT_NAME.into(),
-            format_version: FORMAT_VERSION_POSTGRES,
+            format_version: super::super::FORMAT_VERSION,
             tenant: t.clone(),
             fixtures: fixtures.to_vec(),
             schema_version,

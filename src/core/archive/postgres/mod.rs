@@ -37,7 +37,7 @@ use super::crossing::{self, Field, Kind, EXACT_DDL, EXACT_TABLE};
 use super::{
     content_of, judged, metadata_of, open_archive, open_scratch, place, verify_file,
     write_metadata, ContentHasher, Extracted, Metadata, RestoreMode, RestoreOptions, Restored,
-    FORMAT_NAME, META_TABLE,
+    CHECKSUM_ALGORITHM, FORMAT_NAME, META_TABLE,
 };
 use crate::core::backend::postgres::{ident, insert_fixture_rows, insert_row, Registry, Target};
 use crate::core::db;
@@ -52,10 +52,6 @@ use crate::core::names;
 use crate::core::registry::{FixtureRow, TenantRow};
 use crate::core::schema::{self, HISTORY_TABLE};
 use crate::core::Workspace;
-
-/// The archive format of an archive made from PostgreSQL: it carries `EXACT_TABLE` and the
-/// PostgreSQL facts, which an older monkctl would not drop on a restore.
-pub const FORMAT_VERSION_POSTGRES: i64 = 2;
 
 /// The columns every user model table starts with.
 pub(super) const STANDARD_COLUMNS: [&str; 9] = [

@@ -404,7 +404,8 @@ pub(super) fn load(
     // Every table in the checksum's order, each row hashed as it is loaded: the archive is read
     // once, and the transaction commits only if the content is exactly the one its metadata
     // records.
-    let mut hasher = ContentHasher::begin(&src, archive)?;
+    let tag = crate::core::fingerprint::algorithm(&meta.checksum).unwrap_or(CHECKSUM_ALGORITHM);
+    let mut hasher = ContentHasher::begin(&src, archive, tag)?;
     for (table, without_rowid) in ContentHasher::tables(&src, archive)? {
         let load_into = if table == EXACT_TABLE {
             None

@@ -569,7 +569,7 @@ fn a_stock_deployment_is_healthy_and_fleet_wide_findings_come_once() {
         serde_json::json!(["acme", "beta", "delta", "gamma"])
     );
     assert_eq!(found[0]["tenant"], Value::Null);
-    let table = env.ok(&["doctor"]);
+    let table = env.ok(&["doctor", "--wide"]);
     assert!(table.contains("4 tenants"), "{table}");
     assert_eq!(table.matches("fixture_unrecorded").count(), 1, "{table}");
     // Repair still repairs each one.

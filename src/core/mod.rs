@@ -156,7 +156,7 @@ impl Workspace {
         match &self.backend {
             Backend::Sqlite => Ok(()),
             Backend::Postgres(t) => Err(Error::Unsupported(format!(
-                "this command is not available on a PostgreSQL deployment yet ({}); see the README's PostgreSQL section for what is (the tenant lifecycle, fixtures, migrate, query, usage, vacuum, doctor)",
+                "this works on a SQLite deployment only, and {} is PostgreSQL; see the README's PostgreSQL section",
                 t.at(None)
             ))),
         }

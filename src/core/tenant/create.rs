@@ -338,9 +338,11 @@ pub(super) fn create_schemas(
     let (plan, limit, template): (Vec<&fixture::Loaded>, Duration, Option<(&str, i64)>) =
         match recipe {
             Recipe::Built(_) => {
+                // A file builder (the SQLite side of `restore`) has no schema to give: a
+                // restore into PostgreSQL goes through `archive::postgres` instead.
                 return Err(Error::Unsupported(
-                    "restore is not available on a PostgreSQL deployment yet".into(),
-                ))
+                    "a tenant built as a SQLite file cannot become a PostgreSQL schema here; restore its archive instead".into(),
+                ));
             }
             Recipe::System(_) => (Vec::new(), crate::core::guard::STATEMENT_TIMEOUT, None),
             Recipe::Fixtures {

@@ -431,7 +431,7 @@ _monkctl() {
 
     case "${cmd}" in
         monkctl)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version init config tenant fixture template extract archive restore doctor migrate query completion help"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version init config tenant fixture template extract archive restore doctor migrate query completion help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -473,7 +473,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version inspect verify list help"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version inspect verify list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -585,7 +585,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__inspect)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -627,7 +627,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__list)
-            opts="-y -q -h -V --verify --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --verify --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -669,7 +669,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__archive__subcmd__verify)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -711,7 +711,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__completion)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version bash elvish fish powershell zsh"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -753,7 +753,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__config)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -795,7 +795,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__doctor)
-            opts="-j -y -q -h -V --tenant --full --repair --jobs --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-j -y -q -v -h -V --tenant --full --repair --jobs --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -849,7 +849,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__extract)
-            opts="-o -j -y -q -h -V --all --output --force --jobs --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-o -j -y -q -v -h -V --all --output --force --jobs --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -907,7 +907,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version list show check deploy status help"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version list show check deploy status help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -949,7 +949,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__check)
-            opts="-y -q -h -V --fixtures --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --fixtures --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -995,7 +995,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__deploy)
-            opts="-y -q -h -V --tenant --all --force --fixtures --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --tenant --all --force --fixtures --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1147,7 +1147,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__list)
-            opts="-y -q -h -V --fixtures --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --fixtures --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1193,7 +1193,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__show)
-            opts="-y -q -h -V --fixtures --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --fixtures --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1239,7 +1239,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__fixture__subcmd__status)
-            opts="-y -q -h -V --tenant --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --tenant --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1929,7 +1929,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__init)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1971,7 +1971,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version status plan up undo snapshots help"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version status plan up undo snapshots help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2139,7 +2139,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__plan)
-            opts="-y -q -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2197,7 +2197,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version list prune help"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version list prune help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2295,7 +2295,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots__subcmd__list)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2337,7 +2337,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__snapshots__subcmd__prune)
-            opts="-y -q -h -V --keep --older-than --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --keep --older-than --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2387,7 +2387,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__status)
-            opts="-y -q -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2445,7 +2445,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__undo)
-            opts="-y -q -h -V --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2491,7 +2491,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__up)
-            opts="-y -q -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2553,7 +2553,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__query)
-            opts="-y -q -h -V --file --tenant --all --status --jobs --timeout --param --summary --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --file --tenant --all --status --jobs --timeout --param --summary --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2619,7 +2619,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__restore)
-            opts="-y -q -h -V --as --force --migrate --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --as --force --migrate --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2665,7 +2665,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version build list show rm help"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version build list show rm help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2707,7 +2707,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__build)
-            opts="-y -q -h -V --fixture --fixtures --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --fixture --fixtures --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2845,7 +2845,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__list)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2887,7 +2887,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__rm)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2929,7 +2929,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__template__subcmd__show)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2971,7 +2971,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version create list show trash untrash suspend activate delete undelete purge vacuum usage copy help"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version create list show trash untrash suspend activate delete undelete purge vacuum usage copy help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3013,7 +3013,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__activate)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3055,7 +3055,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__copy)
-            opts="-y -q -h -V --to --to-data-dir --as --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --to --to-data-dir --as --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3109,7 +3109,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__create)
-            opts="-y -q -h -V --owner --description --from-file --fixture --template --skip-existing --db-type --fixtures --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --owner --description --from-file --fixture --template --skip-existing --db-type --fixtures --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3183,7 +3183,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__delete)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3435,7 +3435,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__list)
-            opts="-a -r -y -q -h -V --status --trashed --deleted --all --sort --reverse --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-a -r -y -q -v -h -V --status --trashed --deleted --all --sort --reverse --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3485,7 +3485,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__purge)
-            opts="-y -q -h -V --older-than --dry-run --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --older-than --dry-run --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3531,7 +3531,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__show)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3573,7 +3573,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__suspend)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3615,7 +3615,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__trash)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3657,7 +3657,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__undelete)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3699,7 +3699,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__untrash)
-            opts="-y -q -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3741,7 +3741,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__usage)
-            opts="-a -r -y -q -h -V --all --sort --reverse --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-a -r -y -q -v -h -V --all --sort --reverse --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3787,7 +3787,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__tenant__subcmd__vacuum)
-            opts="-y -q -h -V --all --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --help --version"
+            opts="-y -q -v -h -V --all --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

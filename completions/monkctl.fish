@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_monkctl_global_optspecs
-    string join \n data-dir= database-url= config= migrations= sqlite-data-dir= layout= y/yes format= wide q/quiet h/help V/version
+    string join \n data-dir= database-url= config= migrations= sqlite-data-dir= layout= y/yes format= wide q/quiet v/verbose h/help V/version
 end
 
 function __fish_monkctl_needs_command
@@ -37,6 +37,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_needs_command" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_needs_command" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_needs_command" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_needs_command" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_needs_command" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_needs_command" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_needs_command" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'
@@ -65,6 +66,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand init" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand init" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -80,6 +82,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand config" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage copy help" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -95,6 +98,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage copy help" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage copy help" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage copy help" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage copy help" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage copy help" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage copy help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and not __fish_seen_subcommand_from create list show trash untrash suspend activate delete undelete purge vacuum usage copy help" -f -a "create" -d 'Create tenants: a database file the API serves, then the registry row'
@@ -134,6 +138,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l status -d 'Only tenants with this status (repeatable)' -r -f -a "pending\t''
@@ -162,6 +167,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -177,6 +183,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -192,6 +199,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from trash" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -207,6 +215,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from untrash" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -222,6 +231,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from suspend" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -237,6 +247,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from activate" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -252,6 +263,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -267,6 +279,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from undelete" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l older-than -d 'Retention: purge tenants deleted longer ago than this (a number and a unit: ms, s, m, h, d, w)' -r
@@ -284,6 +297,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from purge" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -300,6 +314,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from vacuum" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l sort -d 'Sort key: name ascending; size, wal, rows, free and changed largest or newest first' -r -f -a "name\t''
@@ -323,6 +338,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from usage" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from copy" -l to -d 'The target deployment\'s URL: `sqlite:NAME` (with --to-data-dir) or `postgresql://...` (a password is better given in PGPASSWORD)' -r
@@ -341,6 +357,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from copy" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from copy" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from copy" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from copy" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from copy" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from copy" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand tenant; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create tenants: a database file the API serves, then the registry row'
@@ -370,6 +387,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and not __fish_seen_subcommand_from list show check deploy status help" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
@@ -392,6 +410,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
@@ -408,6 +427,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l fixtures -d 'Fixtures directory [env: MONK_FIXTURES_DIR] [default: ./fixtures]' -r -F
@@ -424,6 +444,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l tenant -d 'Tenants to deploy to (repeatable, or comma-separated: --tenant a,b)' -r
@@ -444,6 +465,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from deploy" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l tenant -d 'Tenant name' -r
@@ -460,6 +482,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand fixture; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the built-in and directory fixtures with version, dependencies and source'
@@ -481,6 +504,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and not __fish_seen_subcommand_from build list show rm help" -f -a "build" -d 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'
@@ -504,6 +528,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from build" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -519,6 +544,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -534,6 +560,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -549,6 +576,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from rm" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "build" -d 'Build <data>/templates/NAME.db from `system` plus fixtures (replaces an older build)'
@@ -573,6 +601,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l force -d 'Ov
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -588,6 +617,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and not __fish_seen_subcommand_from inspect verify list help" -f -a "inspect" -d 'Show an archive\'s metadata, tables and row counts, without changing it'
@@ -607,6 +637,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from inspect" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -622,6 +653,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -638,6 +670,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand archive; and __fish_seen_subcommand_from help" -f -a "inspect" -d 'Show an archive\'s metadata, tables and row counts, without changing it'
@@ -660,6 +693,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l migrate -d '
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l tenant -d 'Check only these tenants (repeatable, or comma-separated: --tenant a,b); data-directory checks are skipped' -r
@@ -679,6 +713,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l repair -d 'Re
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -694,6 +729,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -f -a "status" -d 'Applied version, pending, diverged and missing migrations of each database'
@@ -720,6 +756,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
@@ -740,6 +777,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
@@ -764,6 +802,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l busy-timeout -d 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)' -r
@@ -780,6 +819,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from undo" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -795,6 +835,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from snapshots" -f -a "list" -d 'Runs that took snapshots, newest first'
@@ -827,6 +868,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand query" -l summary -d 'On
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand query" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -842,6 +884,7 @@ csv\t''"
 complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -s y -l yes -d 'Do not ask for confirmation: destructive commands need it without a terminal; commands that never ask accept it'
 complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -l wide -d 'Tables: every column (by default, wide listings show the columns that fit 80 columns; JSON and CSV always have every field)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -s q -l quiet -d 'Data only: no summary lines under tables, no notes, no progress bars (errors still go to stderr, and the exit code is the same)'
+complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -s v -l verbose -d 'What each step does, with timings, on stderr: the deployment used, each tenant of a run as it is done (milliseconds since the start), the exit code and the total time'
 complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand completion" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand help; and not __fish_seen_subcommand_from init config tenant fixture template extract archive restore doctor migrate query completion help" -f -a "init" -d 'Create the data directory and the infra database (idempotent)'

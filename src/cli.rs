@@ -86,6 +86,11 @@ pub struct GlobalArgs {
     /// to stderr, and the exit code is the same)
     #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
+
+    /// What each step does, with timings, on stderr: the deployment used, each tenant of a run
+    /// as it is done (milliseconds since the start), the exit code and the total time
+    #[arg(long, short = 'v', global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

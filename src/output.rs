@@ -82,6 +82,24 @@ pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
+static VERBOSE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// `-v/--verbose`: `trace` lines from now on, timed from this moment.
+pub fn set_verbose() {
+    let _ = VERBOSE.set(std::time::Instant::now());
+}
+
+pub fn verbose() -> bool {
+    VERBOSE.get().is_some()
+}
+
+/// With `--verbose`, one step on stderr: `[  12.3 ms] what`; nothing otherwise.
+pub fn trace(what: &str) {
+    if let Some(t0) = VERBOSE.get() {
+        eprintln!("[{:>9.1} ms] {what}", t0.elapsed().as_secs_f64() * 1e3);
+    }
+}
+
 /// A note for people on stderr (`note: ...`); nothing with `--quiet`.
 pub fn note(message: &str) {
     if !quiet() {

@@ -1073,3 +1073,29 @@ fn quiet_prints_the_data_alone() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nosuch"));
 }
+
+#[test]
+fn verbose_times_each_step_on_stderr_and_leaves_stdout_alone() {
+    let env = Env::new();
+    let out = env.run(&[
+        "-v", "--format", "json", "tenant", "create", "acme", "globex",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON alone");
+    assert_eq!(v["succeeded"], 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let steps: Vec<&str> = err.lines().filter(|l| l.starts_with('[')).collect();
+    assert!(steps[0].contains("deployment: sqlite:monk"), "{err}");
+    assert!(
+        steps
+            .iter()
+            .any(|l| l.contains("creating tenants: 2 to do")),
+        "{err}"
+    );
+    assert!(steps.iter().any(|l| l.ends_with("done: acme")), "{err}");
+    assert!(steps.iter().any(|l| l.ends_with("done: globex")), "{err}");
+    assert!(steps.last().unwrap().ends_with("exit 0"), "{err}");
+    assert!(steps.iter().all(|l| l.contains(" ms] ")), "{err}");
+    // Quiet and verbose at once is a usage error.
+    env.fails(&["-q", "-v", "tenant", "list"], 2);
+}

@@ -60,6 +60,19 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     let global = cli.global.clone();
     output::set_wide(global.wide);
     output::set_quiet(global.quiet);
+    if global.verbose {
+        output::set_verbose();
+        match settings(&global) {
+            Ok(s) => output::trace(&format!(
+                "deployment: {} (from {}), data directory {} (from {})",
+                crate::core::config::redact(&s.database_url.value),
+                s.database_url.source,
+                s.data_dir.value.display(),
+                s.data_dir.source
+            )),
+            Err(e) => output::trace(&format!("settings: {e:#}")),
+        }
+    }
     let existed = settings(&global).is_ok_and(|s| s.data_dir.value.exists());
     let code = match run(cli) {
         Ok(code) => code,
@@ -73,6 +86,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             code
         }
     };
+    output::trace(&format!("exit {code}"));
     // A typo'd --data-dir must not start a new deployment without a word.
     if !existed {
         if let Ok(ws) = workspace(&global) {
@@ -284,13 +298,17 @@ pub fn can_prompt() -> bool {
     io::stdin().is_terminal() && io::stderr().is_terminal()
 }
 
-/// A progress bar on stderr when it is a terminal; nothing otherwise.
+/// A progress bar on stderr when it is a terminal; nothing otherwise. With `--verbose`, a
+/// line per step instead (`output::trace`).
 #[derive(Clone)]
 pub struct Bar(Option<ProgressBar>);
 
 impl Bar {
     pub fn new() -> Bar {
-        Bar((io::stderr().is_terminal() && !output::quiet()).then(ProgressBar::hidden))
+        Bar(
+            (io::stderr().is_terminal() && !output::quiet() && !output::verbose())
+                .then(ProgressBar::hidden),
+        )
     }
 
     /// Prints a line on stderr while the bar runs, without drawing over it.
@@ -310,6 +328,7 @@ impl Default for Bar {
 
 impl core::progress::Progress for Bar {
     fn start(&self, total: u64, label: &str) {
+        output::trace(&format!("{label}: {total} to do"));
         if let Some(b) = &self.0 {
             if total < 2 {
                 return;
@@ -327,12 +346,14 @@ impl core::progress::Progress for Bar {
         }
     }
     fn advance(&self, n: u64, item: &str) {
+        output::trace(&format!("done: {item}"));
         if let Some(b) = &self.0 {
             b.inc(n);
             b.set_message(item.to_string());
         }
     }
     fn finish(&self) {
+        output::trace("run finished");
         if let Some(b) = &self.0 {
             b.finish_and_clear();
         }

@@ -665,3 +665,64 @@ fn fixture_check_of_nothing_fails_instead_of_passing() {
     let e = env.fails(&["fixture", "check"], 3);
     assert!(e.contains("holds no fixture"), "{e}");
 }
+
+/// Ctrl-C during a deploy over several tenants: the tenant in progress finishes (applied and
+/// recorded), no other starts, the results say so, exit 130.
+#[test]
+fn ctrl_c_finishes_the_tenant_in_progress_and_starts_no_other() {
+    use std::io::BufRead;
+    let env = Env::new();
+    people_fixtures(&env);
+    env.ok(&["tenant", "create", "acme", "beta", "gamma"]);
+    let resume = env.root().join("resume");
+    let mut child = env
+        .std_cmd()
+        .args([
+            "--format",
+            "json",
+            "fixture",
+            "deploy",
+            "people",
+            "--tenant",
+            "acme,beta,gamma",
+        ])
+        .env("MONKCTL_PAUSE_AT", "fixture.deploy.applied")
+        .env("MONKCTL_RESUME_WHEN", &resume)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("paused at fixture.deploy.applied") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "monkctl never paused"
+        );
+    }
+    // SAFETY: kill(2) on the id of a child this test spawned and has not reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    // The handler says what happens before the tenant in progress goes on.
+    line.clear();
+    err.read_line(&mut line).unwrap();
+    assert!(line.contains("interrupted"), "{line}");
+    fs::write(&resume, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["succeeded"], 1, "{v}");
+    assert_eq!(v["results"][0]["tenant"], "acme");
+    assert_eq!(v["results"][0]["ok"], true, "{v}");
+    for r in &v["results"].as_array().unwrap()[1..] {
+        assert_eq!(r["exit_code"], 130, "{v}");
+        assert!(r["error"].as_str().unwrap().contains("not started"), "{v}");
+    }
+    // What was done is whole: acme holds and records the fixture, beta nothing.
+    assert_eq!(count(&env, "acme", "SELECT count(*) FROM people"), 4);
+    let status = env.json(&["fixture", "status", "--tenant", "beta"]);
+    assert!(
+        !status.to_string().contains("people"),
+        "beta untouched: {status}"
+    );
+}

@@ -57,6 +57,17 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(c) => c,
         Err(e) => return parse_failed(e),
     };
+    // Ctrl-C: a run over several tenants finishes those in progress, starts no other and
+    // reports what it did (exit 130); anything else, or a second Ctrl-C, stops at once.
+    let _ = ctrlc::set_handler(|| {
+        if crate::core::interrupted() || !crate::core::stoppable_running() {
+            std::process::exit(exit::INTERRUPTED);
+        }
+        crate::core::interrupt();
+        eprintln!(
+            "interrupted: the tenants in progress finish and no other starts; Ctrl-C again to stop at once"
+        );
+    });
     let global = cli.global.clone();
     output::set_wide(global.wide);
     output::set_quiet(global.quiet);
@@ -85,6 +96,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             }
             code
         }
+    };
+    let code = if crate::core::interrupted() {
+        exit::INTERRUPTED
+    } else {
+        code
     };
     output::trace(&format!("exit {code}"));
     // A typo'd --data-dir must not start a new deployment without a word.

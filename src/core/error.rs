@@ -55,6 +55,8 @@ pub mod exit {
     pub const UNREACHABLE: i32 = 22;
     /// A table, column or value of an archive that the target backend cannot hold.
     pub const UNCONVERTIBLE: i32 = 23;
+    /// Ctrl-C during a run over several tenants: those in progress finished, no other started.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// An exit code, its stable name (in JSON errors and scripts) and what it means.
@@ -187,6 +189,11 @@ pub const CODES: &[ExitCode] = &[
         code: exit::UNCONVERTIBLE,
         name: "unconvertible",
         meaning: "a table, column or value cannot be moved between SQLite and PostgreSQL (the message names table, row and column); nothing was changed",
+    },
+    ExitCode {
+        code: exit::INTERRUPTED,
+        name: "interrupted",
+        meaning: "Ctrl-C: a run over several tenants finished the tenants in progress and started no other (the results say which are done); outside such a run, or at a second Ctrl-C, the process stops at once",
     },
 ];
 
@@ -358,6 +365,10 @@ pub enum Error {
         detail: String,
     },
 
+    /// A tenant of a run that Ctrl-C stopped before it started.
+    #[error("not started: the run was interrupted (Ctrl-C)")]
+    Interrupted,
+
     #[error("{0}")]
     Other(String),
 }
@@ -403,6 +414,7 @@ impl Error {
             Error::Cancelled => exit::CANCELLED,
             Error::Other(_) => exit::FAILURE,
             Error::Unconvertible { .. } => exit::UNCONVERTIBLE,
+            Error::Interrupted => exit::INTERRUPTED,
             Error::Postgres { exit, .. } => *exit,
             Error::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => exit::NOT_FOUND,

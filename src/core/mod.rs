@@ -64,6 +64,42 @@ pub fn pause_point(name: &str) {
     }
 }
 
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks the runs over several tenants to stop starting tenants (Ctrl-C): those in progress
+/// finish, the others are reported as not started.
+pub fn interrupt() {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether `interrupt` was called.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+static STOPPABLE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Held by a run over several tenants that checks `interrupted` before it starts each one.
+pub struct Stoppable(());
+
+impl Stoppable {
+    pub fn begin() -> Stoppable {
+        STOPPABLE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Stoppable(())
+    }
+}
+
+impl Drop for Stoppable {
+    fn drop(&mut self) {
+        STOPPABLE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Whether a run that stops between tenants is going on (else Ctrl-C ends the process).
+pub fn stoppable_running() -> bool {
+    STOPPABLE.load(std::sync::atomic::Ordering::SeqCst) > 0
+}
+
 /// A release build has no pause points.
 #[cfg(not(debug_assertions))]
 #[inline(always)]

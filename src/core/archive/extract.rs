@@ -90,8 +90,13 @@ pub fn extract_many(
     fsutil::remove_dead_temps(&out_dir);
     let stamp = SystemTime::now();
     progress.start(items.len() as u64, "extracting");
+    let _stoppable = crate::core::Stoppable::begin();
     let results = parallel(&items, jobs, |(name, row)| {
         let r = row.as_ref().map(|(t, f)| {
+            // Ctrl-C: the archives being written finish, no other starts.
+            if crate::core::interrupted() {
+                return Err(Error::Interrupted);
+            }
             let final_path = match out {
                 Output::Default => PathBuf::from(default_name(name, stamp)),
                 Output::Dir(d) => d.join(default_name(name, stamp)),

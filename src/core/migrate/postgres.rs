@@ -527,6 +527,7 @@ fn fan_out<T: Send>(
     let names: Vec<String> = tenants.iter().map(|t| t.name.clone()).collect();
     let queue = Mutex::new(tenants.into_iter().enumerate().collect::<VecDeque<_>>());
     let stop = std::sync::atomic::AtomicBool::new(false);
+    let _stoppable = crate::core::Stoppable::begin();
     let (tx, rx) = mpsc::channel::<(usize, Result<T>)>();
     let mut not_started = Vec::new();
     std::thread::scope(|s| -> Result<()> {
@@ -538,6 +539,9 @@ fn fan_out<T: Send>(
                 // connection here; a connection that broke is opened again for the next tenant.
                 let mut client: Option<Client> = None;
                 loop {
+                    if crate::core::interrupted() {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
                     if stop.load(std::sync::atomic::Ordering::Relaxed) {
                         return;
                     }

@@ -148,6 +148,7 @@ pub(super) fn pool<T: Send>(
 ) -> Result<Vec<String>> {
     use std::sync::mpsc::{self, TrySendError};
     let stop = AtomicBool::new(false);
+    let _stoppable = crate::core::Stoppable::begin();
     let jobs = jobs.clamp(1, total.max(1));
     let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Target)>(jobs * 2);
     let work_rx = Mutex::new(work_rx);
@@ -168,6 +169,11 @@ pub(super) fn pool<T: Send>(
                     Err(_) => break,
                 };
                 let Ok((i, t)) = job else { break };
+                // Ctrl-C (`core::interrupted`) stops the run as a failure does with --fail-fast:
+                // the tenants in progress finish, no other starts.
+                if crate::core::interrupted() {
+                    stop.store(true, Ordering::SeqCst);
+                }
                 let r = (!stop.load(Ordering::SeqCst)).then(|| f(&t));
                 if fail_fast && matches!(r, Some(Err(_))) {
                     stop.store(true, Ordering::SeqCst);
@@ -184,6 +190,9 @@ pub(super) fn pool<T: Send>(
         loop {
             // Keep the workers' queue full; the rest of the fleet stays in the registry.
             while let Some(tx) = &work_tx {
+                if crate::core::interrupted() {
+                    stop.store(true, Ordering::SeqCst);
+                }
                 if stop.load(Ordering::SeqCst) {
                     work_tx = None;
                     break;

@@ -300,10 +300,16 @@ pub(super) fn create_files(
         Recipe::Built(b) => b,
     };
     let mut created: Vec<Result<Created>> = Vec::new();
+    let _stoppable = crate::core::Stoppable::begin();
     match reg {
         Store::Sqlite(r) if made.len() > 1 => {
             let mut last_created = SystemTime::UNIX_EPOCH;
             for chunk in made.chunks(BATCH_SIZE) {
+                // Ctrl-C: the batches registered stay, the others are not started.
+                if crate::core::interrupted() {
+                    created.extend(chunk.iter().map(|_| Err(Error::Interrupted)));
+                    continue;
+                }
                 created.extend(create_batch(
                     r,
                     layout,
@@ -317,6 +323,10 @@ pub(super) fn create_files(
         // One tenant, or SQLite files of a PostgreSQL registry: one at a time.
         _ => {
             for spec in made {
+                if crate::core::interrupted() {
+                    created.push(Err(Error::Interrupted));
+                    continue;
+                }
                 created.push(create_one(reg, layout, spec, builder));
                 progress.advance(1, &spec.name);
             }
@@ -368,7 +378,13 @@ pub(super) fn create_schemas(
             ),
         };
     let mut created = Vec::with_capacity(made.len());
+    let _stoppable = crate::core::Stoppable::begin();
     for chunk in made.chunks(PG_BATCH_SIZE) {
+        // Ctrl-C: the batches committed stay, the others are not started.
+        if crate::core::interrupted() {
+            created.extend(chunk.iter().map(|_| Err(Error::Interrupted)));
+            continue;
+        }
         let made = reg.create_batch(
             chunk,
             &ws.settings.database_name,

@@ -6,38 +6,9 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{median, monk, peak_rss_mib_of, report, run_ok, scratch, settle};
-
-/// Runs a command to its end, sampling its peak resident memory (VmHWM) while it runs.
-fn measured(c: &mut Command) -> (Duration, f64) {
-    let t = Instant::now();
-    let mut child = c
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let mut peak: f64 = 0.0;
-    loop {
-        if let Some(m) = peak_rss_mib_of(pid) {
-            peak = peak.max(m);
-        }
-        if let Some(status) = child.try_wait().expect("wait") {
-            let elapsed = t.elapsed();
-            if !status.success() {
-                let mut err = String::new();
-                use std::io::Read;
-                let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
-                panic!("{c:?} failed: {err}");
-            }
-            return (elapsed, peak);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
+use crate::util::{measured, median, monk, report, run_ok, scratch, settle};
 
 /// The floor: copy the file and sync it to disk.
 fn copy_and_sync(from: &Path, to: &Path) -> Duration {

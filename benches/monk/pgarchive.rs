@@ -20,15 +20,14 @@
 //! `MONKCTL_REQUIRE_POSTGRES=1` (set by `scripts/with-postgres`) a server that cannot be used is
 //! an error instead.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use monkctl::core::backend::postgres::find_client;
 
 use crate::postgres::{size, split_password, Db, Server, URL_VAR};
-use crate::util::{median, peak_rss_mib_of, report, run_ok, scratch, settle};
+use crate::util::{measured, median, report, run_ok, scratch, settle};
 
 /// Rounds of figures 1 and 2, the two sides alternating.
 const ROUNDS: usize = 3;
@@ -46,33 +45,6 @@ fn skip(why: &str) {
     println!(
         "skipped: {why}; run it as `scripts/with-postgres cargo bench --bench monk -- pgarchive`"
     );
-}
-
-/// Runs a command to its end, sampling its peak resident memory (VmHWM) while it runs.
-fn measured(c: &mut Command) -> (Duration, f64) {
-    let t = Instant::now();
-    let mut child = c
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id();
-    let mut peak: f64 = 0.0;
-    loop {
-        if let Some(m) = peak_rss_mib_of(pid) {
-            peak = peak.max(m);
-        }
-        if let Some(status) = child.try_wait().expect("wait") {
-            let elapsed = t.elapsed();
-            if !status.success() {
-                let mut err = String::new();
-                let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
-                panic!("{c:?} failed: {err}");
-            }
-            return (elapsed, peak);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 fn mem(figure: &str, mib: f64) {

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary built for this benchmark, or the one `MONK_BENCH_MONKCTL` names (an older build,
@@ -86,4 +86,32 @@ pub fn scratch(name: &str) -> PathBuf {
 /// one before it.
 pub fn settle() {
     let _ = Command::new("sync").status();
+}
+
+/// Runs a command to its end, sampling its peak resident memory (VmHWM) while it runs.
+pub fn measured(c: &mut Command) -> (Duration, f64) {
+    let t = Instant::now();
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let mut peak: f64 = 0.0;
+    loop {
+        if let Some(m) = peak_rss_mib_of(pid) {
+            peak = peak.max(m);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            let elapsed = t.elapsed();
+            if !status.success() {
+                let mut err = String::new();
+                use std::io::Read;
+                let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut err));
+                panic!("{c:?} failed: {err}");
+            }
+            return (elapsed, peak);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }

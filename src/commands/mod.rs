@@ -344,7 +344,9 @@ impl Default for Bar {
 
 impl core::progress::Progress for Bar {
     fn start(&self, total: u64, label: &str) {
-        output::trace(&format!("{label}: {total} to do"));
+        if output::verbose() {
+            output::trace(&format!("{label}: {total} to do"));
+        }
         if let Some(b) = &self.0 {
             if total < 2 {
                 return;
@@ -362,7 +364,9 @@ impl core::progress::Progress for Bar {
         }
     }
     fn advance(&self, n: u64, item: &str) {
-        output::trace(&format!("done: {item}"));
+        if output::verbose() {
+            output::trace(&format!("done: {item}"));
+        }
         if let Some(b) = &self.0 {
             b.inc(n);
             b.set_message(item.to_string());

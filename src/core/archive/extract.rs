@@ -392,20 +392,7 @@ impl Extraction {
                 })?,
             };
             let schema_version = schema::tenant_version(&dst).at(&tmp_path)?;
-            let meta = Metadata {
-                format: FORMAT_NAME.into(),
-                format_version: FORMAT_VERSION,
-                tenant: t.clone(),
-                fixtures: fixtures.to_vec(),
-                schema_version,
-                created_at: ids::now_iso(),
-                host: lock::hostname(),
-                monkctl_version: env!("CARGO_PKG_VERSION").into(),
-                row_counts: content.row_counts.clone(),
-                checksum: content.checksum.clone(),
-                source_backend: None,
-                postgres_columns: None,
-            };
+            let meta = Metadata::made_now(t, fixtures, schema_version, &content);
             write_metadata(&mut dst, &meta, &tmp_path)?;
             dst.close().map_err(|(_, e)| e).at(&tmp_path)?;
             fsutil::sync_file(&tmp_path)?;
@@ -422,15 +409,12 @@ impl Extraction {
         };
         place(&tmp_path, final_path, force)?;
         tmp.disarm();
-        Ok(Some(Extracted {
-            tenant: t.name.clone(),
-            size_bytes: fsutil::size_of(final_path).unwrap_or(0),
-            path: final_path.to_path_buf(),
+        Ok(Some(Extracted::placed(
+            t,
+            final_path,
             schema_version,
-            checksum: content.checksum,
-            tables: content.row_counts.len(),
-            rows: content.row_counts.values().sum(),
-        }))
+            content,
+        )))
     }
 }
 

@@ -179,6 +179,46 @@ fn open_scratch(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+impl Metadata {
+    /// The metadata of an archive made now of tenant `t`, whose content is `content`.
+    fn made_now(
+        t: &TenantRow,
+        fixtures: &[FixtureRow],
+        schema_version: i64,
+        content: &Content,
+    ) -> Metadata {
+        Metadata {
+            format: FORMAT_NAME.into(),
+            format_version: FORMAT_VERSION,
+            tenant: t.clone(),
+            fixtures: fixtures.to_vec(),
+            schema_version,
+            created_at: ids::now_iso(),
+            host: lock::hostname(),
+            monkctl_version: env!("CARGO_PKG_VERSION").into(),
+            row_counts: content.row_counts.clone(),
+            checksum: content.checksum.clone(),
+            source_backend: None,
+            postgres_columns: None,
+        }
+    }
+}
+
+impl Extracted {
+    /// The report of an archive of tenant `t` placed at `path`.
+    fn placed(t: &TenantRow, path: &Path, schema_version: i64, content: Content) -> Self {
+        Extracted {
+            tenant: t.name.clone(),
+            size_bytes: fsutil::size_of(path).unwrap_or(0),
+            path: path.to_path_buf(),
+            schema_version,
+            tables: content.row_counts.len(),
+            rows: content.row_counts.values().sum(),
+            checksum: content.checksum,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shared by extract and restore.
 // ---------------------------------------------------------------------------------------------

@@ -353,7 +353,7 @@ pub(super) fn check_target(
             }
             if !force {
                 return Err(Error::Conflict(format!(
-                    "tenant '{name}' exists; pass --force to replace its content with the archive (its current database is saved to {} first), or --as NEW_NAME to restore beside it",
+                    "tenant '{name}' exists; pass --force to replace its content with the archive (its current content is saved to {} first), or --as NEW_NAME to restore beside it",
                     ws.layout.trash_dir().display()
                 )));
             }

@@ -168,18 +168,9 @@ pub(super) fn write_archive(
             })
             .collect();
         let meta = Metadata {
-            format: FORMAT_NAME.into(),
-            format_version: super::super::FORMAT_VERSION,
-            tenant: t.clone(),
-            fixtures: fixtures.to_vec(),
-            schema_version,
-            created_at: ids::now_iso(),
-            host: lock::hostname(),
-            monkctl_version: env!("CARGO_PKG_VERSION").into(),
-            row_counts: content.row_counts.clone(),
-            checksum: content.checksum.clone(),
             source_backend: Some("postgresql".into()),
             postgres_columns: Some(columns),
+            ..Metadata::made_now(t, fixtures, schema_version, &content)
         };
         write_metadata(&mut conn, &meta, &tmp_path)?;
         conn.close().map_err(|(_, e)| e).at(&tmp_path)?;
@@ -190,15 +181,7 @@ pub(super) fn write_archive(
     let (content, schema_version) = built?;
     place(&tmp_path, final_path, force)?;
     tmp.disarm();
-    Ok(Extracted {
-        tenant: t.name.clone(),
-        size_bytes: fsutil::size_of(final_path).unwrap_or(0),
-        path: final_path.to_path_buf(),
-        schema_version,
-        checksum: content.checksum,
-        tables: content.row_counts.len(),
-        rows: content.row_counts.values().sum(),
-    })
+    Ok(Extracted::placed(t, final_path, schema_version, content))
 }
 
 pub(super) fn pg_field_rows(

@@ -37,7 +37,7 @@ use super::crossing::{self, Field, Kind, EXACT_DDL, EXACT_TABLE};
 use super::{
     content_of, judged, metadata_of, open_archive, open_scratch, place, verify_file,
     write_metadata, ContentHasher, Extracted, Metadata, RestoreMode, RestoreOptions, Restored,
-    CHECKSUM_ALGORITHM, FORMAT_NAME, META_TABLE,
+    CHECKSUM_ALGORITHM, META_TABLE,
 };
 use crate::core::backend::postgres::{ident, insert_fixture_rows, insert_row, Registry, Target};
 use crate::core::db;
@@ -46,7 +46,6 @@ use crate::core::fsutil;
 use crate::core::guard;
 use crate::core::ids;
 use crate::core::layout::Layout;
-use crate::core::lock;
 use crate::core::migrate::MigrationSet;
 use crate::core::names;
 use crate::core::registry::{FixtureRow, TenantRow};

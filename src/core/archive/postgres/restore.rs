@@ -22,8 +22,19 @@ pub(in crate::core::archive) fn restore(
         .clone()
         .unwrap_or_else(|| archived_name.clone());
     let renamed = name != archived_name;
-    let mut reg = Registry::open_for_write(target)?;
-    let current = check_target(&mut reg, &name, renamed, opts.force, &meta, ws)?;
+    let mut store = crate::core::Store::Postgres(Registry::open_for_write(target)?);
+    let current = super::super::check_target(
+        &mut store,
+        &name,
+        &archived_name,
+        renamed,
+        opts.force,
+        &meta,
+        ws,
+    )?;
+    let crate::core::Store::Postgres(mut reg) = store else {
+        unreachable!("opened as PostgreSQL above")
+    };
     if let Some(cur) = current.clone().filter(|c| c.db_type != "postgresql") {
         // A SQLite tenant of this registry: replaced in its file, as on a SQLite deployment
         // (saved to the trash first, one transaction of the file), its row updated here.
@@ -215,58 +226,6 @@ pub(in crate::core::archive) fn restore(
     })
 }
 
-/// As the SQLite `check_target`, against the PostgreSQL registry.
-pub(super) fn check_target(
-    reg: &mut Registry,
-    name: &str,
-    renamed: bool,
-    force: bool,
-    meta: &Metadata,
-    ws: &Workspace,
-) -> Result<Option<TenantRow>> {
-    match reg.find(name)? {
-        None => {
-            if !renamed {
-                let other: Option<String> = reg
-                    .client
-                    .query_opt(
-                        "SELECT name::text FROM public.tenants WHERE id::text = $1",
-                        &[&meta.tenant.id],
-                    )
-                    .map_err(|e| reg.target.error(None, e))?
-                    .map(|r| r.get(0));
-                if let Some(other) = other {
-                    return Err(Error::OtherTenant(format!(
-                        "the archive's tenant id {} belongs to tenant '{other}' here, not to a tenant named '{name}'; restore it as a new tenant with --as NEW_NAME",
-                        meta.tenant.id
-                    )));
-                }
-            }
-            Ok(None)
-        }
-        Some(current) => {
-            if !renamed && current.id != meta.tenant.id {
-                return Err(Error::OtherTenant(format!(
-                    "the archive holds tenant '{}' with id {}, but the tenant '{name}' here has id {}: it is another tenant; pass --as {name} --force to replace it anyway, or --as NEW_NAME to restore beside it",
-                    meta.tenant.name, meta.tenant.id, current.id
-                )));
-            }
-            if !force {
-                return Err(Error::Conflict(format!(
-                    "tenant '{name}' exists; pass --force to replace its content with the archive (its current content is saved to {} first), or --as NEW_NAME to restore beside it",
-                    ws.layout.trash_dir().display()
-                )));
-            }
-            if current.is_deleted() {
-                return Err(Error::Conflict(format!(
-                    "tenant '{name}' is deleted; a deleted tenant is not restored over: restore the archive as a new tenant with --as NEW_NAME"
-                )));
-            }
-            Ok(Some(current))
-        }
-    }
-}
-
 /// The schema version of a live tenant schema: its history's highest, else the baseline.
 pub(super) fn live_version(tx: &mut Transaction<'_>, target: &Target, schema: &str) -> Result<i64> {
     let err = |e| target.error(Some(schema), e);
@@ -326,14 +285,8 @@ pub(super) fn load(
         s = ident(schema_name)
     ));
     if let Err(e) = created {
-        // There already, or made meanwhile by a concurrent create or restore (the catalog's
-        // unique index).
-        let duplicate = e.code() == Some(&postgres::error::SqlState::DUPLICATE_SCHEMA)
-            || (e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
-                && e.as_db_error()
-                    .and_then(|d| d.constraint())
-                    .is_some_and(|c| c.starts_with("pg_namespace")));
-        if duplicate {
+        // There already, or made meanwhile by a concurrent create or restore.
+        if crate::core::backend::postgres::schema_exists_error(&e) {
             return Err(Error::Conflict(format!(
                 "schema {schema_name} exists already at {}: a tenant created or restored meanwhile, or a schema left without a registry row (`monkctl doctor` shows it); nothing was restored",
                 target.at(None)

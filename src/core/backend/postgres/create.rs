@@ -148,13 +148,7 @@ pub(super) fn build_schema(
         s = ident(schema)
     ));
     if let Err(e) = created {
-        // Exists already, or a concurrent create made it first (the catalog's unique index).
-        let duplicate = e.code() == Some(&postgres::error::SqlState::DUPLICATE_SCHEMA)
-            || (e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
-                && e.as_db_error()
-                    .and_then(|d| d.constraint())
-                    .is_some_and(|c| c.starts_with("pg_namespace")));
-        if duplicate {
+        if schema_exists_error(&e) {
             return Err(Error::Conflict(format!(
                 "{SCHEMA_EXISTS} {schema} exists already at {} without tenant '{}' in the registry (an interrupted create of the API's); run `monkctl doctor` to see it",
                 target.at(None),
@@ -210,6 +204,16 @@ pub(super) fn build_schema(
         trashed_at: None,
         deleted_at: None,
     })
+}
+
+/// Whether `CREATE SCHEMA` failed because the schema exists: there already, or made meanwhile
+/// by a concurrent session (then the catalog's unique index reports it).
+pub(crate) fn schema_exists_error(e: &postgres::Error) -> bool {
+    e.code() == Some(&postgres::error::SqlState::DUPLICATE_SCHEMA)
+        || (e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+            && e.as_db_error()
+                .and_then(|d| d.constraint())
+                .is_some_and(|c| c.starts_with("pg_namespace")))
 }
 
 /// How the error of a schema that exists already begins (`create_batch` tells the two causes

@@ -36,7 +36,7 @@ mod dump;
 mod infra;
 mod writer;
 
-pub(crate) use create::{insert_fixture_rows, insert_row};
+pub(crate) use create::{insert_fixture_rows, insert_row, schema_exists_error};
 pub use dump::*;
 pub use infra::*;
 use writer::*;

@@ -77,6 +77,41 @@ pub fn postgres_type(ft: &str) -> Option<&'static str> {
     })
 }
 
+/// A PostgreSQL type as `format_type` prints it and an archive records it (`numeric(10,2)`,
+/// `timestamp without time zone`, `integer[]`), checked before it goes into DDL: words of
+/// lowercase letters, digits and `_`, then at most one `(n)` or `(n,m)`, then `[]`s. Anything
+/// else (a quote, a `;`, a schema-qualified name) is refused, since the archive is a file from
+/// outside.
+pub fn recorded_type(ty: &str) -> Option<&str> {
+    let (words, rest) = match ty.find(['(', '[']) {
+        Some(i) => ty.split_at(i),
+        None => (ty, ""),
+    };
+    let words_ok = !words.is_empty()
+        && words.starts_with(|c: char| c.is_ascii_lowercase())
+        && words.split(' ').all(|w| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        });
+    let mut rest = rest;
+    if let Some(r) = rest.strip_prefix('(') {
+        let (inside, after) = r.split_once(')')?;
+        if !inside
+            .split(',')
+            .all(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+            || inside.split(',').count() > 2
+        {
+            return None;
+        }
+        rest = after;
+    }
+    while let Some(r) = rest.strip_prefix("[]") {
+        rest = r;
+    }
+    (words_ok && rest.is_empty()).then_some(ty)
+}
+
 /// One field of a user model, in its table's column order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
@@ -120,7 +155,19 @@ pub fn postgres_model_ddl(model: &str, fields: &[Field]) -> Result<String, (Stri
         quoted(model)
     );
     for f in fields {
-        let ty = postgres_type(&f.ftype).ok_or_else(|| unknown_type(f))?;
+        // A column without a `fields` row takes the PostgreSQL type its archive recorded.
+        let ty = match f.ftype.strip_prefix("pg:") {
+            Some(recorded) => recorded_type(recorded).ok_or_else(|| {
+                (
+                    f.name.clone(),
+                    format!(
+                        "the recorded type '{}' is not a plain PostgreSQL type name",
+                        recorded.escape_debug()
+                    ),
+                )
+            })?,
+            None => postgres_type(&f.ftype).ok_or_else(|| unknown_type(f))?,
+        };
         sql.push_str(&format!(", {} {ty}", quoted(&f.name)));
         if f.required {
             sql.push_str(" NOT NULL");
@@ -553,6 +600,32 @@ mod tests {
         assert!(e.contains("not valid JSON"), "{e}");
         let e = copy_field(&Kind::Bool, "boolean", ValueRef::Integer(2), None, &mut s).unwrap_err();
         assert!(e.contains("not a boolean"), "{e}");
+    }
+
+    #[test]
+    fn recorded_types_are_plain_names_only() {
+        for ok in [
+            "numeric",
+            "numeric(10,2)",
+            "timestamp without time zone",
+            "integer[]",
+            "character varying(20)[]",
+            "interval",
+        ] {
+            assert_eq!(recorded_type(ok), Some(ok), "{ok}");
+        }
+        for bad in [
+            "text; DROP SCHEMA public CASCADE",
+            "public.evil",
+            "text) , x (int",
+            "\"quoted\"",
+            "numeric(1,2,3)",
+            "text -- x",
+            "",
+            "Text",
+        ] {
+            assert_eq!(recorded_type(bad), None, "{bad}");
+        }
     }
 
     #[test]

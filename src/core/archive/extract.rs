@@ -138,7 +138,7 @@ pub(super) fn extract_row(
             .and_then(|live| extract_file(&live, t, fixtures, final_path, force)),
         crate::core::Backend::Postgres(target) => ws
             .migration_set()
-            .and_then(|set| postgres::extract(target, set, t, final_path, force)),
+            .and_then(|set| postgres::extract(target, set, t, fixtures, final_path, force)),
     }
 }
 

@@ -2,11 +2,16 @@
 
 use super::*;
 
-/// `extract` of the PostgreSQL tenant `t` to `final_path`, in a snapshot of its own.
+/// `extract` of the PostgreSQL tenant `t` (with its registry row and `fixtures` as read
+/// before) to `final_path`, its schema read in a snapshot of its own. The snapshot's
+/// transaction touches nothing of the registry: a lock on `tenants`, held as long as the
+/// tenant is read, would make every request of the API wait (it locks `tenants` exclusively at
+/// each lookup).
 pub(in crate::core::archive) fn extract(
     target: &Arc<Target>,
     set: &MigrationSet,
     t: &TenantRow,
+    fixtures: &[FixtureRow],
     final_path: &Path,
     force: bool,
 ) -> Result<Extracted> {
@@ -18,11 +23,7 @@ pub(in crate::core::archive) fn extract(
         .read_only(true)
         .start()
         .map_err(|e| target.error(None, e))?;
-    // The registry row and fixtures as of the snapshot the content is read in.
-    let row = crate::core::backend::postgres::find_in(&mut tx, target, &t.name)?
-        .ok_or_else(|| Error::TenantNotFound(t.name.clone()))?;
-    let fixtures = crate::core::backend::postgres::fixtures_in(&mut tx, target, &row.id)?;
-    write_archive(&mut tx, target, set, &row, &fixtures, &final_path, force)
+    write_archive(&mut tx, target, set, t, fixtures, &final_path, force)
 }
 
 /// Writes the archive of tenant `t` (schema `t.schema`) as `tx` sees it.

@@ -68,6 +68,12 @@ pub(in crate::core::archive) fn restore(
             super::super::BEFORE_RESTORE_SUFFIX
         ))
     });
+    // The replaced tenant's fixtures, for its saved copy: read now, in a statement of its own,
+    // so that the restoring transaction touches the registry only at its end.
+    let current_fixtures = match &current {
+        Some(cur) => reg.fixtures_of(&cur.id)?,
+        None => Vec::new(),
+    };
     let database = target.url.database.clone();
     let mut tx = reg
         .client
@@ -85,8 +91,6 @@ pub(in crate::core::archive) fn restore(
         let built = (|| -> Result<(TenantRow, Vec<String>)> {
             // What is replaced is saved first, as it is under the lock that keeps writers out.
             if let (Some(cur), Some(saved)) = (&current, &saved_path) {
-                let live = crate::core::backend::postgres::find_in(&mut tx, target, &cur.name)?
-                    .ok_or_else(|| Error::TenantNotFound(cur.name.clone()))?;
                 let live_version = live_version(&mut tx, target, &cur.schema)?;
                 if standing.version < live_version && !opts.migrate {
                     return Err(Error::Conflict(format!(
@@ -96,9 +100,7 @@ pub(in crate::core::archive) fn restore(
                 }
                 lock_schema(&mut tx, target, &cur.schema)?;
                 fsutil::create_private_dir(&trash)?;
-                let fixtures =
-                    crate::core::backend::postgres::fixtures_in(&mut tx, target, &cur.id)?;
-                write_archive(&mut tx, target, set, &live, &fixtures, saved, false)?;
+                write_archive(&mut tx, target, set, cur, &current_fixtures, saved, false)?;
                 tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", ident(&cur.schema)))
                     .map_err(|e| target.error(Some(&cur.schema), e))?;
             }
@@ -431,32 +433,7 @@ pub(super) fn load(
 }
 
 pub(super) fn postgres_ddl(table: &str, fields: &[Field]) -> Result<String> {
-    // Columns typed from the archive's record of PostgreSQL types (`pg:` prefix) go in as
-    // such; the others as the API maps their field type.
-    let plain: Vec<Field> = fields
-        .iter()
-        .map(|f| Field {
-            ftype: if f.ftype.starts_with("pg:") {
-                "text".into()
-            } else {
-                f.ftype.clone()
-            },
-            ..f.clone()
-        })
-        .collect();
-    let mut ddl = crossing::postgres_model_ddl(table, &plain)
-        .map_err(|(c, d)| unconvertible(table, "", &c, d))?;
-    for f in fields {
-        if let Some(ty) = f.ftype.strip_prefix("pg:") {
-            ddl.push_str(&format!(
-                "; ALTER TABLE {} ALTER COLUMN {} TYPE {ty} USING {}::{ty}",
-                ident(table),
-                ident(&f.name),
-                ident(&f.name)
-            ));
-        }
-    }
-    Ok(ddl)
+    crossing::postgres_model_ddl(table, fields).map_err(|(c, d)| unconvertible(table, "", &c, d))
 }
 
 pub(super) fn sqlite_field_rows(conn: &Connection, path: &Path, model: &str) -> Result<FieldRows> {

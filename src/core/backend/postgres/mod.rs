@@ -263,45 +263,6 @@ fn tenant_from_row(r: &Row) -> TenantRow {
     }
 }
 
-/// The registry row of tenant `name` as the transaction `tx` sees it.
-pub(crate) fn find_in(
-    tx: &mut Transaction<'_>,
-    target: &Target,
-    name: &str,
-) -> Result<Option<TenantRow>> {
-    let sql = format!("SELECT {TENANT_COLUMNS} FROM public.tenants WHERE name = $1");
-    let row = tx
-        .query_opt(&sql, &[&name])
-        .map_err(|e| target.error(None, e))?;
-    Ok(row.as_ref().map(tenant_from_row))
-}
-
-/// The `tenant_fixtures` rows of a tenant as the transaction `tx` sees them.
-pub(crate) fn fixtures_in(
-    tx: &mut Transaction<'_>,
-    target: &Target,
-    tenant_id: &str,
-) -> Result<Vec<FixtureRow>> {
-    let has_version: bool = tx
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' \
-               AND table_name = 'tenant_fixtures' AND column_name = 'version')",
-            &[],
-        )
-        .map_err(|e| target.error(None, e))?
-        .get(0);
-    let sql = format!(
-        "SELECT tenant_id::text, fixture_name::text, {}, {} FROM public.tenant_fixtures \
-         WHERE tenant_id = $1::text::uuid ORDER BY deployed_at, fixture_name",
-        iso!("deployed_at"),
-        if has_version { "version" } else { "NULL::text" }
-    );
-    let rows = tx
-        .query(&sql, &[&tenant_id])
-        .map_err(|e| target.error(None, e))?;
-    Ok(rows.iter().map(fixture_from_row).collect())
-}
-
 /// An open PostgreSQL registry: one session.
 pub struct Registry {
     pub client: Client,

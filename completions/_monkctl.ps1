@@ -798,8 +798,8 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;extract' {
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output file (one tenant) or directory (one that exists, a path ending in `/`, or for several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output file (one tenant) or directory (one that exists, a path ending in `/`, or for several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]')
-            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tenants extracted at once [default: the number of CPUs, at most 4]')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants extracted at once [default: the number of CPUs, at most 4]')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tenants extracted at once, at least 1 [default: one per core, at most 4]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants extracted at once, at least 1 [default: one per core, at most 4]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -956,8 +956,8 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         }
         'monkctl;doctor' {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Check only these tenants (repeatable, or comma-separated: --tenant a,b); data-directory checks are skipped')
-            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tenant files checked in parallel [default: number of cores]')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenant files checked in parallel [default: number of cores]')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tenant files checked at once, at least 1 [default: one per core, at most 4]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenant files checked at once, at least 1 [default: one per core, at most 4]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]')
@@ -1010,7 +1010,8 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;migrate;status' {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tenants handled at once, at least 1 [default: four per core, at most 64]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once, at least 1 [default: four per core, at most 64]')
             [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]')
@@ -1036,7 +1037,8 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;migrate;plan' {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tenants handled at once, at least 1 [default: four per core, at most 64]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once, at least 1 [default: four per core, at most 64]')
             [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]')
@@ -1062,7 +1064,8 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
         'monkctl;migrate;up' {
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Only these tenants (repeatable, or comma-separated)')
             [CompletionResult]::new('--target', '--target', [CompletionResultType]::ParameterName, 'Stop at this version instead of the latest')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once [default: four per core, at most 64]')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tenants handled at once, at least 1 [default: four per core, at most 64]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants handled at once, at least 1 [default: four per core, at most 64]')
             [CompletionResult]::new('--busy-timeout', '--busy-timeout', [CompletionResultType]::ParameterName, 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)')
             [CompletionResult]::new('--statement-timeout', '--statement-timeout', [CompletionResultType]::ParameterName, 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]')
@@ -1233,7 +1236,8 @@ Register-ArgumentCompleter -Native -CommandName 'monkctl' -ScriptBlock {
             [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'Read the statement from this file (UTF-8, one statement)')
             [CompletionResult]::new('--tenant', '--tenant', [CompletionResultType]::ParameterName, 'Tenants to query (repeatable, or comma-separated)')
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only tenants with this status (active, suspended, pending...); alone, every such tenant')
-            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants queried at once [default: four per core, at most 64]')
+            [CompletionResult]::new('-j', '-j', [CompletionResultType]::ParameterName, 'Tenants queried at once, at least 1 [default: four per core, at most 64]')
+            [CompletionResult]::new('--jobs', '--jobs', [CompletionResultType]::ParameterName, 'Tenants queried at once, at least 1 [default: four per core, at most 64]')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Stop the statement in a tenant that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); that tenant fails with exit 20')
             [CompletionResult]::new('--param', '--param', [CompletionResultType]::ParameterName, 'A value for the next `?` placeholder, bound as text (repeatable, in order)')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]')

@@ -2139,7 +2139,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__plan)
-            opts="-y -q -v -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
+            opts="-j -y -q -v -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2154,6 +2154,10 @@ _monkctl() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2387,7 +2391,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__status)
-            opts="-y -q -v -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
+            opts="-j -y -q -v -h -V --tenant --include-trashed --target --jobs --busy-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2402,6 +2406,10 @@ _monkctl() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2491,7 +2499,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__migrate__subcmd__up)
-            opts="-y -q -v -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
+            opts="-j -y -q -v -h -V --tenant --include-trashed --target --jobs --busy-timeout --dry-run --fail-fast --allow-destructive --statement-timeout --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2506,6 +2514,10 @@ _monkctl() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2553,7 +2565,7 @@ _monkctl() {
             return 0
             ;;
         monkctl__subcmd__query)
-            opts="-y -q -v -h -V --file --tenant --all --status --jobs --timeout --param --summary --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
+            opts="-j -y -q -v -h -V --file --tenant --all --status --jobs --timeout --param --summary --data-dir --database-url --config --migrations --sqlite-data-dir --layout --yes --format --wide --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2572,6 +2584,10 @@ _monkctl() {
                     return 0
                     ;;
                 --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

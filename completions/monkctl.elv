@@ -739,8 +739,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;extract'= {
             cand -o 'Output file (one tenant) or directory (one that exists, a path ending in `/`, or for several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]'
             cand --output 'Output file (one tenant) or directory (one that exists, a path ending in `/`, or for several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]'
-            cand -j 'Tenants extracted at once [default: the number of CPUs, at most 4]'
-            cand --jobs 'Tenants extracted at once [default: the number of CPUs, at most 4]'
+            cand -j 'Tenants extracted at once, at least 1 [default: one per core, at most 4]'
+            cand --jobs 'Tenants extracted at once, at least 1 [default: one per core, at most 4]'
             cand --data-dir 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -886,8 +886,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         }
         &'monkctl;doctor'= {
             cand --tenant 'Check only these tenants (repeatable, or comma-separated: --tenant a,b); data-directory checks are skipped'
-            cand -j 'Tenant files checked in parallel [default: number of cores]'
-            cand --jobs 'Tenant files checked in parallel [default: number of cores]'
+            cand -j 'Tenant files checked at once, at least 1 [default: one per core, at most 4]'
+            cand --jobs 'Tenant files checked at once, at least 1 [default: one per core, at most 4]'
             cand --data-dir 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]'
             cand --config 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]'
@@ -938,7 +938,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;migrate;status'= {
             cand --tenant 'Only these tenants (repeatable, or comma-separated)'
             cand --target 'Stop at this version instead of the latest'
-            cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
+            cand -j 'Tenants handled at once, at least 1 [default: four per core, at most 64]'
+            cand --jobs 'Tenants handled at once, at least 1 [default: four per core, at most 64]'
             cand --busy-timeout 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)'
             cand --data-dir 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]'
@@ -963,7 +964,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;migrate;plan'= {
             cand --tenant 'Only these tenants (repeatable, or comma-separated)'
             cand --target 'Stop at this version instead of the latest'
-            cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
+            cand -j 'Tenants handled at once, at least 1 [default: four per core, at most 64]'
+            cand --jobs 'Tenants handled at once, at least 1 [default: four per core, at most 64]'
             cand --busy-timeout 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)'
             cand --data-dir 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]'
             cand --database-url 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]'
@@ -988,7 +990,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
         &'monkctl;migrate;up'= {
             cand --tenant 'Only these tenants (repeatable, or comma-separated)'
             cand --target 'Stop at this version instead of the latest'
-            cand --jobs 'Tenants handled at once [default: four per core, at most 64]'
+            cand -j 'Tenants handled at once, at least 1 [default: four per core, at most 64]'
+            cand --jobs 'Tenants handled at once, at least 1 [default: four per core, at most 64]'
             cand --busy-timeout 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)'
             cand --statement-timeout 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)'
             cand --data-dir 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]'
@@ -1141,7 +1144,8 @@ set edit:completion:arg-completer[monkctl] = {|@words|
             cand --file 'Read the statement from this file (UTF-8, one statement)'
             cand --tenant 'Tenants to query (repeatable, or comma-separated)'
             cand --status 'Only tenants with this status (active, suspended, pending...); alone, every such tenant'
-            cand --jobs 'Tenants queried at once [default: four per core, at most 64]'
+            cand -j 'Tenants queried at once, at least 1 [default: four per core, at most 64]'
+            cand --jobs 'Tenants queried at once, at least 1 [default: four per core, at most 64]'
             cand --timeout 'Stop the statement in a tenant that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); that tenant fails with exit 20'
             cand --param 'A value for the next `?` placeholder, bound as text (repeatable, in order)'
             cand --data-dir 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl''s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]'

@@ -585,7 +585,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_see
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Remove a template (tenants cloned from it are not affected)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand template; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s o -l output -d 'Output file (one tenant) or directory (one that exists, a path ending in `/`, or for several tenants; made when missing) [default: <TENANT>-<UTC time>.monk.db here]' -r -F
-complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s j -l jobs -d 'Tenants extracted at once [default: the number of CPUs, at most 4]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -s j -l jobs -d 'Tenants extracted at once, at least 1 [default: one per core, at most 4]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l database-url -d 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand extract" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -697,7 +697,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s v -l verbose
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c monkctl -n "__fish_monkctl_using_subcommand restore" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l tenant -d 'Check only these tenants (repeatable, or comma-separated: --tenant a,b); data-directory checks are skipped' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s j -l jobs -d 'Tenant files checked in parallel [default: number of cores]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -s j -l jobs -d 'Tenant files checked at once, at least 1 [default: one per core, at most 4]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l database-url -d 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand doctor" -l config -d 'Config file (TOML) [env: MONK_CONFIG] [default: ./monk.toml, then the user config directory]' -r -F
@@ -740,7 +740,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and not __fish_seen_subcommand_from status plan up undo snapshots help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l target -d 'Stop at this version instead of the latest' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s j -l jobs -d 'Tenants handled at once, at least 1 [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l busy-timeout -d 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -l database-url -d 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]' -r
@@ -761,7 +761,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l target -d 'Stop at this version instead of the latest' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s j -l jobs -d 'Tenants handled at once, at least 1 [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l busy-timeout -d 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -l database-url -d 'The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]' -r
@@ -782,7 +782,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from plan" -s V -l version -d 'Print version'
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l tenant -d 'Only these tenants (repeatable, or comma-separated)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l target -d 'Stop at this version instead of the latest' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l jobs -d 'Tenants handled at once [default: four per core, at most 64]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -s j -l jobs -d 'Tenants handled at once, at least 1 [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l busy-timeout -d 'How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l statement-timeout -d 'Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen_subcommand_from up" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F
@@ -850,7 +850,7 @@ complete -c monkctl -n "__fish_monkctl_using_subcommand migrate; and __fish_seen
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -l file -d 'Read the statement from this file (UTF-8, one statement)' -r -F
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -l tenant -d 'Tenants to query (repeatable, or comma-separated)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -l status -d 'Only tenants with this status (active, suspended, pending...); alone, every such tenant' -r
-complete -c monkctl -n "__fish_monkctl_using_subcommand query" -l jobs -d 'Tenants queried at once [default: four per core, at most 64]' -r
+complete -c monkctl -n "__fish_monkctl_using_subcommand query" -s j -l jobs -d 'Tenants queried at once, at least 1 [default: four per core, at most 64]' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -l timeout -d 'Stop the statement in a tenant that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); that tenant fails with exit 20' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -l param -d 'A value for the next `?` placeholder, bound as text (repeatable, in order)' -r
 complete -c monkctl -n "__fish_monkctl_using_subcommand query" -l data-dir -d 'Data directory holding the infra database and tenant files (on PostgreSQL: monkctl\'s own locks, trash archives and snapshots) [env: MONK_DATA_DIR] [default: ./.data]' -r -F

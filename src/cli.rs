@@ -219,8 +219,8 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub repair: bool,
 
-    /// Tenant files checked in parallel [default: number of cores]
-    #[arg(long, short = 'j', value_name = "N")]
+    /// Tenant files checked at once, at least 1 [default: one per core, at most 4]
+    #[arg(long, short = 'j', value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -538,8 +538,8 @@ pub struct ExtractArgs {
     #[arg(long)]
     pub force: bool,
 
-    /// Tenants extracted at once [default: the number of CPUs, at most 4]
-    #[arg(long, short = 'j', value_name = "N")]
+    /// Tenants extracted at once, at least 1 [default: one per core, at most 4]
+    #[arg(long, short = 'j', value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -628,8 +628,8 @@ pub struct MigrateSelect {
     #[arg(long, value_name = "N")]
     pub target: Option<i64>,
 
-    /// Tenants handled at once [default: four per core, at most 64]
-    #[arg(long, value_name = "N")]
+    /// Tenants handled at once, at least 1 [default: four per core, at most 64]
+    #[arg(long, short = 'j', value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
 
     /// How long to wait for a database another process is writing (a number and a unit: ms, s, m, h; at most 1h)
@@ -714,8 +714,8 @@ pub struct QueryArgs {
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
 
-    /// Tenants queried at once [default: four per core, at most 64]
-    #[arg(long, value_name = "N")]
+    /// Tenants queried at once, at least 1 [default: four per core, at most 64]
+    #[arg(long, short = 'j', value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
 
     /// Stop the statement in a tenant that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); that tenant fails with exit 20
@@ -729,4 +729,16 @@ pub struct QueryArgs {
     /// One row per tenant instead of the rows: tenant, rows, ms, error, exit_code
     #[arg(long)]
     pub summary: bool,
+}
+
+/// `--jobs N`, the same on every command that works on several tenants at once: a whole number
+/// of at least 1 (0 is refused rather than read as "all cores" or "one"); the default depends on
+/// the kind of work (`core::pool::default_jobs`).
+fn jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("give at least 1 (leave --jobs out for the default)".into()),
+        Ok(n) if n > 1024 => Err(format!("{n} is more than the 1024 allowed")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a whole number")),
+    }
 }

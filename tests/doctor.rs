@@ -740,3 +740,19 @@ fn scratch_directories_left_by_killed_fixture_checks_are_found_and_removed() {
     assert!(!dead.exists());
     assert!(live.exists() && other.exists());
 }
+
+/// Ctrl-C while doctor checks tenant files: the file being checked is finished, no other is
+/// started; the report says so and counts only what was checked, exit 130.
+#[test]
+fn ctrl_c_during_the_tenant_checks_reports_what_was_checked() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme", "bravo", "carol"]);
+    let out = env.interrupted_at(
+        "doctor.tenant.checked",
+        &["--format", "json", "doctor", "-j", "1"],
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["interrupted"], true, "{v:#}");
+    assert_eq!(v["summary"]["tenants_checked"], 1, "{v:#}");
+}

@@ -670,14 +670,12 @@ fn fixture_check_of_nothing_fails_instead_of_passing() {
 /// recorded), no other starts, the results say so, exit 130.
 #[test]
 fn ctrl_c_finishes_the_tenant_in_progress_and_starts_no_other() {
-    use std::io::BufRead;
     let env = Env::new();
     people_fixtures(&env);
     env.ok(&["tenant", "create", "acme", "beta", "gamma"]);
-    let resume = env.root().join("resume");
-    let mut child = env
-        .std_cmd()
-        .args([
+    let out = env.interrupted_at(
+        "fixture.deploy.applied",
+        &[
             "--format",
             "json",
             "fixture",
@@ -685,30 +683,8 @@ fn ctrl_c_finishes_the_tenant_in_progress_and_starts_no_other() {
             "people",
             "--tenant",
             "acme,beta,gamma",
-        ])
-        .env("MONKCTL_PAUSE_AT", "fixture.deploy.applied")
-        .env("MONKCTL_RESUME_WHEN", &resume)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("paused at fixture.deploy.applied") {
-        line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "monkctl never paused"
-        );
-    }
-    // SAFETY: kill(2) on the id of a child this test spawned and has not reaped.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    // The handler says what happens before the tenant in progress goes on.
-    line.clear();
-    err.read_line(&mut line).unwrap();
-    assert!(line.contains("interrupted"), "{line}");
-    fs::write(&resume, "").unwrap();
-    let out = child.wait_with_output().unwrap();
+        ],
+    );
     assert_eq!(out.status.code(), Some(130));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["succeeded"], 1, "{v}");

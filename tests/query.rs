@@ -366,3 +366,32 @@ fn a_closed_stdout_stops_the_output_not_the_exit_code() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("error"), "{stderr}");
 }
+
+/// Ctrl-C during a query over several tenants: the tenant being queried finishes and its rows
+/// are printed, the others are reported as not started, exit 130.
+#[test]
+fn ctrl_c_during_a_query_reports_the_rest_as_not_started() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "acme", "bravo", "carol"]);
+    let out = env.interrupted_at(
+        "query.tenant.done",
+        &[
+            "--format",
+            "json",
+            "query",
+            "SELECT count(*) AS n FROM models",
+            "--all",
+            "-j",
+            "1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(130));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stdout.contains("\"acme\""), "{stdout}");
+    assert!(!stdout.contains("\"bravo\""), "{stdout}");
+    assert!(
+        stderr.contains("bravo") && stderr.contains("not started"),
+        "{stderr}"
+    );
+}

@@ -11,11 +11,7 @@ use super::{confirm, show, show_batch, workspace, Bar, Outcome};
 
 pub fn extract(g: &GlobalArgs, a: ExtractArgs) -> Outcome {
     let ws = workspace(g)?;
-    let jobs = a.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get().min(4))
-            .unwrap_or(1)
-    });
+    let jobs = crate::core::pool::jobs(a.jobs, crate::core::pool::Work::Files);
     let batch = if a.all {
         let dir = a.output.clone().expect("clap requires -o with --all");
         archive::extract_all(&ws, &dir, a.force, jobs, &Bar::new())?

@@ -1,5 +1,6 @@
 //! `monkctl doctor`: an adapter over `core::doctor` that renders the findings and turns the
-//! overall status into the exit code (0 healthy, 10 degraded, 11 failing).
+//! overall status into the exit code (0 healthy, 10 degraded, 11 failing; a Ctrl-C that
+//! stopped the tenant checks is 130, as for every command).
 
 use crate::cli::{DoctorArgs, GlobalArgs};
 use crate::core::doctor::{self, Options, Report, Severity, Status};
@@ -13,7 +14,7 @@ pub fn run(g: &GlobalArgs, a: DoctorArgs) -> Outcome {
         tenants: a.tenants,
         full: a.full,
         repair: a.repair,
-        jobs: a.jobs.unwrap_or(0),
+        jobs: crate::core::pool::jobs(a.jobs, crate::core::pool::Work::Files),
     };
     let report = doctor::run(&ws, &opts, &Bar::new())?;
     output::print(g.format, &report)?;
@@ -88,6 +89,9 @@ impl Render for Report {
             s.infos,
             s.tenants_checked
         ));
+        if self.interrupted {
+            lines.push("interrupted: the tenants after these were not checked".into());
+        }
         lines
     }
 }

@@ -98,16 +98,13 @@ fn timeout(s: &str) -> anyhow::Result<Duration> {
 }
 
 fn options(s: &MigrateSelect) -> anyhow::Result<RunOptions> {
-    if s.jobs == Some(0) {
-        return Err(Error::Usage("--jobs must be at least 1".into()).into());
-    }
     Ok(RunOptions {
         selection: Selection {
             tenants: s.tenants.clone(),
             include_trashed: s.include_trashed,
         },
         target: s.target,
-        jobs: s.jobs.unwrap_or_else(migrate::default_jobs),
+        jobs: crate::core::pool::jobs(s.jobs, crate::core::pool::Work::Waiting),
         busy_timeout: timeout(&s.busy_timeout)?,
         ..RunOptions::default()
     })

@@ -559,6 +559,11 @@ where
     core::Batch<T>: Render,
 {
     output::print(format, batch)?;
+    Ok(batch_errors(batch))
+}
+
+/// Names each failed tenant of a batch already printed, on stderr; returns the batch's exit code.
+pub fn batch_errors<T>(batch: &core::Batch<T>) -> i32 {
     for o in batch.results.iter().filter(|o| !o.ok) {
         eprintln!(
             "error: {}: {}",
@@ -580,5 +585,5 @@ where
             failed.join(" ")
         );
     }
-    Ok(batch.exit_code())
+    batch.exit_code()
 }

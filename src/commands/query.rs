@@ -7,7 +7,7 @@ use rusqlite::types::Value;
 
 use crate::cli::{Format, GlobalArgs, QueryArgs};
 use crate::core::query::{self, Request, Selection, Sink, TenantResult};
-use crate::core::{ids, migrate, Error};
+use crate::core::{ids, Error};
 use crate::output::{self, Table};
 
 use super::{workspace, Outcome};
@@ -19,9 +19,6 @@ pub fn run(g: &GlobalArgs, a: QueryArgs) -> Outcome {
         return Err(
             Error::Usage("--timeout: give a limit above zero, like 500ms or 5s".into()).into(),
         );
-    }
-    if a.jobs == Some(0) {
-        return Err(Error::Usage("--jobs: give at least 1".into()).into());
     }
     // With --file, every positional argument names a tenant.
     let (sql, mut tenants) = match a.file {
@@ -46,7 +43,7 @@ pub fn run(g: &GlobalArgs, a: QueryArgs) -> Outcome {
             status: a.status,
         },
         params: a.params,
-        jobs: a.jobs.unwrap_or_else(migrate::default_jobs),
+        jobs: crate::core::pool::jobs(a.jobs, crate::core::pool::Work::Waiting),
         timeout,
     };
     let ws = workspace(g)?;

@@ -7,7 +7,7 @@ use crate::core::tenant::{
     self, CreateSpec, Created, Deleted, ListFilter, PurgeReport, Recipe, SortKey, StateChange,
     StateResult, TenantDetail, TenantSummary, Undeleted,
 };
-use crate::core::{fixture, template, Batch, Error, Workspace};
+use crate::core::{exit, fixture, template, Batch, Error, Workspace};
 use crate::output::{self, opt, size, List, Render, Table};
 
 use super::{confirm, settings_with, show, show_batch, workspace, Bar, Outcome};
@@ -62,10 +62,7 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
         TenantCommand::Vacuum(a) => {
             let report = maintenance::vacuum(&ws, &a.names, a.all, &Bar::new())?;
             output::print(g.format, &report)?;
-            for r in report.results.iter().filter(|r| r.error.is_some()) {
-                eprintln!("{}: {}", r.tenant, opt(&r.error));
-            }
-            Ok(report.exit_code())
+            Ok(super::batch_errors(&report.batch))
         }
         TenantCommand::Usage(a) => {
             let sort = match a.sort {
@@ -484,29 +481,43 @@ impl Render for PurgeReport {
 impl Render for VacuumReport {
     fn table(&self) -> Table {
         let mut t = Table::new(vec!["tenant", "result", "before", "after", "reclaimed"]);
-        for r in &self.results {
+        for o in &self.batch.results {
+            let (before, after, reclaimed) = o.result.as_ref().map_or((None, None, None), |v| {
+                (
+                    v.size_before_bytes,
+                    v.size_after_bytes,
+                    Some(v.reclaimed_bytes),
+                )
+            });
             t.rows.push(vec![
-                r.tenant.clone(),
-                match r.outcome {
-                    maintenance::VacuumOutcome::Vacuumed => "vacuumed",
-                    maintenance::VacuumOutcome::Skipped => "skipped (in use)",
-                    maintenance::VacuumOutcome::Failed => "failed",
+                o.tenant.clone(),
+                match (&o.result, o.exit_code) {
+                    (Some(_), _) => "vacuumed",
+                    (None, exit::BUSY) => "skipped (in use)",
+                    (None, exit::INTERRUPTED) => "not started",
+                    (None, _) => "failed",
                 }
                 .into(),
-                size(r.bytes_before),
-                size(r.bytes_after),
-                size(Some(r.reclaimed_bytes)),
+                size(before),
+                size(after),
+                size(reclaimed),
             ]);
         }
         t
     }
 
     fn footer(&self) -> Vec<String> {
+        let b = &self.batch;
+        let skipped = b
+            .results
+            .iter()
+            .filter(|o| o.exit_code == exit::BUSY)
+            .count();
         vec![format!(
-            "{} vacuumed, {} skipped, {} failed; {} reclaimed",
-            self.vacuumed,
-            self.skipped,
-            self.failed,
+            "{} vacuumed, {} skipped (in use), {} failed; {} reclaimed",
+            b.succeeded,
+            skipped,
+            b.failed - skipped,
             size(Some(self.reclaimed_bytes))
         )]
     }

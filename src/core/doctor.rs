@@ -15,7 +15,6 @@ use std::fs::{self, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -181,6 +180,8 @@ pub struct Report {
     pub repairs: Vec<Repair>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_before: Option<Status>,
+    /// Ctrl-C stopped the tenant checks: the tenants not reached are not in `summary` (exit 130).
+    pub interrupted: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -190,7 +191,7 @@ pub struct Options {
     /// `integrity_check` and `foreign_key_check` instead of `quick_check`.
     pub full: bool,
     pub repair: bool,
-    /// Worker threads for the tenant checks; 0 = one per core.
+    /// Threads for the tenant checks (`core::pool::jobs`).
     pub jobs: usize,
 }
 
@@ -263,13 +264,15 @@ pub fn run(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<Re
         names::tenant(t)?;
     }
     let (findings, checked) = check(ws, opts, progress)?;
-    if !opts.repair {
+    // Interrupted: the findings so far, and no repair (Ctrl-C asks to stop, not to change more).
+    if !opts.repair || crate::core::interrupted() {
         return Ok(Report {
             status: status_of(&findings),
             summary: summarize(&findings, checked),
             findings: grouped(findings),
             repairs: Vec::new(),
             status_before: None,
+            interrupted: crate::core::interrupted(),
         });
     }
     let before = status_of(&findings);
@@ -281,6 +284,7 @@ pub fn run(ws: &Workspace, opts: &Options, progress: &dyn Progress) -> Result<Re
         findings: grouped(findings),
         repairs,
         status_before: Some(before),
+        interrupted: crate::core::interrupted(),
     })
 }
 
@@ -1133,42 +1137,43 @@ fn check_tenant_files(
             p.exists().then_some((*t, p))
         })
         .collect();
-    let jobs = if opts.jobs == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        opts.jobs
-    }
-    .clamp(1, work.len().max(1));
     let shapes = Shapes {
         set,
         built: Mutex::new(HashMap::new()),
     };
     // The context holds the registry connection, which must stay on this thread.
     let recorded = &ctx.fixtures;
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::new());
     progress.start(work.len() as u64, "checking tenants");
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                let mut mine = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((t, path)) = work.get(i) else { break };
-                    let fixtures = recorded.get(&t.id).map(Vec::as_slice).unwrap_or(&[]);
-                    check_tenant_file(t, path, fixtures, opts.full, &shapes, &mut mine);
-                    progress.advance(1, &t.name);
-                }
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend(mine);
-            });
-        }
-    });
+    let run = crate::core::pool::Run {
+        jobs: opts.jobs.clamp(1, work.len().max(1)),
+        fail_fast: false,
+        progress,
+        name: |w: &&(&TenantRow, PathBuf)| &w.0.name,
+    };
+    let mut feed = work.iter();
+    let mut checked = 0;
+    // The feed is a list: it cannot fail. Ctrl-C leaves the rest unchecked (`None`).
+    let _ = crate::core::pool::ordered(
+        &run,
+        &mut || Ok(feed.next()),
+        &|| (),
+        &|_, (t, path)| {
+            let fixtures = recorded.get(&t.id).map(Vec::as_slice).unwrap_or(&[]);
+            let mut found = Vec::new();
+            check_tenant_file(t, path, fixtures, opts.full, &shapes, &mut found);
+            crate::core::pause_point("doctor.tenant.checked");
+            found
+        },
+        &|_| false,
+        &mut |_, found| {
+            if let Some(found) = found {
+                checked += 1;
+                out.extend(found);
+            }
+        },
+    );
     progress.finish();
-    out.extend(results.into_inner().unwrap_or_else(|e| e.into_inner()));
-    work.len()
+    checked
 }
 
 /// A tenant file that cannot be read as a database.

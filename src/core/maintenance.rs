@@ -13,59 +13,37 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::db;
-use super::error::{exit, Context, Error, Result};
+use super::error::{Context, Error, Result};
 use super::fsutil;
 use super::ids;
 use super::names;
 use super::progress::Progress;
 use super::registry::TenantRow;
 use super::tenant::{self, TableCount};
-use super::{Backend, Store, Workspace};
+use super::{Backend, Batch, Store, Workspace};
 
 /// How long vacuum waits for a tenant's lock before skipping it as in use.
 pub const VACUUM_BUSY_TIMEOUT: Duration = Duration::from_millis(200);
 
-/// What happened to one tenant in `tenant vacuum`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VacuumOutcome {
-    Vacuumed,
-    /// Another connection held the tenant; nothing was changed.
-    Skipped,
-    Failed,
-}
-
+/// A tenant `tenant vacuum` vacuumed. A tenant another connection held is an error of its
+/// own (`Error::Busy`, exit 5): it was skipped with nothing changed, and another run may do it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Vacuumed {
-    pub tenant: String,
-    pub outcome: VacuumOutcome,
     pub path: Option<PathBuf>,
-    /// File plus WAL, before and after.
-    pub bytes_before: Option<u64>,
-    pub bytes_after: Option<u64>,
-    /// `bytes_before - bytes_after` (0 when the file grew).
+    /// File plus WAL (a schema's tables and indexes on PostgreSQL), before and after.
+    pub size_before_bytes: Option<u64>,
+    pub size_after_bytes: Option<u64>,
+    /// `size_before_bytes - size_after_bytes` (0 when it grew).
     pub reclaimed_bytes: u64,
-    pub error: Option<String>,
 }
 
+/// A batch like every run over several tenants (`results`, `succeeded`, `failed`), and the
+/// space reclaimed in all.
 #[derive(Debug, Clone, Serialize)]
 pub struct VacuumReport {
-    pub results: Vec<Vacuumed>,
-    pub vacuumed: usize,
-    pub skipped: usize,
-    pub failed: usize,
+    #[serde(flatten)]
+    pub batch: Batch<Vacuumed>,
     pub reclaimed_bytes: u64,
-}
-
-impl VacuumReport {
-    /// 0 when every tenant was vacuumed, else `PARTIAL`: skipped tenants need another run.
-    pub fn exit_code(&self) -> i32 {
-        if self.skipped + self.failed == 0 {
-            exit::SUCCESS
-        } else {
-            exit::PARTIAL
-        }
-    }
 }
 
 /// The live tenants to work on: the named ones (each must exist and not be deleted), or with
@@ -116,7 +94,7 @@ pub fn vacuum(
 ) -> Result<VacuumReport> {
     let rows = targets(ws, names_given, all)?;
     progress.start(rows.len() as u64, "vacuuming");
-    let mut results = Vec::new();
+    let mut batch = Batch::default();
     let mut pg = match &ws.backend {
         Backend::Postgres(_) => match ws.store()? {
             Store::Postgres(reg) => Some(reg),
@@ -124,110 +102,97 @@ pub fn vacuum(
         },
         Backend::Sqlite => None,
     };
+    // Ctrl-C: the tenant being vacuumed finishes, no other starts.
+    let _stoppable = crate::core::Stoppable::begin();
     for t in &rows {
-        results.push(match pg.as_mut() {
+        if crate::core::interrupted() {
+            batch.push(&t.name, Err(Error::Interrupted));
+            continue;
+        }
+        let r = match pg.as_mut() {
             Some(reg) => vacuum_schema(reg, t),
             None => vacuum_one(ws, t),
-        });
+        };
+        crate::core::pause_point("tenant.vacuum.done");
+        batch.push(&t.name, r);
         progress.advance(1, &t.name);
     }
     progress.finish();
-    let count = |o| {
-        results
-            .iter()
-            .filter(|r: &&Vacuumed| r.outcome == o)
-            .count()
-    };
+    let reclaimed_bytes = batch
+        .results
+        .iter()
+        .filter_map(|o| o.result.as_ref())
+        .map(|v| v.reclaimed_bytes)
+        .sum();
     Ok(VacuumReport {
-        vacuumed: count(VacuumOutcome::Vacuumed),
-        skipped: count(VacuumOutcome::Skipped),
-        failed: count(VacuumOutcome::Failed),
-        reclaimed_bytes: results.iter().map(|r| r.reclaimed_bytes).sum(),
-        results,
+        batch,
+        reclaimed_bytes,
     })
+}
+
+/// `size_before - size_after`, 0 when it grew.
+fn vacuumed(path: Option<PathBuf>, before: Option<u64>, after: Option<u64>) -> Vacuumed {
+    Vacuumed {
+        path,
+        size_before_bytes: before,
+        size_after_bytes: after,
+        reclaimed_bytes: match (before, after) {
+            (Some(b), Some(a)) => b.saturating_sub(a),
+            _ => 0,
+        },
+    }
 }
 
 enum Step {
     Busy(String),
-    Failed(String),
+    Failed(Error),
 }
 
 /// PostgreSQL: `VACUUM (ANALYZE)` of each table of the tenant's schema. VACUUM takes a SHARE
 /// UPDATE EXCLUSIVE lock, which the API's reads and writes do not wait for; a table another
 /// session holds more strongly is skipped after `VACUUM_BUSY_TIMEOUT`.
-fn vacuum_schema(reg: &mut crate::core::backend::postgres::Registry, t: &TenantRow) -> Vacuumed {
-    let mut v = Vacuumed {
-        tenant: t.name.clone(),
-        outcome: VacuumOutcome::Failed,
-        path: None,
-        bytes_before: None,
-        bytes_after: None,
-        reclaimed_bytes: 0,
-        error: None,
-    };
+fn vacuum_schema(
+    reg: &mut crate::core::backend::postgres::Registry,
+    t: &TenantRow,
+) -> Result<Vacuumed> {
     let size = |reg: &mut crate::core::backend::postgres::Registry| {
         reg.schema_sizes()
             .ok()
             .and_then(|s| s.get(&t.schema).copied())
     };
-    v.bytes_before = size(reg);
-    match reg.vacuum_schema(&t.schema, VACUUM_BUSY_TIMEOUT) {
-        Ok(()) => v.outcome = VacuumOutcome::Vacuumed,
-        Err(e) if e.exit_code() == exit::BUSY => {
-            v.outcome = VacuumOutcome::Skipped;
-            v.error = Some(format!("in use by another session, skipped: {e}"));
-        }
-        Err(e) => v.error = Some(e.to_string()),
-    }
-    v.bytes_after = size(reg);
-    if let (Some(b), Some(a)) = (v.bytes_before, v.bytes_after) {
-        v.reclaimed_bytes = b.saturating_sub(a);
-    }
-    v
+    let before = size(reg);
+    reg.vacuum_schema(&t.schema, VACUUM_BUSY_TIMEOUT)
+        .map_err(|e| match e.exit_code() {
+            crate::core::exit::BUSY => Error::Busy {
+                what: format!("tenant '{}'", t.name),
+                detail: format!("in use by another session, skipped: {e}"),
+            },
+            _ => e,
+        })?;
+    Ok(vacuumed(None, before, size(reg)))
 }
 
-fn vacuum_one(ws: &Workspace, t: &TenantRow) -> Vacuumed {
-    let mut v = Vacuumed {
-        tenant: t.name.clone(),
-        outcome: VacuumOutcome::Failed,
-        path: None,
-        bytes_before: None,
-        bytes_after: None,
-        reclaimed_bytes: 0,
-        error: None,
-    };
-    let path = match ws.layout.tenant_path(&t.database, &t.schema) {
-        Ok(p) => p,
-        Err(e) => {
-            v.error = Some(e.to_string());
-            return v;
-        }
-    };
-    v.path = Some(path.clone());
-    v.bytes_before = file_and_wal(&path);
-    match run_vacuum(&path) {
-        Ok(()) => v.outcome = VacuumOutcome::Vacuumed,
-        Err(Step::Busy(e)) => {
-            v.outcome = VacuumOutcome::Skipped;
-            v.error = Some(format!("in use by another connection, skipped: {e}"));
-        }
-        Err(Step::Failed(e)) => v.error = Some(e),
-    }
-    v.bytes_after = file_and_wal(&path);
-    if let (Some(b), Some(a)) = (v.bytes_before, v.bytes_after) {
-        v.reclaimed_bytes = b.saturating_sub(a);
-    }
-    v
+fn vacuum_one(ws: &Workspace, t: &TenantRow) -> Result<Vacuumed> {
+    let path = ws.layout.tenant_path(&t.database, &t.schema)?;
+    let before = file_and_wal(&path);
+    run_vacuum(&path).map_err(|e| match e {
+        Step::Busy(detail) => Error::Busy {
+            what: path.display().to_string(),
+            detail: format!("in use by another connection, skipped: {detail}"),
+        },
+        Step::Failed(e) => e,
+    })?;
+    Ok(vacuumed(Some(path.clone()), before, file_and_wal(&path)))
 }
 
 fn run_vacuum(path: &Path) -> std::result::Result<(), Step> {
-    let failed = |e: Error| Step::Failed(e.to_string());
+    let failed = Step::Failed;
     let conn = db::open(path, db::Mode::ReadWrite).map_err(|e| match e {
         Error::Busy { detail, .. } => Step::Busy(detail),
         e => failed(e),
     })?;
     conn.busy_timeout(VACUUM_BUSY_TIMEOUT)
-        .map_err(|e| Step::Failed(e.to_string()))?;
+        .map_err(|e| Step::Failed(Error::sqlite(path, e)))?;
     let step = |sql: &str| -> std::result::Result<(), Step> {
         conn.execute_batch(sql).map_err(|e| {
             if is_busy(&e) {
@@ -252,7 +217,7 @@ fn checkpoint(conn: &Connection, path: &Path) -> std::result::Result<(), Step> {
         Ok(0) => Ok(()),
         Ok(_) => Err(Step::Busy("a reader or writer holds its WAL".into())),
         Err(e) if is_busy(&e) => Err(Step::Busy(e.to_string())),
-        Err(e) => Err(Step::Failed(Error::sqlite(path, e).to_string())),
+        Err(e) => Err(Step::Failed(Error::sqlite(path, e))),
     }
 }
 

@@ -21,6 +21,7 @@ pub mod lock;
 pub mod maintenance;
 pub mod migrate;
 pub mod names;
+pub mod pool;
 pub mod progress;
 pub mod query;
 pub mod registry;

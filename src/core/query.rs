@@ -331,6 +331,7 @@ fn query_tenant(req: &Request, st: &Statement, t: &Target, tx: &SyncSender<Msg>)
         }
         Err(e) => (Some(e.to_string()), e.exit_code()),
     };
+    crate::core::pause_point("query.tenant.done");
     let _ = tx.send(Msg::Done(TenantResult {
         tenant: t.name.clone(),
         rows,
@@ -377,6 +378,7 @@ fn fan_out<W: Default>(
     let (work_tx, work_rx) = mpsc::sync_channel::<(Target, SyncSender<Msg>)>(ahead);
     let work_rx = Mutex::new(work_rx);
     let mut feed_error = None;
+    let _stoppable = crate::core::Stoppable::begin();
     std::thread::scope(|s| {
         for _ in 0..jobs {
             let work_rx = &work_rx;
@@ -388,6 +390,11 @@ fn fan_out<W: Default>(
                         Err(_) => break,
                     };
                     let Ok((t, tx)) = job else { break };
+                    // Ctrl-C: the tenants being queried finish, the queued ones do not start.
+                    if crate::core::interrupted() {
+                        let _ = tx.send(Msg::Done(not_started(&t.name)));
+                        continue;
+                    }
                     work(&mut state, &t, &tx);
                 }
             });
@@ -398,6 +405,10 @@ fn fan_out<W: Default>(
         loop {
             while wanted && pending.len() < ahead {
                 let Some(tx) = &work_tx else { break };
+                if crate::core::interrupted() {
+                    work_tx = None;
+                    break;
+                }
                 match next() {
                     Ok(Some(t)) => {
                         let (rtx, rrx) = mpsc::sync_channel(CHUNKS_PER_TENANT);
@@ -432,15 +443,7 @@ fn fan_out<W: Default>(
                         }
                     }
                     Ok(Msg::Done(r)) => {
-                        totals.tenants += 1;
-                        if r.error.is_some() {
-                            totals.failed += 1;
-                            codes = Some(match codes {
-                                None => Some(r.exit_code),
-                                Some(Some(c)) if c == r.exit_code => Some(c),
-                                Some(_) => None,
-                            });
-                        }
+                        count(&mut totals, &mut codes, &r);
                         if !sink.done(&r) {
                             wanted = false;
                         }
@@ -453,6 +456,18 @@ fn fan_out<W: Default>(
         // Dropping the queue ends the workers; dropping the receivers ends any tenant running.
         drop(work_tx);
         drop(pending);
+        // Interrupted: the tenants never handed out are reported as not started.
+        while wanted && feed_error.is_none() && crate::core::interrupted() {
+            match next() {
+                Ok(Some(t)) => {
+                    let r = not_started(&t.name);
+                    count(&mut totals, &mut codes, &r);
+                    wanted = sink.done(&r);
+                }
+                Ok(None) => break,
+                Err(e) => feed_error = Some(e),
+            }
+        }
     });
     if let Some(e) = feed_error {
         return Err(e);
@@ -465,6 +480,31 @@ fn fan_out<W: Default>(
         exit::PARTIAL
     };
     Ok(totals)
+}
+
+/// Adds a tenant's result to the totals; `codes` is the one exit code every failure had so far
+/// (`Some(None)` once they differ).
+fn count(totals: &mut Totals, codes: &mut Option<Option<i32>>, r: &TenantResult) {
+    totals.tenants += 1;
+    if r.error.is_some() {
+        totals.failed += 1;
+        *codes = Some(match *codes {
+            None => Some(r.exit_code),
+            Some(Some(c)) if c == r.exit_code => Some(c),
+            Some(_) => None,
+        });
+    }
+}
+
+/// The result of a tenant a Ctrl-C kept from starting.
+fn not_started(tenant: &str) -> TenantResult {
+    TenantResult {
+        tenant: tenant.to_string(),
+        rows: 0,
+        ms: 0,
+        error: Some(Error::Interrupted.to_string()),
+        exit_code: Error::Interrupted.exit_code(),
+    }
 }
 
 #[cfg(test)]

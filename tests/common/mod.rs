@@ -98,6 +98,43 @@ impl Env {
         serde_json::from_str(&self.ok(&a)).expect("json output")
     }
 
+    /// Runs `monkctl ARGS` until it pauses at pause point `point`, sends it Ctrl-C (SIGINT),
+    /// checks that it says it was interrupted, lets it go on and returns its output.
+    pub fn interrupted_at(&self, point: &str, args: &[&str]) -> Output {
+        use std::io::BufRead;
+        let resume = self.root().join(format!("resume-{point}"));
+        let mut child = self
+            .std_cmd()
+            .args(args)
+            .env("MONKCTL_PAUSE_AT", point)
+            .env("MONKCTL_RESUME_WHEN", &resume)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run monkctl");
+        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        while !line.contains(&format!("paused at {point}")) {
+            line.clear();
+            assert!(
+                err.read_line(&mut line).expect("stderr") > 0,
+                "monkctl {args:?} never paused at {point}"
+            );
+        }
+        // SAFETY: kill(2) on the id of a child this test spawned and has not reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        // The handler says what happens before the tenant in progress goes on.
+        line.clear();
+        err.read_line(&mut line).expect("stderr");
+        assert!(line.contains("interrupted"), "{line}");
+        std::fs::write(&resume, "").expect("resume");
+        let mut out = child.wait_with_output().expect("wait");
+        let mut rest = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut rest).expect("stderr");
+        out.stderr = rest;
+        out
+    }
+
     pub fn infra(&self) -> PathBuf {
         self.data().join("infra/monk.db")
     }

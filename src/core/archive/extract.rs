@@ -90,13 +90,9 @@ pub fn extract_many(
     fsutil::remove_dead_temps(&out_dir);
     let stamp = SystemTime::now();
     progress.start(items.len() as u64, "extracting");
-    let _stoppable = crate::core::Stoppable::begin();
-    let results = parallel(&items, jobs, |(name, row)| {
+    // Ctrl-C: the archives being written finish, no other starts (`None`).
+    let results = crate::core::pool::map(&items, jobs, |(name, row)| {
         let r = row.as_ref().map(|(t, f)| {
-            // Ctrl-C: the archives being written finish, no other starts.
-            if crate::core::interrupted() {
-                return Err(Error::Interrupted);
-            }
             let final_path = match out {
                 Output::Default => PathBuf::from(default_name(name, stamp)),
                 Output::Dir(d) => d.join(default_name(name, stamp)),
@@ -110,6 +106,7 @@ pub fn extract_many(
     progress.finish();
     let mut batch = Batch::default();
     for (((name, _), r), lookup) in items.iter().zip(results).zip(lookups) {
+        let r = r.unwrap_or(Some(Err(Error::Interrupted)));
         match (r, lookup) {
             (Some(r), _) => batch.push(name, r),
             (None, Some(e)) => batch.push(name, Err(e)),

@@ -36,8 +36,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::types::ValueRef;
@@ -279,29 +277,6 @@ fn output_path(final_path: &Path, force: bool) -> Result<PathBuf> {
         }
     }
     Ok(final_path)
-}
-
-/// Runs `f` over `items` on up to `jobs` threads; results in the items' order.
-fn parallel<I: Sync, T: Send>(items: &[I], jobs: usize, f: impl Fn(&I) -> T + Sync) -> Vec<T> {
-    let next = AtomicUsize::new(0);
-    let out: Mutex<Vec<Option<T>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, items.len().max(1)) {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= items.len() {
-                    break;
-                }
-                let r = f(&items[i]);
-                out.lock().expect("results")[i] = Some(r);
-            });
-        }
-    });
-    out.into_inner()
-        .expect("results")
-        .into_iter()
-        .map(|r| r.expect("every item ran"))
-        .collect()
 }
 
 fn json<T: Serialize>(v: &T) -> String {

@@ -13,9 +13,9 @@
 //! written to a snapshot (`pg_dump`, under `<data>/snapshots/<run>/`) and the migration run
 //! again. `migrate plan` runs the pending migrations the same way and always rolls back.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 
 use postgres::{Client, Transaction};
 
@@ -511,8 +511,9 @@ thread_local! {
     static NO_SNAPSHOT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Visits every selected tenant on up to `jobs` connections, handing outcomes to `emit` in the
-/// tenants' order as they complete. Returns the tenants not started (`--fail-fast`).
+/// Visits every selected tenant on up to `jobs` connections (`core::pool`), handing outcomes to
+/// `emit` in the tenants' order as they complete. Returns the tenants not started
+/// (`--fail-fast`, Ctrl-C).
 fn fan_out<T: Send>(
     cx: &Ctx<'_>,
     tenants: Vec<TenantRow>,
@@ -523,58 +524,27 @@ fn fan_out<T: Send>(
 ) -> Result<Vec<String>> {
     let n = tenants.len();
     progress.start(n as u64, label);
-    let jobs = cx.opts.jobs.clamp(1, MAX_CONNECTIONS).min(n.max(1));
-    let names: Vec<String> = tenants.iter().map(|t| t.name.clone()).collect();
-    let queue = Mutex::new(tenants.into_iter().enumerate().collect::<VecDeque<_>>());
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let _stoppable = crate::core::Stoppable::begin();
-    let (tx, rx) = mpsc::channel::<(usize, Result<T>)>();
+    let run = crate::core::pool::Run {
+        jobs: cx.opts.jobs.clamp(1, MAX_CONNECTIONS).min(n.max(1)),
+        fail_fast: cx.opts.fail_fast,
+        progress,
+        name: |t: &TenantRow| &t.name,
+    };
+    let mut feed = tenants.into_iter();
     let mut not_started = Vec::new();
-    std::thread::scope(|s| -> Result<()> {
-        for _ in 0..jobs {
-            let tx = tx.clone();
-            let (queue, stop, work) = (&queue, &stop, &work);
-            s.spawn(move || {
-                // Connected on first need: a run whose tenants all have nothing to do opens no
-                // connection here; a connection that broke is opened again for the next tenant.
-                let mut client: Option<Client> = None;
-                loop {
-                    if crate::core::interrupted() {
-                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        return;
-                    }
-                    let next = queue.lock().ok().and_then(|mut q| q.pop_front());
-                    let Some((i, t)) = next else { return };
-                    let r = work(cx, &mut client, &t);
-                    let _ = tx.send((i, r));
-                }
-            });
-        }
-        drop(tx);
-        let mut done: Vec<Option<Result<T>>> = (0..n).map(|_| None).collect();
-        let mut next = 0;
-        for (i, r) in rx {
-            if r.is_err() && cx.opts.fail_fast {
-                stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            done[i] = Some(r);
-            while next < n {
-                let Some(r) = done[next].take() else { break };
-                progress.advance(1, &names[next]);
-                emit(Outcome::of(names[next].clone(), r));
-                next += 1;
-            }
-        }
-        for (i, slot) in done.into_iter().enumerate().skip(next) {
-            match slot {
-                Some(r) => emit(Outcome::of(names[i].clone(), r)),
-                None => not_started.push(names[i].clone()),
-            }
-        }
-        Ok(())
-    })?;
+    crate::core::pool::ordered(
+        &run,
+        &mut || Ok(feed.next()),
+        // Connected on first need: a run whose tenants all have nothing to do opens no
+        // connection here; a connection that broke is opened again for the next tenant.
+        &|| None,
+        &|client, t| work(cx, client, t),
+        &|r: &Result<T>| r.is_err(),
+        &mut |t, r| match r {
+            Some(r) => emit(Outcome::of(t.name, r)),
+            None => not_started.push(t.name),
+        },
+    )?;
     progress.finish();
     Ok(not_started)
 }

@@ -138,25 +138,13 @@ impl Default for RunOptions {
         RunOptions {
             selection: Selection::default(),
             target: None,
-            jobs: default_jobs(),
+            jobs: crate::core::pool::default_jobs(crate::core::pool::Work::Waiting),
             fail_fast: false,
             allow_destructive: false,
             busy_timeout: db::BUSY_TIMEOUT,
             statement_timeout: guard::STATEMENT_TIMEOUT,
         }
     }
-}
-
-/// Four jobs per core (at most 64): a tenant's migration spends most of its time waiting for
-/// the disk (the WAL checkpoint syncs when the connection closes), not on the CPU, so one job
-/// per core leaves the cores idle. Measured on 2 cores, 300 tenants: 4.8 s with 2 jobs, 1.0 s
-/// with 8.
-pub fn default_jobs() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .saturating_mul(4)
-        .min(64)
 }
 
 pub(super) fn run_lock_path(ws: &Workspace) -> PathBuf {

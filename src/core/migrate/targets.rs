@@ -131,10 +131,9 @@ pub(super) fn select<'a>(
     ))
 }
 
-/// Runs `f` over the targets on `jobs` threads and hands each outcome to `emit`, on this
-/// thread, in the targets' order, as soon as it and every one before it are done. Memory holds
-/// the tenants in flight (a few per job), not the fleet. With `fail_fast`, no tenant starts after
-/// the first failure; the names of those not started are returned, in order.
+/// Runs `f` over the targets on `jobs` threads (`core::pool`) and hands each outcome to `emit`,
+/// on this thread, in the targets' order. With `fail_fast`, no tenant starts after the first
+/// failure; the names of those not started (that, or Ctrl-C) are returned, in order.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn pool<T: Send>(
     targets: &mut Targets<'_>,
@@ -146,114 +145,27 @@ pub(super) fn pool<T: Send>(
     f: impl Fn(&Target) -> Result<T> + Sync,
     emit: &mut dyn FnMut(Outcome<T>),
 ) -> Result<Vec<String>> {
-    use std::sync::mpsc::{self, TrySendError};
-    let stop = AtomicBool::new(false);
-    let _stoppable = crate::core::Stoppable::begin();
-    let jobs = jobs.clamp(1, total.max(1));
-    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Target)>(jobs * 2);
-    let work_rx = Mutex::new(work_rx);
-    // `None`: not started (the run stopped first).
-    type Done<T> = (usize, String, Option<Result<T>>);
-    let (done_tx, done_rx) = mpsc::channel::<Done<T>>();
     progress.start(total as u64, label);
+    let run = crate::core::pool::Run {
+        jobs: jobs.clamp(1, total.max(1)),
+        fail_fast,
+        progress,
+        name: |t: &Target| &t.name,
+    };
     let mut not_started = Vec::new();
-    let mut feed_error = None;
-    let mut held: Option<Target> = None;
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            let done_tx = done_tx.clone();
-            let (work_rx, stop, f) = (&work_rx, &stop, &f);
-            s.spawn(move || loop {
-                let job = match work_rx.lock() {
-                    Ok(rx) => rx.recv(),
-                    Err(_) => break,
-                };
-                let Ok((i, t)) = job else { break };
-                // Ctrl-C (`core::interrupted`) stops the run as a failure does with --fail-fast:
-                // the tenants in progress finish, no other starts.
-                if crate::core::interrupted() {
-                    stop.store(true, Ordering::SeqCst);
-                }
-                let r = (!stop.load(Ordering::SeqCst)).then(|| f(&t));
-                if fail_fast && matches!(r, Some(Err(_))) {
-                    stop.store(true, Ordering::SeqCst);
-                }
-                if done_tx.send((i, t.name, r)).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(done_tx);
-        let mut work_tx = Some(work_tx);
-        let (mut sent, mut received, mut next_out) = (0usize, 0usize, 0usize);
-        let mut ready: BTreeMap<usize, (String, Option<Result<T>>)> = BTreeMap::new();
-        loop {
-            // Keep the workers' queue full; the rest of the fleet stays in the registry.
-            while let Some(tx) = &work_tx {
-                if crate::core::interrupted() {
-                    stop.store(true, Ordering::SeqCst);
-                }
-                if stop.load(Ordering::SeqCst) {
-                    work_tx = None;
-                    break;
-                }
-                let next = match held.take() {
-                    Some(t) => Some(t),
-                    None => match targets.next() {
-                        Ok(t) => t,
-                        Err(e) => {
-                            feed_error = Some(e);
-                            stop.store(true, Ordering::SeqCst);
-                            None
-                        }
-                    },
-                };
-                let Some(t) = next else {
-                    work_tx = None;
-                    break;
-                };
-                match tx.try_send((sent, t)) {
-                    Ok(()) => sent += 1,
-                    Err(TrySendError::Full((_, t))) => {
-                        held = Some(t);
-                        break;
-                    }
-                    Err(TrySendError::Disconnected((_, t))) => {
-                        held = Some(t);
-                        work_tx = None;
-                    }
-                }
-            }
-            if work_tx.is_none() && received == sent {
-                break;
-            }
-            let Ok((i, name, r)) = done_rx.recv() else {
-                break;
-            };
-            received += 1;
-            progress.advance(1, &name);
-            ready.insert(i, (name, r));
-            while let Some((name, r)) = ready.remove(&next_out) {
-                next_out += 1;
-                match r {
-                    Some(r) => emit(Outcome::of(name, r)),
-                    None => not_started.push(name),
-                }
-            }
-        }
-    });
+    let r = crate::core::pool::ordered(
+        &run,
+        &mut || targets.next(),
+        &|| (),
+        &|_, t| f(t),
+        &|r: &Result<T>| r.is_err(),
+        &mut |t, r| match r {
+            Some(r) => emit(Outcome::of(t.name, r)),
+            None => not_started.push(t.name),
+        },
+    );
     progress.finish();
-    if let Some(e) = feed_error {
-        return Err(e);
-    }
-    // Stopped early: the tenants never handed to a worker are not started either.
-    if stop.load(Ordering::SeqCst) {
-        not_started.extend(held.map(|t| t.name));
-        while let Some(t) = targets.next()? {
-            not_started.push(t.name);
-        }
-    }
-    Ok(not_started)
+    r.map(|()| not_started)
 }
 
 /// Destructive analyses already made, by schema and pending migrations: tenants share a schema,
@@ -276,13 +188,15 @@ impl Analyses {
         schema: &[String],
         pending: &[&Mig],
     ) -> Result<std::result::Result<Vec<Finding>, Failure>> {
-        let mut h = Fnv::new();
+        let mut h = crate::core::fingerprint::Fingerprint::default();
         for s in schema {
-            h.bytes(s.as_bytes());
+            // Length-delimited, so that ("ab","c") and ("a","bc") differ.
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
         }
         let key = format!(
-            "{:016x}:{}",
-            h.0,
+            "{}:{}",
+            h.finish(),
             pending
                 .iter()
                 .map(|m| format!("{}-{}", m.version, m.checksum))

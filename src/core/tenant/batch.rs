@@ -47,7 +47,7 @@ pub(super) fn create_batch(
     let mut dirs: Vec<(PathBuf, Result<fsutil::FsSyncer>)> = Vec::new();
 
     // Phase 1: check every name and choose its paths (in order: the registry connection is not
-    // shared between threads), then build the files privately on up to `BUILD_THREADS` threads.
+    // shared between threads), then build the files privately on a few threads (`build_all`).
     let mut slots: Vec<Slot> = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
         match locate(reg, layout, &database, spec, &mut dirs) {
@@ -172,13 +172,11 @@ pub(super) fn create_batch(
         .collect()
 }
 
-/// Threads that build the files of a batch at most (each builds whole tenants; SQLite
-/// connections are not shared).
-pub(super) const BUILD_THREADS: usize = 4;
-
 /// A tenant of a batch whose name is free and whose paths are chosen.
 pub(super) struct Slot {
     index: usize,
+    /// The tenant's name, for progress.
+    name: String,
     schema: String,
     final_path: PathBuf,
     tmp: PathBuf,
@@ -213,6 +211,7 @@ pub(super) fn locate(
     let tmp = fsutil::temp_beside(&final_path);
     Ok(Slot {
         index: 0,
+        name: spec.name.clone(),
         schema,
         final_path,
         guard: fsutil::TempFile(Some(tmp.clone())),
@@ -220,44 +219,38 @@ pub(super) fn locate(
     })
 }
 
-/// Builds every slot's file; one result per slot, in order. Each thread takes the next slot
-/// until none is left, so a slow tenant does not hold the others up.
+/// Builds every slot's file on `core::pool` threads (one per core, at most 4; SQLite
+/// connections are not shared); one result per slot, in order. Each thread takes the next slot
+/// until none is left, so a slow tenant does not hold the others up. A slot that Ctrl-C left
+/// unbuilt is `Error::Interrupted`.
 pub(super) fn build_all(
     slots: &[Slot],
     specs: &[CreateSpec],
     builder: &Builder<'_>,
     progress: &dyn Progress,
 ) -> Vec<Result<Built>> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut out: Vec<(usize, Result<Built>)> = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(slot) = slots.get(i) else { break };
-            let spec = &specs[slot.index];
-            let built =
-                builder(&slot.tmp, spec).map_err(|e| as_final(e, &slot.tmp, &slot.final_path));
-            out.push((i, built));
-            progress.advance(1, &spec.name);
-        }
-        out
+    let run = crate::core::pool::Run {
+        jobs: crate::core::pool::default_jobs(crate::core::pool::Work::Files)
+            .min(slots.len().max(1)),
+        fail_fast: false,
+        progress,
+        name: |slot: &&Slot| &slot.name,
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(BUILD_THREADS)
-        .min(slots.len())
-        .max(1);
-    let mut all = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mut all = work();
-        for h in helpers {
-            all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        }
-        all
-    });
-    all.sort_by_key(|(i, _)| *i);
-    all.into_iter().map(|(_, r)| r).collect()
+    let mut feed = slots.iter();
+    let mut all = Vec::with_capacity(slots.len());
+    // The feed is a list: it cannot fail.
+    let _ = crate::core::pool::ordered(
+        &run,
+        &mut || Ok(feed.next()),
+        &|| (),
+        &|_, slot| {
+            builder(&slot.tmp, &specs[slot.index])
+                .map_err(|e| as_final(e, &slot.tmp, &slot.final_path))
+        },
+        &|_| false,
+        &mut |_, r| all.push(r.unwrap_or(Err(Error::Interrupted))),
+    );
+    all
 }
 
 /// Phase 3 of a batch for one tenant, inside the registry transaction: check, clear the final

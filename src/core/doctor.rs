@@ -11,8 +11,7 @@
 //! record (and prove).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fs::{self, OpenOptions};
-use std::io::Read;
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -1644,7 +1643,7 @@ fn apply(ws: &Workspace, a: &Action) -> Result<String> {
             fs::remove_dir_all(p).at(p)?;
             Ok("removed".into())
         }
-        Action::RemoveStaleLock(p) => remove_stale_lock(p).map(|()| "removed".into()),
+        Action::RemoveStaleLock(p) => lock::remove_stale(p).map(|()| "removed".into()),
         Action::MoveToOrphans(p) => {
             let to = fsutil::move_into(p, &ws.layout.orphans_dir())?;
             Ok(format!("moved to {}", to.display()))
@@ -1687,36 +1686,6 @@ fn apply(ws: &Workspace, a: &Action) -> Result<String> {
         }
         Action::RecordFixture { .. } | Action::ForgetFixture { .. } => Ok(describe(a)),
     }
-}
-
-/// Removes a lock file only while holding its OS lock and only if it still names a holder, so a
-/// run that took it over in the meantime keeps it.
-fn remove_stale_lock(path: &Path) -> Result<()> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .at(path)?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(fs::TryLockError::WouldBlock) => {
-            return Err(Error::Busy {
-                what: path.display().to_string(),
-                detail: "a running process holds it now; left alone".into(),
-            })
-        }
-        Err(fs::TryLockError::Error(e)) => return Err(e).at(path),
-    }
-    let mut text = String::new();
-    (&file).read_to_string(&mut text).at(path)?;
-    if serde_json::from_str::<lock::Holder>(&text).is_err() {
-        return Err(Error::Conflict(
-            "it no longer names a holder; left alone".into(),
-        ));
-    }
-    fs::remove_file(path).at(path)?;
-    let _ = file.unlock();
-    Ok(())
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ impl TempFile {
         let path = temp_beside(final_path);
         let f = create_private_file(&path)?;
         let tmp = TempFile(Some(path));
-        f.lock().at(tmp.path())?;
+        crate::core::lock::hold(&f, tmp.path())?;
         Ok((tmp, f))
     }
 }
@@ -129,7 +129,7 @@ pub fn temp_in_use(path: &Path, pid: u32) -> bool {
                 .find_map(|s| p.strip_suffix(s))
         })
         .map_or_else(|| path.to_path_buf(), PathBuf::from);
-    if File::open(&main).is_ok_and(|f| f.try_lock().is_err()) {
+    if crate::core::lock::is_held(&main) {
         return true;
     }
     let recent = fs::symlink_metadata(path)
@@ -171,10 +171,9 @@ pub fn remove_dead_temps(dir: &Path) -> Vec<PathBuf> {
             continue;
         }
         // Removed while holding its lock, so that no writer can have taken it meanwhile.
-        let Ok(f) = File::open(&path) else { continue };
-        if f.try_lock().is_err() {
+        let Some(_held) = crate::core::lock::try_hold_file(&path) else {
             continue;
-        }
+        };
         if fs::remove_file(&path).is_ok() {
             for s in ["-wal", "-shm", "-journal"] {
                 let _ = fs::remove_file(with_suffix(&path, s));

@@ -240,9 +240,30 @@ impl Layout {
         self.data_dir.join("copies")
     }
 
-    /// Run-wide lock files live here.
+    /// Lock files (`core::lock`) live here.
     pub fn locks_dir(&self) -> PathBuf {
         self.data_dir.join("locks")
+    }
+
+    /// Held by `migrate up`, `undo` and `snapshots prune` for their whole run.
+    pub fn migrate_lock(&self) -> PathBuf {
+        self.locks_dir().join("migrate.lock")
+    }
+
+    /// Waited for while the infra database's own migrations run.
+    pub fn infra_migrate_lock(&self) -> PathBuf {
+        self.locks_dir()
+            .join(format!("infra-{}.migrate.lock", self.database_name))
+    }
+
+    /// Waited for while template `name` is built, removed or cloned from.
+    pub fn template_lock(&self, name: &str) -> PathBuf {
+        self.locks_dir().join(format!("template-{name}.lock"))
+    }
+
+    /// Held while tenant `name` is restored (removed when released).
+    pub fn restore_lock(&self, name: &str) -> PathBuf {
+        self.locks_dir().join(format!("restore-{name}.lock"))
     }
 }
 

@@ -1,9 +1,15 @@
-//! Advisory locks on the data directory and on single databases, for runs that must not
-//! interleave (migrations, bulk restores).
+//! Every lock monkctl takes between its own processes, in one place.
 //!
-//! A lock is a file holding who took it (pid, host, command, since) and an OS lock on it. The OS
-//! lock ends with the process, so a lock file left by a dead process is stale by construction:
-//! the next run takes it over and says so.
+//! - [`Lock`]: a lock file in `<data>/locks/` (its path comes from `Layout`) holding who took it
+//!   (pid, host, command, since) and an OS lock (`flock`) on it: for runs that must not interleave
+//!   (`Layout::migrate_lock`, `restore_lock`), taken without waiting (a live holder is `Busy`,
+//!   named), or waited for around short critical sections (`Layout::template_lock`,
+//!   `infra_migrate_lock`). The OS lock ends with the process, so a lock file left by a dead
+//!   process is stale by construction: the next run takes it over and says so, and `doctor`
+//!   reports and removes it (`inspect`, `remove_stale`).
+//! - [`hold_file`]: an OS lock on a file that is not ours to write a holder into (a tenant
+//!   database while fixtures are deployed to it, a temporary file while it is being written).
+//!   SQLite's own locks are `fcntl` locks, independent of these on Linux.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -50,7 +56,18 @@ impl Lock {
         Self::acquire_with(path, command, true)
     }
 
+    /// Takes the lock at `path`, waiting while another process holds it: for short critical
+    /// sections (building one template, migrating the infra database), where the second run
+    /// should go on once the first is done.
+    pub fn wait(path: &Path, command: &str) -> Result<Lock> {
+        Self::take(path, command, false, true)
+    }
+
     fn acquire_with(path: &Path, command: &str, transient: bool) -> Result<Lock> {
+        Self::take(path, command, transient, false)
+    }
+
+    fn take(path: &Path, command: &str, transient: bool, wait: bool) -> Result<Lock> {
         use std::os::unix::fs::MetadataExt;
         if let Some(dir) = path.parent() {
             fsutil::create_private_dir(dir)?;
@@ -65,7 +82,12 @@ impl Lock {
                 .mode(0o600)
                 .open(path)
                 .at(path)?;
-            match file.try_lock() {
+            let locked = if wait {
+                file.lock().map_err(TryLockError::Error)
+            } else {
+                file.try_lock()
+            };
+            match locked {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
                     let who = read_holder(&mut file)
@@ -171,6 +193,70 @@ pub fn inspect(path: &Path) -> Result<LockState> {
     }
 }
 
+/// Takes an OS lock on the existing file at `path`, waiting for a holder to finish; released
+/// when the returned handle is dropped or the process ends. Nothing is written to the file.
+pub fn hold_file(path: &Path) -> Result<File> {
+    let f = File::open(path).at(path)?;
+    hold(&f, path)?;
+    Ok(f)
+}
+
+/// Takes an OS lock on an open file (see `hold_file`), waiting for a holder to finish.
+pub fn hold(file: &File, path: &Path) -> Result<()> {
+    file.lock().at(path)
+}
+
+/// Takes an OS lock on the existing file at `path` if nobody holds one, without waiting.
+pub fn try_hold_file(path: &Path) -> Option<File> {
+    let f = File::open(path).ok()?;
+    f.try_lock().ok()?;
+    Some(f)
+}
+
+/// Whether someone holds an OS lock on the file at `path` now (`hold_file`, `Lock`); a file that
+/// cannot be opened is not held.
+pub fn is_held(path: &Path) -> bool {
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    match f.try_lock() {
+        Ok(()) => {
+            let _ = f.unlock();
+            false
+        }
+        Err(TryLockError::WouldBlock) => true,
+        Err(TryLockError::Error(_)) => false,
+    }
+}
+
+/// Removes a stale lock file (`doctor --repair`), only while holding its OS lock and only if it
+/// still names a holder, so a run that took it over in the meantime keeps it.
+pub fn remove_stale(path: &Path) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .at(path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err(Error::Busy {
+                what: path.display().to_string(),
+                detail: "a running process holds it now; left alone".into(),
+            })
+        }
+        Err(TryLockError::Error(e)) => return Err(e).at(path),
+    }
+    if read_holder(&mut file).is_none() {
+        return Err(Error::Conflict(
+            "it no longer names a holder; left alone".into(),
+        ));
+    }
+    std::fs::remove_file(path).at(path)?;
+    let _ = file.unlock();
+    Ok(())
+}
+
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
@@ -211,6 +297,58 @@ mod tests {
         let b = Lock::acquire_transient(&p, "test b").unwrap();
         assert!(matches!(inspect(&p).unwrap(), LockState::Held { .. }));
         drop(b);
+        assert!(!p.exists());
+    }
+
+    #[test]
+    fn a_waiting_lock_names_its_holder_and_goes_on_when_the_first_is_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("locks/template-base.lock");
+        let a = Lock::wait(&p, "test a").unwrap();
+        let LockState::Held { holder: Some(h) } = inspect(&p).unwrap() else {
+            panic!("held, with its holder")
+        };
+        assert_eq!((h.pid, h.command.as_str()), (std::process::id(), "test a"));
+        // An OS lock is per open file: a second take from this process waits like another's.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn({
+            let p = p.clone();
+            move || {
+                let b = Lock::wait(&p, "test b").unwrap();
+                tx.send(()).unwrap();
+                drop(b);
+            }
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(200))
+                .is_err(),
+            "the second waits while the first holds it"
+        );
+        drop(a);
+        rx.recv()
+            .expect("the second goes on once the first is released");
+        waiter.join().unwrap();
+        assert_eq!(inspect(&p).unwrap(), LockState::Free);
+    }
+
+    #[test]
+    fn only_a_stale_lock_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("locks/migrate.lock");
+        let held = Lock::acquire(&p, "test a").unwrap();
+        assert_eq!(remove_stale(&p).unwrap_err().exit_code(), 5, "held: busy");
+        assert!(p.exists());
+        drop(held);
+        // Released: emptied, so it names no holder and is not stale either.
+        assert!(remove_stale(&p).is_err());
+        // A holder recorded by a process that is gone.
+        std::fs::write(
+            &p,
+            r#"{"pid":999999,"host":"h","command":"dead","since":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert!(matches!(inspect(&p).unwrap(), LockState::Stale { .. }));
+        remove_stale(&p).unwrap();
         assert!(!p.exists());
     }
 }

@@ -5,8 +5,6 @@
 //! never touched.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -258,18 +256,10 @@ impl Registry {
     /// Adopts an API-created database (adds `status` when an older API left it out) and runs the
     /// embedded migrations in grouped mode, under a lock so that concurrent processes do not race.
     fn migrate(&mut self, layout: &Layout) -> Result<()> {
-        let lock_path = layout
-            .locks_dir()
-            .join(format!("infra-{}.migrate.lock", layout.database_name));
-        fsutil::create_private_dir(&layout.locks_dir())?;
-        let lock = File::options()
-            .mode(0o600)
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .at(&lock_path)?;
-        lock.lock().at(&lock_path)?;
+        let _lock = crate::core::lock::Lock::wait(
+            &layout.infra_migrate_lock(),
+            "monkctl: infra database migrations",
+        )?;
         // Another process may have migrated while this one waited.
         if !self.pending_migrations()? {
             return Ok(());

@@ -8,7 +8,7 @@
 //! SQLite; placing the clone and registering it is `tenant::create_one`'s job. The built-in
 //! `system` template is (re)built on first use when the binary's `system` fixture changed.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -78,9 +78,13 @@ fn paths(layout: &Layout, name: &str) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Holds the per-template lock (`<data>/locks/template-NAME.lock`) until dropped.
-fn lock(layout: &Layout, name: &str) -> Result<File> {
-    fixture::wait_lock(&layout.locks_dir().join(format!("template-{name}.lock")))
+/// Holds the per-template lock (`Layout::template_lock`) until dropped, waiting for another
+/// process's build of that template to finish.
+fn lock(layout: &Layout, name: &str) -> Result<crate::core::lock::Lock> {
+    crate::core::lock::Lock::wait(
+        &layout.template_lock(name),
+        &format!("monkctl: template {name}"),
+    )
 }
 
 fn read_meta(path: &Path) -> Result<Option<Meta>> {

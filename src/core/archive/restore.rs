@@ -206,7 +206,7 @@ pub(super) fn restore_content(
         refuse_rollback(&ws.layout, t, &standing, opts.migrate)?;
     }
     let _lock = Lock::acquire_transient(
-        &ws.layout.locks_dir().join(format!("restore-{name}.lock")),
+        &ws.layout.restore_lock(&name),
         &format!("monkctl restore {}", archive.display()),
     )?;
     let again = check_target(

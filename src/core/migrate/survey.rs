@@ -148,7 +148,7 @@ impl Default for RunOptions {
 }
 
 pub(super) fn run_lock_path(ws: &Workspace) -> PathBuf {
-    ws.layout.locks_dir().join("migrate.lock")
+    ws.layout.migrate_lock()
 }
 
 pub(super) fn infra_status(reg: &Registry) -> Result<InfraStatus> {

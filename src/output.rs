@@ -72,6 +72,13 @@ impl Table {
 
 static WIDE: AtomicBool = AtomicBool::new(false);
 static QUIET: AtomicBool = AtomicBool::new(false);
+/// Set while CSV cells are made: raw values (sizes in bytes, no units; absent values empty).
+static RAW: AtomicBool = AtomicBool::new(false);
+
+/// Whether the cells being made are CSV's raw values rather than a table's readable ones.
+pub fn raw() -> bool {
+    RAW.load(Ordering::Relaxed)
+}
 
 /// `-q/--quiet`: data only (no footers, notes or progress bars).
 pub fn set_quiet(quiet: bool) {
@@ -266,11 +273,11 @@ pub fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map(ToString::to_string).unwrap_or_default()
 }
 
-/// A path that may be absent (a PostgreSQL tenant has no file): its text, or `-`.
+/// A path that may be absent (a PostgreSQL tenant has no file): its text, or `-` (empty in CSV).
 pub fn opt_path(p: &Option<std::path::PathBuf>) -> String {
     p.as_ref()
         .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "-".into())
+        .unwrap_or_else(|| if raw() { String::new() } else { "-".into() })
 }
 
 /// Whether a command wrote anything to standard output (through `stdout`).
@@ -304,14 +311,22 @@ impl<W: Write> Write for Tracked<W> {
 }
 
 /// The error a command ended with, for `--format json`: `{"error": {"code", "exit_code",
-/// "message"}}`, `code` being the exit code's stable name.
-pub fn error_json(exit_code: i32, message: &str) -> String {
+/// "message", "fix", "tenant", "path"}}`, `code` being the exit code's stable name; `fix`,
+/// `tenant` and `path` are `null` where the error does not know them.
+pub fn error_json(exit_code: i32, message: &str, e: Option<&crate::core::Error>) -> String {
     let name = crate::core::error::CODES
         .iter()
         .find(|c| c.code == exit_code)
         .map_or("failure", |c| c.name);
     serde_json::json!({
-        "error": {"code": name, "exit_code": exit_code, "message": message}
+        "error": {
+            "code": name,
+            "exit_code": exit_code,
+            "message": message,
+            "fix": e.and_then(|e| e.fix()),
+            "tenant": e.and_then(|e| e.tenant()),
+            "path": e.and_then(|e| e.path()),
+        }
     })
     .to_string()
 }
@@ -334,7 +349,12 @@ pub fn reader_gone_is_done(r: io::Result<()>) -> io::Result<()> {
 pub fn write<T: Render>(out: &mut dyn Write, format: Format, value: &T) -> io::Result<()> {
     match format {
         Format::Json => value.write_json(out),
-        Format::Csv => write_csv(out, &value.table()),
+        Format::Csv => {
+            RAW.store(true, Ordering::Relaxed);
+            let t = value.table();
+            RAW.store(false, Ordering::Relaxed);
+            write_csv(out, &t)
+        }
         Format::Table => {
             let t = value.table().shown();
             if !t.rows.is_empty() {
@@ -375,11 +395,23 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
-/// Human-readable size: `1.5 MiB`.
+/// The names of deployed fixtures, for a table cell: `system crm`.
+pub fn fixture_names(fixtures: &[crate::core::registry::DeployedFixture]) -> String {
+    fixtures
+        .iter()
+        .map(|f| f.fixture.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Human-readable size: `1.5 MiB` (in CSV, the bytes: `1572864`).
 pub fn size(bytes: Option<u64>) -> String {
     let Some(b) = bytes else {
-        return "-".into();
+        return if raw() { String::new() } else { "-".into() };
     };
+    if raw() {
+        return b.to_string();
+    }
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = b as f64;
     let mut u = 0;

@@ -179,7 +179,7 @@ fn inspect_shows_metadata_and_counts_without_changing_the_file() {
         .iter()
         .find(|t| t["table"] == "widgets")
         .unwrap();
-    assert_eq!(widgets["rows"], 6);
+    assert_eq!(widgets["row_count"], 6);
     let v = env.json(&["archive", "verify", file.to_str().unwrap()]);
     assert_eq!(v["ok"], true);
     assert_eq!(v["tenant"], "acme");

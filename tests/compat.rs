@@ -299,7 +299,7 @@ fn an_api6_data_directory_is_administered_in_place() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|t| t["table"] == "widgets" && t["rows"] == 2));
+        .any(|t| t["table"] == "widgets" && t["row_count"] == 2));
     let cfg = env.json(&["config"]);
     assert_eq!(cfg["layout"], "api");
 

@@ -656,7 +656,7 @@ fn doctor_repairs_a_registry_row_for_a_fixture_the_tenant_does_not_hold() {
     assert_eq!(v["status"], "healthy", "{v:#}");
     // The registry follows the tenant; a deploy then applies the fixture for real.
     let v = env.json(&["fixture", "deploy", "more", "--tenant", "acme"]);
-    assert_eq!(v["results"][0]["result"]["applied"][0]["name"], "more");
+    assert_eq!(v["results"][0]["result"]["applied"][0]["fixture"], "more");
     assert_eq!(
         tenant_fixtures(&env, "acme"),
         vec![

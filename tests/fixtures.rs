@@ -79,7 +79,7 @@ fn deploy_resolves_dependencies_types_values_and_is_idempotent() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| a["name"].as_str().unwrap())
+        .map(|a| a["fixture"].as_str().unwrap())
         .collect();
     assert_eq!(applied, ["base", "people"]);
     assert_eq!(count(&env, "acme", "SELECT count(*) FROM people"), 4);

@@ -41,7 +41,7 @@ fn vacuum_reclaims_free_pages_and_keeps_rows() {
     let u = env.json(&["tenant", "usage"]);
     let free_before = usage_of(&u, "acme")["freelist_count"].as_i64().unwrap();
     assert!(free_before > 100, "{u:#}");
-    assert!(usage_of(&u, "acme")["total_rows"].as_i64().unwrap() > 10);
+    assert!(usage_of(&u, "acme")["row_count"].as_i64().unwrap() > 10);
 
     let v = env.json(&["tenant", "vacuum", "acme"]);
     assert_eq!(v["succeeded"], 1, "{v:#}");
@@ -63,7 +63,7 @@ fn vacuum_reclaims_free_pages_and_keeps_rows() {
         .iter()
         .find(|t| t["table"] == "notes")
         .unwrap();
-    assert_eq!(notes["rows"], 10);
+    assert_eq!(notes["row_count"], 10);
     // ANALYZE ran.
     let n: i64 = env
         .open(&env.tenant_file("acme"))
@@ -150,7 +150,7 @@ fn usage_reports_sizes_rows_and_sorts() {
     assert_eq!(list[0]["tenant"], "bravo", "largest first: {v:#}");
     let b = &list[0];
     assert_eq!(
-        b["file_bytes"].as_i64().unwrap(),
+        b["size_bytes"].as_i64().unwrap(),
         b["page_size"].as_i64().unwrap() * b["page_count"].as_i64().unwrap()
     );
     let users = b["tables"]
@@ -159,8 +159,8 @@ fn usage_reports_sizes_rows_and_sorts() {
         .iter()
         .find(|t| t["table"] == "users")
         .unwrap();
-    assert_eq!(users["rows"], 1);
-    assert!(b["last_change"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(users["row_count"], 1);
+    assert!(b["last_changed_at"].as_str().unwrap().ends_with('Z'));
     let v = env.json(&["tenant", "usage", "--sort", "size", "--reverse"]);
     assert_eq!(v[0]["tenant"], "acme");
 

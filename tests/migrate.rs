@@ -481,7 +481,7 @@ fn destructive_migrations_are_refused_then_snapshotted_and_undone() {
         )
         .unwrap();
     let list = env.json(&["migrate", "snapshots", "list"]);
-    assert_eq!(list[0]["tenants"], 3);
+    assert_eq!(list[0]["tenant_count"], 3);
     assert_eq!(list[0]["undone"], false);
     env.fails(&["migrate", "undo"], 2);
     let out = env.run(&["--format", "json", "migrate", "undo", "--yes"]);

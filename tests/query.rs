@@ -167,11 +167,11 @@ fn a_tenant_lacking_a_table_fails_alone() {
     let rows = v.as_array().unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0]["tenant"], "acme");
-    assert_eq!(rows[0]["rows"], 5);
+    assert_eq!(rows[0]["row_count"], 5);
     assert_eq!(rows[0]["exit_code"], 0);
     assert!(rows[0]["error"].is_null());
     assert_eq!(rows[1]["tenant"], "globex");
-    assert_eq!(rows[1]["rows"], 0);
+    assert_eq!(rows[1]["row_count"], 0);
     assert_eq!(rows[1]["exit_code"], 1);
     assert!(rows[1]["error"].as_str().unwrap().contains("no such table"));
     let (csv, _) = stdout_of(

@@ -91,7 +91,7 @@ fn a_cloned_tenant_equals_an_executed_one_row_for_row() {
     seed(&env);
     let meta = env.json(&["template", "build", "shop_tpl", "--fixture", "shop"]);
     assert_eq!(meta["generation"], 1);
-    assert_eq!(meta["fixtures"][0]["name"], "shop");
+    assert_eq!(meta["fixtures"][0]["fixture"], "shop");
     let tpl = env.data().join("templates/shop_tpl.db");
     assert!(tpl.exists());
     assert!(!env.data().join("templates/shop_tpl.db-wal").exists());

@@ -332,7 +332,7 @@ fn show_reports_file_tables_and_counts() {
         tables
             .iter()
             .find(|x| x["table"] == t)
-            .map(|x| x["rows"].as_i64().unwrap())
+            .map(|x| x["row_count"].as_i64().unwrap())
     };
     assert_eq!(count("models"), Some(7));
     assert_eq!(count("fields"), Some(68));

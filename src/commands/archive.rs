@@ -233,7 +233,7 @@ impl Render for Restored {
             ),
             ("schema_version", self.schema_version.to_string()),
             ("needs_migration", self.needs_migration.to_string()),
-            ("fixtures", self.fixtures.join(" ")),
+            ("fixtures", output::fixture_names(&self.fixtures)),
         ])
     }
 }

@@ -92,7 +92,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             // With `--format json`, a command that ends in an error before it printed its
             // result prints the error as JSON on stdout too, so a script reads one document.
             if global.format == Format::Json && code != exit::SUCCESS && !output::stdout_used() {
-                println!("{}", output::error_json(code, &error_message(&e)));
+                println!(
+                    "{}",
+                    output::error_json(code, &error_message(&e), e.downcast_ref::<Error>())
+                );
             }
             code
         }

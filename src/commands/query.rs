@@ -167,7 +167,7 @@ impl<W: Write> Out<W> {
 }
 
 fn summary_table(rs: &[TenantResult]) -> Table {
-    let mut t = Table::new(vec!["tenant", "rows", "ms", "error", "exit_code"]);
+    let mut t = Table::new(vec!["tenant", "row_count", "ms", "error", "exit_code"]);
     for r in rs {
         t.rows.push(vec![
             r.tenant.clone(),

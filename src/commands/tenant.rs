@@ -262,9 +262,10 @@ macro_rules! lifecycle_batch {
 }
 lifecycle_batch!(StateResult, Deleted, Undeleted);
 
-/// The state a person reads: the status column, with `trashed` shown over it.
+/// The state a person reads: the status column, with `trashed` shown over it (in CSV, the
+/// status alone: `trashed_at` is a column of its own there).
 fn shown_status(status: &str, trashed: bool) -> String {
-    if trashed {
+    if trashed && !output::raw() {
         format!("{status} (trashed)")
     } else {
         status.to_string()
@@ -279,6 +280,8 @@ impl Render for List<TenantSummary> {
             "status",
             "owner_id",
             "created_at",
+            "trashed_at",
+            "deleted_at",
             "size",
             "fixtures",
         ]);
@@ -289,8 +292,10 @@ impl Render for List<TenantSummary> {
                 shown_status(&s.status, s.trashed_at.is_some()),
                 s.owner_id.clone(),
                 s.created_at.clone(),
+                opt(&s.trashed_at),
+                opt(&s.deleted_at),
                 size(s.size_bytes),
-                s.fixtures.join(" "),
+                output::fixture_names(&s.fixtures),
             ]);
         }
         t.narrow(&["name", "status", "created_at", "size"])
@@ -354,8 +359,8 @@ impl Render for TenantDetail {
             self.fixtures
                 .iter()
                 .map(|f| match &f.version {
-                    Some(v) => format!("{} {v} ({})", f.fixture_name, f.deployed_at),
-                    None => format!("{} ({})", f.fixture_name, f.deployed_at),
+                    Some(v) => format!("{} {v} ({})", f.fixture, f.deployed_at),
+                    None => format!("{} ({})", f.fixture, f.deployed_at),
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -528,13 +533,13 @@ impl Render for List<Usage> {
         let mut t = Table::new(vec![
             "tenant",
             "status",
-            "file_bytes",
+            "size_bytes",
             "wal_bytes",
             "page_size",
             "page_count",
             "freelist_count",
-            "total_rows",
-            "last_change",
+            "row_count",
+            "last_changed_at",
             "tables",
         ]);
         for u in &self.0 {
@@ -559,7 +564,7 @@ impl Render for List<Usage> {
                 },
             ]);
         }
-        t.narrow(&["tenant", "status", "file_bytes", "wal_bytes", "total_rows"])
+        t.narrow(&["tenant", "status", "size_bytes", "wal_bytes", "row_count"])
     }
 
     fn footer(&self) -> Vec<String> {

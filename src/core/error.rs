@@ -383,6 +383,66 @@ fn hint_suffix(hint: &str) -> String {
 
 impl Error {
     /// The process exit code for this error. The only place codes are chosen.
+    /// What to do about it, where one thing is known (also said in the message): for scripts,
+    /// in the JSON form of an error.
+    pub fn fix(&self) -> Option<String> {
+        let s = |t: &str| Some(t.to_string());
+        match self {
+            Error::TenantNotFound(_) => s("see `monkctl tenant list --all`"),
+            Error::FileNotFound { hint, .. } if !hint.is_empty() => Some(hint.clone()),
+            Error::NoInfra { .. } => s(
+                "run `monkctl init` to create one, or pass --data-dir / DATABASE_URL for an existing one",
+            ),
+            Error::TenantExists(_) => s("choose another name"),
+            Error::Busy { .. } => s("retry when the other process is done"),
+            Error::Corrupt { .. } => s("restore it from a backup or move it aside"),
+            Error::TemplateDamaged { .. } => s("rebuild the template (`monkctl template build`)"),
+            Error::Permission { .. } => s("check the owner and mode of the data directory"),
+            Error::NeedsConfirmation { .. } => s("pass --yes to run it without a terminal"),
+            Error::NotArchive { .. } => s("give a file made by `monkctl extract`"),
+            Error::Truncated { .. } => s("copy the archive again from its source"),
+            Error::ChecksumMismatch { .. } => s("use another copy of the archive"),
+            Error::DiskFull { .. } => {
+                s("free space there (or write to another directory) and retry")
+            }
+            Error::StatementTimeout { .. } => {
+                s("make it cheaper, or raise the limit with --statement-timeout")
+            }
+            Error::Interrupted => s("run the command again for the tenants not started"),
+            _ => None,
+        }
+    }
+
+    /// The tenant the error is about, where it names one.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Error::TenantNotFound(n) | Error::TenantExists(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The file the error is about, where it names one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Error::BadInput { path, .. }
+            | Error::FileNotFound { path, .. }
+            | Error::Corrupt { path, .. }
+            | Error::TemplateDamaged { path, .. }
+            | Error::Permission { path, .. }
+            | Error::Io { path, .. }
+            | Error::Sqlite { path, .. }
+            | Error::NotArchive { path, .. }
+            | Error::Truncated { path, .. }
+            | Error::ArchiveMetadata { path, .. }
+            | Error::ChecksumMismatch { path, .. }
+            | Error::DiskFull { path, .. }
+            | Error::Refused { path, .. }
+            | Error::StatementTimeout { path, .. } => Some(path),
+            Error::NoInfra { data_dir, .. } => Some(data_dir),
+            _ => None,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         use rusqlite::ErrorCode as C;
         match self {

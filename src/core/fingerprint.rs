@@ -2,13 +2,15 @@
 //! crate), always written with its name in front (`xxh3:<32 hex digits>`), so that any tool can
 //! recompute a digest and a reader knows which algorithm an older one used.
 //!
-//! Its users, each with its own definition of "content": the archive checksum
+//! Its users, each with its own definition of "content": a file's or a script's bytes
+//! (`of_bytes`: a template database's checksum, the `system` fixture's version), the archive checksum
 //! (`archive::checksum`: the schema entries, then every row in rowid order with its rowid), the
 //! tenant fingerprint of a migration run (`migrate::content_hash`: statistics left out, rows
 //! without their placement) and, through the same XXH3, PostgreSQL's schema fingerprint
 //! (`migrate::postgres`, `pg-xxh3:`, over the md5 the server computes per table). Digests
 //! written before stay readable by their own readers: archives' `lanes64:` (kept in
-//! `archive::checksum`) and migration manifests' untagged FNV (kept in `migrate`).
+//! `archive::checksum`), migration manifests' untagged FNV (kept in `migrate`), and the untagged
+//! 16-digit FNV of template sidecars and `system` versions (`fixture::checksum_matches`).
 
 use rusqlite::types::ValueRef;
 use xxhash_rust::xxh3::Xxh3;
@@ -89,6 +91,12 @@ pub fn encode(v: ValueRef<'_>, mut out: impl FnMut(&[u8])) {
     }
 }
 
+/// The fingerprint of a whole byte string (a file, a script): `xxh3:<32 hex digits>`, XXH3-128
+/// of the bytes as they are.
+pub fn of_bytes(bytes: &[u8]) -> String {
+    format!("{TAG}:{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
+}
+
 /// The algorithm a tagged digest names (`xxh3` of `xxh3:…`), if it has a tag.
 pub fn algorithm(digest: &str) -> Option<&str> {
     digest.split_once(':').map(|(a, _)| a)
@@ -97,6 +105,15 @@ pub fn algorithm(digest: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_string_digest_is_plain_xxh3_128() {
+        assert_eq!(
+            of_bytes(b"abc"),
+            format!("xxh3:{:032x}", xxhash_rust::xxh3::xxh3_128(b"abc"))
+        );
+        assert_ne!(of_bytes(b"abc"), of_bytes(b"abd"));
+    }
 
     #[test]
     fn values_are_delimited_and_typed() {

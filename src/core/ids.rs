@@ -45,6 +45,36 @@ pub fn iso_from(t: SystemTime) -> String {
         .expect("a UTC time formats in the API's form")
 }
 
+/// A stored time as monkctl prints it: SQLite's `datetime('now')` form (`2026-11-23 03:25:53`,
+/// which the column defaults write) in the API's form (`2026-11-23T03:25:53.000Z`); any other
+/// text as it is (the API's form already, or something this does not judge).
+pub fn iso_shown(s: &str) -> std::borrow::Cow<'_, str> {
+    let sql_form = s.len() == 19 && s.as_bytes().get(10) == Some(&b' ');
+    match sql_form.then(|| parse_timestamp_ms(s)).flatten() {
+        Some(ms) => {
+            let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+            std::borrow::Cow::Owned(iso_from(t))
+        }
+        None => std::borrow::Cow::Borrowed(s),
+    }
+}
+
+/// `serialize_with` for a stored time (see `iso_shown`).
+pub fn serialize_iso<S: serde::Serializer>(s: &str, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(&iso_shown(s))
+}
+
+/// `serialize_with` for a stored time that may be absent (see `iso_shown`).
+pub fn serialize_opt_iso<S: serde::Serializer>(
+    s: &Option<String>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => ser.serialize_str(&iso_shown(s)),
+        None => ser.serialize_none(),
+    }
+}
+
 /// Compact UTC stamp for file names: `20261123T032553Z`.
 pub fn file_stamp(t: SystemTime) -> String {
     utc(t)
@@ -137,6 +167,23 @@ pub fn unix_now() -> i64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn stored_times_are_shown_in_one_form() {
+        assert_eq!(iso_shown("2026-12-02 04:46:36"), "2026-12-02T04:46:36.000Z");
+        assert_eq!(
+            iso_shown("2026-12-02T04:46:36.123Z"),
+            "2026-12-02T04:46:36.123Z"
+        );
+        // PostgreSQL's microseconds are kept; what is not a time is left as it is.
+        assert_eq!(
+            iso_shown("2026-12-02T04:46:36.123456Z"),
+            "2026-12-02T04:46:36.123456Z"
+        );
+        assert_eq!(iso_shown("2026-02-31 04:46:36"), "2026-02-31 04:46:36");
+        assert_eq!(iso_shown("soon"), "soon");
+    }
+
     use super::*;
 
     #[test]

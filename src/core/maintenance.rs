@@ -239,14 +239,18 @@ pub struct Usage {
     pub status: String,
     /// The tenant's file; `null` on PostgreSQL (the sizes are its schema's).
     pub path: Option<PathBuf>,
+    /// The main file (a schema's tables and indexes on PostgreSQL), without its WAL.
+    #[serde(rename = "size_bytes")]
     pub file_bytes: Option<u64>,
     pub wal_bytes: Option<u64>,
     pub page_size: Option<i64>,
     pub page_count: Option<i64>,
     pub freelist_count: Option<i64>,
+    #[serde(rename = "row_count")]
     pub total_rows: Option<i64>,
     pub tables: Vec<TableCount>,
     /// The newer modification time of the file and its WAL, ISO 8601 UTC.
+    #[serde(rename = "last_changed_at")]
     pub last_change: Option<String>,
     /// Why the file could not be read, if it could not.
     pub error: Option<String>,

@@ -58,6 +58,8 @@ pub struct Request {
 #[derive(Debug, Clone, Serialize)]
 pub struct TenantResult {
     pub tenant: String,
+    /// Rows the tenant returned.
+    #[serde(rename = "row_count")]
     pub rows: u64,
     pub ms: u64,
     pub error: Option<String>,

@@ -33,9 +33,15 @@ pub struct TenantRow {
     pub source_template: Option<String>,
     pub owner_id: String,
     pub is_active: bool,
+    // Times are printed in one form (`ids::iso_shown`), whichever the API or a column default
+    // stored.
+    #[serde(serialize_with = "crate::core::ids::serialize_iso")]
     pub created_at: String,
+    #[serde(serialize_with = "crate::core::ids::serialize_iso")]
     pub updated_at: String,
+    #[serde(serialize_with = "crate::core::ids::serialize_opt_iso")]
     pub trashed_at: Option<String>,
+    #[serde(serialize_with = "crate::core::ids::serialize_opt_iso")]
     pub deleted_at: Option<String>,
 }
 
@@ -57,6 +63,26 @@ pub struct FixtureRow {
     /// The deployed version (infra migration 2); `null` for rows the API or an older monkctl wrote.
     #[serde(default)]
     pub version: Option<String>,
+}
+
+/// A fixture deployed to a tenant as every output shows it (`tenant list`, `show`, `restore`):
+/// the fixture's name is `fixture`, as everywhere else in monkctl's output.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeployedFixture {
+    pub fixture: String,
+    pub version: Option<String>,
+    #[serde(serialize_with = "crate::core::ids::serialize_iso")]
+    pub deployed_at: String,
+}
+
+impl From<FixtureRow> for DeployedFixture {
+    fn from(f: FixtureRow) -> Self {
+        DeployedFixture {
+            fixture: f.fixture_name,
+            version: f.version,
+            deployed_at: f.deployed_at,
+        }
+    }
 }
 
 /// The values of `tenants.status` the API knows (Monk API 6).
@@ -537,12 +563,20 @@ impl Writer<'_> {
             .at(self.path)
     }
 
+    /// Inserts a tenant's row. `updated_at` is `created_at` unless the row says otherwise (not
+    /// the column's default, `datetime('now')`, whose form differs from every other time
+    /// monkctl writes), as on PostgreSQL.
     pub fn insert(&self, t: &TenantRow) -> Result<()> {
+        let updated = if t.updated_at.is_empty() {
+            &t.created_at
+        } else {
+            &t.updated_at
+        };
         self.tx
             .prepare_cached(
                 "INSERT INTO tenants (id, name, db_type, database, schema, status, template_version, \
-                 description, source_template, owner_id, is_active, created_at, trashed_at, deleted_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 description, source_template, owner_id, is_active, created_at, trashed_at, deleted_at, \
+                 updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -560,6 +594,7 @@ impl Writer<'_> {
                     t.created_at,
                     t.trashed_at,
                     t.deleted_at,
+                    updated,
                 ])
             })
             .map(|_| ())

@@ -302,7 +302,7 @@ fn load_recipe(ws: &Workspace, name: &str) -> Result<Image> {
     let meta = read_meta(&meta_path)?.ok_or_else(|| not_found(recipe_path.clone(), name))?;
     refuse_stale(
         &meta,
-        stale_against(&meta, set, &super::backend::postgres::system_version()),
+        stale_against(&meta, set, super::backend::postgres::SYSTEM_SQL),
     )?;
     let damaged = |detail: String| {
         let fixtures: String = meta
@@ -317,7 +317,7 @@ fn load_recipe(ws: &Workspace, name: &str) -> Result<Image> {
     };
     let bytes =
         fs::read(&recipe_path).map_err(|e| damaged(format!("its recipe cannot be read ({e})")))?;
-    if fixture::checksum_hex(&bytes) != meta.checksum {
+    if !fixture::checksum_matches(&bytes, &meta.checksum) {
         return Err(damaged("its recipe does not match its checksum".into()));
     }
     let loaded: Vec<Loaded> = serde_json::from_slice(&bytes)
@@ -389,7 +389,7 @@ pub fn load(ws: &Workspace, name: &str) -> Result<Image> {
         meta = build_locked(&ws.layout, set, SYSTEM, &[], guard::STATEMENT_TIMEOUT)?;
         bytes = read_if_exists(&db_path)?;
     }
-    let Some(bytes) = bytes.filter(|b| fixture::checksum_hex(b) == meta.checksum) else {
+    let Some(bytes) = bytes.filter(|b| fixture::checksum_matches(b, &meta.checksum)) else {
         let fixtures: String = meta
             .fixtures
             .iter()
@@ -440,7 +440,7 @@ fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>> {
 fn matches(bytes: &Option<Vec<u8>>, meta: &Meta) -> bool {
     bytes
         .as_ref()
-        .is_some_and(|b| fixture::checksum_hex(b) == meta.checksum)
+        .is_some_and(|b| fixture::checksum_matches(b, &meta.checksum))
 }
 
 /// The deployment's migrations as a template records them: `V<version>:<checksum>` each.
@@ -455,15 +455,17 @@ fn set_fingerprint(set: &MigrationSet) -> Vec<String> {
 /// or a migration set that moved on (another latest version, or migrations added or edited
 /// since it was built; a sidecar from before migrations were recorded is judged by version).
 fn stale(meta: &Meta, set: &MigrationSet) -> Option<String> {
-    stale_against(meta, set, &fixture::system_version())
+    stale_against(meta, set, super::system::SYSTEM_SQL)
 }
 
-/// `stale` against the `system` fixture of a backend (`system_version`).
-fn stale_against(meta: &Meta, set: &MigrationSet, system_version: &str) -> Option<String> {
-    if meta.system_version != system_version {
+/// `stale` against the `system` fixture of a backend (its SQL): the version recorded is that
+/// SQL's checksum, in the current form or the earlier one (`fixture::checksum_matches`).
+fn stale_against(meta: &Meta, set: &MigrationSet, system_sql: &str) -> Option<String> {
+    if !fixture::checksum_matches(system_sql.as_bytes(), &meta.system_version) {
         return Some(format!(
-            "it was built from system fixture {}, but this monkctl has {system_version}",
-            meta.system_version
+            "it was built from system fixture {}, but this monkctl has {}",
+            meta.system_version,
+            fixture::checksum_hex(system_sql.as_bytes())
         ));
     }
     let latest = set.latest();
@@ -679,7 +681,7 @@ fn info(ws: &Workspace, name: &str, verify: bool) -> Info {
         Ok(Some(m)) => {
             if verify {
                 match fs::read(&db_path) {
-                    Ok(b) => out.checksum_ok = Some(fixture::checksum_hex(&b) == m.checksum),
+                    Ok(b) => out.checksum_ok = Some(fixture::checksum_matches(&b, &m.checksum)),
                     Err(e) => out.error = Some(Error::io(&db_path, e).to_string()),
                 }
             }

@@ -33,12 +33,12 @@ fn usage_measures_each_schema(db: &PgDb) {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["tenant"], "big", "largest first: {v}");
     assert!(rows[0]["path"].is_null());
-    let big = rows[0]["file_bytes"].as_u64().unwrap();
-    let small = rows[1]["file_bytes"].as_u64().unwrap();
+    let big = rows[0]["size_bytes"].as_u64().unwrap();
+    let small = rows[1]["size_bytes"].as_u64().unwrap();
     assert!(big > small + 1_000_000 / 2, "big {big} small {small}");
     // 7 models + 68 fields + root user + fs root, and the 2000 filters.
-    assert_eq!(rows[1]["total_rows"], 77);
-    assert_eq!(rows[0]["total_rows"], 2077);
+    assert_eq!(rows[1]["row_count"], 77);
+    assert_eq!(rows[0]["row_count"], 2077);
     // An unknown tenant is exit 3; usage changed nothing.
     let out = db
         .monkctl()

@@ -339,7 +339,7 @@ fn reference_deployment_is_listed_shown_and_healthy(db: &PgDb) {
             .unwrap()
             .iter()
             .find(|c| c["table"] == table)
-            .map(|c| c["rows"].as_i64().unwrap())
+            .map(|c| c["row_count"].as_i64().unwrap())
     };
     assert_eq!(count(&acme, "widgets"), Some(3), "{acme:#}");
     assert_eq!(count(&acme, "users"), Some(2));
@@ -1168,7 +1168,7 @@ fn purge_archives_the_schema_then_drops_it(db: &PgDb) {
     let v = json(db, &["tenant", "purge", "--older-than", "0s", "--yes"]);
     assert_eq!(v["purged"].as_array().unwrap().len(), 1, "{v:#}");
     assert_eq!(v["purged"][0]["name"], "acme");
-    assert!(v["purged"][0]["bytes"].as_u64().unwrap() > 0, "{v:#}");
+    assert!(v["purged"][0]["size_bytes"].as_u64().unwrap() > 0, "{v:#}");
     assert_eq!(tenant_schemas(db), ["ns_tenant_alive"]);
     assert!(archive.is_file(), "{}", archive.display());
     let mode = std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777;

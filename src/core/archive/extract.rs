@@ -10,7 +10,9 @@ pub struct Extracted {
     pub size_bytes: u64,
     pub schema_version: i64,
     pub checksum: String,
+    #[serde(rename = "table_count")]
     pub tables: usize,
+    #[serde(rename = "row_count")]
     pub rows: i64,
 }
 

@@ -178,6 +178,11 @@ fn open_scratch(path: &Path) -> Result<Connection> {
 }
 
 impl Metadata {
+    /// The recorded fixtures, as outputs show them.
+    pub fn deployed_fixtures(&self) -> Vec<crate::core::registry::DeployedFixture> {
+        self.fixtures.iter().cloned().map(Into::into).collect()
+    }
+
     /// The metadata of an archive made now of tenant `t`, whose content is `content`.
     fn made_now(
         t: &TenantRow,

@@ -38,7 +38,8 @@ pub struct Restored {
     /// True when the deployment's migrations have versions the restored tenant lacks (restored
     /// without `--migrate`): run `monkctl migrate up` for it.
     pub needs_migration: bool,
-    pub fixtures: Vec<String>,
+    /// The fixtures recorded for the tenant, as the archive holds them.
+    pub fixtures: Vec<crate::core::registry::DeployedFixture>,
 }
 
 /// The tenant name a restore writes to, and whether it exists already (for the confirmation).
@@ -278,7 +279,7 @@ pub(super) fn restore_content(
                 pages: None,
                 schema_version: standing.version,
                 needs_migration,
-                fixtures: built.fixtures,
+                fixtures: meta.deployed_fixtures(),
             })
         }
         Some(current) => replace_existing(&ws.layout, &mut reg, archive, &meta, current, &standing),
@@ -526,11 +527,6 @@ pub(super) fn replace_existing(
     t.template_version = meta.tenant.template_version;
     t.source_template = meta.tenant.source_template.clone();
     t.updated_at = ids::now_iso();
-    let fixture_names: Vec<String> = meta
-        .fixtures
-        .iter()
-        .map(|f| f.fixture_name.clone())
-        .collect();
     reg.write(|w| {
         w.update_content_info(&t)?;
         w.clear_fixtures(&t.id)?;
@@ -552,6 +548,6 @@ pub(super) fn replace_existing(
         pages: Some(replaced),
         schema_version: standing.version,
         needs_migration: standing.needs_migration,
-        fixtures: fixture_names,
+        fixtures: meta.deployed_fixtures(),
     })
 }

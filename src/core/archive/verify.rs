@@ -465,7 +465,9 @@ pub struct Verified {
     /// Those versions.
     pub pending_migrations: Vec<i64>,
     pub checksum: String,
+    #[serde(rename = "row_count")]
     pub rows: i64,
+    #[serde(rename = "table_count")]
     pub tables: usize,
     #[serde(skip)]
     pub metadata: Option<Metadata>,

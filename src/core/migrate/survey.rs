@@ -36,6 +36,7 @@ pub struct MigInfo {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    #[serde(rename = "tenant_count")]
     pub tenants: usize,
     /// Tenants at each applied version.
     pub by_version: BTreeMap<i64, usize>,

@@ -23,11 +23,14 @@ pub struct UndoReport {
 pub struct RunInfo {
     pub run_id: String,
     pub path: PathBuf,
+    #[serde(rename = "tenant_count")]
     pub tenants: usize,
     /// Tenants an `undo` of this run would still restore (all of them until a first undo).
     pub to_restore: usize,
+    #[serde(rename = "size_bytes")]
     pub bytes: u64,
     pub undone: bool,
+    #[serde(rename = "modified_at")]
     pub modified: String,
 }
 

@@ -23,6 +23,7 @@ pub struct InfraUp {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct UpSummary {
+    #[serde(rename = "tenant_count")]
     pub tenants: usize,
     pub migrated: usize,
     pub adopted: usize,

@@ -26,7 +26,7 @@ use super::layout::Layout;
 use super::migrate::MigrationSet;
 use super::names;
 use super::progress::Progress;
-use super::registry::{FixtureRow, Registry, TenantRow, Writer};
+use super::registry::{DeployedFixture, FixtureRow, Registry, TenantRow, Writer};
 use super::system;
 use super::{Backend, Batch, Store, Workspace};
 

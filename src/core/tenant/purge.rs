@@ -7,12 +7,14 @@ use super::*;
 pub struct Purged {
     pub name: String,
     pub id: String,
+    #[serde(serialize_with = "crate::core::ids::serialize_opt_iso")]
     pub deleted_at: Option<String>,
     /// SQLite: the trash files removed. PostgreSQL: the archive the schema was written to
     /// before it was dropped (`pg_restore` brings it back).
     pub files: Vec<PathBuf>,
     /// The schema dropped (PostgreSQL); `null` on SQLite.
     pub schema: Option<String>,
+    #[serde(rename = "size_bytes")]
     pub bytes: u64,
 }
 

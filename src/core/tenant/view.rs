@@ -29,13 +29,16 @@ pub struct TenantSummary {
     pub status: String,
     pub owner_id: String,
     pub description: Option<String>,
+    #[serde(serialize_with = "crate::core::ids::serialize_iso")]
     pub created_at: String,
+    #[serde(serialize_with = "crate::core::ids::serialize_opt_iso")]
     pub trashed_at: Option<String>,
+    #[serde(serialize_with = "crate::core::ids::serialize_opt_iso")]
     pub deleted_at: Option<String>,
     pub path: Option<PathBuf>,
     /// Size of the database file (not its WAL); `null` when the file is missing.
     pub size_bytes: Option<u64>,
-    pub fixtures: Vec<String>,
+    pub fixtures: Vec<DeployedFixture>,
 }
 
 /// Lists tenants. Trashed and deleted ones only on request.
@@ -134,7 +137,7 @@ pub(super) fn summarize(
                 fixtures: deployed
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|f| f.fixture_name)
+                    .map(DeployedFixture::from)
                     .collect(),
                 id: t.id,
                 name: t.name,
@@ -213,7 +216,7 @@ pub struct TenantDetail {
     /// The owner's name in the tenant's `users` table, when the file can be read.
     pub owner_name: Option<String>,
     pub tables: Vec<TableCount>,
-    pub fixtures: Vec<FixtureRow>,
+    pub fixtures: Vec<DeployedFixture>,
     /// Why the file's content could not be read, if it could not.
     pub file_error: Option<String>,
     /// A deleted tenant whose trash copy `tenant purge` removed: there is no file to read.
@@ -293,7 +296,7 @@ pub fn show(ws: &Workspace, name: &str) -> Result<TenantDetail> {
         purged,
         owner_name,
         tables,
-        fixtures,
+        fixtures: fixtures.into_iter().map(DeployedFixture::from).collect(),
         file_error,
     })
 }

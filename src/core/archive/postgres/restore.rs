@@ -88,7 +88,7 @@ pub(in crate::core::archive) fn restore(
     // the archive's indexes is left out here: the load reads none of them.)
     super::super::check_header(archive)?;
     let outcome = {
-        let built = (|| -> Result<(TenantRow, Vec<String>)> {
+        let built = (|| -> Result<TenantRow> {
             // What is replaced is saved first, as it is under the lock that keeps writers out.
             if let (Some(cur), Some(saved)) = (&current, &saved_path) {
                 let live_version = live_version(&mut tx, target, &cur.schema)?;
@@ -114,11 +114,6 @@ pub(in crate::core::archive) fn restore(
                 &others,
                 standing.version,
             )?;
-            let fixture_names: Vec<String> = meta
-                .fixtures
-                .iter()
-                .map(|f| f.fixture_name.clone())
-                .collect();
             tx.batch_execute("SET LOCAL search_path TO public")
                 .map_err(err)?;
             let row = match &current {
@@ -189,11 +184,11 @@ pub(in crate::core::archive) fn restore(
                 })
                 .collect();
             insert_fixture_rows(&mut tx, target, &fixture_rows)?;
-            Ok((row, fixture_names))
+            Ok(row)
         })();
         built
     };
-    let (row, fixtures) = match outcome {
+    let row = match outcome {
         Ok(v) => v,
         Err(e) => {
             drop(tx);
@@ -224,7 +219,7 @@ pub(in crate::core::archive) fn restore(
         pages: None,
         schema_version: standing.version,
         needs_migration: standing.needs_migration,
-        fixtures,
+        fixtures: meta.deployed_fixtures(),
     })
 }
 

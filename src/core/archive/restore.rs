@@ -508,11 +508,8 @@ pub(super) fn replace_existing(
     fsutil::while_flushing(std::slice::from_ref(&live), || {
         if let Ok(conn) = db::open(&live, db::Mode::ReadWrite) {
             let _ = conn.busy_timeout(Duration::ZERO);
-            let truncated = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
-            });
-            if truncated != Ok(0) {
-                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            if !db::checkpoint_truncate(&conn).is_ok_and(|c| !c.busy) {
+                db::checkpoint_before_close(&conn);
             }
             let _ = conn.close();
         }

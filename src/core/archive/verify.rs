@@ -124,15 +124,7 @@ pub(super) fn meta_err(path: &Path, detail: impl Into<String>) -> Error {
 /// Reads and validates the metadata: `ArchiveMetadata` when missing or unreadable,
 /// `Unsupported` when newer than this monkctl.
 pub(super) fn read_metadata(conn: &Connection, path: &Path) -> Result<Metadata> {
-    let has: bool = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
-            [META_TABLE],
-            |r| r.get::<_, i64>(0),
-        )
-        .at(path)?
-        > 0;
-    if !has {
+    if !db::has_table(conn, META_TABLE).at(path)? {
         return Err(meta_err(path, format!("the table {META_TABLE} is missing")));
     }
     // A damaged page under the table is corruption (6); a table of another shape is metadata

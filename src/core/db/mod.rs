@@ -16,13 +16,14 @@
 //! - `read`: quiet reading and read snapshots (`QuietFile`, `read_quietly`, `read_once`,
 //!   `open_readers`, `begin_read`, `Snapshot`, `begin_read_snapshot`,
 //!   `begin_readers_under_lock`);
-//! - `wal`: checkpoints (`checkpoint_before_close`, `wal_folded`) and the file's POSIX locks
-//!   asked of the operating system (`write_lock_held_elsewhere`);
+//! - `wal`: checkpoints (`checkpoint_before_close`, `checkpoint_truncate`, `wal_folded`) and the
+//!   file's POSIX locks asked of the operating system (`write_lock_held_elsewhere`);
 //! - `copy`: backup and copy (`backup_all`, `backup_checked`, `copy_into_memory`,
 //!   `read_main_file`);
 //! - `replace`: the page writer and content replacement (`Replacement`, `PageWriter`,
 //!   `replace_content`, `replace_whole`);
-//! - `sql`: small SQL helpers (`quote_ident`, `user_tables`, `table_counts`, `has_column`).
+//! - `sql`: small SQL helpers (`quote_ident`, `user_tables`, `table_counts`, `has_table`,
+//!   `has_column`, `history_version`).
 
 mod copy;
 mod open;
@@ -41,5 +42,10 @@ pub use read::{
     read_quietly, QuietFile, Snapshot,
 };
 pub use replace::{replace_content, replace_whole, PageWriter, Replaced, Replacement};
-pub use sql::{has_column, quote_ident, table_counts, user_tables, TableCount};
-pub use wal::{checkpoint_before_close, wal_folded, write_lock_held_elsewhere};
+pub use sql::{
+    has_column, has_table, history_version, quote_ident, table_counts, user_tables, TableCount,
+};
+pub use wal::{
+    checkpoint_before_close, checkpoint_truncate, wal_folded, write_lock_held_elsewhere,
+    Checkpointed,
+};

@@ -1,4 +1,5 @@
-//! The WAL and the file's locks: checkpoints (`checkpoint_before_close`, `wal_folded`), whether the file alone holds a database's content,
+//! The WAL and the file's locks: checkpoints (`checkpoint_before_close`, `checkpoint_truncate`,
+//! `wal_folded`), whether the file alone holds a database's content,
 //! and the POSIX locks SQLite takes on a database file, asked of (or taken from) the operating
 //! system directly, never through a connection.
 
@@ -85,7 +86,37 @@ pub(super) fn shared_lock(f: &std::fs::File) -> bool {
 /// file's exclusive lock, during which every API connection fails; after this, that close
 /// finds nothing left to copy and holds the lock only to delete the `-wal` and `-shm`.
 pub fn checkpoint_before_close(conn: &Connection) {
-    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+    let _ = checkpoint(conn, "PASSIVE");
+}
+
+/// What a checkpoint did: SQLite's three answers to `PRAGMA wal_checkpoint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpointed {
+    /// It could not finish: a reader still needed an older state or, for a truncating one,
+    /// another connection held the lock it waited for.
+    pub busy: bool,
+    /// Frames in the WAL (-1 when the database is not in WAL mode).
+    pub log: i64,
+    /// Frames copied into the file (-1 likewise).
+    pub done: i64,
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)`: copies every frame of the WAL into the file and empties
+/// the WAL, waiting (up to the connection's busy timeout) for its writer and readers. A
+/// checkpoint that could not finish is `busy`, not an error; what that means (a repair refused,
+/// a skipped vacuum, a best effort that settles for less) is each caller's to say.
+pub fn checkpoint_truncate(conn: &Connection) -> rusqlite::Result<Checkpointed> {
+    checkpoint(conn, "TRUNCATE")
+}
+
+fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<Checkpointed> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok(Checkpointed {
+            busy: r.get::<_, i64>(0)? != 0,
+            log: r.get(1)?,
+            done: r.get(2)?,
+        })
+    })
 }
 
 /// Whether the file of the database at `path` holds its last commit, with nothing of it only
@@ -96,12 +127,7 @@ pub fn checkpoint_before_close(conn: &Connection) {
 /// wait, and it cannot complete while a reader still needs an older state, in which case the
 /// answer is no.
 pub fn wal_folded(conn: &Connection, path: &Path) -> bool {
-    file_alone(path)
-        || conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
-            })
-            .unwrap_or(false)
+    file_alone(path) || checkpoint(conn, "PASSIVE").is_ok_and(|c| !c.busy && c.log == c.done)
 }
 
 /// Whether the file at `path` alone holds its database's content: no `-wal` with frames and no

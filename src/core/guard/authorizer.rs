@@ -14,6 +14,7 @@ use rusqlite::Connection;
 use super::rules::{internal_write, judge, monkctl_write, vacuums, Act};
 use super::split::{shorten, Statement};
 use super::Kind;
+use crate::core::db::quote_ident;
 use crate::core::error::Error;
 
 /// SQLite calls the progress handler every this many virtual-machine instructions.
@@ -356,20 +357,20 @@ impl Guard {
         for a in acts {
             let (what, probes) = match a {
                 Act::CreateTrigger(t) => {
-                    let q = quote(t);
+                    let q = quote_ident(t);
                     let col = first_column(conn, t).unwrap_or_else(|| "rowid".into());
                     (
                         format!("a trigger on '{t}'"),
                         vec![
                             format!("INSERT INTO {q} DEFAULT VALUES"),
-                            format!("UPDATE {q} SET {c} = {c}", c = quote(&col)),
+                            format!("UPDATE {q} SET {c} = {c}", c = quote_ident(&col)),
                             format!("DELETE FROM {q}"),
                         ],
                     )
                 }
                 Act::CreateView(v) => (
                     format!("view '{v}'"),
-                    vec![format!("SELECT * FROM {}", quote(v))],
+                    vec![format!("SELECT * FROM {}", quote_ident(v))],
                 ),
                 _ => continue,
             };
@@ -399,10 +400,6 @@ impl Guard {
         }
         Ok(())
     }
-}
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn first_column(conn: &Connection, table: &str) -> Option<String> {

@@ -400,15 +400,7 @@ pub(super) fn autoincrement_columns(
     conn: &Connection,
     path: &Path,
 ) -> Result<Vec<(String, String)>> {
-    let has_seq: bool = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .at(path)?
-        > 0;
-    if !has_seq {
+    if !db::has_table(conn, "sqlite_sequence").at(path)? {
         return Ok(Vec::new());
     }
     let mut st = conn

@@ -11,8 +11,10 @@
 //! never switches the journal mode. `begin_read_snapshot` lines up two readers without a lock.
 //!
 //! The parts (everything is used as `db::<item>`):
-//! - `open`: opening: `open` (a live database, `Mode`), `open_for_inspection`; `build_info`,
-//!   `configure_sqlite`, `file_uri`;
+//! - `open`: opening, and the connection kinds: `open` (a live database, `Mode`),
+//!   `open_for_inspection`, `open_immutable` (an archive, a quiet file), `open_build`,
+//!   `open_clone` and `finish_build` (a tenant being built), `open_scratch` and `leave_wal` (a
+//!   private copy being made); `build_info`, `configure_sqlite`, `file_uri`;
 //! - `read`: quiet reading and read snapshots (`QuietFile`, `read_quietly`, `read_once`,
 //!   `open_readers`, `begin_read`, `Snapshot`, `begin_read_snapshot`,
 //!   `begin_readers_under_lock`);
@@ -34,8 +36,8 @@ mod wal;
 
 pub use copy::{backup_all, backup_checked, copy_into_memory, read_main_file};
 pub use open::{
-    build_info, configure_sqlite, file_uri, open, open_for_inspection, BuildInfo, Mode,
-    BUSY_TIMEOUT,
+    build_info, configure_sqlite, file_uri, finish_build, leave_wal, open, open_build, open_clone,
+    open_for_inspection, open_immutable, open_scratch, BuildInfo, Mode, BUSY_TIMEOUT,
 };
 pub use read::{
     begin_read, begin_read_snapshot, begin_readers_under_lock, open_readers, read_once,

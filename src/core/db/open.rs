@@ -1,6 +1,8 @@
 //! Opening a database: the one way to open a shared (live) database with the pragmas the Monk
-//! API uses (`open`), and the way to read one without a lock the API can trip on
-//! (`open_for_inspection`).
+//! API uses (`open`), the way to read one without a lock the API can trip on
+//! (`open_for_inspection`), and the connection kinds of files that nothing else opens: an
+//! `immutable` read of a file nothing writes (`open_immutable`), a tenant being built
+//! (`open_build`, `finish_build`) and a private copy being made (`open_scratch`, `leave_wal`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use super::read::ShareWait;
 use crate::core::error::{Context, Error, Result};
 use crate::core::fsutil;
+use crate::core::system;
 
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -211,4 +214,104 @@ pub fn file_uri(path: &Path, query: &str) -> String {
     s.push('?');
     s.push_str(query);
     s
+}
+
+/// Opens a file that nothing writes (an archive, or a quiet file under its shared lock, see
+/// `QuietFile`) strictly for reading: `immutable=1`, so SQLite takes no lock and creates no
+/// `-journal`, `-wal` or `-shm` beside it; the file is never changed. Reads the schema, the
+/// cheapest way to learn that a file is not a database.
+pub fn open_immutable(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        file_uri(path, "mode=ro&immutable=1"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(path)?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .at(path)?;
+    Ok(conn)
+}
+
+/// Creates a new private file (owner-only; it must not exist) and opens it for building a
+/// tenant database: the rollback journal in memory (no journal file, yet `ROLLBACK TO` a
+/// savepoint in a fixture undoes what it should, exactly as on a live tenant), no syncing (the
+/// caller syncs the finished file once), foreign keys on, `monk_uuid()` registered. Finish it
+/// with `finish_build`.
+pub fn open_build(path: &Path) -> Result<Connection> {
+    fsutil::create_private_file(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(path)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF; PRAGMA foreign_keys=ON;",
+    )
+    .at(path)?;
+    system::register_functions(&conn).at(path)?;
+    Ok(conn)
+}
+
+/// Opens the private file a template's image was just written into, to make it a new tenant:
+/// as `open_build` (journal in memory, no syncing, `monk_uuid()` registered), with the file
+/// locked for this connection alone (`locking_mode=EXCLUSIVE`: no lock taken and dropped per
+/// transaction), temporary tables in memory, and foreign keys off: the caller gives the rows
+/// fresh ids first, checks the keys itself and turns them on. Finish it with `finish_build`.
+pub fn open_clone(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(path)?;
+    conn.execute_batch(
+        "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
+    )
+    .at(path)?;
+    system::register_functions(&conn).at(path)?;
+    Ok(conn)
+}
+
+/// Finishes a built database: switches it to WAL (persistent in the file header, as the API
+/// expects) and closes it (no `-wal` is left). It does not sync: whoever places the file makes
+/// it durable first (`tenant::create_one` syncs it, `tenant::create_many` syncs a whole batch at
+/// once).
+pub fn finish_build(conn: Connection, path: &Path) -> Result<()> {
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .at(path)?;
+    conn.close().map_err(|(_, e)| e).at(path)
+}
+
+/// Opens a private file of our own for writing with no journal and no syncing, creating it
+/// (owner-only) when missing: the file is synced once when complete, and a crash leaves only a
+/// temporary file to discard. An archive made in it is finished with `leave_wal`.
+pub fn open_scratch(path: &Path) -> Result<Connection> {
+    if !path.exists() {
+        fsutil::create_private_file(path)?;
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .at(path)?;
+    conn.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+        .at(path)?;
+    Ok(conn)
+}
+
+/// Makes a private copy (open through `open_scratch`) one self-contained file: the rollback
+/// journal (`DELETE`) instead of the WAL flag that a copy of a live database carries in its
+/// header (an archive needs nothing beside it), and still no syncing (it is synced once when
+/// complete).
+pub fn leave_wal(conn: &Connection, path: &Path) -> Result<()> {
+    let jm: String = conn
+        .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
+        .at(path)?;
+    if !jm.eq_ignore_ascii_case("delete") {
+        return Err(Error::Other(format!(
+            "{}: could not leave WAL mode (journal_mode is {jm}); an archive must be one self-contained file",
+            path.display()
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous=OFF;").at(path)
 }

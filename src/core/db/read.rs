@@ -6,11 +6,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
-use super::open::{file_uri, open_beside_others, open_for_inspection};
+use super::open::{open_beside_others, open_for_inspection, open_immutable};
 use super::wal::{file_alone, shared_lock, wal_folded};
-use crate::core::error::{Context, Error, Result};
+use crate::core::error::{Error, Result};
 use crate::core::fsutil;
 
 /// What says that nobody touched a database file: its identity, size and modification time,
@@ -76,16 +76,7 @@ impl QuietFile {
 
     /// A connection that reads the file alone, without locks.
     pub fn open(&self) -> Result<Connection> {
-        let conn = Connection::open_with_flags(
-            file_uri(&self.path, "mode=ro&immutable=1"),
-            OpenFlags::SQLITE_OPEN_READ_ONLY
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .at(&self.path)?;
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-            .at(&self.path)?;
-        Ok(conn)
+        open_immutable(&self.path)
     }
 
     /// Whether the file is still the one it was, with the same size and modification time: what

@@ -2,7 +2,8 @@
 //! API uses (`open`), the way to read one without a lock the API can trip on
 //! (`open_for_inspection`), and the connection kinds of files that nothing else opens: an
 //! `immutable` read of a file nothing writes (`open_immutable`), a tenant being built
-//! (`open_build`, `finish_build`) and a private copy being made (`open_scratch`, `leave_wal`).
+//! (`open_build`, or `open_clone` from a template's image, then `finish_build`) and a private
+//! copy being made (`open_scratch`, `leave_wal`).
 
 use std::path::Path;
 use std::time::Duration;

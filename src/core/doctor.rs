@@ -504,22 +504,7 @@ fn check_infra(ctx: &Ctx<'_>, out: &mut Vec<Finding>) {
 }
 
 fn infra_version(conn: &Connection) -> rusqlite::Result<i64> {
-    let has: i64 = conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
-        [schema::HISTORY_TABLE],
-        |r| r.get(0),
-    )?;
-    if has == 0 {
-        return Ok(0);
-    }
-    conn.query_row(
-        &format!(
-            "SELECT coalesce(max(version), 0) FROM {}",
-            schema::HISTORY_TABLE
-        ),
-        [],
-        |r| r.get(0),
-    )
+    Ok(db::history_version(conn)?.unwrap_or(0))
 }
 
 /// Rules over all rows: unique names and locations (a hand edit can drop the constraints).
@@ -1659,12 +1644,8 @@ fn apply(ws: &Workspace, a: &Action) -> Result<String> {
         }
         Action::Checkpoint(p) => {
             let conn = db::open(p, db::Mode::ReadWrite)?;
-            let (busy, log, done): (i64, i64, i64) = conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })
-                .at(p)?;
-            if busy != 0 {
+            let db::Checkpointed { busy, log, done } = db::checkpoint_truncate(&conn).at(p)?;
+            if busy {
                 return Err(Error::Busy {
                     what: p.display().to_string(),
                     detail: format!("a reader holds the WAL ({done} of {log} frames checkpointed); retry when it is done"),

@@ -211,10 +211,8 @@ fn run_vacuum(path: &Path) -> std::result::Result<(), Step> {
 }
 
 fn checkpoint(conn: &Connection, path: &Path) -> std::result::Result<(), Step> {
-    let r: rusqlite::Result<i64> =
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0));
-    match r {
-        Ok(0) => Ok(()),
+    match db::checkpoint_truncate(conn) {
+        Ok(c) if !c.busy => Ok(()),
         Ok(_) => Err(Step::Busy("a reader or writer holds its WAL".into())),
         Err(e) if is_busy(&e) => Err(Step::Busy(e.to_string())),
         Err(e) => Err(Step::Failed(Error::sqlite(path, e))),

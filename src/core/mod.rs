@@ -2,7 +2,11 @@
 //!
 //! No clap, no printing, no prompts: functions take plain values and return `Serialize` results
 //! or typed errors. Rules that must hold everywhere (name validation, pragmas, atomic placement,
-//! locks) live in exactly one module each.
+//! locks) live in exactly one module each: opening a SQLite database with its pragmas (live,
+//! inspected, built, scratch) and the small SQL helpers (does a table exist, the history's
+//! version, a checkpoint) in `db`; operator SQL in `guard` (`guard_postgres` on PostgreSQL). Both are
+//! directories of parts, which their `mod.rs` describes; callers use them as `db::<item>` and
+//! `guard::<item>` whatever part holds it.
 
 pub mod archive;
 pub mod backend;

@@ -183,15 +183,7 @@ impl Registry {
     }
 
     fn check_is_registry(&self) -> Result<()> {
-        let n: i64 = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='tenants'",
-                [],
-                |r| r.get(0),
-            )
-            .at(&self.path)?;
-        if n == 0 {
+        if !db::has_table(&self.conn, "tenants").at(&self.path)? {
             let objects: i64 = self
                 .conn
                 .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
@@ -244,25 +236,7 @@ impl Registry {
     }
 
     fn applied_version(&self) -> Result<i64> {
-        let has_history: bool = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='refinery_schema_history'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .at(&self.path)?
-            > 0;
-        if !has_history {
-            return Ok(0);
-        }
-        self.conn
-            .query_row(
-                "SELECT coalesce(max(version), 0) FROM refinery_schema_history",
-                [],
-                |r| r.get(0),
-            )
-            .at(&self.path)
+        Ok(db::history_version(&self.conn).at(&self.path)?.unwrap_or(0))
     }
 
     /// The newest infra migration version built into this binary.
@@ -315,15 +289,9 @@ impl Registry {
     fn add_status_column_if_missing(&mut self) -> Result<()> {
         let path = self.path.clone();
         let tx = self.conn.transaction().at(&path)?;
-        let has_tenants: bool = tx
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='tenants'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .at(&path)?
-            > 0;
-        if has_tenants && !db::has_column(&tx, "tenants", "status").at(&path)? {
+        if db::has_table(&tx, "tenants").at(&path)?
+            && !db::has_column(&tx, "tenants", "status").at(&path)?
+        {
             tx.execute_batch(
                 "ALTER TABLE tenants ADD COLUMN status TEXT DEFAULT 'active' NOT NULL \
                    CHECK (status IN ('pending', 'active', 'suspended', 'dissolving', 'deleted'));

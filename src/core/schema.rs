@@ -7,6 +7,8 @@
 
 use rusqlite::Connection;
 
+use super::db;
+
 pub(crate) mod embedded {
     refinery::embed_migrations!("migrations/tenant");
 }
@@ -28,29 +30,12 @@ pub fn tenant_migrations() -> Vec<refinery::Migration> {
 /// The schema version of an open tenant database: the highest version in its migration
 /// history, else 1 when it holds the system tables (the baseline), else 0 (not a tenant).
 pub fn tenant_version(conn: &Connection) -> rusqlite::Result<i64> {
-    let has = |name: &str| -> rusqlite::Result<bool> {
-        conn.query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
-            [name],
-            |r| r.get::<_, i64>(0),
-        )
-        .map(|n| n > 0)
-    };
-    if has(HISTORY_TABLE)? {
-        let v: Option<i64> = conn.query_row(
-            &format!("SELECT max(version) FROM {HISTORY_TABLE}"),
-            [],
-            |r| r.get(0),
-        )?;
-        if let Some(v) = v {
-            return Ok(v);
-        }
+    // An empty history says nothing: such a tenant is judged from its tables, as one without.
+    if let Some(v) = db::history_version(conn)? {
+        return Ok(v);
     }
-    Ok(if has("models")? && has("users")? {
-        1
-    } else {
-        0
-    })
+    let system_tables = db::has_table(conn, "models")? && db::has_table(conn, "users")?;
+    Ok(if system_tables { BASELINE_VERSION } else { 0 })
 }
 
 #[cfg(test)]

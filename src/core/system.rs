@@ -6,10 +6,10 @@
 use std::path::Path;
 
 use rusqlite::functions::FunctionFlags;
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 
+use super::db;
 use super::error::{Context, Result};
-use super::fsutil;
 use super::ids;
 use super::migrate::MigrationSet;
 
@@ -40,43 +40,15 @@ pub fn add_owner(conn: &Connection, owner: &str) -> rusqlite::Result<String> {
     Ok(id)
 }
 
-/// Opens a new private file for building a tenant database: the rollback journal in memory (no
-/// journal file, yet `ROLLBACK TO` a savepoint in a fixture undoes what it should, exactly as on a
-/// live tenant), no syncing (the caller syncs the finished file once), foreign keys on,
-/// `monk_uuid()` registered.
-pub fn open_build(path: &Path) -> Result<Connection> {
-    fsutil::create_private_file(path)?;
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .at(path)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF; PRAGMA foreign_keys=ON;",
-    )
-    .at(path)?;
-    register_functions(&conn).at(path)?;
-    Ok(conn)
-}
-
-/// Finishes a built database: switches it to WAL (persistent in the file header, as the API
-/// expects) and closes it (no `-wal` is left). It does not sync: whoever places the file makes it
-/// durable first (`tenant::create_one` syncs it, `tenant::create_many` syncs a whole batch at once).
-pub fn finish_build(conn: Connection, path: &Path) -> Result<()> {
-    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-        .at(path)?;
-    conn.close().map_err(|(_, e)| e).at(path)
-}
-
 /// Builds a complete tenant database at `path` (a new file) at the latest version of the
 /// deployment's migration `set`, with `owner` as its owner; returns the owner id.
 pub fn build(path: &Path, owner: &str, set: &MigrationSet) -> Result<String> {
-    let mut conn = open_build(path)?;
+    let mut conn = db::open_build(path)?;
     // A private file being built: an error discards it, so no rollback is needed.
     conn.execute_batch("BEGIN").at(path)?;
     set.execute_schema(&mut conn, path, super::guard::STATEMENT_TIMEOUT)?;
     let owner_id = add_owner(&conn, owner).at(path)?;
     conn.execute_batch("COMMIT").at(path)?;
-    finish_build(conn, path)?;
+    db::finish_build(conn, path)?;
     Ok(owner_id)
 }

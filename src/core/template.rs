@@ -13,9 +13,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
+use super::db;
 use super::error::{Context, Error, Result};
 use super::fixture::{self, FixtureVersion, Loaded};
 use super::fsutil;
@@ -139,7 +140,7 @@ fn build_locked(
     let guard = fsutil::TempFile(Some(tmp.clone()));
     // The file is a private temporary one: errors name the template, not it.
     let execute = || -> Result<i64> {
-        let mut conn = system::open_build(&tmp)?;
+        let mut conn = db::open_build(&tmp)?;
         // A private file being built: an error discards it, so no rollback is needed.
         conn.execute_batch("BEGIN").at(&tmp)?;
         set.execute_schema(&mut conn, &tmp, limit)?;
@@ -149,7 +150,7 @@ fn build_locked(
         fixture::commit(&conn, &tmp)?;
         conn.execute_batch("VACUUM").at(&tmp)?;
         let schema_version = schema::tenant_version(&conn).at(&tmp)?;
-        system::finish_build(conn, &tmp)?;
+        db::finish_build(conn, &tmp)?;
         Ok(schema_version)
     };
     let schema_version = execute().map_err(|e| e.renamed(&tmp, &format!("template '{name}'")))?;
@@ -599,16 +600,7 @@ fn clone_into(
         .and_then(|_| f.write_all(&bytes[20..]))
         .at(path)?;
     drop(f);
-    let mut conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .at(path)?;
-    conn.execute_batch(
-        "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF; PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;",
-    )
-    .at(path)?;
-    system::register_functions(&conn).at(path)?;
+    let mut conn = db::open_clone(path)?;
     let tx = conn.transaction().at(path)?;
     let owner_id = system::add_owner(&tx, &spec.owner).at(path)?;
     regenerate_ids(&tx).at(path)?;
@@ -644,7 +636,7 @@ fn clone_into(
             .collect();
         fixture::apply_all(&mut conn, path, &plan, &known, limit)?;
     }
-    system::finish_build(conn, path)?;
+    db::finish_build(conn, path)?;
     let mut versions: Vec<(String, String)> =
         vec![(SYSTEM.to_string(), image.meta.system_version.clone())];
     versions.extend(

@@ -192,17 +192,9 @@ pub(super) fn copy_registry(infra: &Path, final_path: &Path, force: bool) -> Res
     let (mut tmp, _held) = fsutil::TempFile::held(final_path)?;
     // Read without a lock the API can trip on; a read that is done again copies anew.
     db::read_quietly(infra, |src, _| {
-        let mut dst = open_scratch(tmp.path())?;
+        let mut dst = db::open_scratch(tmp.path())?;
         db::backup_all(src, &mut dst, tmp.path(), LIVE_WRITE_WAIT)?;
-        let jm: String = dst
-            .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
-            .at(tmp.path())?;
-        if !jm.eq_ignore_ascii_case("delete") {
-            return Err(Error::Other(format!(
-                "{}: the registry copy stayed in journal mode '{jm}' instead of 'delete'; an archive must be one self-contained file",
-                tmp.path().display()
-            )));
-        }
+        db::leave_wal(&dst, tmp.path())?;
         dst.close().map_err(|(_, e)| e).at(tmp.path())
     })?;
     fsutil::sync_file(tmp.path())?;
@@ -344,7 +336,7 @@ impl Extraction {
                     )
                     .at(live)? as u64,
                 ),
-                _ => Copy::Pages(open_scratch(&tmp_path)?),
+                _ => Copy::Pages(db::open_scratch(&tmp_path)?),
             };
             let shared = snapshot != db::Snapshot::NotShared;
             let (copied, twin_content) = std::thread::scope(|s| {
@@ -370,19 +362,10 @@ impl Extraction {
             crate::core::pause_point("extract.copied");
             let mut dst = match copy {
                 Copy::Pages(dst) => dst,
-                Copy::FileBytes(_) => open_scratch(&tmp_path)?,
+                Copy::FileBytes(_) => db::open_scratch(&tmp_path)?,
             };
             // The copy carries the live file's WAL flag; an archive is one self-contained file.
-            let jm: String = dst
-                .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
-                .at(&tmp_path)?;
-            if !jm.eq_ignore_ascii_case("delete") {
-                return Err(Error::Other(format!(
-                    "{}: could not leave WAL mode (journal_mode is {jm})",
-                    tmp_path.display()
-                )));
-            }
-            dst.execute_batch("PRAGMA synchronous=OFF;").at(&tmp_path)?;
+            db::leave_wal(&dst, &tmp_path)?;
             let content = match twin_content {
                 Some(c) => c?,
                 // No shared snapshot (the API held its write lock throughout): read the copy back.

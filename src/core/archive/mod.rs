@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::types::ValueRef;
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::db;
@@ -115,21 +115,6 @@ pub use verify::*;
 // Opening and copying.
 // ---------------------------------------------------------------------------------------------
 
-/// Opens an archive strictly for reading: `immutable=1`, so SQLite takes no lock and creates no
-/// `-journal`, `-wal` or `-shm` beside it; the file is never changed.
-fn open_archive(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        db::file_uri(path, "mode=ro&immutable=1"),
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .at(path)?;
-    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-        .at(path)?;
-    Ok(conn)
-}
-
 /// Copies the file `from` (an archive: a file no SQLite connection of this process holds locks
 /// on, see `db::read_main_file`) into the new private file `to`, by the kernel.
 fn copy_file_bytes(from: &Path, to: &Path) -> Result<()> {
@@ -159,22 +144,6 @@ fn copy_main_file(conn: &Connection, from: &Path, to: &Path, len: u64) -> Result
         at += n as u64;
     }
     Ok(())
-}
-
-/// Opens a new private file of our own for writing with no journal and no syncing: the file is
-/// synced once when complete, and a crash leaves only a temporary file to discard.
-fn open_scratch(path: &Path) -> Result<Connection> {
-    if !path.exists() {
-        fsutil::create_private_file(path)?;
-    }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .at(path)?;
-    conn.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
-        .at(path)?;
-    Ok(conn)
 }
 
 impl Metadata {

@@ -371,7 +371,7 @@ pub(super) fn check_target(
 /// Copies an archive's tenant content into a new private file at `dst` (no metadata table),
 /// with `page_size` when given; in WAL mode (as the API expects) and synced when `final_file`
 /// (a staging copy that only feeds a replacement is neither). An archive is a self-contained
-/// file that nothing writes (no WAL, no journal: the same bytes `open_archive` reads), so its
+/// file that nothing writes (no WAL, no journal: the same bytes `db::open_immutable` reads), so its
 /// bytes are copied as they are, by the kernel, and the copy, private to this process, is then
 /// changed through SQLite.
 pub(super) fn copy_content(
@@ -386,7 +386,7 @@ pub(super) fn copy_content(
         Vec::new()
     };
     fsutil::while_flushing(&flush, || copy_file_bytes(archive, dst))?;
-    let conn = open_scratch(dst)?;
+    let conn = db::open_scratch(dst)?;
     conn.execute_batch(&format!(
         "DROP TABLE {META_TABLE}; DROP TABLE IF EXISTS {};",
         crossing::EXACT_TABLE
@@ -402,12 +402,10 @@ pub(super) fn copy_content(
         }
     }
     if final_file {
-        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .at(dst)?;
-    }
-    conn.close().map_err(|(_, e)| e).at(dst)?;
-    if final_file {
+        db::finish_build(conn, dst)?;
         fsutil::sync_file(dst)?;
+    } else {
+        conn.close().map_err(|(_, e)| e).at(dst)?;
     }
     Ok(())
 }
@@ -468,7 +466,7 @@ pub(super) fn replace_existing(
                 let staged = stage();
                 let written = joined(verify.join(), "verifying the archive")
                     .and(staged)
-                    .and_then(|()| open_archive(staging.path()))
+                    .and_then(|()| db::open_immutable(staging.path()))
                     .and_then(|src| fsutil::while_flushing(&wal, || writer.write(&src)));
                 (joined(save.join(), "saving the current database"), written)
             });
@@ -491,7 +489,7 @@ pub(super) fn replace_existing(
                 joined(verify.join(), "verifying the archive").and(staged)
             });
             verified?;
-            let src = open_archive(staging.path())?;
+            let src = db::open_immutable(staging.path())?;
             fsutil::while_flushing(&wal, || {
                 db::replace_whole(&src, conn, &live, LIVE_WRITE_WAIT, || {
                     Extraction::begin(&live, &saved, false, Fix::UnderLock)?
@@ -509,11 +507,8 @@ pub(super) fn replace_existing(
     fsutil::while_flushing(std::slice::from_ref(&live), || {
         if let Ok(conn) = db::open(&live, db::Mode::ReadWrite) {
             let _ = conn.busy_timeout(Duration::ZERO);
-            let truncated = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
-            });
-            if truncated != Ok(0) {
-                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            if !db::checkpoint_truncate(&conn).is_ok_and(|c| !c.busy) {
+                db::checkpoint_before_close(&conn);
             }
             let _ = conn.close();
         }

@@ -124,15 +124,7 @@ pub(super) fn meta_err(path: &Path, detail: impl Into<String>) -> Error {
 /// Reads and validates the metadata: `ArchiveMetadata` when missing or unreadable,
 /// `Unsupported` when newer than this monkctl.
 pub(super) fn read_metadata(conn: &Connection, path: &Path) -> Result<Metadata> {
-    let has: bool = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
-            [META_TABLE],
-            |r| r.get::<_, i64>(0),
-        )
-        .at(path)?
-        > 0;
-    if !has {
+    if !db::has_table(conn, META_TABLE).at(path)? {
         return Err(meta_err(path, format!("the table {META_TABLE} is missing")));
     }
     // A damaged page under the table is corruption (6); a table of another shape is metadata
@@ -248,7 +240,7 @@ pub struct SchemaStanding {
 
 /// `standing` of the archive at `path`, which must agree with the version its metadata records.
 pub(super) fn judged(path: &Path, set: &MigrationSet, recorded: i64) -> Result<SchemaStanding> {
-    let s = standing(&open_archive(path)?, path, set)?;
+    let s = standing(&db::open_immutable(path)?, path, set)?;
     if s.version != recorded {
         return Err(meta_err(
             path,
@@ -428,7 +420,7 @@ pub struct Inspection {
 /// not a readable SQLite file.
 pub fn inspect(path: &Path, set: &MigrationSet) -> Result<Inspection> {
     check_header(path)?;
-    let conn = open_archive(path)?;
+    let conn = db::open_immutable(path)?;
     let (metadata, metadata_error) = match read_metadata(&conn, path) {
         Ok(m) => (Some(m), None),
         Err(e) => (None, Some(e.to_string())),
@@ -490,7 +482,7 @@ pub fn verify(path: &Path, set: &MigrationSet) -> Result<Verified> {
 /// The checks of `verify` on the file alone: header, metadata, integrity and checksum.
 pub(super) fn verify_file(path: &Path) -> Result<Verified> {
     check_header(path)?;
-    let conn = open_archive(path)?;
+    let conn = db::open_immutable(path)?;
     let meta = read_metadata(&conn, path)?;
     verify_content(&conn, path, meta)
 }
@@ -498,7 +490,7 @@ pub(super) fn verify_file(path: &Path) -> Result<Verified> {
 /// The checks of `verify` after the metadata was read: SQLite's integrity check and the content
 /// checksum, on two connections side by side (the file never changes, so both read the same).
 pub(super) fn verify_content(conn: &Connection, path: &Path, meta: Metadata) -> Result<Verified> {
-    let second = open_archive(path)?;
+    let second = db::open_immutable(path)?;
     let (problems, content) = std::thread::scope(|s| {
         let tag = crate::core::fingerprint::algorithm(&meta.checksum)
             .unwrap_or(CHECKSUM_ALGORITHM)
@@ -641,6 +633,6 @@ pub fn list(dir: &Path, verify_each: bool, set: &MigrationSet) -> Result<Vec<Lis
 /// The metadata of an archive, checked only as far as reading it (for planning a restore).
 pub fn metadata_of(path: &Path) -> Result<Metadata> {
     check_header(path)?;
-    let conn = open_archive(path)?;
+    let conn = db::open_immutable(path)?;
     read_metadata(&conn, path)
 }

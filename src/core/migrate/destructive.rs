@@ -15,6 +15,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::Mig;
+use crate::core::db;
 use crate::core::error::Error;
 use crate::core::guard::{self, Act, Fault, Kind};
 
@@ -105,14 +106,10 @@ fn tables(conn: &Connection) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `db::has_table`, with a schema that cannot be read counting as no such table, as the analysis
+/// has always taken it.
 fn table_exists(conn: &Connection, table: &str) -> bool {
-    conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
-        [table],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
-    .unwrap_or(false)
+    db::has_table(conn, table).unwrap_or(false)
 }
 
 fn internal(name: &str) -> bool {

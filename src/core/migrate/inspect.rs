@@ -3,17 +3,8 @@
 
 use super::*;
 
-pub(super) fn has_table(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1",
-        [name],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n > 0)
-}
-
 pub(super) fn read_history(conn: &Connection) -> rusqlite::Result<Vec<Applied>> {
-    if !has_table(conn, HISTORY_TABLE)? {
+    if !db::has_table(conn, HISTORY_TABLE)? {
         return Ok(Vec::new());
     }
     let mut st = conn.prepare(

@@ -153,17 +153,7 @@ pub(super) fn run_lock_path(ws: &Workspace) -> PathBuf {
 }
 
 pub(super) fn infra_status(reg: &Registry) -> Result<InfraStatus> {
-    let version: i64 = if has_table(&reg.conn, HISTORY_TABLE).at(&reg.path)? {
-        reg.conn
-            .query_row(
-                "SELECT coalesce(max(version), 0) FROM refinery_schema_history",
-                [],
-                |r| r.get(0),
-            )
-            .at(&reg.path)?
-    } else {
-        0
-    };
+    let version = db::history_version(&reg.conn).at(&reg.path)?.unwrap_or(0);
     let latest = Registry::latest_version();
     Ok(InfraStatus {
         path: Some(reg.path.clone()),

@@ -337,10 +337,10 @@ pub(super) fn move_to_trash(live: &Path, trash: &Path) -> Result<Vec<MovedFile>>
     // SQLite copies from a connection that is not itself writing: a second one reads what the
     // first one's lock keeps still.
     let source = db::open(live, db::Mode::ReadWrite)?;
-    let mut copy = system::open_build(&tmp)?;
+    let mut copy = db::open_build(&tmp)?;
     db::backup_all(&source, &mut copy, &tmp, Duration::from_secs(5))?;
     drop(source);
-    system::finish_build(copy, &tmp)?;
+    db::finish_build(copy, &tmp)?;
     // The live file is the truth: a trash copy left by an interrupted earlier run is replaced.
     fs::rename(&tmp, trash).at(trash)?;
     drop(guard);

@@ -85,7 +85,7 @@ pub(super) fn write_archive(
     let tmp_path = tmp.path().to_path_buf();
     let shown = final_path.display().to_string();
     let built = (|| -> Result<_> {
-        let mut conn = open_scratch(&tmp_path)?;
+        let mut conn = db::open_scratch(&tmp_path)?;
         crate::core::system::register_functions(&conn).at(&tmp_path)?;
         // The deployment's SQLite schema at the tenant's version, without its seed rows.
         // Rows go in table by table, whatever references what (the snapshot is consistent).
@@ -148,15 +148,7 @@ pub(super) fn write_archive(
         }
         sequences_out(tx, target, schema, &tables, &conn, &tmp_path)?;
         conn.execute_batch("COMMIT").at(&tmp_path)?;
-        let jm: String = conn
-            .query_row("PRAGMA journal_mode=DELETE", [], |r| r.get(0))
-            .at(&tmp_path)?;
-        if !jm.eq_ignore_ascii_case("delete") {
-            return Err(Error::Other(format!(
-                "{}: journal_mode stayed '{jm}'",
-                tmp_path.display()
-            )));
-        }
+        db::leave_wal(&conn, &tmp_path)?;
         let content = content_of(&conn, &tmp_path)?;
         let schema_version = schema::tenant_version(&conn).at(&tmp_path)?;
         let columns: BTreeMap<String, BTreeMap<String, String>> = tables
@@ -400,15 +392,7 @@ pub(super) fn autoincrement_columns(
     conn: &Connection,
     path: &Path,
 ) -> Result<Vec<(String, String)>> {
-    let has_seq: bool = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .at(path)?
-        > 0;
-    if !has_seq {
+    if !db::has_table(conn, "sqlite_sequence").at(path)? {
         return Ok(Vec::new());
     }
     let mut st = conn

@@ -35,9 +35,8 @@ use rusqlite::Connection;
 
 use super::crossing::{self, Field, Kind, EXACT_DDL, EXACT_TABLE};
 use super::{
-    content_of, judged, metadata_of, open_archive, open_scratch, place, verify_file,
-    write_metadata, ContentHasher, Extracted, Metadata, RestoreMode, RestoreOptions, Restored,
-    CHECKSUM_ALGORITHM, META_TABLE,
+    content_of, judged, metadata_of, place, verify_file, write_metadata, ContentHasher, Extracted,
+    Metadata, RestoreMode, RestoreOptions, Restored, CHECKSUM_ALGORITHM, META_TABLE,
 };
 use crate::core::backend::postgres::{ident, insert_fixture_rows, insert_row, Registry, Target};
 use crate::core::db;

@@ -302,7 +302,7 @@ pub(super) fn load(
     )?;
     tx.batch_execute("SET LOCAL statement_timeout = 0")
         .map_err(err)?;
-    let src = open_archive(archive)?;
+    let src = db::open_immutable(archive)?;
     let atables = sqlite_tables(&src, archive)?;
     // A history the build did not make (a set of the baseline alone makes none on PostgreSQL,
     // while a SQLite tenant always has one): the same table, for the archive's rows.

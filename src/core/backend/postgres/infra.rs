@@ -2,32 +2,36 @@
 
 use super::*;
 
+/// The infra migration version the registry is at: the highest in its
+/// `public.refinery_schema_history`, 0 without that table (none of monkctl's yet, as on a
+/// registry the API made).
+pub(super) fn applied_version(target: &Target, client: &mut Client) -> Result<i64> {
+    let err = |e| target.error(None, e);
+    let has_history: bool = client
+        .query_one(
+            "SELECT to_regclass('public.refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .map_err(err)?
+        .get(0);
+    if !has_history {
+        return Ok(0);
+    }
+    let row = client
+        .query_one(
+            "SELECT coalesce(max(version), 0)::int8 FROM public.refinery_schema_history",
+            &[],
+        )
+        .map_err(err)?;
+    Ok(row.get(0))
+}
+
 /// Runs monkctl's infra migrations for PostgreSQL (`migrations/infra-postgres`), under an
 /// advisory lock so that concurrent processes do not race. A registry already up to date costs
 /// one query.
 pub(super) fn migrate_infra(target: &Target, client: &mut Client) -> Result<()> {
     let latest = latest_version();
-    let applied = |client: &mut Client| -> Result<i64> {
-        let err = |e| target.error(None, e);
-        let has_history: bool = client
-            .query_one(
-                "SELECT to_regclass('public.refinery_schema_history') IS NOT NULL",
-                &[],
-            )
-            .map_err(err)?
-            .get(0);
-        if !has_history {
-            return Ok(0);
-        }
-        let row = client
-            .query_one(
-                "SELECT coalesce(max(version), 0)::int8 FROM public.refinery_schema_history",
-                &[],
-            )
-            .map_err(err)?;
-        Ok(row.get(0))
-    };
-    if applied(client)? >= latest {
+    if applied_version(target, client)? >= latest {
         return Ok(());
     }
     // One key for "monkctl's infra migrations" in this database.
@@ -36,7 +40,7 @@ pub(super) fn migrate_infra(target: &Target, client: &mut Client) -> Result<()> 
         .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
         .map_err(|e| target.error(None, e))?;
     let result = (|| {
-        if applied(client)? >= latest {
+        if applied_version(target, client)? >= latest {
             return Ok(());
         }
         embedded::migrations::runner()

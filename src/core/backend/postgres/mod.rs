@@ -484,25 +484,7 @@ impl Registry {
     /// The infra migration version this registry is at (0: none of monkctl's yet, as on a
     /// registry the API made) and the newest one this binary has.
     pub fn infra_versions(&mut self) -> Result<(i64, i64)> {
-        let has_history: bool = self
-            .client
-            .query_one(
-                "SELECT to_regclass('public.refinery_schema_history') IS NOT NULL",
-                &[],
-            )
-            .map_err(|e| self.err(e))?
-            .get(0);
-        let applied = if has_history {
-            self.client
-                .query_one(
-                    "SELECT coalesce(max(version), 0)::int8 FROM public.refinery_schema_history",
-                    &[],
-                )
-                .map_err(|e| self.err(e))?
-                .get(0)
-        } else {
-            0
-        };
+        let applied = infra::applied_version(&self.target, &mut self.client)?;
         Ok((applied, latest_version()))
     }
 

@@ -193,7 +193,15 @@ fn every_command_speaks_the_documented_vocabulary() {
     run(&["archive", "list", "out"], 0);
     run(&["restore", archive, "--as", "acme2"], 0);
     run(&["doctor"], 0);
-    run(&["query", "SELECT count(*) AS n FROM models", "--all", "--summary"], 0);
+    run(
+        &[
+            "query",
+            "SELECT count(*) AS n FROM models",
+            "--all",
+            "--summary",
+        ],
+        0,
+    );
     run(&["migrate", "status"], 0);
     run(&["migrate", "plan"], 0);
     run(&["migrate", "up"], 0);

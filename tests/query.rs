@@ -187,7 +187,7 @@ fn a_tenant_lacking_a_table_fails_alone() {
         8,
     );
     assert!(
-        csv.starts_with("tenant,rows,ms,error,exit_code\nacme,5,"),
+        csv.starts_with("tenant,row_count,ms,error,exit_code\nacme,5,"),
         "{csv}"
     );
     // Every tenant failing with one code: that code.

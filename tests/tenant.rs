@@ -304,9 +304,18 @@ fn list_filters_sorts_and_formats() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "id,name,status,owner_id,created_at,size,fixtures"
+        "id,name,status,owner_id,created_at,trashed_at,deleted_at,size,fixtures"
     );
-    assert_eq!(lines.count(), 4);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 4);
+    // Raw values: the status alone (trashed_at its own column), the size in bytes.
+    let bravo = rows.iter().find(|r| r[1] == "bravo").unwrap();
+    assert!(!bravo[2].contains("trashed"), "{bravo:?}");
+    assert!(bravo[5].ends_with('Z'), "trashed_at: {bravo:?}");
+    assert!(
+        bravo[7].parse::<u64>().unwrap() > 100_000,
+        "size: {bravo:?}"
+    );
     let table = env.ok(&["tenant", "list", "--trashed"]);
     assert!(
         table.contains("bravo") && table.contains("(trashed)"),
@@ -1048,7 +1057,7 @@ fn tables_fit_80_columns_unless_wide_and_csv_has_every_column() {
     let csv = env.ok(&["--format", "csv", "tenant", "list"]);
     assert_eq!(
         csv.lines().next().unwrap(),
-        "id,name,status,owner_id,created_at,size,fixtures"
+        "id,name,status,owner_id,created_at,trashed_at,deleted_at,size,fixtures"
     );
 }
 

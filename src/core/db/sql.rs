@@ -10,6 +10,7 @@ use crate::core::schema::HISTORY_TABLE;
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct TableCount {
     pub table: String,
+    #[serde(rename = "row_count")]
     pub rows: i64,
 }
 

@@ -143,7 +143,20 @@ pub enum Command {
     /// tenant order with a leading `tenant` column (SQLite files or PostgreSQL schemas)
     Query(QueryArgs),
 
-    /// Print the completion script for a shell: `source <(monkctl completion bash)`
+    /// Print the shell code that completes monkctl: `source <(monkctl completion bash)`
+    ///
+    /// At each Tab the shell asks monkctl itself (`MONKCTL_COMPLETE=SHELL monkctl -- WORDS`),
+    /// which answers with its commands and options and with the names of the deployment the
+    /// line points at (--data-dir, --database-url, --config, then the environment and the
+    /// config file, as the command resolves them): the tenants the command accepts (`tenant
+    /// untrash` offers trashed ones, `tenant undelete` deleted ones), fixtures, templates, and
+    /// *.monk.db archives. Completing only reads: it creates nothing, prints no error, and
+    /// gives up on the names after 1.5 s (a PostgreSQL server that does not answer).
+    ///
+    /// bash: `source <(monkctl completion bash)` in ~/.bashrc. zsh: `source <(monkctl
+    /// completion zsh)` in ~/.zshrc after compinit, or the output saved as _monkctl in a
+    /// directory of $fpath. fish: `monkctl completion fish | source`, or the output saved as
+    /// ~/.config/fish/completions/monkctl.fish. PowerShell and elvish too.
     Completion(CompletionArgs),
 }
 

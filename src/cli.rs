@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::commands::complete::{self, Fixtures, Templates, Tenants};
+
 const SETTINGS_HELP: &str = "\
 Settings come from flags, then the environment (MONK_DATA_DIR, DATABASE_URL, MONK_CONFIG, \
 MONK_MIGRATIONS_DIR, MONK_LAYOUT), then the config file (--config, ./monk.toml, or the user's \
@@ -141,7 +143,20 @@ pub enum Command {
     /// tenant order with a leading `tenant` column (SQLite files or PostgreSQL schemas)
     Query(QueryArgs),
 
-    /// Print the completion script for a shell: `source <(monkctl completion bash)`
+    /// Print the shell code that completes monkctl: `source <(monkctl completion bash)`
+    ///
+    /// At each Tab the shell asks monkctl itself (`MONKCTL_COMPLETE=SHELL monkctl -- WORDS`),
+    /// which answers with its commands and options and with the names of the deployment the
+    /// line points at (--data-dir, --database-url, --config, then the environment and the
+    /// config file, as the command resolves them): the tenants the command accepts (`tenant
+    /// untrash` offers trashed ones, `tenant undelete` deleted ones), fixtures, templates, and
+    /// *.monk.db archives. Completing only reads: it creates nothing, prints no error, and
+    /// gives up on the names after 1.5 s (a PostgreSQL server that does not answer).
+    ///
+    /// bash: `source <(monkctl completion bash)` in ~/.bashrc. zsh: `source <(monkctl
+    /// completion zsh)` in ~/.zshrc after compinit, or the output saved as _monkctl in a
+    /// directory of $fpath. fish: `monkctl completion fish | source`, or the output saved as
+    /// ~/.config/fish/completions/monkctl.fish. PowerShell and elvish too.
     Completion(CompletionArgs),
 }
 
@@ -161,16 +176,21 @@ pub enum TenantCommand {
     /// Show a tenant's row, file, tables and fixtures
     Show(NameArg),
     /// Move a tenant to the trash: the API refuses it at once (reversible with untrash)
+    #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Untrashed))))]
     Trash(NamesArg),
     /// Take a tenant out of the trash
+    #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Trashed))))]
     Untrash(NamesArg),
     /// Suspend a tenant: the API refuses logins and requests at once
+    #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Unsuspended))))]
     Suspend(NamesArg),
     /// Make a suspended or pending tenant active
+    #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Inactive))))]
     Activate(NamesArg),
     /// Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed
     Delete(DeleteArgs),
     /// Bring back a deleted tenant from its trash copy (before `tenant purge` removed it)
+    #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Deleted))))]
     Undelete(NamesArg),
     /// Remove the trashed files of tenants deleted longer ago than a retention
     Purge(PurgeArgs),
@@ -186,7 +206,7 @@ pub enum TenantCommand {
 #[derive(Debug, Args)]
 pub struct CopyArgs {
     /// The tenant to copy
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = complete::tenants(Tenants::Live))]
     pub name: String,
 
     /// The target deployment's URL: `sqlite:NAME` (with --to-data-dir) or
@@ -207,7 +227,12 @@ pub struct CopyArgs {
 pub struct DoctorArgs {
     /// Check only these tenants (repeatable, or comma-separated: --tenant a,b); data-directory
     /// checks are skipped
-    #[arg(long = "tenant", value_name = "NAME", value_delimiter = ',')]
+    #[arg(
+        long = "tenant",
+        value_name = "NAME",
+        value_delimiter = ',',
+        add = complete::tenants(Tenants::Any)
+    )]
     pub tenants: Vec<String>,
 
     /// Run integrity_check and foreign_key_check instead of quick_check (slower)
@@ -227,7 +252,11 @@ pub struct DoctorArgs {
 #[derive(Debug, Args)]
 pub struct VacuumArgs {
     /// Tenants to vacuum
-    #[arg(value_name = "TENANT", required_unless_present = "all")]
+    #[arg(
+        value_name = "TENANT",
+        required_unless_present = "all",
+        add = complete::tenants(Tenants::Live)
+    )]
     pub names: Vec<String>,
 
     /// Vacuum every tenant that is not deleted
@@ -248,7 +277,7 @@ pub enum UsageSortBy {
 #[derive(Debug, Args)]
 pub struct UsageArgs {
     /// Only these tenants (every live, untrashed tenant when none is given)
-    #[arg(value_name = "TENANT")]
+    #[arg(value_name = "TENANT", add = complete::tenants(Tenants::Any))]
     pub names: Vec<String>,
 
     /// Include trashed and deleted tenants (a deleted tenant's file is read in the trash)
@@ -283,11 +312,11 @@ pub struct CreateArgs {
     pub from_file: Option<PathBuf>,
 
     /// Deploy this fixture (and its dependencies) at creation (repeatable)
-    #[arg(long = "fixture", value_name = "NAME")]
+    #[arg(long = "fixture", value_name = "NAME", add = complete::fixtures(Fixtures::Deployable))]
     pub fixtures: Vec<String>,
 
     /// Clone this template instead of executing the schema (`system` is built in)
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", add = complete::templates(Templates::WithSystem))]
     pub template: Option<String>,
 
     /// A tenant that exists already is left as it is and counts as done (exit 0), so that a
@@ -343,7 +372,7 @@ pub enum FixtureCommand {
 #[derive(Debug, Args)]
 pub struct FixtureShowArgs {
     /// Fixture name
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = complete::fixtures(Fixtures::All))]
     pub name: String,
     #[command(flatten)]
     pub dir: FixturesDir,
@@ -352,7 +381,7 @@ pub struct FixtureShowArgs {
 #[derive(Debug, Args)]
 pub struct FixtureCheckArgs {
     /// Fixture to check with its dependencies (every fixture when not given)
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = complete::fixtures(Fixtures::All))]
     pub name: Option<String>,
     #[command(flatten)]
     pub dir: FixturesDir,
@@ -361,7 +390,7 @@ pub struct FixtureCheckArgs {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// Fixtures to deploy
-    #[arg(value_name = "NAME", required = true)]
+    #[arg(value_name = "NAME", required = true, add = complete::fixtures(Fixtures::Deployable))]
     pub names: Vec<String>,
 
     /// Tenants to deploy to (repeatable, or comma-separated: --tenant a,b)
@@ -369,7 +398,8 @@ pub struct DeployArgs {
         long = "tenant",
         value_name = "TENANT",
         value_delimiter = ',',
-        required_unless_present = "all"
+        required_unless_present = "all",
+        add = complete::tenants(Tenants::Live)
     )]
     pub tenants: Vec<String>,
 
@@ -391,7 +421,7 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Tenant name
-    #[arg(long = "tenant", value_name = "TENANT")]
+    #[arg(long = "tenant", value_name = "TENANT", add = complete::tenants(Tenants::Any))]
     pub tenant: String,
 }
 
@@ -414,7 +444,7 @@ pub struct TemplateBuildArgs {
     pub name: String,
 
     /// Fixture to include, with its dependencies (repeatable)
-    #[arg(long = "fixture", value_name = "FIXTURE")]
+    #[arg(long = "fixture", value_name = "FIXTURE", add = complete::fixtures(Fixtures::Deployable))]
     pub fixtures: Vec<String>,
 
     #[command(flatten)]
@@ -427,14 +457,14 @@ pub struct TemplateBuildArgs {
 #[derive(Debug, Args)]
 pub struct TemplateNameArg {
     /// Template name
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = complete::templates(Templates::Built))]
     pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct TemplateRmArgs {
     /// Template name
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = complete::templates(Templates::Built))]
     pub name: String,
 }
 
@@ -485,14 +515,14 @@ pub struct ListArgs {
 #[derive(Debug, Args)]
 pub struct NameArg {
     /// Tenant name
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = complete::tenants(Tenants::Any))]
     pub name: String,
 }
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Tenant names (several: one confirmation for all, each reported, exit 8 when some failed)
-    #[arg(value_name = "NAME", required = true)]
+    #[arg(value_name = "NAME", required = true, add = complete::tenants(Tenants::Live))]
     pub names: Vec<String>,
 }
 
@@ -500,7 +530,7 @@ pub struct DeleteArgs {
 pub struct NamesArg {
     /// Tenant names (several: each reported in a batch, exit 8 when some failed; one: the
     /// tenant's result alone)
-    #[arg(value_name = "NAME", required = true)]
+    #[arg(value_name = "NAME", required = true, add = complete::tenants(Tenants::Live))]
     pub names: Vec<String>,
 }
 
@@ -521,7 +551,8 @@ pub struct ExtractArgs {
     #[arg(
         value_name = "TENANT",
         required_unless_present = "all",
-        conflicts_with = "all"
+        conflicts_with = "all",
+        add = complete::tenants(Tenants::Live)
     )]
     pub names: Vec<String>,
 
@@ -567,14 +598,14 @@ pub struct ListArchivesArgs {
 #[derive(Debug, Args)]
 pub struct FileArg {
     /// Archive file (made by `monkctl extract`)
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", add = complete::archives())]
     pub file: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct RestoreArgs {
     /// Archive file (made by `monkctl extract`)
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", add = complete::archives())]
     pub file: PathBuf,
 
     /// Restore under this name (a new tenant id) instead of the archived tenant's name
@@ -617,7 +648,12 @@ pub enum MigrateCommand {
 #[derive(Debug, Clone, Args)]
 pub struct MigrateSelect {
     /// Only these tenants (repeatable, or comma-separated)
-    #[arg(long = "tenant", value_name = "NAME", value_delimiter = ',')]
+    #[arg(
+        long = "tenant",
+        value_name = "NAME",
+        value_delimiter = ',',
+        add = complete::tenants(Tenants::Migratable)
+    )]
     pub tenants: Vec<String>,
 
     /// Include trashed tenants (deleted tenants are never migrated)
@@ -691,11 +727,15 @@ pub struct PruneSnapshotsArgs {
 pub struct QueryArgs {
     /// The statement (one SELECT, or a read-only PRAGMA from the allowlist); with --file, this
     /// is the first tenant name
-    #[arg(value_name = "SQL", required_unless_present = "file")]
+    #[arg(
+        value_name = "SQL",
+        required_unless_present = "file",
+        add = complete::tenants(Tenants::QueryFile)
+    )]
     pub sql: Option<String>,
 
     /// Tenants to query (or --tenant, or --all)
-    #[arg(value_name = "NAME")]
+    #[arg(value_name = "NAME", add = complete::tenants(Tenants::Live))]
     pub names: Vec<String>,
 
     /// Read the statement from this file (UTF-8, one statement)
@@ -703,7 +743,12 @@ pub struct QueryArgs {
     pub file: Option<PathBuf>,
 
     /// Tenants to query (repeatable, or comma-separated)
-    #[arg(long = "tenant", value_name = "NAME", value_delimiter = ',')]
+    #[arg(
+        long = "tenant",
+        value_name = "NAME",
+        value_delimiter = ',',
+        add = complete::tenants(Tenants::Live)
+    )]
     pub tenants: Vec<String>,
 
     /// Query every tenant that is not deleted (trashed ones included)

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use clap_complete::Shell;
+use clap_complete::{Generator, Shell};
 
 use super::Outcome;
 use crate::core::Error;
@@ -36,6 +36,8 @@ pub fn generate(out: &Path) -> Outcome {
         }
         fs::create_dir_all(d)?;
     }
+    // What `monkctl completion SHELL` prints when `monkctl` is found on the PATH: shell code
+    // that asks the installed binary at each Tab (see `commands::complete`).
     for shell in [
         Shell::Bash,
         Shell::Zsh,
@@ -43,7 +45,8 @@ pub fn generate(out: &Path) -> Outcome {
         Shell::PowerShell,
         Shell::Elvish,
     ] {
-        clap_complete::generate_to(shell, &mut crate::cli::command(), "monkctl", &comp)?;
+        let script = super::complete::script(shell, "monkctl")?;
+        fs::write(comp.join(Generator::file_name(&shell, "monkctl")), script)?;
     }
     let mut cmd = crate::cli::command().disable_help_subcommand(true);
     cmd.build();

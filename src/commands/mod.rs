@@ -4,6 +4,7 @@
 //! the result to `output`. Prompts and progress bars live here because they need a terminal.
 
 pub mod archive;
+pub mod complete;
 pub mod docs;
 pub mod doctor;
 pub mod fixture;
@@ -28,6 +29,11 @@ use crate::output::{self, Render, Table};
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     crate::core::db::configure_sqlite();
     let args: Vec<OsString> = args.into_iter().collect();
+    // A shell asking for completions (`MONKCTL_COMPLETE=SHELL monkctl -- WORDS`, from the
+    // script `monkctl completion SHELL` prints): answered before anything else runs.
+    if let Some(code) = complete::answer(&args) {
+        return code;
+    }
     // The maintainers' `generate-docs [--out DIR]` regenerates completions/ and man/. It is no
     // clap subcommand, so that it appears in no completion, help or typo suggestion.
     if args.get(1).is_some_and(|a| a == docs::COMMAND) {
@@ -171,9 +177,7 @@ pub fn run(cli: Cli) -> Outcome {
     let g = &cli.global;
     match cli.command {
         Command::Completion(a) => {
-            // Into memory first: clap_complete panics on a write error (a closed pipe).
-            let mut script = Vec::new();
-            clap_complete::generate(a.shell, &mut crate::cli::command(), "monkctl", &mut script);
+            let script = complete::registration(a.shell)?;
             let mut out = output::stdout();
             output::reader_gone_is_done(out.write_all(&script).and_then(|_| out.flush()))?;
             Ok(exit::SUCCESS)

@@ -84,6 +84,11 @@ pub struct GlobalArgs {
     /// JSON and CSV always have every field)
     #[arg(long, global = true)]
     pub wide: bool,
+    /// Tables of a run over more than 50 tenants: list every tenant (by default such a table
+    /// prints its summary first and lists only the tenants that need attention, identical rows
+    /// grouped)
+    #[arg(long, global = true)]
+    pub all_rows: bool,
     /// Data only: no summary lines under tables, no notes, no progress bars (errors still go
     /// to stderr, and the exit code is the same)
     #[arg(long, short = 'q', global = true)]

@@ -17,7 +17,14 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
     /// The columns a table shows without `--wide` (all when `None`); CSV has every column.
     pub narrow: Option<Vec<&'static str>>,
+    /// For a run over tenants: which rows need attention (a failure, a refusal, a tenant that
+    /// is not as expected). Such a table over `SUMMARY_FIRST` rows prints its footer first and
+    /// lists only those rows, identical ones grouped, unless `--all-rows`.
+    pub attention: Option<Vec<bool>>,
 }
+
+/// Above this many rows, a run's table is summary-first (see `Table::attention`).
+pub const SUMMARY_FIRST: usize = 50;
 
 impl Table {
     pub fn new(headers: Vec<&'static str>) -> Table {
@@ -25,7 +32,16 @@ impl Table {
             headers,
             rows: Vec::new(),
             narrow: None,
+            attention: None,
         }
+    }
+
+    /// Adds one tenant's row of a run, saying whether it needs attention.
+    pub fn row(&mut self, cells: Vec<String>, attention: bool) {
+        let flags = self.attention.get_or_insert_with(Vec::new);
+        flags.resize(self.rows.len(), false);
+        flags.push(attention);
+        self.rows.push(cells);
     }
 
     /// A two-column table of fields and values, for one object.
@@ -34,6 +50,7 @@ impl Table {
             headers: vec!["field", "value"],
             rows: pairs.into_iter().map(|(k, v)| vec![k.into(), v]).collect(),
             narrow: None,
+            attention: None,
         }
     }
 
@@ -45,7 +62,11 @@ impl Table {
 
     /// The table as shown: the narrow columns, unless `--wide`.
     fn shown(self) -> Table {
-        let Some(keep) = self.narrow.filter(|_| !WIDE.load(Ordering::Relaxed)) else {
+        let Some(keep) = self
+            .narrow
+            .clone()
+            .filter(|_| !WIDE.load(Ordering::Relaxed))
+        else {
             return Table {
                 narrow: None,
                 ..self
@@ -66,11 +87,172 @@ impl Table {
                 .map(|r| idx.iter().map(|i| r[*i].clone()).collect())
                 .collect(),
             narrow: None,
+            attention: self.attention,
         }
+    }
+
+    /// A summary-first table's rows: those that need attention, each group of rows that differ
+    /// only in the tenant made one row whose tenant cell counts and names them. `None` when the
+    /// table lists every row (not a run, at most `SUMMARY_FIRST` rows, or `--all-rows`).
+    fn attention_rows(&self) -> Option<Vec<Vec<String>>> {
+        let flags = self.attention.as_ref()?;
+        if self.rows.len() <= SUMMARY_FIRST || ALL_ROWS.load(Ordering::Relaxed) {
+            return None;
+        }
+        let col = self.headers.iter().position(|h| *h == "tenant")?;
+        let flagged = self
+            .rows
+            .iter()
+            .zip(flags.iter().chain(std::iter::repeat(&false)))
+            .filter(|(_, f)| **f)
+            .map(|(r, _)| (r[col].as_str(), r.as_slice()));
+        Some(
+            group_by_tenant(flagged, col)
+                .into_iter()
+                .map(|(mut key, tenants)| {
+                    key[col] = if tenants.len() == 1 {
+                        tenants[0].to_string()
+                    } else {
+                        format!("{} tenants: {}", tenants.len(), some_names(&tenants, ", "))
+                    };
+                    key
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Rows that differ only in their tenant (column `col`, and the tenant's name inside other
+/// cells, shown as `<tenant>` when a group has several), in the order they first appear.
+fn group_by_tenant<'a>(
+    rows: impl Iterator<Item = (&'a str, &'a [String])>,
+    col: usize,
+) -> Vec<(Vec<String>, Vec<&'a str>)> {
+    let mut groups: Vec<(Vec<String>, Vec<&'a str>)> = Vec::new();
+    let mut index: std::collections::HashMap<Vec<String>, usize> = Default::default();
+    for (tenant, row) in rows {
+        let key: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == col {
+                    String::new()
+                } else {
+                    without_tenant(c, tenant)
+                }
+            })
+            .collect();
+        match index.get(&key) {
+            Some(&g) => groups[g].1.push(tenant),
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![tenant]));
+            }
+        }
+    }
+    // A group of one shows its own text again, not the `<tenant>` form.
+    for (key, tenants) in &mut groups {
+        if let [only] = tenants.as_slice() {
+            for c in key.iter_mut() {
+                *c = c.replace(TENANT_MARK, only);
+            }
+        }
+    }
+    groups
+}
+
+const TENANT_MARK: &str = "<tenant>";
+
+/// `text` with every whole-word occurrence of the tenant's name replaced by `<tenant>`, so that
+/// messages naming their tenant group with those of other tenants.
+pub fn without_tenant(text: &str, tenant: &str) -> String {
+    if tenant.is_empty() || !text.contains(tenant) {
+        return text.to_string();
+    }
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(tenant) {
+        let before = rest[..at].chars().next_back().or(out.chars().next_back());
+        let after = rest[at + tenant.len()..].chars().next();
+        out.push_str(&rest[..at]);
+        if word(before) || word(after) {
+            out.push_str(tenant);
+        } else {
+            out.push_str(TENANT_MARK);
+        }
+        rest = &rest[at + tenant.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Tenant names for people: every one with `--all-rows` or when there are at most 10, else the
+/// first 8 and how many more.
+pub fn some_names(names: &[&str], sep: &str) -> String {
+    if names.len() <= 10 || ALL_ROWS.load(Ordering::Relaxed) {
+        return names.join(sep);
+    }
+    format!(
+        "{}{sep}… and {} more",
+        names[..8].join(sep),
+        names.len() - 8
+    )
+}
+
+/// Errors of a run's tenants on stderr, each kind once: the first tenant with a given error
+/// (its tenant's name aside) is printed in full as it comes; the others with the same error are
+/// counted and named at the end (`repeats`), so that a refusal shared by 200 tenants is one
+/// message, not 200.
+#[derive(Default)]
+pub struct ErrorGroups {
+    seen: std::collections::HashMap<String, usize>,
+    groups: Vec<(String, Vec<String>)>,
+}
+
+impl ErrorGroups {
+    /// The line to print now for this tenant's error, or `None` when one like it was printed.
+    pub fn add(&mut self, tenant: &str, message: &str) -> Option<String> {
+        let key = without_tenant(message, tenant);
+        match self.seen.get(&key) {
+            Some(&g) => {
+                self.groups[g].1.push(tenant.to_string());
+                None
+            }
+            None => {
+                self.seen.insert(key.clone(), self.groups.len());
+                self.groups.push((key, vec![tenant.to_string()]));
+                Some(format!("error: {tenant}: {message}"))
+            }
+        }
+    }
+
+    /// A line for each error shared by several tenants: those not yet printed.
+    pub fn repeats(&self) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|(_, t)| t.len() > 1)
+            .map(|(_, t)| {
+                let others: Vec<&str> = t[1..].iter().map(String::as_str).collect();
+                format!(
+                    "error: the same error as {} for {} more tenant{}: {}",
+                    t[0],
+                    others.len(),
+                    if others.len() == 1 { "" } else { "s" },
+                    some_names(&others, " ")
+                )
+            })
+            .collect()
     }
 }
 
 static WIDE: AtomicBool = AtomicBool::new(false);
+static ALL_ROWS: AtomicBool = AtomicBool::new(false);
+
+/// `--all-rows`: a run's table lists every tenant, however many.
+pub fn set_all_rows(all: bool) {
+    ALL_ROWS.store(all, Ordering::Relaxed);
+}
 static QUIET: AtomicBool = AtomicBool::new(false);
 /// Set while CSV cells are made: raw values (sizes in bytes, no units; absent values empty).
 static RAW: AtomicBool = AtomicBool::new(false);
@@ -357,24 +539,47 @@ pub fn write<T: Render>(out: &mut dyn Write, format: Format, value: &T) -> io::R
         }
         Format::Table => {
             let t = value.table().shown();
-            if !t.rows.is_empty() {
-                let mut c = Comfy::new();
-                c.load_style(presets::UTF8_FULL_CONDENSED)
-                    .set_content_arrangement(ContentArrangement::Dynamic)
-                    .set_header(t.headers.clone());
-                for r in t.rows {
-                    c.add_row(r);
+            let footer = if quiet() { Vec::new() } else { value.footer() };
+            let rows = match t.attention_rows() {
+                None => t.rows,
+                // Summary first: thousands of tenants that are fine are counted, not listed.
+                Some(rows) => {
+                    for line in &footer {
+                        writeln!(out, "{line}")?;
+                    }
+                    if !quiet() {
+                        let n = t.attention.iter().flatten().filter(|f| **f).count();
+                        writeln!(
+                            out,
+                            "{n} of {} tenants need attention (--all-rows lists every tenant){}",
+                            t.rows.len(),
+                            if n == 0 { "" } else { ":" }
+                        )?;
+                    }
+                    return write_table(out, &t.headers, rows);
                 }
-                writeln!(out, "{c}")?;
-            }
-            if !quiet() {
-                for line in value.footer() {
-                    writeln!(out, "{line}")?;
-                }
+            };
+            write_table(out, &t.headers, rows)?;
+            for line in footer {
+                writeln!(out, "{line}")?;
             }
             Ok(())
         }
     }
+}
+
+fn write_table(out: &mut dyn Write, headers: &[&str], rows: Vec<Vec<String>>) -> io::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut c = Comfy::new();
+    c.load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(headers.to_vec());
+    for r in rows {
+        c.add_row(r);
+    }
+    writeln!(out, "{c}")
 }
 
 fn write_csv(out: &mut dyn Write, t: &Table) -> io::Result<()> {
@@ -491,6 +696,66 @@ mod tests {
             });
             assert_eq!(got, want, "{}", String::from_utf8_lossy(&buf));
         }
+    }
+
+    #[test]
+    fn a_tenant_name_is_taken_out_of_a_message_only_as_a_whole_word() {
+        assert_eq!(
+            without_tenant("tenant 'acme' would run DROP; acme: rerun", "acme"),
+            "tenant '<tenant>' would run DROP; <tenant>: rerun"
+        );
+        assert_eq!(
+            without_tenant("acme-2 and acmes", "acme"),
+            "acme-2 and acmes"
+        );
+        assert_eq!(without_tenant("no name here", "acme"), "no name here");
+    }
+
+    #[test]
+    fn rows_that_differ_only_in_their_tenant_are_one_group() {
+        let rows: Vec<Vec<String>> = [
+            ["a", "failed", "tenant 'a' is busy"],
+            ["b", "failed", "tenant 'b' is busy"],
+            ["c", "failed", "disk full"],
+            ["d", "failed", "tenant 'd' is busy"],
+        ]
+        .iter()
+        .map(|r| r.iter().map(|c| c.to_string()).collect())
+        .collect();
+        let groups = group_by_tenant(rows.iter().map(|r| (r[0].as_str(), r.as_slice())), 0);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].1, ["a", "b", "d"]);
+        assert_eq!(groups[0].0[2], "tenant '<tenant>' is busy");
+        // A group of one keeps its own words.
+        assert_eq!(groups[1].1, ["c"]);
+        assert_eq!(groups[1].0[2], "disk full");
+    }
+
+    #[test]
+    fn an_error_shared_by_tenants_is_printed_once_and_the_others_named() {
+        let mut e = ErrorGroups::default();
+        assert_eq!(
+            e.add("a", "tenant 'a' refused").as_deref(),
+            Some("error: a: tenant 'a' refused")
+        );
+        assert_eq!(e.add("b", "tenant 'b' refused"), None);
+        assert!(e.add("c", "other").is_some());
+        assert_eq!(e.add("d", "tenant 'd' refused"), None);
+        assert_eq!(
+            e.repeats(),
+            ["error: the same error as a for 2 more tenants: b d"]
+        );
+    }
+
+    #[test]
+    fn long_name_lists_are_cut() {
+        let names: Vec<String> = (0..12).map(|i| format!("t{i}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(some_names(&names[..3], " "), "t0 t1 t2");
+        assert_eq!(
+            some_names(&names, ", "),
+            "t0, t1, t2, t3, t4, t5, t6, t7, … and 4 more"
+        );
     }
 
     #[test]

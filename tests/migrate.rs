@@ -487,6 +487,14 @@ fn destructive_migrations_are_refused_then_snapshotted_and_undone() {
     let out = env.run(&["--format", "json", "migrate", "undo", "--yes"]);
     assert_eq!(out.status.code(), Some(8));
     let undo: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // In tenant order, as every fan-out reports (the run's manifest is in finishing order).
+    let order: Vec<&str> = undo["tenants"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["acme", "beta", "gamma"]);
     assert_eq!(result_of(&undo, "acme")["result"]["restored_to"], 1);
     assert!(result_of(&undo, "beta")["error"]
         .as_str()

@@ -1108,3 +1108,55 @@ fn verbose_times_each_step_on_stderr_and_leaves_stdout_alone() {
     // Quiet and verbose at once is a usage error.
     env.fails(&["-q", "-v", "tenant", "list"], 2);
 }
+
+/// A run over many tenants, at a terminal's reading: the summary first, then only the tenants
+/// that need attention, those failing the same way in one row and one stderr line.
+#[test]
+fn a_run_over_many_tenants_lists_only_what_needs_attention() {
+    let env = Env::new();
+    let many: Vec<String> = (0..60).map(|i| format!("t{i:02}")).collect();
+    let mut create = vec!["tenant", "create"];
+    create.extend(many.iter().map(String::as_str));
+    env.ok(&create);
+
+    // All 60 up to date: the summary, and no row.
+    let status = env.ok(&["migrate", "status"]);
+    assert!(
+        status.contains("0 of 60 tenants need attention") && !status.contains("t00"),
+        "{status}"
+    );
+    assert!(status.find("tenants: 60").unwrap() < status.find("0 of 60").unwrap());
+    // --all-rows lists every one, and JSON always has every tenant.
+    let all = env.ok(&["--all-rows", "migrate", "status"]);
+    assert!(many.iter().all(|t| all.contains(t.as_str())), "{all}");
+    let json = env.json(&["migrate", "status"]);
+    assert_eq!(json["tenants"]["results"].as_array().unwrap().len(), 60);
+
+    // Three names that do not exist among 60 that do: one row and one error for the three.
+    let mut suspend = vec!["tenant", "suspend"];
+    suspend.extend(many.iter().map(String::as_str));
+    suspend.extend(["nope1", "nope2", "nope3"]);
+    let out = env.run(&suspend);
+    assert_eq!(out.status.code(), Some(8));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("3 of 63 tenants need attention") && !stdout.contains("t00"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("3 tenants: nope1, nope2, nope3"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("nope").count(), 3, "{stdout}");
+    assert_eq!(stderr.matches("error: nope1:").count(), 1, "{stderr}");
+    assert!(!stderr.contains("error: nope2:"), "{stderr}");
+    assert!(
+        stderr.contains("the same error as nope1 for 2 more tenants: nope2 nope3"),
+        "{stderr}"
+    );
+    // The other 60 were suspended, and a table of a few tenants still lists each one.
+    let shown = env.ok(&["tenant", "activate", "t00", "t01"]);
+    assert!(shown.contains("t00") && shown.contains("t01"), "{shown}");
+    assert_eq!(env.json(&["tenant", "show", "t59"])["status"], "suspended");
+}

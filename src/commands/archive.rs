@@ -120,22 +120,28 @@ impl Render for Batch<Extracted> {
         let mut t = Table::new(vec!["tenant", "result", "path", "size", "rows", "checksum"]);
         for o in &self.results {
             match &o.result {
-                Some(e) => t.rows.push(vec![
-                    o.tenant.clone(),
-                    "extracted".into(),
-                    e.path.display().to_string(),
-                    size(Some(e.size_bytes)),
-                    e.rows.to_string(),
-                    e.checksum.clone(),
-                ]),
-                None => t.rows.push(vec![
-                    o.tenant.clone(),
-                    "failed".into(),
-                    opt(&o.error),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ]),
+                Some(e) => t.row(
+                    vec![
+                        o.tenant.clone(),
+                        "extracted".into(),
+                        e.path.display().to_string(),
+                        size(Some(e.size_bytes)),
+                        e.rows.to_string(),
+                        e.checksum.clone(),
+                    ],
+                    false,
+                ),
+                None => t.row(
+                    vec![
+                        o.tenant.clone(),
+                        "failed".into(),
+                        opt(&o.error),
+                        String::new(),
+                        String::new(),
+                        String::new(),
+                    ],
+                    true,
+                ),
             }
         }
         t

@@ -128,29 +128,35 @@ impl Render for Batch<Deployed> {
         let mut t = Table::new(vec!["tenant", "result", "applied", "skipped"]);
         for o in &self.results {
             match &o.result {
-                Some(d) => t.rows.push(vec![
-                    o.tenant.clone(),
-                    if !d.applied.is_empty() {
-                        "deployed".into()
-                    } else if !d.recorded.is_empty() {
-                        // An interrupted deploy had applied them; only the registry lacked them.
-                        format!("recorded {}", d.recorded.join(" "))
-                    } else {
-                        "unchanged".into()
-                    },
-                    d.applied
-                        .iter()
-                        .map(|a| format!("{}@{}", a.name, a.version))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    d.skipped.join(" "),
-                ]),
-                None => t.rows.push(vec![
-                    o.tenant.clone(),
-                    "failed".into(),
-                    opt(&o.error),
-                    String::new(),
-                ]),
+                Some(d) => t.row(
+                    vec![
+                        o.tenant.clone(),
+                        if !d.applied.is_empty() {
+                            "deployed".into()
+                        } else if !d.recorded.is_empty() {
+                            // An interrupted deploy had applied them; only the registry lacked them.
+                            format!("recorded {}", d.recorded.join(" "))
+                        } else {
+                            "unchanged".into()
+                        },
+                        d.applied
+                            .iter()
+                            .map(|a| format!("{}@{}", a.name, a.version))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                        d.skipped.join(" "),
+                    ],
+                    false,
+                ),
+                None => t.row(
+                    vec![
+                        o.tenant.clone(),
+                        "failed".into(),
+                        opt(&o.error),
+                        String::new(),
+                    ],
+                    true,
+                ),
             }
         }
         t

@@ -20,6 +20,7 @@ use super::{confirm, show, Bar, Outcome};
 struct Sink<H, T> {
     out: Out<H, T>,
     bar: Bar,
+    errors: output::ErrorGroups,
 }
 
 enum Out<H, T> {
@@ -37,6 +38,7 @@ impl<H, T> Sink<H, T> {
         Sink {
             out,
             bar: bar.clone(),
+            errors: output::ErrorGroups::default(),
         }
     }
 }
@@ -54,11 +56,12 @@ impl<H: serde::Serialize + Clone, T: serde::Serialize> RunSink<H, T> for Sink<H,
 
     fn outcome(&mut self, o: TenantOutcome<T>) {
         if !o.ok {
-            self.bar.note(&format!(
-                "error: {}: {}",
-                o.tenant,
-                o.error.as_deref().unwrap_or("failed")
-            ));
+            if let Some(line) = self
+                .errors
+                .add(&o.tenant, o.error.as_deref().unwrap_or("failed"))
+            {
+                self.bar.note(&line);
+            }
         }
         match &mut self.out {
             Out::Json(js) => {
@@ -86,6 +89,9 @@ fn finish<H, T, D: Render>(
     tail: &impl serde::Serialize,
     doc: impl FnOnce(Vec<TenantOutcome<T>>) -> D,
 ) -> anyhow::Result<()> {
+    for line in sink.errors.repeats() {
+        eprintln!("{line}");
+    }
     match sink.out {
         Out::Json(Some(js)) => Ok(js.finish(&counts, tail)?),
         Out::Json(None) => Ok(()),
@@ -372,13 +378,16 @@ impl Render for SurveyDoc<'_> {
         let mut t = Table::new(vec!["tenant", "version", "pending", "state", "detail"]);
         for o in &self.results {
             let Some(st) = &o.result else {
-                t.rows.push(vec![
-                    o.tenant.clone(),
-                    String::new(),
-                    String::new(),
-                    "error".into(),
-                    o.error.clone().unwrap_or_default(),
-                ]);
+                t.row(
+                    vec![
+                        o.tenant.clone(),
+                        String::new(),
+                        String::new(),
+                        "error".into(),
+                        o.error.clone().unwrap_or_default(),
+                    ],
+                    true,
+                );
                 continue;
             };
             let i = &st.inspection;
@@ -406,6 +415,9 @@ impl Render for SurveyDoc<'_> {
             if i.adopt {
                 states.push("adopt");
             }
+            // A tenant that is up to date or simply behind is counted in the summary; any
+            // other state is listed even among thousands.
+            let attention = !states.is_empty();
             if states.is_empty() {
                 states.push(if i.pending.is_empty() {
                     "up_to_date"
@@ -415,13 +427,16 @@ impl Render for SurveyDoc<'_> {
                     "pending"
                 });
             }
-            t.rows.push(vec![
-                o.tenant.clone(),
-                format!("V{}", i.version),
-                versions(&i.pending),
-                states.join(","),
-                detail.join("; "),
-            ]);
+            t.row(
+                vec![
+                    o.tenant.clone(),
+                    format!("V{}", i.version),
+                    versions(&i.pending),
+                    states.join(","),
+                    detail.join("; "),
+                ],
+                attention,
+            );
         }
         t
     }
@@ -499,28 +514,37 @@ impl Render for UpDoc<'_> {
                     if what.is_empty() {
                         what.push("up to date".into());
                     }
-                    t.rows.push(vec![
-                        o.tenant.clone(),
-                        format!("V{}", r.from),
-                        format!("V{}", r.to),
-                        what.join(", "),
-                    ]);
+                    t.row(
+                        vec![
+                            o.tenant.clone(),
+                            format!("V{}", r.from),
+                            format!("V{}", r.to),
+                            what.join(", "),
+                        ],
+                        false,
+                    );
                 }
-                None => t.rows.push(vec![
-                    o.tenant.clone(),
-                    String::new(),
-                    String::new(),
-                    format!("failed: {}", o.error.as_deref().unwrap_or("")),
-                ]),
+                None => t.row(
+                    vec![
+                        o.tenant.clone(),
+                        String::new(),
+                        String::new(),
+                        format!("failed: {}", o.error.as_deref().unwrap_or("")),
+                    ],
+                    true,
+                ),
             }
         }
         for n in self.tail.not_started {
-            t.rows.push(vec![
-                n.clone(),
-                String::new(),
-                String::new(),
-                "not started (--fail-fast)".into(),
-            ]);
+            t.row(
+                vec![
+                    n.clone(),
+                    String::new(),
+                    String::new(),
+                    "not started (--fail-fast)".into(),
+                ],
+                true,
+            );
         }
         t
     }
@@ -548,13 +572,16 @@ impl Render for UndoReport {
     fn table(&self) -> Table {
         let mut t = Table::new(vec!["tenant", "result"]);
         for o in &self.tenants.results {
-            t.rows.push(vec![
-                o.tenant.clone(),
-                match &o.result {
-                    Some(r) => format!("restored V{} -> V{}", r.was, r.restored_to),
-                    None => format!("skipped: {}", o.error.as_deref().unwrap_or("")),
-                },
-            ]);
+            t.row(
+                vec![
+                    o.tenant.clone(),
+                    match &o.result {
+                        Some(r) => format!("restored V{} -> V{}", r.was, r.restored_to),
+                        None => format!("skipped: {}", o.error.as_deref().unwrap_or("")),
+                    },
+                ],
+                !o.ok,
+            );
         }
         t
     }

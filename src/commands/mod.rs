@@ -76,6 +76,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     });
     let global = cli.global.clone();
     output::set_wide(global.wide);
+    output::set_all_rows(global.all_rows);
     output::set_quiet(global.quiet);
     if global.verbose {
         output::set_verbose();
@@ -570,13 +571,16 @@ where
 }
 
 /// Names each failed tenant of a batch already printed, on stderr; returns the batch's exit code.
+/// An error shared by several tenants is printed once, with the names of the others.
 pub fn batch_errors<T>(batch: &core::Batch<T>) -> i32 {
+    let mut errors = output::ErrorGroups::default();
     for o in batch.results.iter().filter(|o| !o.ok) {
-        eprintln!(
-            "error: {}: {}",
-            o.tenant,
-            o.error.as_deref().unwrap_or("failed")
-        );
+        if let Some(line) = errors.add(&o.tenant, o.error.as_deref().unwrap_or("failed")) {
+            eprintln!("{line}");
+        }
+    }
+    for line in errors.repeats() {
+        eprintln!("{line}");
     }
     if batch.failed > 0 && batch.results.len() > 1 {
         let failed: Vec<&str> = batch
@@ -589,7 +593,7 @@ pub fn batch_errors<T>(batch: &core::Batch<T>) -> i32 {
             "{} of {} failed: {}",
             batch.failed,
             batch.results.len(),
-            failed.join(" ")
+            output::some_names(&failed, " ")
         );
     }
     batch.exit_code()

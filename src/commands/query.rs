@@ -55,9 +55,14 @@ pub fn run(g: &GlobalArgs, a: QueryArgs) -> Outcome {
         table: None,
         summaries: Vec::new(),
         error: None,
+        errors: output::ErrorGroups::default(),
     };
     let totals = query::run(&ws, &req, &mut out)?;
+    let errors = std::mem::take(&mut out.errors);
     out.finish()?;
+    for line in errors.repeats() {
+        let _ = writeln!(io::stderr(), "{line}");
+    }
     if totals.failed > 0 {
         // A closed stderr loses the line, not the exit code.
         let _ = writeln!(
@@ -80,6 +85,8 @@ struct Out<W: Write> {
     table: Option<Table>,
     summaries: Vec<TenantResult>,
     error: Option<io::Error>,
+    /// Tenants' errors on stderr, each kind once.
+    errors: output::ErrorGroups,
 }
 
 fn json_value(v: &Value) -> String {
@@ -169,13 +176,16 @@ impl<W: Write> Out<W> {
 fn summary_table(rs: &[TenantResult]) -> Table {
     let mut t = Table::new(vec!["tenant", "row_count", "ms", "error", "exit_code"]);
     for r in rs {
-        t.rows.push(vec![
-            r.tenant.clone(),
-            r.rows.to_string(),
-            r.ms.to_string(),
-            output::opt(&r.error),
-            r.exit_code.to_string(),
-        ]);
+        t.row(
+            vec![
+                r.tenant.clone(),
+                r.rows.to_string(),
+                r.ms.to_string(),
+                output::opt(&r.error),
+                r.exit_code.to_string(),
+            ],
+            r.error.is_some(),
+        );
     }
     t
 }
@@ -216,6 +226,7 @@ impl output::Render for Rendered {
             headers: self.0.headers.clone(),
             rows: self.0.rows.clone(),
             narrow: None,
+            attention: self.0.attention.clone(),
         }
     }
 }
@@ -297,8 +308,8 @@ impl<W: Write> Sink for Out<W> {
     }
 
     fn done(&mut self, r: &TenantResult) -> bool {
-        if let Some(e) = &r.error {
-            let _ = writeln!(io::stderr(), "error: {}: {e}", r.tenant);
+        if let Some(line) = r.error.as_ref().and_then(|e| self.errors.add(&r.tenant, e)) {
+            let _ = writeln!(io::stderr(), "{line}");
         }
         if self.summary {
             self.summaries.push(r.clone());

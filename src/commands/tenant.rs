@@ -245,7 +245,7 @@ macro_rules! lifecycle_batch {
             fn table(&self) -> Table {
                 let mut t = Table::new(vec!["tenant", "result", "status", "error"]);
                 for o in &self.results {
-                    t.rows.push(vec![
+                    t.row(vec![
                         o.tenant.clone(),
                         if o.ok { "ok" } else { "failed" }.into(),
                         o.result
@@ -253,7 +253,7 @@ macro_rules! lifecycle_batch {
                             .map(|r| shown_status(&r.tenant.status, r.tenant.trashed_at.is_some()))
                             .unwrap_or_default(),
                         opt(&o.error),
-                    ]);
+                    ], !o.ok);
                 }
                 t
             }
@@ -374,21 +374,27 @@ impl Render for Batch<Created> {
         let mut t = Table::new(vec!["tenant", "result", "id", "path"]);
         for o in &self.results {
             match &o.result {
-                Some(c) => t.rows.push(vec![
-                    o.tenant.clone(),
-                    if c.existed { "existed" } else { "created" }.into(),
-                    c.tenant.id.clone(),
-                    match &c.path {
-                        Some(p) => p.display().to_string(),
-                        None => format!("schema {}", c.tenant.schema),
-                    },
-                ]),
-                None => t.rows.push(vec![
-                    o.tenant.clone(),
-                    "failed".into(),
-                    String::new(),
-                    opt(&o.error),
-                ]),
+                Some(c) => t.row(
+                    vec![
+                        o.tenant.clone(),
+                        if c.existed { "existed" } else { "created" }.into(),
+                        c.tenant.id.clone(),
+                        match &c.path {
+                            Some(p) => p.display().to_string(),
+                            None => format!("schema {}", c.tenant.schema),
+                        },
+                    ],
+                    false,
+                ),
+                None => t.row(
+                    vec![
+                        o.tenant.clone(),
+                        "failed".into(),
+                        String::new(),
+                        opt(&o.error),
+                    ],
+                    true,
+                ),
             }
         }
         t
@@ -494,19 +500,22 @@ impl Render for VacuumReport {
                     Some(v.reclaimed_bytes),
                 )
             });
-            t.rows.push(vec![
-                o.tenant.clone(),
-                match (&o.result, o.exit_code) {
-                    (Some(_), _) => "vacuumed",
-                    (None, exit::BUSY) => "skipped (in use)",
-                    (None, exit::INTERRUPTED) => "not started",
-                    (None, _) => "failed",
-                }
-                .into(),
-                size(before),
-                size(after),
-                size(reclaimed),
-            ]);
+            t.row(
+                vec![
+                    o.tenant.clone(),
+                    match (&o.result, o.exit_code) {
+                        (Some(_), _) => "vacuumed",
+                        (None, exit::BUSY) => "skipped (in use)",
+                        (None, exit::INTERRUPTED) => "not started",
+                        (None, _) => "failed",
+                    }
+                    .into(),
+                    size(before),
+                    size(after),
+                    size(reclaimed),
+                ],
+                !o.ok,
+            );
         }
         t
     }

@@ -23,8 +23,8 @@ pub fn command() -> clap::Command {
     ))
 }
 
-/// Administer the tenants of a Monk API SQLite deployment: the infra registry and every tenant's
-/// database file, with the API running or not.
+/// Administer the tenants of a Monk API deployment, SQLite or PostgreSQL: the tenant registry and
+/// every tenant's database file or schema, with the API running or not.
 #[derive(Debug, Parser)]
 #[command(name = "monkctl", version, propagate_version = true)]
 pub struct Cli {
@@ -43,7 +43,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// The deployment as the API reads it: sqlite:NAME, or postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=require|verify-full&sslrootcert=FILE] (the password is never printed; PGPASSWORD works too) [env: DATABASE_URL] [default: sqlite:monk]
+    /// The deployment as the API reads it: sqlite:NAME, or postgresql://USER@HOST[:PORT]/DB
+    /// (a password as USER:PASSWORD or in PGPASSWORD is never printed; TLS with
+    /// ?sslmode=require or ?sslmode=verify-full&sslrootcert=FILE) [env: DATABASE_URL]
+    /// [default: sqlite:monk]
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
 

@@ -1,4 +1,4 @@
-//! monkctl: tenant administration for Monk API SQLite deployments.
+//! monkctl: tenant administration for Monk API deployments (SQLite and PostgreSQL).
 //!
 //! `core` is the library every subcommand goes through; `cli`, `commands` and `output` are the
 //! command-line front end.

@@ -576,6 +576,15 @@ fn write_table(out: &mut dyn Write, headers: &[&str], rows: Vec<Vec<String>>) ->
     c.load_style(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(headers.to_vec());
+    // The terminal's width, or an exported COLUMNS (a table piped to a pager or a file keeps
+    // the width it would have had; without either, rows are not wrapped).
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|w| *w >= 20)
+    {
+        c.set_width(w);
+    }
     for r in rows {
         c.add_row(r);
     }
@@ -607,6 +616,19 @@ pub fn fixture_names(fixtures: &[crate::core::registry::DeployedFixture]) -> Str
         .map(|f| f.fixture.as_str())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A fixture version for a table cell: a content fingerprint (`xxh3:` and 32 hex digits) is
+/// shortened to its first 12 digits, as git shortens commit ids; CSV and JSON have it whole.
+pub fn version(v: &str) -> String {
+    match v.split_once(':') {
+        Some((tag, hex))
+            if !raw() && hex.len() > 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            format!("{tag}:{}…", &hex[..12])
+        }
+        _ => v.to_string(),
+    }
 }
 
 /// Human-readable size: `1.5 MiB` (in CSV, the bytes: `1572864`).
@@ -756,6 +778,17 @@ mod tests {
             some_names(&names, ", "),
             "t0, t1, t2, t3, t4, t5, t6, t7, … and 4 more"
         );
+    }
+
+    #[test]
+    fn fingerprints_are_shortened_in_tables_only() {
+        let fp = "xxh3:5ba35bfdc7c01427097a1b2c3d4e5f60";
+        assert_eq!(version(fp), "xxh3:5ba35bfdc7c0…");
+        assert_eq!(version("1.2.0"), "1.2.0");
+        RAW.store(true, Ordering::Relaxed);
+        let whole = version(fp);
+        RAW.store(false, Ordering::Relaxed);
+        assert_eq!(whole, fp);
     }
 
     #[test]

@@ -168,7 +168,7 @@ fn usage_reports_sizes_rows_and_sorts() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "tenant,status,size_bytes,wal_bytes,page_size,page_count,freelist_count,row_count,last_changed_at,tables"
+        "tenant,status,size,wal,page_size,page_count,freelist_count,row_count,last_changed_at,tables"
     );
     assert!(lines.next().unwrap().starts_with("acme,active,"));
 

@@ -68,15 +68,17 @@ impl Render for List<archive::Listed> {
                 opt(&l.created_at),
                 size(Some(l.size_bytes)),
                 l.schema_version.map(|v| v.to_string()).unwrap_or_default(),
-                match l.verified {
-                    Some(true) => "yes".into(),
-                    Some(false) => "FAILED".into(),
-                    None => "-".into(),
+                match (l.verified, &l.error) {
+                    // The table's narrow form has no error column: the cell says it.
+                    (_, Some(e)) if !output::raw() => format!("error: {e}"),
+                    (Some(true), _) => "yes".into(),
+                    (Some(false), _) => "FAILED".into(),
+                    (None, _) => "-".into(),
                 },
                 opt(&l.error),
             ]);
         }
-        t
+        t.narrow(&["file", "tenant", "created", "size", "verified"])
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::cli::{FixtureCommand, GlobalArgs};
 use crate::core::fixture::{self, CheckReport, Deployed, Listed, Shown, Status, Targets};
 use crate::core::{exit, Batch, Workspace};
-use crate::output::{opt, List, Render, Table};
+use crate::output::{self, opt, List, Render, Table};
 
 use super::{settings_with, show, show_batch, statement_timeout, Bar, Outcome};
 use crate::core::guard;
@@ -59,7 +59,10 @@ impl Render for List<Listed> {
         for f in &self.0 {
             t.rows.push(vec![
                 f.name.clone(),
-                opt(&f.version),
+                f.version
+                    .as_deref()
+                    .map(output::version)
+                    .unwrap_or_default(),
                 f.depends_on.join(" "),
                 f.source.clone(),
                 match &f.error {
@@ -176,7 +179,10 @@ impl Render for List<Status> {
         for s in &self.0 {
             t.rows.push(vec![
                 s.fixture.clone(),
-                opt(&s.version),
+                s.version
+                    .as_deref()
+                    .map(output::version)
+                    .unwrap_or_default(),
                 s.deployed_at.clone(),
             ]);
         }

@@ -372,6 +372,20 @@ fn as_batch<T: serde::Serialize, S: serde::Serializer>(
     st.end()
 }
 
+/// A footer line of the counts that are not zero: `58 up to date, 2 diverged` (`none` if all are).
+fn counts(parts: &[(usize, &str)]) -> String {
+    let shown: Vec<String> = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+    if shown.is_empty() {
+        "none".into()
+    } else {
+        shown.join(", ")
+    }
+}
+
 impl Render for SurveyDoc<'_> {
     fn table(&self) -> Table {
         let plan = self.plan;
@@ -457,21 +471,27 @@ impl Render for SurveyDoc<'_> {
                 if inf.pending { " (pending)" } else { "" }
             ),
             format!(
-                "tenants: {} (by version: {}); target V{}; {} up to date, {} pending, {} to adopt, {} diverged, {} missing, {} locked, {} destructive, {} would fail, {} unreadable, {} skipped (trashed/deleted)",
+                "tenants: {} (by version: {}); target V{}",
                 s.tenants,
-                if by.is_empty() { "-".into() } else { by.join(", ") },
+                if by.is_empty() {
+                    "-".into()
+                } else {
+                    by.join(", ")
+                },
                 self.head.target,
-                s.up_to_date,
-                s.pending,
-                s.adopt,
-                s.diverged,
-                s.missing,
-                s.locked,
-                s.destructive,
-                s.would_fail,
-                s.failed,
-                s.skipped
             ),
+            counts(&[
+                (s.up_to_date, "up to date"),
+                (s.pending, "pending"),
+                (s.adopt, "to adopt"),
+                (s.diverged, "diverged"),
+                (s.missing, "missing"),
+                (s.locked, "locked"),
+                (s.destructive, "destructive"),
+                (s.would_fail, "would fail"),
+                (s.failed, "unreadable"),
+                (s.skipped, "skipped (trashed/deleted)"),
+            ]),
         ]
     }
 }
@@ -552,11 +572,19 @@ impl Render for UpDoc<'_> {
     fn footer(&self) -> Vec<String> {
         let s = self.tail.summary;
         let mut out = vec![
-            format!("infra: V{} -> V{}", self.head.infra.from, self.head.infra.to),
             format!(
-                "run {}: {} tenants, {} migrated, {} adopted, {} up to date, {} failed, {} not started, {} skipped (trashed/deleted)",
-                self.head.run_id, s.tenants, s.migrated, s.adopted, s.up_to_date, s.failed, s.not_started, s.skipped
+                "infra: V{} -> V{}",
+                self.head.infra.from, self.head.infra.to
             ),
+            format!("run {}: {} tenants", self.head.run_id, s.tenants),
+            counts(&[
+                (s.migrated, "migrated"),
+                (s.adopted, "adopted"),
+                (s.up_to_date, "up to date"),
+                (s.failed, "failed"),
+                (s.not_started, "not started"),
+                (s.skipped, "skipped (trashed/deleted)"),
+            ]),
         ];
         if let Some(p) = self.tail.snapshots {
             out.push(format!(

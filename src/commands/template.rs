@@ -41,7 +41,7 @@ pub fn run(g: &GlobalArgs, cmd: TemplateCommand) -> Outcome {
 fn fixtures_of(m: &Meta) -> String {
     m.fixtures
         .iter()
-        .map(|f| format!("{}@{}", f.name, f.version))
+        .map(|f| format!("{}@{}", f.name, crate::output::version(&f.version)))
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -359,7 +359,7 @@ impl Render for TenantDetail {
             self.fixtures
                 .iter()
                 .map(|f| match &f.version {
-                    Some(v) => format!("{} {v} ({})", f.fixture, f.deployed_at),
+                    Some(v) => format!("{} {} ({})", f.fixture, output::version(v), f.deployed_at),
                     None => format!("{} ({})", f.fixture, f.deployed_at),
                 })
                 .collect::<Vec<_>>()
@@ -542,8 +542,8 @@ impl Render for List<Usage> {
         let mut t = Table::new(vec![
             "tenant",
             "status",
-            "size_bytes",
-            "wal_bytes",
+            "size",
+            "wal",
             "page_size",
             "page_count",
             "freelist_count",
@@ -555,8 +555,8 @@ impl Render for List<Usage> {
             t.rows.push(vec![
                 u.tenant.clone(),
                 u.status.clone(),
-                opt(&u.file_bytes),
-                opt(&u.wal_bytes),
+                size(u.file_bytes),
+                size(u.wal_bytes),
                 opt(&u.page_size),
                 opt(&u.page_count),
                 opt(&u.freelist_count),
@@ -573,7 +573,7 @@ impl Render for List<Usage> {
                 },
             ]);
         }
-        t.narrow(&["tenant", "status", "size_bytes", "wal_bytes", "row_count"])
+        t.narrow(&["tenant", "status", "size", "wal", "row_count"])
     }
 
     fn footer(&self) -> Vec<String> {

@@ -28,6 +28,15 @@ impl Env {
         }
     }
 
+    /// A temporary directory made in `base` (not the system's temporary directory): for a
+    /// test whose output must not depend on `TMPDIR`'s length.
+    pub fn new_in(base: &Path) -> Env {
+        Env {
+            dir: tempfile::tempdir_in(base).expect("tempdir"),
+            data: PathBuf::from("data"),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }

@@ -13,14 +13,47 @@ MONK_MIGRATIONS_DIR, MONK_LAYOUT), then the config file (--config, ./monk.toml, 
 config directory), then the defaults (./.data, sqlite:monk, or the one registry the data \
 directory holds). `monkctl config` shows the effective ones.";
 
-/// The whole command-line definition, with the exit codes from their one table
-/// (`core::error::CODES`) under the top-level help: what parsing, completions and man pages use.
+/// The whole command-line definition, with each command's examples (`crate::examples`) under
+/// its help, and the exit codes from their one table (`core::error::CODES`) under the top-level
+/// help: what parsing, `--help` and completions use.
 pub fn command() -> clap::Command {
+    with_examples(definition(), "")
+}
+
+/// The definition without the examples, which man pages show in a section of their own.
+pub fn definition() -> clap::Command {
     use clap::CommandFactory;
-    Cli::command().after_help(format!(
-        "{}\n\n{SETTINGS_HELP}",
-        crate::core::error::codes_help()
-    ))
+    Cli::command().after_help(top_extra())
+}
+
+/// What the top-level help ends with: the exit codes and where settings come from.
+fn top_extra() -> String {
+    format!("{}\n\n{SETTINGS_HELP}", crate::core::error::codes_help())
+}
+
+/// `cmd` (at `path` below `monkctl`) and its subcommands, each with its examples after its help.
+fn with_examples(mut cmd: clap::Command, path: &str) -> clap::Command {
+    if let Some(e) = crate::examples::of(path) {
+        let text = crate::examples::help_text(e);
+        cmd = cmd.after_help(if path.is_empty() {
+            format!("{text}\n\n{}", top_extra())
+        } else {
+            text
+        });
+    }
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in subs {
+        let sub_path = if path.is_empty() {
+            name.clone()
+        } else {
+            format!("{path} {name}")
+        };
+        cmd = cmd.mut_subcommand(&name, |s| with_examples(s, &sub_path));
+    }
+    cmd
 }
 
 /// Administer the tenants of a Monk API deployment, SQLite or PostgreSQL: the tenant registry and
@@ -132,6 +165,7 @@ pub enum Command {
 
     /// Write tenants to portable archives: one SQLite file each, readable by any sqlite3 (what
     /// interrupted extracts left in the output directory is removed first)
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Live))))]
     Extract(ExtractArgs),
 
     /// Look into and check archive files
@@ -141,7 +175,8 @@ pub enum Command {
     /// Restore a tenant from an archive: as a new tenant, or over an existing one with --force
     Restore(RestoreArgs),
 
-    /// Check the data directory and every tenant file; repair what is safe with --repair
+    /// Check the data directory and every tenant file (or only the tenants chosen with --tenant
+    /// or --from-file, without the data-directory checks); repair what is safe with --repair
     Doctor(DoctorArgs),
 
     /// Schema migrations of the infra database and every tenant database
@@ -149,6 +184,7 @@ pub enum Command {
 
     /// Run one read-only SQL statement in every selected tenant, in parallel; rows stream in
     /// tenant order with a leading `tenant` column (SQLite files or PostgreSQL schemas)
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Live))))]
     Query(QueryArgs),
 
     /// Print the shell code that completes monkctl: `source <(monkctl completion bash)`
@@ -181,28 +217,37 @@ pub enum TenantCommand {
     Create(CreateArgs),
     /// List tenants (trashed and deleted ones only on request)
     List(ListArgs),
-    /// Show a tenant's row, file, tables and fixtures
-    Show(NameArg),
+    /// Show a tenant's row, file, tables and fixtures (several: one row each)
+    #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Any))))]
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Any))))]
+    Show(NamesArg),
     /// Move a tenant to the trash: the API refuses it at once (reversible with untrash)
     #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Untrashed))))]
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Untrashed))))]
     Trash(NamesArg),
     /// Take a tenant out of the trash
     #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Trashed))))]
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Trashed))))]
     Untrash(NamesArg),
     /// Suspend a tenant: the API refuses logins and requests at once
     #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Unsuspended))))]
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Unsuspended))))]
     Suspend(NamesArg),
     /// Make a suspended or pending tenant active
     #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Inactive))))]
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Inactive))))]
     Activate(NamesArg),
     /// Delete a tenant as the API does; its file moves to <data>/trash/, never destroyed
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Live))))]
     Delete(DeleteArgs),
     /// Bring back a deleted tenant from its trash copy (before `tenant purge` removed it)
     #[command(mut_arg("names", |a| a.add(complete::tenants(Tenants::Deleted))))]
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Deleted))))]
     Undelete(NamesArg),
     /// Remove the trashed files of tenants deleted longer ago than a retention
     Purge(PurgeArgs),
     /// Checkpoint, VACUUM and ANALYZE tenant files; tenants in use are skipped, not waited for
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Live))))]
     Vacuum(VacuumArgs),
     /// Show per tenant the file and WAL size, pages, free pages, rows per table, last change
     Usage(UsageArgs),
@@ -231,10 +276,11 @@ pub struct CopyArgs {
     pub as_name: Option<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct DoctorArgs {
-    /// Check only these tenants (repeatable, or comma-separated: --tenant a,b); data-directory
-    /// checks are skipped
+/// The tenants a command works on, beside its NAME arguments: the same two flags on every
+/// command that takes several tenants (with `--all` where the command has one).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TenantPick {
+    /// Tenants (repeatable, or comma-separated: --tenant a,b), with any NAME given
     #[arg(
         long = "tenant",
         value_name = "NAME",
@@ -242,6 +288,18 @@ pub struct DoctorArgs {
         add = complete::tenants(Tenants::Any)
     )]
     pub tenants: Vec<String>,
+
+    /// Tenants listed in a file, one a line (its first word: `tenant create --from-file` files
+    /// work; # comments); `-` reads standard input
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Check only these tenants (then the data-directory checks are skipped)
+    #[command(flatten)]
+    pub pick: TenantPick,
 
     /// Run integrity_check and foreign_key_check instead of quick_check (slower)
     #[arg(long)]
@@ -262,13 +320,16 @@ pub struct VacuumArgs {
     /// Tenants to vacuum
     #[arg(
         value_name = "TENANT",
-        required_unless_present = "all",
+        required_unless_present_any = ["all", "tenants", "from_file"],
         add = complete::tenants(Tenants::Live)
     )]
     pub names: Vec<String>,
 
+    #[command(flatten)]
+    pub pick: TenantPick,
+
     /// Vacuum every tenant that is not deleted
-    #[arg(long, conflicts_with = "names")]
+    #[arg(long, conflicts_with_all = ["names", "tenants", "from_file"])]
     pub all: bool,
 }
 
@@ -288,8 +349,11 @@ pub struct UsageArgs {
     #[arg(value_name = "TENANT", add = complete::tenants(Tenants::Any))]
     pub names: Vec<String>,
 
+    #[command(flatten)]
+    pub pick: TenantPick,
+
     /// Include trashed and deleted tenants (a deleted tenant's file is read in the trash)
-    #[arg(long, short = 'a', conflicts_with = "names")]
+    #[arg(long, short = 'a', conflicts_with_all = ["names", "tenants", "from_file"])]
     pub all: bool,
 
     /// Sort key: name ascending; size, wal, rows, free and changed largest or newest first
@@ -315,7 +379,8 @@ pub struct CreateArgs {
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
 
-    /// Read tenants from a file: one `NAME [OWNER [DESCRIPTION]]` a line, # comments
+    /// Read tenants from a file: one `NAME [OWNER [DESCRIPTION]]` a line, # comments; `-`
+    /// reads standard input
     #[arg(long, value_name = "FILE", conflicts_with = "names")]
     pub from_file: Option<PathBuf>,
 
@@ -372,6 +437,7 @@ pub enum FixtureCommand {
     /// Deploy fixtures (and their dependencies) to tenants, each tenant in one transaction that
     /// also records them in the tenant file; a deploy interrupted before the registry recorded
     /// them is finished by running it again
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Live))))]
     Deploy(DeployArgs),
     /// Show what a tenant has deployed, when, and at which version
     Status(StatusArgs),
@@ -401,18 +467,16 @@ pub struct DeployArgs {
     #[arg(value_name = "NAME", required = true, add = complete::fixtures(Fixtures::Deployable))]
     pub names: Vec<String>,
 
-    /// Tenants to deploy to (repeatable, or comma-separated: --tenant a,b)
-    #[arg(
-        long = "tenant",
-        value_name = "TENANT",
-        value_delimiter = ',',
-        required_unless_present = "all",
-        add = complete::tenants(Tenants::Live)
-    )]
-    pub tenants: Vec<String>,
+    /// Tenants to deploy to (--tenant, --from-file or --all)
+    #[command(flatten)]
+    pub pick: TenantPick,
 
     /// Every active tenant that is neither trashed nor deleted
-    #[arg(long, conflicts_with = "tenants")]
+    #[arg(
+        long,
+        conflicts_with_all = ["tenants", "from_file"],
+        required_unless_present_any = ["tenants", "from_file"]
+    )]
     pub all: bool,
 
     /// Deploy the named fixtures again even where they are recorded as deployed
@@ -521,25 +585,32 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct NameArg {
-    /// Tenant name
-    #[arg(value_name = "NAME", add = complete::tenants(Tenants::Any))]
-    pub name: String,
-}
-
-#[derive(Debug, Args)]
 pub struct DeleteArgs {
     /// Tenant names (several: one confirmation for all, each reported, exit 8 when some failed)
-    #[arg(value_name = "NAME", required = true, add = complete::tenants(Tenants::Live))]
+    #[arg(
+        value_name = "NAME",
+        required_unless_present_any = ["tenants", "from_file"],
+        add = complete::tenants(Tenants::Live)
+    )]
     pub names: Vec<String>,
+
+    #[command(flatten)]
+    pub pick: TenantPick,
 }
 
 #[derive(Debug, Args)]
 pub struct NamesArg {
     /// Tenant names (several: each reported in a batch, exit 8 when some failed; one: the
     /// tenant's result alone)
-    #[arg(value_name = "NAME", required = true, add = complete::tenants(Tenants::Live))]
+    #[arg(
+        value_name = "NAME",
+        required_unless_present_any = ["tenants", "from_file"],
+        add = complete::tenants(Tenants::Live)
+    )]
     pub names: Vec<String>,
+
+    #[command(flatten)]
+    pub pick: TenantPick,
 }
 
 #[derive(Debug, Args)]
@@ -558,14 +629,17 @@ pub struct ExtractArgs {
     /// Tenants to extract
     #[arg(
         value_name = "TENANT",
-        required_unless_present = "all",
+        required_unless_present_any = ["all", "tenants", "from_file"],
         conflicts_with = "all",
         add = complete::tenants(Tenants::Live)
     )]
     pub names: Vec<String>,
 
+    #[command(flatten)]
+    pub pick: TenantPick,
+
     /// Extract every tenant that is not deleted, and a copy of the infra registry (needs -o DIR)
-    #[arg(long, requires = "output")]
+    #[arg(long, requires = "output", conflicts_with_all = ["tenants", "from_file"])]
     pub all: bool,
 
     /// Output file (one tenant) or directory (one that exists, a path ending in `/`, or for
@@ -640,10 +714,13 @@ pub struct MigrateArgs {
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
     /// Applied version, pending, diverged and missing migrations of each database
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Migratable))))]
     Status(MigrateSelect),
     /// What `up` would run where, flagging destructive statements; writes nothing
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Migratable))))]
     Plan(MigrateSelect),
     /// Migrate the infra database, then the tenants in parallel, each in one transaction
+    #[command(mut_arg("tenants", |a| a.add(complete::tenants(Tenants::Migratable))))]
     Up(UpArgs),
     /// Restore the snapshots of the last run that took any (tenants changed since are skipped);
     /// an interrupted undo is finished by running it again
@@ -655,14 +732,9 @@ pub enum MigrateCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct MigrateSelect {
-    /// Only these tenants (repeatable, or comma-separated)
-    #[arg(
-        long = "tenant",
-        value_name = "NAME",
-        value_delimiter = ',',
-        add = complete::tenants(Tenants::Migratable)
-    )]
-    pub tenants: Vec<String>,
+    /// Only these tenants (every one that can be migrated when none is given)
+    #[command(flatten)]
+    pub pick: TenantPick,
 
     /// Include trashed tenants (deleted tenants are never migrated)
     #[arg(long)]
@@ -750,17 +822,11 @@ pub struct QueryArgs {
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
 
-    /// Tenants to query (repeatable, or comma-separated)
-    #[arg(
-        long = "tenant",
-        value_name = "NAME",
-        value_delimiter = ',',
-        add = complete::tenants(Tenants::Live)
-    )]
-    pub tenants: Vec<String>,
+    #[command(flatten)]
+    pub pick: TenantPick,
 
     /// Query every tenant that is not deleted (trashed ones included)
-    #[arg(long, conflicts_with_all = ["names", "tenants"])]
+    #[arg(long, conflicts_with_all = ["names", "tenants", "from_file"])]
     pub all: bool,
 
     /// Only tenants with this status (active, suspended, pending...); alone, every such tenant

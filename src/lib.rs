@@ -6,4 +6,5 @@
 pub mod cli;
 pub mod commands;
 pub mod core;
+pub mod examples;
 pub mod output;

@@ -1006,9 +1006,10 @@ fn lifecycle_verbs_take_several_names_and_report_each() {
             .iter()
             .map(|r| r["tenant"].as_str().unwrap())
             .collect::<Vec<_>>(),
-        ["acme", "nosuch", "globex"]
+        // In name order, as every run reports its tenants.
+        ["acme", "globex", "nosuch"]
     );
-    assert_eq!(results[1]["exit_code"], 3, "{v}");
+    assert_eq!(results[2]["exit_code"], 3, "{v}");
     assert_eq!(results[0]["result"]["changed"], true, "{v}");
     let listed = env.json(&["tenant", "list", "--trashed"]);
     let trashed: Vec<&str> = listed
@@ -1159,4 +1160,96 @@ fn a_run_over_many_tenants_lists_only_what_needs_attention() {
     let shown = env.ok(&["tenant", "activate", "t00", "t01"]);
     assert!(shown.contains("t00") && shown.contains("t01"), "{shown}");
     assert_eq!(env.json(&["tenant", "show", "t59"])["status"], "suspended");
+}
+
+/// Every command over several tenants takes them the same ways: NAME arguments, `--tenant a,b`,
+/// `--from-file FILE` (the `tenant create --from-file` format, `-` for stdin), each once, and
+/// reports them in name order.
+#[test]
+fn every_command_over_tenants_takes_the_same_selection() {
+    let env = Env::new();
+    env.ok(&["tenant", "create", "alpha", "bravo", "charlie", "delta"]);
+    let file = env.root().join("tenants.txt");
+    fs::write(&file, "# the fleet\ncharlie  root  Charlie Inc\n\nbravo\n").unwrap();
+    let file = file.to_str().unwrap();
+    let tenants_of = |v: &Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|r| r["tenant"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Names, --tenant and the file together; bravo once; in name order.
+    let shown = env.json(&[
+        "tenant",
+        "show",
+        "delta",
+        "--tenant",
+        "alpha,bravo",
+        "--from-file",
+        file,
+    ]);
+    assert_eq!(tenants_of(&shown), ["alpha", "bravo", "charlie", "delta"]);
+    assert_eq!(shown["results"][3]["result"]["name"], "delta");
+
+    // Standard input.
+    let out = env
+        .cmd()
+        .args(["--format", "json", "tenant", "suspend", "--from-file", "-"])
+        .write_stdin("charlie\nalpha\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tenants_of(&v), ["alpha", "charlie"]);
+    assert_eq!(
+        env.json(&["tenant", "show", "charlie"])["status"],
+        "suspended"
+    );
+    env.ok(&["tenant", "activate", "--tenant", "alpha,charlie"]);
+
+    // The same file for the other commands over tenants.
+    let usage = env.json(&["tenant", "usage", "--from-file", file]);
+    let names: Vec<&str> = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bravo", "charlie"]);
+    let vacuum = env.json(&["tenant", "vacuum", "--from-file", file]);
+    assert_eq!(tenants_of(&vacuum).len(), 2);
+    let out_dir = env.root().join("backups");
+    let extract = env.json(&[
+        "extract",
+        "--from-file",
+        file,
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(tenants_of(&extract), ["bravo", "charlie"]);
+    let status = env.json(&["migrate", "status", "--from-file", file]);
+    assert_eq!(status["summary"]["tenant_count"], 2);
+    let query = env.json(&[
+        "query",
+        "SELECT count(*) AS n FROM users",
+        "--from-file",
+        file,
+    ]);
+    assert_eq!(query.as_array().unwrap().len(), 2);
+    let doctor = env.json(&["doctor", "--from-file", file]);
+    assert_eq!(doctor["summary"]["tenants_checked"], 2);
+
+    // A bad file: named, with its line, and nothing done.
+    fs::write(env.root().join("bad.txt"), "bravo\nNot-A-Name\n").unwrap();
+    let before = snapshot(&env.data());
+    let err = env.fails(&["tenant", "trash", "--from-file", "bad.txt"], 2);
+    assert!(err.contains("bad.txt") && err.contains('2'), "{err}");
+    assert_eq!(snapshot(&env.data()), before);
+    let err = env.fails(&["tenant", "trash", "--from-file", "missing.txt"], 3);
+    assert!(err.contains("missing.txt"), "{err}");
+    // Nothing to select at all is a usage error.
+    env.fails(&["tenant", "trash"], 2);
 }

@@ -10,6 +10,7 @@ use crate::output::{self, opt, size, List, Render, Table};
 use super::{confirm, show, show_batch, workspace, Bar, Outcome};
 
 pub fn extract(g: &GlobalArgs, a: ExtractArgs) -> Outcome {
+    let names = super::picked(&a.names, &a.pick)?;
     let ws = workspace(g)?;
     let jobs = crate::core::pool::jobs(a.jobs, crate::core::pool::Work::Files);
     let batch = if a.all {
@@ -23,13 +24,13 @@ pub fn extract(g: &GlobalArgs, a: ExtractArgs) -> Outcome {
             Some(p)
                 if p.is_dir()
                     || p.as_os_str().as_encoded_bytes().ends_with(b"/")
-                    || a.names.len() > 1 =>
+                    || names.len() > 1 =>
             {
                 Output::Dir(p.clone())
             }
             Some(p) => Output::File(p.clone()),
         };
-        archive::extract_many(&ws, &a.names, &out, a.force, jobs, &Bar::new())?
+        archive::extract_many(&ws, &names, &out, a.force, jobs, &Bar::new())?
     };
     show_batch(g.format, &batch)
 }
@@ -146,7 +147,7 @@ impl Render for Batch<Extracted> {
                 ),
             }
         }
-        t
+        t.narrow(&["tenant", "result", "path", "size"])
     }
 }
 

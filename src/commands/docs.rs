@@ -48,22 +48,31 @@ pub fn generate(out: &Path) -> Outcome {
         let script = super::complete::script(shell, "monkctl")?;
         fs::write(comp.join(Generator::file_name(&shell, "monkctl")), script)?;
     }
-    let mut cmd = crate::cli::command().disable_help_subcommand(true);
+    let mut cmd = crate::cli::definition().disable_help_subcommand(true);
     cmd.build();
-    man_pages(&cmd, &man)?;
+    man_pages(&cmd, "", &man)?;
     Ok(0)
 }
 
-/// A man page for `cmd` and each of its visible subcommands, each with the source `monkctl
-/// VERSION` in its footer and an EXIT STATUS section from the one exit-code table.
-fn man_pages(cmd: &clap::Command, dir: &Path) -> std::io::Result<()> {
+/// A man page for `cmd` (at `path` below `monkctl`) and each of its visible subcommands, each
+/// with the source `monkctl VERSION` in its footer, its EXAMPLES (`crate::examples`, as under
+/// `--help`) and an EXIT STATUS section from the one exit-code table.
+fn man_pages(cmd: &clap::Command, path: &str, dir: &Path) -> std::io::Result<()> {
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        man_pages(sub, dir)?;
+        let sub_path = format!("{path} {}", sub.get_name());
+        man_pages(sub, sub_path.trim_start(), dir)?;
     }
     let man =
         clap_mangen::Man::new(cmd.clone()).source(format!("monkctl {}", env!("CARGO_PKG_VERSION")));
     let mut page = Vec::new();
     man.render(&mut page)?;
+    if let Some(examples) = crate::examples::of(path) {
+        page.extend_from_slice(b".SH EXAMPLES\n.nf\n");
+        for line in examples.lines() {
+            page.extend_from_slice(format!("{}\n", roff_text_keep_marks(line)).as_bytes());
+        }
+        page.extend_from_slice(b".fi\n");
+    }
     page.extend_from_slice(b".SH \"EXIT STATUS\"\n");
     for c in crate::core::error::CODES {
         page.extend_from_slice(
@@ -82,7 +91,13 @@ fn man_pages(cmd: &clap::Command, dir: &Path) -> std::io::Result<()> {
 /// Text for a roff paragraph: backslashes escaped, no line starting with a control character,
 /// Markdown's code marks dropped.
 fn roff_text(s: &str) -> String {
-    let s = s.replace('\\', "\\e").replace('`', "");
+    roff_text_keep_marks(&s.replace('`', ""))
+}
+
+/// A line for roff as it is (an example's shell quoting kept): backslashes escaped, no line
+/// starting with a control character.
+fn roff_text_keep_marks(s: &str) -> String {
+    let s = s.replace('\\', "\\e");
     if s.starts_with(['.', '\'']) {
         format!("\\&{s}")
     } else {

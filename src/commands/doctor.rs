@@ -9,9 +9,10 @@ use crate::output::{self, opt, Render, Table};
 use super::{workspace, Bar, Outcome};
 
 pub fn run(g: &GlobalArgs, a: DoctorArgs) -> Outcome {
+    let tenants = super::picked(&[], &a.pick)?;
     let ws = workspace(g)?;
     let opts = Options {
-        tenants: a.tenants,
+        tenants,
         full: a.full,
         repair: a.repair,
         jobs: crate::core::pool::jobs(a.jobs, crate::core::pool::Work::Files),

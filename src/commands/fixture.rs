@@ -35,7 +35,7 @@ pub fn run(g: &GlobalArgs, cmd: FixtureCommand) -> Outcome {
         }
         FixtureCommand::Deploy(a) => {
             let targets = Targets {
-                tenants: a.tenants,
+                tenants: super::picked(&[], &a.pick)?,
                 all: a.all,
             };
             let limit = statement_timeout(&a.limit)?;

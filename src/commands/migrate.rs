@@ -106,7 +106,7 @@ fn timeout(s: &str) -> anyhow::Result<Duration> {
 fn options(s: &MigrateSelect) -> anyhow::Result<RunOptions> {
     Ok(RunOptions {
         selection: Selection {
-            tenants: s.tenants.clone(),
+            tenants: super::picked(&[], &s.pick)?,
             include_trashed: s.include_trashed,
         },
         target: s.target,

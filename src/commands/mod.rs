@@ -286,6 +286,17 @@ fn quoted(word: &str) -> String {
     shlex::try_quote(word).map_or_else(|_| word.to_string(), |q| q.into_owned())
 }
 
+/// The tenants a command was given: its NAME arguments, each `--tenant` and the names of
+/// `--from-file`, each once and in name order (the order every run reports its tenants in).
+pub fn picked(names: &[String], pick: &crate::cli::TenantPick) -> anyhow::Result<Vec<String>> {
+    let mut all: std::collections::BTreeSet<String> =
+        names.iter().chain(&pick.tenants).cloned().collect();
+    if let Some(file) = &pick.from_file {
+        all.extend(core::tenant::parse_name_file(file)?);
+    }
+    Ok(all.into_iter().collect())
+}
+
 /// Prints `value` and returns success.
 pub fn show<T: Render>(format: Format, value: &T) -> Outcome {
     output::print(format, value)?;

@@ -21,11 +21,11 @@ pub fn run(g: &GlobalArgs, a: QueryArgs) -> Outcome {
         );
     }
     // With --file, every positional argument names a tenant.
-    let (sql, mut tenants) = match a.file {
+    let (sql, tenants) = match a.file {
         Some(_) => (None, a.sql.into_iter().chain(a.names).collect()),
         None => (a.sql, a.names),
     };
-    tenants.extend(a.tenants);
+    let tenants = super::picked(&tenants, &a.pick)?;
     if a.all && !tenants.is_empty() {
         return Err(Error::Usage(
             "--all queries every tenant: give it without tenant names".into(),

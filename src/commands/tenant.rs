@@ -10,7 +10,7 @@ use crate::core::tenant::{
 use crate::core::{exit, fixture, template, Batch, Error, Workspace};
 use crate::output::{self, opt, size, List, Render, Table};
 
-use super::{confirm, settings_with, show, show_batch, workspace, Bar, Outcome};
+use super::{confirm, picked, settings_with, show, show_batch, workspace, Bar, Outcome};
 
 pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
     if let TenantCommand::Create(a) = cmd {
@@ -23,32 +23,39 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
     match cmd {
         TenantCommand::Create(_) | TenantCommand::Copy(_) => unreachable!("handled above"),
         TenantCommand::List(a) => show(g.format, &List(tenant::list(&ws, &list_filter(&a))?)),
-        TenantCommand::Show(a) => show(g.format, &tenant::show(&ws, &a.name)?),
-        TenantCommand::Trash(a) => state(g, &ws, &a.names, StateChange::Trash),
-        TenantCommand::Untrash(a) => state(g, &ws, &a.names, StateChange::Untrash),
-        TenantCommand::Suspend(a) => state(g, &ws, &a.names, StateChange::Suspend),
-        TenantCommand::Activate(a) => state(g, &ws, &a.names, StateChange::Activate),
+        TenantCommand::Show(a) => each(g, &picked(&a.names, &a.pick)?, |n| tenant::show(&ws, n)),
+        TenantCommand::Trash(a) => state(g, &ws, &picked(&a.names, &a.pick)?, StateChange::Trash),
+        TenantCommand::Untrash(a) => {
+            state(g, &ws, &picked(&a.names, &a.pick)?, StateChange::Untrash)
+        }
+        TenantCommand::Suspend(a) => {
+            state(g, &ws, &picked(&a.names, &a.pick)?, StateChange::Suspend)
+        }
+        TenantCommand::Activate(a) => {
+            state(g, &ws, &picked(&a.names, &a.pick)?, StateChange::Activate)
+        }
         TenantCommand::Delete(a) => {
+            let names = picked(&a.names, &a.pick)?;
             // Fail on a bad or unknown name before asking.
-            for n in &a.names {
+            for n in &names {
                 crate::core::names::tenant(n)?;
             }
             let mut store = ws.store()?;
-            for n in &a.names {
+            for n in &names {
                 store.get(n)?;
             }
             drop(store);
             confirm(
                 &format!(
                     "Delete {} '{}' (the API refuses {} at once; {} to the trash)",
-                    if a.names.len() == 1 {
+                    if names.len() == 1 {
                         "tenant"
                     } else {
                         "tenants"
                     },
-                    a.names.join("', '"),
-                    if a.names.len() == 1 { "it" } else { "them" },
-                    if a.names.len() == 1 {
+                    names.join("', '"),
+                    if names.len() == 1 { "it" } else { "them" },
+                    if names.len() == 1 {
                         "its file moves"
                     } else {
                         "their files move"
@@ -56,11 +63,14 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
                 ),
                 g.yes,
             )?;
-            each(g, &a.names, |n| tenant::delete(&ws, n))
+            each(g, &names, |n| tenant::delete(&ws, n))
         }
-        TenantCommand::Undelete(a) => each(g, &a.names, |n| tenant::undelete(&ws, n)),
+        TenantCommand::Undelete(a) => {
+            each(g, &picked(&a.names, &a.pick)?, |n| tenant::undelete(&ws, n))
+        }
         TenantCommand::Vacuum(a) => {
-            let report = maintenance::vacuum(&ws, &a.names, a.all, &Bar::new())?;
+            let names = picked(&a.names, &a.pick)?;
+            let report = maintenance::vacuum(&ws, &names, a.all, &Bar::new())?;
             output::print(g.format, &report)?;
             Ok(super::batch_errors(&report.batch))
         }
@@ -75,7 +85,13 @@ pub fn run(g: &GlobalArgs, cmd: TenantCommand) -> Outcome {
             };
             show(
                 g.format,
-                &List(maintenance::usage(&ws, &a.names, a.all, sort, a.reverse)?),
+                &List(maintenance::usage(
+                    &ws,
+                    &picked(&a.names, &a.pick)?,
+                    a.all,
+                    sort,
+                    a.reverse,
+                )?),
             )
         }
         TenantCommand::Purge(a) => {
@@ -366,6 +382,42 @@ impl Render for TenantDetail {
                 .join(", "),
         ));
         Table::fields(rows)
+    }
+}
+
+/// `tenant show` of several tenants: a row each (`--format json` has every detail).
+impl Render for Batch<TenantDetail> {
+    fn table(&self) -> Table {
+        let mut t = Table::new(vec![
+            "tenant",
+            "status",
+            "created_at",
+            "size",
+            "fixtures",
+            "error",
+        ]);
+        for o in &self.results {
+            let row = match &o.result {
+                Some(d) => vec![
+                    o.tenant.clone(),
+                    shown_status(&d.tenant.status, d.tenant.trashed_at.is_some()),
+                    d.tenant.created_at.clone(),
+                    size(d.size_bytes),
+                    output::fixture_names(&d.fixtures),
+                    opt(&d.file_error),
+                ],
+                None => vec![
+                    o.tenant.clone(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    opt(&o.error),
+                ],
+            };
+            t.row(row, !o.ok);
+        }
+        t
     }
 }
 

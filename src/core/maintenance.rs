@@ -289,7 +289,7 @@ pub fn usage(
         }
     };
     match sort {
-        UsageSort::Name => {}
+        UsageSort::Name => out.sort_by(|a, b| a.tenant.cmp(&b.tenant)),
         UsageSort::Size => out.sort_by_key(|u| std::cmp::Reverse(u.file_bytes)),
         UsageSort::Wal => out.sort_by_key(|u| std::cmp::Reverse(u.wal_bytes)),
         UsageSort::Rows => out.sort_by_key(|u| std::cmp::Reverse(u.total_rows)),

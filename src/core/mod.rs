@@ -7,6 +7,23 @@
 //! version, a checkpoint) in `db`; operator SQL in `guard` (`guard_postgres` on PostgreSQL). Both are
 //! directories of parts, which their `mod.rs` describes; callers use them as `db::<item>` and
 //! `guard::<item>` whatever part holds it.
+//!
+//! The tree (a directory's `mod.rs` or `<name>.rs` names its parts):
+//! - where things are: `config` (settings and their sources), `layout` (paths in a data
+//!   directory), `backend` (the seam between the rules and SQLite or PostgreSQL: `Store`, and
+//!   `backend/postgres/`), `registry` (the SQLite infra database);
+//! - one rule each: `names` (validation before a path or SQL), `fsutil` (owner-only files,
+//!   atomic placement), `lock` (locks between monkctl processes), `db` (opening SQLite, SQL
+//!   helpers), `guard` and `guard_postgres` (operator SQL), `fingerprint` (XXH3), `ids` (UUIDs
+//!   and times), `pool` (work over many tenants, `--jobs`), `error` (errors and exit codes),
+//!   `progress` (the trait long runs report through);
+//! - the commands' work: `tenant` (create, batch, view, lifecycle, purge), `system` (the built-in
+//!   fixture), `schema` (tenant schema versions), `fixture` (manifest, data, apply, check,
+//!   deploy, postgres), `template`, `migrate` (set, inspect, targets, survey, up, undo,
+//!   destructive, postgres), `archive` (checksum, extract, verify, restore, crossing,
+//!   postgres), `doctor` (with `doctor_postgres`), `maintenance` (vacuum, usage), `query` (with
+//!   `query_postgres`);
+//! - `sql/`: the SQL files built in (`system.sql`, the PostgreSQL schema).
 
 pub mod archive;
 pub mod backend;

@@ -69,6 +69,17 @@ pub const SUFFIX: &str = ".monk.db";
 
 /// Ends the name of the copy `restore --force` saves in the trash before replacing a tenant.
 pub const BEFORE_RESTORE_SUFFIX: &str = ".before-restore.monk.db";
+
+/// Where `restore --force` saves the tenant it replaces (both backends):
+/// `<trash>/<schema>.<id>.<UTC time>-<8 hex digits>.before-restore.monk.db`, the random part
+/// keeping two restores within one second apart.
+pub fn before_restore_path(trash: &std::path::Path, schema: &str, id: &str) -> std::path::PathBuf {
+    trash.join(format!(
+        "{schema}.{id}.{}-{}{BEFORE_RESTORE_SUFFIX}",
+        crate::core::ids::file_stamp(std::time::SystemTime::now()),
+        &crate::core::ids::uuid_v4()[..8]
+    ))
+}
 /// The name of the content checksum algorithm, recorded in front of the digest
 /// (`core::fingerprint`).
 pub const CHECKSUM_ALGORITHM: &str = crate::core::fingerprint::TAG;

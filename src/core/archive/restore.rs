@@ -422,14 +422,7 @@ pub(super) fn replace_existing(
     // 1. Where what is there now is saved, as an archive, so that nothing is lost.
     let trash = layout.trash_dir();
     fsutil::create_private_dir(&trash)?;
-    // The random part keeps two restores within one second from colliding.
-    let saved = trash.join(format!(
-        "{}.{}.{}-{}{BEFORE_RESTORE_SUFFIX}",
-        current.schema,
-        current.id,
-        ids::file_stamp(SystemTime::now()),
-        &ids::uuid_v4()[..8]
-    ));
+    let saved = super::before_restore_path(&trash, &current.schema, &current.id);
     names::path_component("tenants.schema", &current.schema)?;
     names::path_component("tenants.id", &current.id)?;
     let fixtures = reg.fixtures_of(&current.id)?;

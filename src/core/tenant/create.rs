@@ -96,7 +96,14 @@ pub struct Created {
 /// Parses a `--from-file` list: one tenant a line, `NAME [OWNER [DESCRIPTION...]]`, blank lines
 /// and `#` comments ignored. Every line is checked before anything is created.
 pub fn parse_create_file(path: &Path) -> Result<Vec<CreateSpec>> {
-    let bytes = fs::read(path).at(path)?;
+    // `-`: standard input, as a provisioning pipeline hands it over.
+    let bytes = if path == Path::new("-") {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b).at(path)?;
+        b
+    } else {
+        fs::read(path).at(path)?
+    };
     let text = String::from_utf8(bytes).map_err(|e| Error::BadInput {
         path: path.to_path_buf(),
         line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
@@ -145,6 +152,16 @@ pub fn parse_create_file(path: &Path) -> Result<Vec<CreateSpec>> {
         });
     }
     Ok(specs)
+}
+
+/// The tenants a `--from-file` file names: the first word of each line of the `tenant create
+/// --from-file` format (`NAME [OWNER [DESCRIPTION]]`, # comments, `-` for standard input), in
+/// order, each checked as a tenant name.
+pub fn parse_name_file(path: &Path) -> Result<Vec<String>> {
+    Ok(parse_create_file(path)?
+        .into_iter()
+        .map(|s| s.name)
+        .collect())
 }
 
 /// The first blank-separated field of `s` and the rest after the blanks that follow it.

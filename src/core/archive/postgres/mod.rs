@@ -27,7 +27,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{IsolationLevel, Transaction};

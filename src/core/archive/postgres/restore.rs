@@ -58,16 +58,9 @@ pub(in crate::core::archive) fn restore(
         .filter(|s| *s != schema_name)
         .collect();
     let trash = ws.layout.trash_dir();
-    let saved_path = current.as_ref().map(|cur| {
-        trash.join(format!(
-            "{}.{}.{}-{}{}",
-            cur.schema,
-            cur.id,
-            ids::file_stamp(SystemTime::now()),
-            &ids::uuid_v4()[..8],
-            super::super::BEFORE_RESTORE_SUFFIX
-        ))
-    });
+    let saved_path = current
+        .as_ref()
+        .map(|cur| super::super::before_restore_path(&trash, &cur.schema, &cur.id));
     // The replaced tenant's fixtures, for its saved copy: read now, in a statement of its own,
     // so that the restoring transaction touches the registry only at its end.
     let current_fixtures = match &current {

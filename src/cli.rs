@@ -413,7 +413,7 @@ pub struct CreateArgs {
 /// The time limit of each fixture or migration statement on a real tenant.
 #[derive(Debug, Clone, Args)]
 pub struct StatementTimeout {
-    /// Stop a fixture or migration statement that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); its tenant is rolled back (exit 20)
+    /// Stop a fixture or migration statement that runs longer than this (a number and a unit: ms, s, m; at most 1h); its tenant is rolled back (exit 20)
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub statement_timeout: String,
 }
@@ -837,7 +837,7 @@ pub struct QueryArgs {
     #[arg(long, short = 'j', value_name = "N", value_parser = jobs)]
     pub jobs: Option<usize>,
 
-    /// Stop the statement in a tenant that runs longer than this (ms, s, m; a bare number is seconds; at most 1h); that tenant fails with exit 20
+    /// Stop the statement in a tenant that runs longer than this (a number and a unit: ms, s, m; at most 1h); that tenant fails with exit 20
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub timeout: String,
 

@@ -44,6 +44,14 @@ impl Table {
         self.rows.push(cells);
     }
 
+    /// A failed tenant's row of a run whose columns are `tenant, result, ...`: `failed` and the
+    /// error in the third column, the others empty.
+    pub fn failed(&mut self, tenant: &str, error: &Option<String>) {
+        let mut cells = vec![tenant.to_string(), "failed".into(), opt(error)];
+        cells.resize(self.headers.len().max(3), String::new());
+        self.row(cells, true);
+    }
+
     /// A two-column table of fields and values, for one object.
     pub fn fields(pairs: Vec<(&'static str, String)>) -> Table {
         Table {

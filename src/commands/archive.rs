@@ -134,17 +134,7 @@ impl Render for Batch<Extracted> {
                     ],
                     false,
                 ),
-                None => t.row(
-                    vec![
-                        o.tenant.clone(),
-                        "failed".into(),
-                        opt(&o.error),
-                        String::new(),
-                        String::new(),
-                        String::new(),
-                    ],
-                    true,
-                ),
+                None => t.failed(&o.tenant, &o.error),
             }
         }
         t.narrow(&["tenant", "result", "path", "size"])

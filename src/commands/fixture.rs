@@ -151,15 +151,7 @@ impl Render for Batch<Deployed> {
                     ],
                     false,
                 ),
-                None => t.row(
-                    vec![
-                        o.tenant.clone(),
-                        "failed".into(),
-                        opt(&o.error),
-                        String::new(),
-                    ],
-                    true,
-                ),
+                None => t.failed(&o.tenant, &o.error),
             }
         }
         t

@@ -163,34 +163,64 @@ pub fn copy(from: &Workspace, name: &str, to: &Workspace, as_name: Option<&str>)
     })
 }
 
+/// What a restore starts from, on both backends: the archive's metadata, its schema judged
+/// against the deployment's migration set, and the name it is restored under.
+pub(super) struct Start {
+    pub meta: Metadata,
+    pub standing: SchemaStanding,
+    pub archived_name: String,
+    pub name: String,
+    pub renamed: bool,
+}
+
+impl Start {
+    /// Checks `--as` and reads and judges the archive, changing nothing.
+    fn read(ws: &Workspace, archive: &Path, opts: &RestoreOptions) -> Result<Start> {
+        if let Some(n) = &opts.as_name {
+            names::tenant(n)?;
+        }
+        // The metadata now, for the checks and the plan; the whole verification runs beside
+        // the copies, and nothing the user can see changes before it has passed.
+        let meta = metadata_of(archive)?;
+        let set = ws.migration_set()?;
+        // Judged before anything changes (a restore over a newer tenant is refused on it);
+        // when the judgement fails, a fault the full verification finds is reported first, as
+        // `verify` reports it.
+        let standing = judged(archive, set, meta.schema_version)
+            .map_err(|e| verify_file(archive).err().unwrap_or(e))?;
+        let archived_name = meta.tenant.name.clone();
+        let name = opts
+            .as_name
+            .clone()
+            .unwrap_or_else(|| archived_name.clone());
+        Ok(Start {
+            renamed: name != archived_name,
+            meta,
+            standing,
+            archived_name,
+            name,
+        })
+    }
+}
+
 /// Verifies the archive and puts its content in place (a new tenant, or over an existing one).
 pub(super) fn restore_content(
     ws: &Workspace,
     archive: &Path,
     opts: &RestoreOptions,
 ) -> Result<Restored> {
+    let start = Start::read(ws, archive, opts)?;
     if let crate::core::Backend::Postgres(target) = &ws.backend {
-        return postgres::restore(ws, target, archive, opts);
+        return postgres::restore(ws, target, archive, opts, start);
     }
-    if let Some(n) = &opts.as_name {
-        names::tenant(n)?;
-    }
-    // The metadata now, for the checks and the plan; the whole verification runs beside the
-    // copies below, and nothing the user can see changes before it has passed.
-    let meta = metadata_of(archive)?;
-    let set = ws.migration_set()?;
-    // Judged before anything changes (a restore over a newer tenant is refused on it); when the
-    // judgement fails, a fault the full verification finds is reported first, as `verify`
-    // reports it.
-    let standing = judged(archive, set, meta.schema_version)
-        .map_err(|e| verify_file(archive).err().unwrap_or(e))?;
+    let Start {
+        meta,
+        standing,
+        archived_name,
+        name,
+        renamed,
+    } = start;
     let needs_migration = standing.needs_migration;
-    let archived_name = meta.tenant.name.clone();
-    let name = opts
-        .as_name
-        .clone()
-        .unwrap_or_else(|| archived_name.clone());
-    let renamed = name != archived_name;
     let mut reg = crate::core::Store::Sqlite(ws.registry_for_write()?);
     // Refusals come before the lock, so that a refused restore leaves no file behind; the checks
     // run again under the lock (create_one re-checks in its registry transaction).

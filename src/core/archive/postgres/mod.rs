@@ -34,8 +34,8 @@ use rusqlite::Connection;
 
 use super::crossing::{self, Field, Kind, EXACT_DDL, EXACT_TABLE};
 use super::{
-    content_of, judged, metadata_of, place, verify_file, write_metadata, ContentHasher, Extracted,
-    Metadata, RestoreMode, RestoreOptions, Restored, CHECKSUM_ALGORITHM, META_TABLE,
+    content_of, place, write_metadata, ContentHasher, Extracted, Metadata, RestoreMode,
+    RestoreOptions, Restored, CHECKSUM_ALGORITHM, META_TABLE,
 };
 use crate::core::backend::postgres::{ident, insert_fixture_rows, insert_row, Registry, Target};
 use crate::core::db;
@@ -45,7 +45,6 @@ use crate::core::guard;
 use crate::core::ids;
 use crate::core::layout::Layout;
 use crate::core::migrate::MigrationSet;
-use crate::core::names;
 use crate::core::registry::{FixtureRow, TenantRow};
 use crate::core::schema::{self, HISTORY_TABLE};
 use crate::core::Workspace;

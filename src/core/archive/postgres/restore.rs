@@ -8,20 +8,16 @@ pub(in crate::core::archive) fn restore(
     target: &Arc<Target>,
     archive: &Path,
     opts: &RestoreOptions,
+    start: super::super::restore::Start,
 ) -> Result<Restored> {
-    if let Some(n) = &opts.as_name {
-        names::tenant(n)?;
-    }
-    let meta = metadata_of(archive)?;
+    let super::super::restore::Start {
+        meta,
+        standing,
+        archived_name,
+        name,
+        renamed,
+    } = start;
     let set = ws.migration_set()?;
-    let standing = judged(archive, set, meta.schema_version)
-        .map_err(|e| verify_file(archive).err().unwrap_or(e))?;
-    let archived_name = meta.tenant.name.clone();
-    let name = opts
-        .as_name
-        .clone()
-        .unwrap_or_else(|| archived_name.clone());
-    let renamed = name != archived_name;
     let mut store = crate::core::Store::Postgres(Registry::open_for_write(target)?);
     let current = super::super::check_target(
         &mut store,

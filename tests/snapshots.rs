@@ -91,7 +91,7 @@ fn the_help_of_every_command() {
     assert!(!env.data().exists());
 }
 
-/// A deployment with two tenants, a fixture deployed to one, and its archive. Its directory is
+/// A deployment with two tenants, a fixture deployed to one, a template, and an archive. Its directory is
 /// in `/tmp` whatever `TMPDIR` says, so that the length of the paths shown (and so where a
 /// table wraps) is the same on every machine.
 fn deployment() -> Env {
@@ -113,6 +113,7 @@ fn deployment() -> Env {
     );
     out(&env, &["tenant", "create", "acme", "globex"]);
     out(&env, &["fixture", "deploy", "crm", "--tenant", "acme"]);
+    out(&env, &["template", "build", "shop", "--fixture", "crm"]);
     std::fs::create_dir(env.root().join("backups")).unwrap();
     out(
         &env,
@@ -132,7 +133,9 @@ fn a_table_json_and_csv_of_each_command_group() {
     let env = deployment();
     let backups = env.root().join("backups");
     let backups = backups.to_str().unwrap();
-    let groups: [(&str, &[&str]); 8] = [
+    let groups: [(&str, &[&str]); 10] = [
+        ("config", &["config"]),
+        ("template_list", &["template", "list"]),
         ("tenant_list", &["tenant", "list"]),
         ("tenant_show", &["tenant", "show", "acme"]),
         ("tenant_usage", &["tenant", "usage"]),

@@ -48,6 +48,32 @@ fn completions_and_man_pages_are_up_to_date() {
     }
 }
 
+/// The man pages say what `--help` says: several names as `NAME...` in the SYNOPSIS, and the
+/// examples.
+#[test]
+fn man_pages_show_several_names_and_the_examples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("man/monkctl-tenant-trash.1")).unwrap();
+    let synopsis = page
+        .lines()
+        .skip_while(|l| *l != ".SH SYNOPSIS")
+        .nth(1)
+        .unwrap();
+    assert!(synopsis.ends_with("[\\fINAME\\fR]... "), "{synopsis}");
+    let page = std::fs::read_to_string(root.join("man/monkctl-tenant-show.1")).unwrap();
+    let examples = page
+        .split(".SH EXAMPLES\n")
+        .nth(1)
+        .expect("an EXAMPLES section");
+    assert!(
+        examples.starts_with(".nf\nmonkctl tenant show acme\n"),
+        "{examples}"
+    );
+    // A command that takes one name says so without `...`.
+    let page = std::fs::read_to_string(root.join("man/monkctl-tenant-copy.1")).unwrap();
+    assert!(!page.contains("NAME\\fR]...") && !page.contains("NAME\\fR>..."));
+}
+
 #[test]
 fn readme_lists_every_exit_code_and_ci_runs_its_test_command() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -66,6 +66,7 @@ fn man_pages(cmd: &clap::Command, path: &str, dir: &Path) -> std::io::Result<()>
         clap_mangen::Man::new(cmd.clone()).source(format!("monkctl {}", env!("CARGO_PKG_VERSION")));
     let mut page = Vec::new();
     man.render(&mut page)?;
+    let mut page = several_marked(cmd, page).into_bytes();
     if let Some(examples) = crate::examples::of(path) {
         page.extend_from_slice(b".SH EXAMPLES\n.nf\n");
         for line in examples.lines() {
@@ -86,6 +87,40 @@ fn man_pages(cmd: &clap::Command, path: &str, dir: &Path) -> std::io::Result<()>
         );
     }
     fs::write(dir.join(man.get_filename()), page)
+}
+
+/// The page with `...` after each positional argument of the SYNOPSIS that takes several values
+/// (`[NAME]...`), which clap_mangen leaves out.
+fn several_marked(cmd: &clap::Command, page: Vec<u8>) -> String {
+    let mut text = String::from_utf8_lossy(&page).into_owned();
+    let Some(start) = text.find(".SH SYNOPSIS\n") else {
+        return text;
+    };
+    let end = text[start + 1..]
+        .find("\n.SH ")
+        .map_or(text.len(), |e| start + 1 + e);
+    let mut synopsis = text[start..end].to_string();
+    for a in cmd.get_positionals() {
+        let several = a.get_num_args().is_some_and(|r| r.max_values() > 1);
+        let Some(name) = a.get_value_names().and_then(|v| v.first()) else {
+            continue;
+        };
+        if !several {
+            continue;
+        }
+        for (open, close) in [("[", "]"), ("<", ">")] {
+            let shown = format!("{open}\\fI{name}\\fR{close}");
+            if let Some(at) = synopsis.find(&shown) {
+                let after = at + shown.len();
+                if !synopsis[after..].starts_with("...") {
+                    synopsis.insert_str(after, "...");
+                }
+                break;
+            }
+        }
+    }
+    text.replace_range(start..end, &synopsis);
+    text
 }
 
 /// Text for a roff paragraph: backslashes escaped, no line starting with a control character,

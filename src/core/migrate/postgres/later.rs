@@ -77,19 +77,28 @@ pub(crate) fn execute_later_to(
         .map_err(err)?;
     tx.batch_execute(HISTORY_DDL).map_err(err)?;
     for m in set.migs.iter().take_while(|m| m.version <= version) {
-        tx.execute(
-            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
-             VALUES ($1::int8::int4, $2, $3, $4)",
-            &[
-                &m.version,
-                &m.name,
-                &ids::now_iso(),
-                &m.pg_checksum.to_string(),
-            ],
-        )
-        .map_err(err)?;
+        record_history(tx, m).map_err(err)?;
     }
     Ok(())
+}
+
+/// Records migration `m` as applied now in the schema's `refinery_schema_history` (the
+/// `search_path` names the schema), with its PostgreSQL checksum.
+pub(super) fn record_history(
+    tx: &mut Transaction<'_>,
+    m: &crate::core::migrate::Mig,
+) -> std::result::Result<(), postgres::Error> {
+    tx.execute(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+         VALUES ($1::int8::int4, $2, $3, $4)",
+        &[
+            &m.version,
+            &m.name,
+            &ids::now_iso(),
+            &m.pg_checksum.to_string(),
+        ],
+    )
+    .map(|_| ())
 }
 
 /// A fingerprint of a schema's content: every table's rows (in a stable order, as text), by

@@ -287,18 +287,7 @@ pub(super) fn visit(cx: &Ctx<'_>, client: &mut Client, t: &TenantRow) -> Result<
     }
     tx.batch_execute(HISTORY_DDL).map_err(err)?;
     let mut record = |m: &crate::core::migrate::Mig| -> Result<()> {
-        tx.execute(
-            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
-             VALUES ($1::int8::int4, $2, $3, $4)",
-            &[
-                &m.version,
-                &m.name,
-                &ids::now_iso(),
-                &m.pg_checksum.to_string(),
-            ],
-        )
-        .map(|_| ())
-        .map_err(err)
+        super::later::record_history(&mut tx, m).map_err(err)
     };
     if ins.adopt {
         for m in cx.set.migs.iter().filter(|m| m.version <= ins.version) {
